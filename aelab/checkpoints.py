@@ -1,0 +1,265 @@
+"""One checkpoint format: a single `.safetensors` file whose header carries our JSON metadata.
+
+Weights are safetensors (plain tensors, nothing executable); the metadata (variant, config, dataset, seed, versions,
+history, metrics, the command that made it) is JSON under the header's `__metadata__["aelab"]`. One file means one
+atomic rename on save, and one thing to upload, download, rename or delete. Nothing is ever unpickled: pickled files
+are refused by their first bytes before any loader sees them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from . import __version__
+from .errors import CheckpointError, ConfigError
+from .models import Autoencoder, get_variant
+
+SUFFIX = ".safetensors"
+FORMAT = "aelab-checkpoint"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 4 * 1024 * 1024  # metadata + tensor index; real ones are a few kB to a few hundred kB
+MAX_FILE_BYTES = 512 * 1024 * 1024
+DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
+FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+PICKLE_HINT = ("aelab never unpickles files (unpickling can run code); if you trust this model, load it in your own "
+               "Python with torch.load(path, weights_only=True), build the matching aelab model and save it with "
+               "aelab.checkpoints.save_checkpoint")
+
+
+def checkpoint_folder() -> Path:
+    return Path(os.environ.get("AELAB_CHECKPOINTS", DEFAULT_FOLDER))
+
+
+def _versions() -> dict:
+    return {"aelab": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch.dtype = torch.float32,
+                    **metadata) -> Path:
+    """Write model + metadata atomically (temp file in the same folder, then rename); returns the final path.
+
+    `metadata` keys are free-form JSON values; usual ones: dataset, train_config, history, metrics, command, seed.
+    float16 storage halves the size; loading casts back to float32.
+    """
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        tensors[name] = tensor.contiguous()
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "variant": model.variant,
+            "config": model.config.to_dict(), "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "versions": _versions(), **metadata}
+    blob = save_safetensors_bytes(tensors, metadata={"aelab": json.dumps(meta, default=_jsonable)})
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in checkpoint metadata")
+
+
+def _refuse_foreign(head: bytes, name: str) -> None:
+    if head[:2] == b"PK":
+        raise CheckpointError(f"{name} is a zip/PyTorch archive (a pickle inside): {PICKLE_HINT}")
+    if head[:1] == b"\x80" or name.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt")):
+        raise CheckpointError(f"{name} is a pickled file: {PICKLE_HINT}")
+
+
+def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
+    """Validate the safetensors header and our metadata from raw bytes; returns (metadata, tensor index)."""
+    _refuse_foreign(data[:8], name)
+    if len(data) < 8:
+        raise CheckpointError(f"{name} is too short to be a checkpoint")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{name}: header of {header_len:,} bytes is over the {MAX_HEADER_BYTES:,}-byte limit")
+    if 8 + header_len > len(data):
+        raise CheckpointError(f"{name} is truncated (header runs past the end of the file)")
+    try:
+        header = json.loads(data[8:8 + header_len])
+        meta = json.loads(header.pop("__metadata__")["aelab"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(f"{name} is not an aelab checkpoint (safetensors with aelab metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is not an aelab checkpoint (metadata format missing)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{name} was written by a newer aelab (format {meta.get('format_version')})")
+    for key, kind in (("variant", str), ("config", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{name}: metadata field {key!r} is missing or not a {kind.__name__}")
+    return meta, header
+
+
+def build_from_metadata(meta: dict, name: str = "checkpoint") -> Autoencoder:
+    try:
+        cls = get_variant(meta["variant"])
+        return cls(cls.config_class.from_dict(meta["config"]))
+    except (ConfigError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{name}: its config cannot build a model ({err})") from None
+
+
+def _check_tensors(model: Autoencoder, index: dict, name: str) -> None:
+    expected = model.state_dict()
+    missing, extra = set(expected) - set(index), set(index) - set(expected)
+    if missing or extra:
+        detail = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(extra)[:3]}"
+        raise CheckpointError(f"{name}: tensors do not match the {model.variant} config ({detail})")
+    for key, tensor in expected.items():
+        entry = index[key]
+        if list(entry.get("shape", [])) != list(tensor.shape):
+            raise CheckpointError(f"{name}: tensor {key} has shape {entry.get('shape')}, "
+                                  f"the config needs {list(tensor.shape)}")
+        dtype = entry.get("dtype")
+        if tensor.is_floating_point() and dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{name}: tensor {key} has dtype {dtype}, expected a float type")
+        if not tensor.is_floating_point() and dtype not in ("I64", "I32"):
+            raise CheckpointError(f"{name}: tensor {key} has dtype {dtype}, expected an integer type")
+
+
+def load_bytes(data: bytes, name: str = "checkpoint", device: str | torch.device = "cpu"
+               ) -> tuple[Autoencoder, dict]:
+    """Validate everything (header, metadata, config, every tensor's name/shape/dtype), then load. Never unpickles."""
+    if len(data) > MAX_FILE_BYTES:
+        raise CheckpointError(f"{name} is {len(data) / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
+    meta, index = parse_header(data, name)
+    model = build_from_metadata(meta, name)
+    _check_tensors(model, index, name)
+    try:
+        tensors = load_safetensors_bytes(data)
+    except Exception as err:  # safetensors raises its own error types for bad offsets and lengths
+        raise CheckpointError(f"{name}: tensor data is corrupt ({str(err).splitlines()[0]})") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{name}: tensor {key} contains NaN or infinite values")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    return model.to(device).eval(), meta
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Autoencoder, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such checkpoint: {path}")
+    with open(path, "rb") as f:
+        _refuse_foreign(f.read(8), path.name)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{path.name} is over the {MAX_FILE_BYTES // 2**20} MB limit")
+    return load_bytes(path.read_bytes(), path.name, device)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Only the header: cheap enough to list a folder of checkpoints."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        _refuse_foreign(head, path.name)
+        if len(head) < 8:
+            raise CheckpointError(f"{path.name} is too short to be a checkpoint")
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path.name}: header of {header_len:,} bytes is over the limit")
+        rest = f.read(header_len)
+    meta, _ = parse_header(head + rest, path.name)
+    return meta
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        return self.path.name[: -len(SUFFIX)]
+
+
+def list_checkpoints(folder: str | os.PathLike | None = None) -> tuple[list[CheckpointInfo], list[tuple[Path, str]]]:
+    """Every readable checkpoint in the folder, newest first, and (path, reason) for each file that is broken."""
+    folder = Path(folder) if folder else checkpoint_folder()
+    good, broken = [], []
+    if not folder.is_dir():
+        return good, broken
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        if path.name.startswith("."):
+            continue
+        try:
+            good.append(CheckpointInfo(path, read_metadata(path)))
+        except (CheckpointError, OSError) as err:
+            broken.append((path, str(err)))
+    return good, broken
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,79}$")
+
+
+def safe_name(name: str) -> str:
+    """A user-given model name, checked so it cannot leave the checkpoint folder or hide as a dot file."""
+    name = name.strip()
+    if name.endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise CheckpointError(f"{name!r} is not a valid model name: use letters, digits, spaces, '-', '_' or '.' "
+                              "(at most 80, no '..', no '/')")
+    return name
+
+
+def path_for(name: str, folder: str | os.PathLike | None = None) -> Path:
+    return (Path(folder) if folder else checkpoint_folder()) / f"{safe_name(name)}{SUFFIX}"
+
+
+def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False) -> Path:
+    """Validate an uploaded checkpoint fully, then write it under a safe name (refusing to overwrite unless asked)."""
+    target = path_for(name, folder)
+    load_bytes(data, name)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(handle, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target
+
+
+def rename_checkpoint(path: str | os.PathLike, new_name: str, overwrite: bool = False) -> Path:
+    path = Path(path)
+    target = path_for(new_name, path.parent)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
+    os.replace(path, target)
+    return target
+
+
+def delete_checkpoint(path: str | os.PathLike) -> None:
+    Path(path).unlink(missing_ok=True)

@@ -1,0 +1,252 @@
+"""python -m aelab list | train | eval | reconstruct | embed | sample | zoo
+
+Each command is a thin layer over the same functions the app calls. Errors a user can cause print one line
+(`error: ...`) on stderr and exit with status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import typing
+from pathlib import Path
+
+from .errors import AelabError, ConfigError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1000,500,250, not {text!r}")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
+    """One --option per dataclass field, typed from its annotation, with the field's help and choices."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.metadata.get("hidden"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kind, help_text = hints[f.name], f"{f.metadata.get('help', '')} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(flag, type=_int_list, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text)
+
+
+def picked(args: argparse.Namespace, cls) -> dict:
+    """The options of `cls` that the user actually gave."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
+
+
+def build_parser() -> Parser:
+    from .models import REGISTRY
+    from .train import TrainConfig
+
+    parser = Parser(prog="python -m aelab", description="aelab: train, inspect and use autoencoders")
+    parser.add_argument("--data-root", help="folder holding mnist/ and fashion-mnist/ idx files (or AELAB_DATA)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    commands.add_parser("list", help="list the model variants")
+
+    train = commands.add_parser("train", help="train a model and save a checkpoint")
+    variants = train.add_subparsers(dest="variant", required=True, parser_class=Parser, metavar="VARIANT")
+    for name, cls in REGISTRY.items():
+        sub = variants.add_parser(name, help=cls.description, description=cls.description)
+        sub.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, or a folder/zip of images")
+        sub.add_argument("--image-size", type=int, default=28, help="size for image-folder datasets")
+        sub.add_argument("--image-channels", type=int, default=1, choices=(1, 3), help="1 = grayscale, 3 = RGB (folders)")
+        sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
+        sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
+        sub.add_argument("--out", required=True, help="checkpoint path (.safetensors is added)")
+        sub.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
+        sub.add_argument("--events", help="append progress events as JSON lines to this file")
+        sub.add_argument("--stop-file", help="stop cleanly (keeping the weights so far) once this file exists")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_dataclass_options(sub, cls.config_class)
+        add_dataclass_options(sub, TrainConfig)
+
+    ev = commands.add_parser("eval", help="test-set metrics of a checkpoint")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--dataset", help="default: the dataset the model was trained on")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rec = commands.add_parser("reconstruct", help="prepare images like MNIST and reconstruct them")
+    rec.add_argument("checkpoint")
+    rec.add_argument("images", nargs="+")
+    rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png")
+
+    emb = commands.add_parser("embed", help="codes and labels of a dataset split, as .npz")
+    emb.add_argument("checkpoint")
+    emb.add_argument("--dataset")
+    emb.add_argument("--split", default="test", choices=("train", "test"))
+    emb.add_argument("--out", required=True)
+
+    smp = commands.add_parser("sample", help="a grid of samples from a generative model")
+    smp.add_argument("checkpoint")
+    smp.add_argument("-n", type=int, default=64)
+    smp.add_argument("--temperature", type=float, default=1.0)
+    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--out", required=True)
+
+    zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
+    zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
+    zoo.add_argument("--out-dir", help="default: checkpoints/")
+    zoo.add_argument("--list", action="store_true", help="list the zoo entries and their commands")
+    return parser
+
+
+def cmd_list(args) -> int:
+    from .models import REGISTRY
+
+    width = max(map(len, REGISTRY))
+    for name, cls in REGISTRY.items():
+        print(f"{name:<{width}}  {cls.description}")
+    return 0
+
+
+def dataset_for(args, name: str | None, meta: dict | None = None):
+    from .data import load_dataset
+
+    dataset_meta = (meta or {}).get("dataset", {})
+    name = name or dataset_meta.get("name") or "mnist"
+    shape = dataset_meta.get("input_shape") or (1, 28, 28)
+    dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
+    print(f"data: {dataset.name} from {dataset.source}", file=sys.stderr)
+    return dataset
+
+
+def cmd_train(args) -> int:
+    from .models import get_variant
+    from .progress import StopFlag, TrainingProgress
+    from .train import TrainConfig, train_and_save
+
+    cls = get_variant(args.variant)
+    model_options = picked(args, cls.config_class)
+    train_config = TrainConfig(**picked(args, TrainConfig))
+    train_config.validate()
+    cls.config_class.from_dict(model_options).validate()  # refuse bad options before any data is loaded
+    dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, args.image_size,
+                                                                       args.image_size]}})
+    command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stop = StopFlag(args.stop_file)
+    with TrainingProgress(show_bar=not args.quiet, events_path=args.events) as progress:
+        result, path = train_and_save(
+            args.variant, model_options, dataset, train_config, Path(args.out),
+            without_class=args.without_class, only_class=args.only_class, float16=args.float16, command=command,
+            callbacks=[progress], should_stop=stop)
+    print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
+    return 0 if result.status in ("finished", "stopped") else 1
+
+
+def cmd_eval(args) -> int:
+    from .checkpoints import load_checkpoint
+    from .metrics import evaluate
+
+    from .train import pick_device
+
+    model, meta = load_checkpoint(args.checkpoint, device=pick_device())
+    report = evaluate(model, dataset_for(args, args.dataset, meta))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    import torch
+
+    from .checkpoints import load_checkpoint
+    from .images import load_and_prepare, save_png
+
+    model, meta = load_checkpoint(args.checkpoint)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for name in args.images:
+        try:
+            prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name)
+        except AelabError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        with torch.no_grad():
+            recon = model.reconstruct(torch.from_numpy(prepared)[None].float())[0].clamp(0, 1)
+        stem = Path(name).stem
+        save_png(prepared, out / f"{stem}.input.png")
+        save_png(recon.numpy(), out / f"{stem}.recon.png")
+        print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png")
+    return 1 if failures else 0
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+
+    from .checkpoints import load_checkpoint
+    from .metrics import encode
+
+    model, meta = load_checkpoint(args.checkpoint)
+    dataset = dataset_for(args, args.dataset, meta)
+    x, y = dataset.split(args.split)
+    codes = encode(model, x, y)
+    np.savez(args.out, codes=codes.numpy(), labels=y.numpy(), class_names=np.array(dataset.class_names))
+    print(f"{len(codes)} codes of size {codes.shape[1]} -> {args.out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .checkpoints import load_checkpoint
+    from .explore import sample_grid
+    from .images import save_png
+
+    model, _ = load_checkpoint(args.checkpoint)
+    if args.n < 1 or args.n > 10000:
+        raise ConfigError("-n must be between 1 and 10000")
+    grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
+    save_png(grid.numpy() if isinstance(grid, torch.Tensor) else grid, args.out)
+    print(f"{args.n} samples -> {args.out}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from . import zoo
+
+    return zoo.main(args)
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct": cmd_reconstruct,
+            "embed": cmd_embed, "sample": cmd_sample, "zoo": cmd_zoo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AelabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: no such file: {err.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,132 @@
+"""What the exploring pages compute: interpolations, latent traversals, the decoded manifold grid, sample grids.
+
+All take and return float tensors on the CPU; images are (N, C, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.utils import make_grid
+
+from .errors import ConfigError
+from .models import Autoencoder
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return a[None] * (1 - t[:, None]) + b[None] * t[:, None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (White 2016): keeps the norm typical of Gaussian codes; falls back to lerp when the
+    two codes are (anti)parallel or zero."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-4 or (torch.pi - omega).abs() < 1e-4:
+        return lerp(a, b, t)
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega)[:, None] * a[None] + torch.sin(t * omega)[:, None] * b[None]) / so
+
+
+@torch.no_grad()
+def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10,
+                method: str = "linear", label_a=None, label_b=None) -> torch.Tensor:
+    """Decoded images along the path between the codes of two images (each (C, H, W)); steps >= 2 includes ends."""
+    if steps < 2:
+        raise ConfigError("interpolation needs at least 2 steps")
+    fn = {"linear": lerp, "spherical": slerp}.get(method)
+    if fn is None:
+        raise ConfigError(f"unknown interpolation {method!r}: use linear or spherical")
+    model.eval()
+    device = model.device
+    labels = None
+    if model.conditional and label_a is not None and label_b is not None:
+        labels = torch.tensor([label_a, label_b], device=device)
+    codes = model.encode(torch.stack([x_a, x_b]).float().to(device), labels).float()
+    t = torch.linspace(0, 1, steps, device=device)
+    path = fn(codes[0], codes[1], t)
+    step_labels = None
+    if labels is not None:  # the class condition switches half-way
+        step_labels = torch.where(t < 0.5, labels[0], labels[1])
+    return model.decode(path, step_labels).float().clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = None, steps: int = 9,
+               span: float = 3.0, reference_codes: torch.Tensor | None = None) -> torch.Tensor:
+    """For each latent dimension, decode the image's code with that one coordinate swept over +-span standard
+    deviations (measured on reference_codes when given, else 1). Returns (len(dims), steps, C, H, W)."""
+    model.eval()
+    device = model.device
+    code = model.encode(x[None].float().to(device)).float()[0]
+    dims = list(range(model.latent_dim)) if dims is None else dims
+    std = reference_codes.float().std(0).to(device) if reference_codes is not None else torch.ones_like(code)
+    mean = reference_codes.float().mean(0).to(device) if reference_codes is not None else torch.zeros_like(code)
+    offsets = torch.linspace(-span, span, steps, device=device)
+    rows = []
+    for d in dims:
+        codes = code.repeat(steps, 1)
+        codes[:, d] = mean[d] + offsets * std[d]
+        rows.append(model.decode(codes).float().clamp(0, 1).cpu())
+    return torch.stack(rows)
+
+
+@torch.no_grad()
+def manifold_grid(model: Autoencoder, n: int = 15, extent: tuple[float, float, float, float] | None = None,
+                  label: int | None = None) -> torch.Tensor:
+    """Decoded images over a regular n x n grid of a 2-D latent plane: (n*n, C, H, W), row-major, top row = high y.
+
+    For VAEs the grid spans the prior's central 90% via the Gaussian inverse CDF (Kingma & Welling's figure); for
+    other models `extent` = (xmin, xmax, ymin, ymax), usually the range of the test codes."""
+    if model.latent_dim != 2:
+        raise ConfigError(f"the manifold grid needs a 2-D latent space; this model has {model.latent_dim}")
+    device = model.device
+    if extent is None:
+        probs = torch.linspace(0.05, 0.95, n)
+        xs = ys = torch.distributions.Normal(0, 1).icdf(probs)
+    else:
+        xs, ys = torch.linspace(extent[0], extent[1], n), torch.linspace(extent[2], extent[3], n)
+    gy, gx = torch.meshgrid(ys.flip(0), xs, indexing="ij")
+    codes = torch.stack([gx.flatten(), gy.flatten()], 1).to(device)
+    labels = torch.full((len(codes),), label, device=device) if (model.conditional and label is not None) else None
+    return model.decode(codes, labels).float().clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def samples(model: Autoencoder, n: int, temperature: float = 1.0, seed: int = 0,
+            labels: torch.Tensor | None = None) -> torch.Tensor:
+    """n images from the prior (scaled by temperature); by class for conditional models. Non-generative -> error."""
+    if not model.generative:
+        raise ConfigError(f"{model.variant} models are not generative: train a VAE or CVAE to sample")
+    if temperature < 0:
+        raise ConfigError("temperature must be zero or positive")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    if model.conditional and labels is None:
+        labels = torch.arange(n) % model.config.num_classes
+    if labels is not None:
+        labels = labels.to(model.device)
+    return model.sample(n, labels, temperature, generator=gen).float().clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def class_grid(model: Autoencoder, per_class: int = 8, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Conditional VAE: per_class styles (columns) x classes (rows); each column shares one z, so style is fixed
+    along a column while the class changes down it. Returns (classes * per_class, C, H, W), row-major."""
+    if not model.conditional:
+        raise ConfigError("the class grid needs a conditional VAE (cvae)")
+    k = model.config.num_classes
+    gen = torch.Generator().manual_seed(seed)
+    z = (torch.randn(per_class, model.latent_dim, generator=gen) * temperature).to(model.device)
+    codes = z.repeat(k, 1)
+    labels = torch.arange(k, device=model.device).repeat_interleave(per_class)
+    return model.decode(codes, labels).float().clamp(0, 1).cpu()
+
+
+def tile(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
+    """Images (N, C, H, W) -> one (C, H', W') picture with `columns` per row."""
+    return make_grid(images.float(), nrow=max(1, columns), padding=padding, pad_value=0.5)[: images.shape[1]]
+
+
+def sample_grid(model: Autoencoder, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+    columns = model.config.num_classes if model.conditional else int(max(1, round(n ** 0.5)))
+    return tile(samples(model, n, temperature, seed), columns)

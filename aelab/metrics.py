@@ -1,0 +1,120 @@
+"""Measures of what a model learned: reconstruction error (Hinton & Salakhutdinov's per-image squared error and MSE per
+pixel), VAE loss in nats, kNN accuracy on codes, PSNR for denoising, anomaly AUROC, and principal angles to PCA."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .data import Dataset, to_float
+from .models import Autoencoder
+from .train import corrupt
+
+BATCH = 2048
+
+
+@torch.no_grad()
+def batched(model: Autoencoder, x: torch.Tensor, fn, labels: torch.Tensor | None = None,
+            batch: int = BATCH) -> torch.Tensor:
+    """Apply fn(model, float_batch, label_batch) over uint8 (or float) images on the model's device; CPU result."""
+    model.eval()
+    device = model.device
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = to_float(x[i:i + batch], device)
+        yb = labels[i:i + batch].to(device) if labels is not None else None
+        outs.append(fn(model, xb, yb).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def encode(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    return batched(model, x, lambda m, xb, yb: m.encode(xb, yb if m.conditional else None), labels)
+
+
+def reconstruct(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    return batched(model, x, lambda m, xb, yb: m.reconstruct(xb, yb if m.conditional else None), labels)
+
+
+def squared_errors(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image sum of squared pixel errors (the anomaly score, and the Hinton & Salakhutdinov metric)."""
+    def err(m, xb, yb):
+        return ((m.reconstruct(xb, yb if m.conditional else None) - xb) ** 2).flatten(1).sum(1)
+    return batched(model, x, err, labels)
+
+
+def vae_nats(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Mean negative ELBO (BCE summed over pixels + KL, beta = 1) in nats per image, as PyTorch's VAE example reports."""
+    torch.manual_seed(seed)
+    return float(batched(model, x, lambda m, xb, yb: m.negative_elbo(xb, yb if m.conditional else None),
+                         labels).mean())
+
+
+def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k: int = 5) -> float:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    clf = KNeighborsClassifier(n_neighbors=k, n_jobs=-1).fit(np.asarray(train_codes), np.asarray(train_labels))
+    return float((clf.predict(np.asarray(test_codes)) == np.asarray(test_labels)).mean())
+
+
+def psnr(clean: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for images in [0, 1] (100 dB for a perfect copy instead of infinity)."""
+    mse = ((clean.float() - other.float().clamp(0, 1)) ** 2).flatten(1).mean(1)
+    return torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-10)), torch.full_like(mse, 100.0))
+
+
+def denoising_psnr(model: Autoencoder, x: torch.Tensor, noise: str = "gaussian", level: float = 0.5,
+                   seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    clean = to_float(x)
+    noisy = corrupt(clean.clone(), noise, level)
+    out = batched(model, noisy, lambda m, xb, yb: m.reconstruct(xb))
+    return {"noisy_psnr": float(psnr(clean, noisy).mean()), "output_psnr": float(psnr(clean, out).mean())}
+
+
+def auroc(scores, is_anomaly) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(is_anomaly).astype(int), np.asarray(scores)))
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Principal angles in degrees between the column spaces of a (D, k) and b (D, k), smallest first."""
+    from scipy.linalg import subspace_angles
+
+    return np.sort(np.degrees(subspace_angles(a.double().cpu().numpy(), b.double().cpu().numpy())))
+
+
+def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64) -> np.ndarray:
+    """Average squared error per test image for PCA with k = 1..max_k components, from one eigendecomposition."""
+    from .models.pca import PCA, PCAConfig
+
+    shape = tuple(x_train.shape[1:])
+    pca = PCA(PCAConfig(latent_dim=min(max_k, math.prod(shape)), input_shape=shape)).fit(to_float(x_train))
+    test = to_float(x_test).flatten(1)
+    centred = test - pca.mean
+    total = (centred ** 2).sum(1)  # error with zero components
+    captured = torch.cumsum((centred @ pca.components.T) ** 2, dim=1)  # orthonormal components: energy adds up
+    return (total[:, None] - captured).mean(0).numpy()
+
+
+def evaluate(model: Autoencoder, dataset: Dataset, knn_train_size: int = 20000) -> dict:
+    """The standard report on the test split: errors, kNN (1 and 5) on codes, and nats for VAEs."""
+    x_test, y_test = dataset.x_test, dataset.y_test
+    errors = squared_errors(model, x_test, y_test)
+    pixels = math.prod(x_test.shape[1:])
+    report = {"variant": model.variant, "latent_dim": model.latent_dim, "dataset": dataset.name,
+              "test_images": len(x_test), "sse_per_image": float(errors.mean()),
+              "mse_per_pixel": float(errors.mean() / pixels)}
+    if (dataset.y_train >= 0).all() and dataset.num_classes:
+        from .data import stratified_indices
+
+        idx = stratified_indices(dataset.y_train, knn_train_size)
+        train_codes = encode(model, dataset.x_train[idx], dataset.y_train[idx])
+        test_codes = encode(model, x_test, y_test)
+        for k in (1, 5):
+            report[f"knn{k}_accuracy"] = knn_accuracy(train_codes, dataset.y_train[idx], test_codes, y_test, k)
+    if model.generative:
+        report["test_nats"] = vae_nats(model, x_test, y_test)
+    return report

@@ -1,0 +1,183 @@
+"""The one interface every model offers, and the registry that maps a variant name to its class and config.
+
+Every model takes float images (N, C, H, W) in [0, 1] and offers:
+  encode(x) -> codes (N, latent_dim)            for VAEs the posterior mean
+  decode(z) -> images in [0, 1]                 decode_logits(z) before the sigmoid
+  reconstruct(x), loss_terms(x_in, target, y)   named terms; the trainer minimises their weighted sum `total`
+  sample(n, labels=None, temperature=1.0)       only where `generative` is True
+Pages, metrics and the CLI use only this interface, so they work for every variant, PCA included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+REGISTRY: dict[str, type["Autoencoder"]] = {}
+
+# An absurd width would make a user's job allocate many gigabytes before failing; refuse it up front.
+MAX_PARAMETERS = 200_000_000
+
+
+def register(name: str):
+    """Class decorator: record the model class under `name` (its config class is the class's `config_class`)."""
+
+    def wrap(cls):
+        cls.variant = name
+        REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def option(default, help: str, choices=None, **extra):
+    """A config field with the help text and choices that the CLI and the Train page show."""
+    meta = {"help": help, **extra}
+    if choices is not None:
+        meta["choices"] = list(choices)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    """Fields shared by every variant. The data shape is part of the config, so nothing assumes 28x28x1."""
+
+    input_shape: tuple[int, int, int] = option((1, 28, 28), "image shape (channels, height, width)", hidden=True)
+    num_classes: int = option(10, "number of classes (used by the conditional VAE)", hidden=True)
+    latent_dim: int = option(32, "size of the code", minimum=1, maximum=4096)
+    recon_loss: str = option("bce", "reconstruction loss: binary cross-entropy on logits, or mean squared error",
+                             choices=("bce", "mse"))
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    def validate(self) -> None:
+        """Refuse values no model can be built from, with the reason, before any job starts."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                raise ConfigError(f"{f.name} must be one of {', '.join(map(str, f.metadata['choices']))}, not {value!r}")
+            low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if isinstance(v, (int, float)) and low is not None and v < low:
+                    raise ConfigError(f"{f.name} must be at least {low}, not {v}")
+                if isinstance(v, (int, float)) and high is not None and v > high:
+                    raise ConfigError(f"{f.name} must be at most {high}, not {v}")
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ConfigError(f"input_shape must be (channels, height, width), not {self.input_shape}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) for this variant: {', '.join(sorted(unknown))}")
+        cleaned = {k: tuple(v) if k == "input_shape" else v for k, v in values.items()}
+        return cls(**cleaned)
+
+
+class Autoencoder(nn.Module):
+    """Base class: subclasses build `self.encoder_net`/`self.decoder_net` or override encode/decode_logits."""
+
+    variant = "base"
+    config_class = ModelConfig
+    description = ""
+    generative = False
+    conditional = False
+    trainable = True  # False for closed-form models (PCA), which implement fit() instead
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.config.input_shape)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z, labels))
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, labels), labels)
+
+    def reconstruction_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Summed over pixels, averaged over the batch: the scale of per-image error, so KL weights keep meaning."""
+        if self.config.recon_loss == "bce":
+            per_pixel = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+        else:
+            per_pixel = (torch.sigmoid(logits.float()) - target) ** 2
+        return per_pixel.flatten(1).sum(1).mean()
+
+    def loss_terms(self, x_in: torch.Tensor, target: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Named loss terms, each already weighted; `total` is their sum. x_in may be a corrupted copy of target."""
+        z = self.encode(x_in, labels)
+        terms = {"reconstruction": self.reconstruction_loss(self.decode_logits(z, labels), target)}
+        terms.update(self.regularisers(z))
+        terms["total"] = sum(terms.values())
+        return terms
+
+    def regularisers(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        raise ConfigError(f"{self.variant} is not generative: only VAEs sample from a prior")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+
+def build_model(variant: str, **options) -> Autoencoder:
+    """Build a registered variant from keyword options (unknown names and bad values raise ConfigError)."""
+    cls = get_variant(variant)
+    config = cls.config_class.from_dict(options)
+    return cls(config)
+
+
+def get_variant(variant: str) -> type[Autoencoder]:
+    if variant not in REGISTRY:
+        raise ConfigError(f"unknown variant {variant!r}: choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[variant]
+
+
+def check_size(model: nn.Module) -> None:
+    n = sum(p.numel() for p in model.parameters())
+    if n > MAX_PARAMETERS:
+        raise ConfigError(f"this model would have {n:,} parameters (limit {MAX_PARAMETERS:,}): use smaller layers")
+
+
+def estimate_parameters(layer_sizes: list[int]) -> int:
+    """Weights + biases of a chain of fully connected layers, computed before allocating anything."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))

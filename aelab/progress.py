@@ -1,0 +1,81 @@
+"""Where training progress goes: a terminal progress bar, a JSON-lines event log (read by background jobs), and the
+stop flag a job or Ctrl-C raises."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+
+class StopFlag:
+    """True once SIGTERM/SIGINT arrived or the stop file exists; the trainer then ends after the current step."""
+
+    def __init__(self, stop_file: str | os.PathLike | None = None):
+        self.stop_file = Path(stop_file) if stop_file else None
+        self.raised = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._raise)
+
+    def _raise(self, *_):
+        self.raised = True
+
+    def __call__(self) -> bool:
+        return self.raised or (self.stop_file is not None and self.stop_file.exists())
+
+
+def _plain(event: dict) -> dict:
+    """The event as JSON-ready values; preview images become uint8 nested lists (8 small images per epoch)."""
+    out = {k: v for k, v in event.items() if k != "preview"}
+    if "preview" in event:
+        originals, recons = event["preview"]
+        to_u8 = lambda t: (t.clamp(0, 1).numpy() * 255).round().astype(np.uint8).tolist()  # noqa: E731
+        out["preview"] = {"originals": to_u8(originals), "reconstructions": to_u8(recons)}
+    return out
+
+
+class TrainingProgress:
+    """Trainer callback: tqdm bar per phase on stderr, and/or one JSON line per event appended to events_path."""
+
+    def __init__(self, show_bar: bool = True, events_path: str | os.PathLike | None = None):
+        self.show_bar, self.events_path, self.bar, self.file = show_bar, events_path, None, None
+
+    def __enter__(self):
+        if self.events_path:
+            self.file = open(self.events_path, "a", buffering=1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.close()
+        if self.file:
+            self.file.close()
+
+    def __call__(self, event: dict) -> None:
+        if self.file:
+            self.file.write(json.dumps(_plain(event)) + "\n")
+        if self.show_bar:
+            self._update_bar(event)
+
+    def _update_bar(self, event: dict) -> None:
+        from tqdm import tqdm
+
+        kind = event["event"]
+        if kind == "phase" and event.get("steps_per_epoch"):
+            if self.bar:
+                self.bar.close()
+            total = event["epochs"] * event["steps_per_epoch"]
+            self.bar = tqdm(total=total, desc=event["phase"], unit="step", dynamic_ncols=True)
+            self.bar_steps = event["steps_per_epoch"]
+            self.done = 0
+        elif kind == "step" and self.bar:
+            position = (event["epoch"] - 1) * self.bar_steps + event["step"]
+            self.bar.update(position - self.done)
+            self.done = position
+            self.bar.set_postfix(loss=f"{event['terms']['total']:.2f}", img_s=f"{event['images_per_s']:.0f}")
+        elif kind == "epoch" and self.bar and event.get("val"):
+            self.bar.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train']['total']:.3f}, "
+                           f"val {event['val']['total']:.3f}, {event['images_per_s']:.0f} img/s")

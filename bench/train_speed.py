@@ -1,0 +1,88 @@
+"""One epoch of the classic PyTorch tutorial AE (784-32, LeakyReLU code, sigmoid output, BCE, Adam lr 0.005,
+batch 256) on the 60k MNIST training images: the tutorial's torchvision MNIST + ToTensor + DataLoader loop against
+aelab's trainer, alternating runs in the same process so machine noise hits both. Last line: `ratio N.Nx`.
+
+    AELAB_DATA=../shared/data python bench/train_speed.py [--device cpu|cuda] [--repeats 3]
+"""
+
+import argparse
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aelab.data import load_dataset  # noqa: E402
+from aelab.models import build_model  # noqa: E402
+from aelab.train import TrainConfig, Trainer  # noqa: E402
+
+
+def torchvision_root(data_root: Path) -> Path:
+    """torchvision's MNIST wants <root>/MNIST/raw/<uncompressed idx files>; make that from the data root."""
+    root = Path(tempfile.mkdtemp(prefix="aelab-bench-"))
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for gz in (data_root / "mnist").glob("*.gz"):
+        with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return root
+
+
+def tutorial_epoch(root: Path, device: torch.device) -> float:
+    from torchvision import datasets, transforms
+
+    train = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    loader = torch.utils.data.DataLoader(train, batch_size=256, shuffle=True)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.LeakyReLU(), nn.Linear(32, 784), nn.Sigmoid()).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=0.005)
+    loss_fn = nn.BCELoss()
+    start = time.perf_counter()
+    for images, _ in loader:
+        images = images.to(device)
+        loss = loss_fn(model(images), images.flatten(1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def aelab_epoch(dataset, device: torch.device) -> float:
+    model = build_model("mlp", latent_dim=32, hidden=[], code_activation="leaky_relu")
+    cfg = TrainConfig(epochs=1, batch_size=256, lr=0.005, val_fraction=0.0, preview_images=0, device=device.type)
+    result = Trainer(model, dataset, cfg).run()
+    return result.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dataset = load_dataset("mnist")
+    if len(dataset.x_train) != 60000:
+        sys.exit(f"needs the full MNIST training set (AELAB_DATA); got {dataset.source}")
+    root = torchvision_root(Path(dataset.source.split(" ")[0]).parent)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, data {dataset.source}")
+    tutorial_epoch(root, device), aelab_epoch(dataset, device)  # warm-up: imports, allocator, cuDNN
+    tutorial, ours = [], []
+    for i in range(args.repeats):
+        tutorial.append(tutorial_epoch(root, device))
+        ours.append(aelab_epoch(dataset, device))
+        print(f"run {i + 1}: tutorial DataLoader loop {tutorial[-1]:.2f} s, aelab trainer {ours[-1]:.2f} s")
+    shutil.rmtree(root)
+    t, o = statistics.median(tutorial), statistics.median(ours)
+    print(f"median epoch: tutorial {t:.2f} s, aelab {o:.3f} s")
+    print(f"ratio {t / o:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
