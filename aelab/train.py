@@ -151,6 +151,14 @@ class Trainer:
                               lambda xi, xt, yb: model.loss_terms(xi, xt, yb))
         except _Stop:
             pass
+        except torch.OutOfMemoryError:
+            # The app keeps serving: free what the failed step held, keep the last good weights, say what to change.
+            model.load_state_dict(self.last_good)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.result.status = "failed"
+            self.result.message = (f"out of {self.device.type.upper()} memory at batch size {self.cfg.batch_size}: "
+                                   "try a smaller batch size or a smaller model; the last good weights were kept")
         model.eval()
         self.result.seconds = time.perf_counter() - start
         self.emit({"event": "done", "status": self.result.status, "message": self.result.message,

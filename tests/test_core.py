@@ -301,3 +301,16 @@ def test_psnr_and_auroc():
     assert float(metrics.psnr(clean, clean)[0]) == 100.0
     assert metrics.auroc([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1]) == 1.0
     assert metrics.auroc([0.9, 0.8, 0.1, 0.2], [0, 0, 1, 1]) == 0.0
+
+
+def test_out_of_memory_stops_with_advice_and_keeps_weights(mnist):
+    model = build_model("mlp", latent_dim=8)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def exhaust(event):
+        if event["event"] == "step":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    result = train(model, mnist, TrainConfig(epochs=1, batch_size=64, log_every=2), callbacks=[exhaust])
+    assert result.status == "failed" and "smaller batch size" in result.message and "64" in result.message
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
