@@ -19,7 +19,7 @@ import torch
 
 from .data import Dataset, to_float
 from .errors import ConfigError
-from .models.base import Autoencoder, option
+from .models.base import Autoencoder, option, validate_fields
 
 Event = dict
 Callback = Callable[[Event], None]
@@ -67,14 +67,7 @@ class TrainConfig:
     preview_images: int = option(8, "validation images reconstructed at each epoch end", minimum=0, hidden=True)
 
     def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            if "choices" in meta and value not in meta["choices"]:
-                raise ConfigError(f"{f.name} must be one of {', '.join(meta['choices'])}, not {value!r}")
-            if meta.get("minimum") is not None and value < meta["minimum"]:
-                raise ConfigError(f"{f.name} must be at least {meta['minimum']}, not {value}")
-            if meta.get("maximum") is not None and value > meta["maximum"]:
-                raise ConfigError(f"{f.name} must be at most {meta['maximum']}, not {value}")
+        validate_fields(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

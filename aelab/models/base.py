@@ -47,6 +47,21 @@ def option(default, help: str, choices=None, **extra):
     return field(default=default, metadata=meta)
 
 
+def validate_fields(config) -> None:
+    """Check every field of a config dataclass against its metadata: choices, minimum, maximum (lists item by item)."""
+    for f in dataclasses.fields(config):
+        value, meta = getattr(config, f.name), f.metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, (int, float)):
+                continue
+            if meta.get("minimum") is not None and v < meta["minimum"]:
+                raise ConfigError(f"{f.name} must be at least {meta['minimum']}, not {v}")
+            if meta.get("maximum") is not None and v > meta["maximum"]:
+                raise ConfigError(f"{f.name} must be at most {meta['maximum']}, not {v}")
+
+
 @dataclass
 class ModelConfig:
     """Fields shared by every variant. The data shape is part of the config, so nothing assumes 28x28x1."""
@@ -63,17 +78,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Refuse values no model can be built from, with the reason, before any job starts."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if "choices" in f.metadata and value not in f.metadata["choices"]:
-                raise ConfigError(f"{f.name} must be one of {', '.join(map(str, f.metadata['choices']))}, not {value!r}")
-            low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
-            values = value if isinstance(value, (list, tuple)) else [value]
-            for v in values:
-                if isinstance(v, (int, float)) and low is not None and v < low:
-                    raise ConfigError(f"{f.name} must be at least {low}, not {v}")
-                if isinstance(v, (int, float)) and high is not None and v > high:
-                    raise ConfigError(f"{f.name} must be at most {high}, not {v}")
+        validate_fields(self)
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ConfigError(f"input_shape must be (channels, height, width), not {self.input_shape}")
 
