@@ -225,11 +225,18 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         raise DataError(f"{path} has fewer than two readable images")
     x = torch.from_numpy((np.stack(xs) * 255).round().astype(np.uint8))
     y = torch.tensor(ys, dtype=torch.int64)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    x, y = x[order], y[order]
     n_test = max(1, int(round(len(x) * test_fraction)))
+    if class_names:
+        is_test = torch.zeros(len(x), dtype=torch.bool)
+        is_test[stratified_indices(y, n_test, seed)] = True
+    else:
+        is_test = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) < n_test
+    order = torch.cat([is_test.nonzero().flatten(), (~is_test).nonzero().flatten()])
+    x, y = x[order], y[order]
     source = f"{path} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
-    return Dataset(path.name, x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names, source=source)
+    # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
+    return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
+                   source=source)
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
