@@ -2,7 +2,12 @@
 
 import streamlit as st
 
+from aelab import ui
+
 st.set_page_config(page_title="aelab", page_icon="🧪", layout="wide")
+# umap's numba code compiles on first use (a minute on a small CPU, never cached on disk): start that in a
+# background thread at server start, so the first latent map is only the fit itself.
+ui.umap_warmup()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),

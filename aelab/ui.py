@@ -5,6 +5,8 @@ No model math here: only caching and widgets around functions of the core.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +14,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from . import checkpoints, data, metrics
+from . import checkpoints, compare, data, metrics, project
 from .errors import AelabError
 from .models import Autoencoder
 from .models.pca import PCA, PCAConfig
 from .train import device_name, pick_device
 
 DATASETS = list(data.BUILTIN)
+WARMUP_THREAD = "aelab-umap-warmup"
 
 
 @st.cache_resource(show_spinner="Loading dataset…")
@@ -34,8 +37,9 @@ def load_model(path: str, mtime: float) -> tuple[Autoencoder, dict]:
 
 @st.cache_resource(show_spinner="Fitting PCA…", max_entries=16)
 def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
+    """PCA on the whole training split; at most as many components as pixels (an overcomplete code has no match)."""
     ds = load_dataset(dataset_name)
-    pca = PCA(PCAConfig(latent_dim=latent_dim, input_shape=ds.input_shape))
+    pca = PCA(PCAConfig(latent_dim=min(latent_dim, int(np.prod(ds.input_shape))), input_shape=ds.input_shape))
     return pca.fit(data.to_float(ds.x_train)).eval()
 
 
@@ -47,6 +51,144 @@ def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None 
     x, y = ds.split(split)
     idx = data.stratified_indices(y, n) if n else torch.arange(len(x))
     return idx.numpy(), metrics.encode(model, x[idx], y[idx]).numpy(), y[idx].numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def pca_codes(dataset_name: str, latent_dim: int, split: str, n: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like `codes`, for PCA with latent_dim components: the same stratified images, so the two line up."""
+    pca = fitted_pca(dataset_name, latent_dim)
+    ds = load_dataset(dataset_name)
+    x, y = ds.split(split)
+    idx = data.stratified_indices(y, n) if n else torch.arange(len(x))
+    return idx.numpy(), metrics.encode(pca, x[idx]).numpy(), y[idx].numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
+    ds = load_dataset(dataset_name)
+    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def knn_comparison(path: str, mtime: float, dataset_name: str, n_train: int = 5000, n_test: int = 1000,
+                   k: int = 5) -> dict[str, float]:
+    model, _ = load_model(path, mtime)
+    return compare.knn_comparison(model, fitted_pca(dataset_name, model.latent_dim), load_dataset(dataset_name),
+                                  n_train, n_test, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def test_errors(path: str, mtime: float, dataset_name: str) -> tuple[float, float]:
+    """(model, PCA) mean squared error per image on the whole test split."""
+    model, _ = load_model(path, mtime)
+    ds = load_dataset(dataset_name)
+    return compare.mean_errors(model, fitted_pca(dataset_name, model.latent_dim), ds.x_test, ds.y_test)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | None, method: str,
+               n_neighbors: int = 15, min_dist: float = 0.1) -> dict:
+    """Codes of a stratified sample and their 2-D map; `seconds` is what the projection took when it was computed
+    (project_codes also keeps the coordinates on disk, so a restarted server does not refit)."""
+    idx, z, y = codes(path, mtime, dataset_name, split, n)
+    params = {"n_neighbors": n_neighbors, "min_dist": min_dist} if method == "umap" else {}
+    start = time.perf_counter()
+    coords, _, from_disk = project.project_codes(z, method, key_parts=(path, mtime, dataset_name, split, n), **params)
+    return {"indices": idx, "codes": z, "labels": y, "coords": coords, "from_disk": from_disk,
+            "seconds": time.perf_counter() - start}
+
+
+def _warm_umap() -> None:
+    """Import umap and fit a throw-away map big enough (over 4,096 points) to take the nearest-neighbour-descent path,
+    so numba compiles everything a real fit needs; numba keeps none of it on disk, hence once per server process."""
+    try:
+        import umap
+
+        points = np.random.default_rng(0).random((4200, 8), dtype=np.float32)
+        umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1, n_epochs=5).fit(points)
+    except Exception:  # only a head start: a real failure shows up, as one line, when a user asks for a UMAP map
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def umap_warmup() -> threading.Thread:
+    """The warm-up thread, started on the first run of the app and shared by every session."""
+    thread = threading.Thread(target=_warm_umap, name=WARMUP_THREAD, daemon=True)
+    thread.start()
+    return thread
+
+
+def umap_warming_up() -> bool:
+    return any(t.name == WARMUP_THREAD and t.is_alive() for t in threading.enumerate())
+
+
+def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
+                  title: str = "", height: int = 480):
+    """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
+    to the arrays it came from whatever trace (class) it is in."""
+    import pandas as pd
+    import plotly.express as px
+
+    labels = np.asarray(labels)
+    names = [class_names[v] if 0 <= v < len(class_names) else "unlabelled" for v in labels]
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "class": names, "row": np.arange(len(labels)),
+                          "index": np.arange(len(labels)) if indices is None else np.asarray(indices)})
+    order = [c for c in class_names if c in set(names)] + (["unlabelled"] if "unlabelled" in names else [])
+    fig = px.scatter(frame, x="x", y="y", color="class", custom_data=["row"], category_orders={"class": order},
+                     hover_data={"x": False, "y": False, "class": True, "index": True},
+                     color_discrete_sequence=px.colors.qualitative.D3 + px.colors.qualitative.Pastel, title=title)
+    fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+                      legend={"itemsizing": "constant", "title": ""}, xaxis_title=None, yaxis_title=None)
+    return fig
+
+
+def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = ""):
+    """PCA's test error for k = 1..len(curve) components as a line, each checkpoint as a point (the current one
+    ringed), log-scaled latent size so 2 and 64 are both readable."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name="PCA",
+                               line={"color": "grey"}, hovertemplate="PCA, %{x} components: %{y:.2f}<extra></extra>"))
+    for variant in sorted({p["variant"] for p in points}):
+        group = [p for p in points if p["variant"] == variant]
+        fig.add_trace(go.Scatter(
+            x=[p["latent_dim"] for p in group], y=[p["sse_per_image"] for p in group], mode="markers", name=variant,
+            text=[p["name"] for p in group], hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
+            marker={"size": [16 if p["name"] == current else 9 for p in group],
+                    "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_type="log",
+                      xaxis_title="latent size (log scale)", yaxis_title="squared error per test image",
+                      legend={"orientation": "h"})
+    return fig
+
+
+def history_figure(history: list[dict]):
+    """Loss terms per epoch from a checkpoint's history (training solid, validation dashed); greedy pre-training
+    epochs come first, and a dotted line marks where fine-tuning starts. None when there are no trained epochs."""
+    import plotly.graph_objects as go
+
+    epochs = [h for h in history if h.get("train")]
+    if not epochs:
+        return None
+    x = list(range(1, len(epochs) + 1))
+    fig = go.Figure()
+    names = sorted({name for h in epochs for split in ("train", "val") for name in h.get(split, {})},
+                   key=lambda name: (name != "total", name))
+    for split, dash in (("train", None), ("val", "dash")):
+        for name in names:
+            y = [h.get(split, {}).get(name) for h in epochs]
+            if any(v is not None for v in y):
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{split} {name}",
+                                         line={"dash": dash}, text=[h.get("phase", "") for h in epochs],
+                                         hovertemplate="epoch %{x} (%{text})<br>%{y:.3f}"))
+    first_train = next((i for i, h in enumerate(epochs) if h.get("phase") == "train"), 0)
+    if first_train > 0:
+        fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="epoch",
+                      yaxis_title="loss per image", legend={"orientation": "h"})
+    return fig
 
 
 @st.cache_data(show_spinner=False)

@@ -1,0 +1,143 @@
+"""Anomaly detection by reconstruction error: an autoencoder reconstructs what it was trained on better than what it
+never saw, so the per-image squared error is an anomaly score.
+
+The usual experiment: train without class k (`python -m aelab train ... --without-class k`, or the Train page),
+then ask how well the error separates class k from the rest of the test set: per-class error histograms, precision
+and recall at a threshold, the ROC curve and its area (AUROC). Everything here takes plain arrays, so it works for any
+score; `score_test_set` computes the scores of a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import Dataset
+from .errors import ConfigError
+from .models import Autoencoder
+
+
+def score_test_set(model: Autoencoder, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(per-image squared reconstruction error, label) for every test image. Conditional models are scored without
+    their labels: a detector cannot be told the class of the image it is judging."""
+    from .metrics import squared_errors
+
+    return squared_errors(model, dataset.x_test).numpy(), dataset.y_test.numpy()
+
+
+def anomaly_mask(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:
+    """True where an image counts as an anomaly: class `anomaly_class`; or, for a one-class model (trained on
+    `only_class` alone), every image not of that class (then `anomaly_class` is ignored)."""
+    labels = np.asarray(labels)
+    mask = labels != only_class if only_class is not None else labels == anomaly_class
+    if mask.all() or not mask.any():
+        raise ConfigError("the test set needs both normal and anomalous images for this class")
+    return mask
+
+
+@dataclass
+class Histograms:
+    """Counts of scores per class over shared bins: counts[c] has len(edges) - 1 entries."""
+
+    edges: np.ndarray
+    counts: dict[int, np.ndarray]
+
+    @property
+    def centres(self) -> np.ndarray:
+        return (self.edges[:-1] + self.edges[1:]) / 2
+
+
+def class_histograms(scores, labels, bins: int = 40) -> Histograms:
+    """One histogram of scores per class, all over the same bins (so they can be overlaid)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if len(scores) == 0:
+        raise ConfigError("no scores to histogram")
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    return Histograms(edges, {int(c): np.histogram(scores[labels == c], bins=edges)[0] for c in np.unique(labels)})
+
+
+@dataclass
+class ThresholdReport:
+    """What flagging every image with score >= threshold gives."""
+
+    threshold: float
+    flagged: int
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    precision: float  # of the flagged images, the fraction that are anomalies (1 when nothing is flagged)
+    recall: float  # of the anomalies, the fraction flagged
+    false_positive_rate: float  # of the normal images, the fraction flagged
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def at_threshold(scores, is_anomaly, threshold: float) -> ThresholdReport:
+    scores, is_anomaly = np.asarray(scores), np.asarray(is_anomaly, dtype=bool)
+    flagged = scores >= threshold
+    tp = int((flagged & is_anomaly).sum())
+    fp = int((flagged & ~is_anomaly).sum())
+    fn = int((~flagged & is_anomaly).sum())
+    negatives = int((~is_anomaly).sum())
+    return ThresholdReport(float(threshold), int(flagged.sum()), tp, fp, fn,
+                           precision=tp / (tp + fp) if tp + fp else 1.0,
+                           recall=tp / (tp + fn) if tp + fn else 0.0,
+                           false_positive_rate=fp / negatives if negatives else 0.0)
+
+
+def best_threshold(scores, is_anomaly) -> float:
+    """The threshold with the highest F1 (a sensible place to start a threshold slider)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(np.asarray(is_anomaly, dtype=int), np.asarray(scores))
+    f1 = 2 * precision[:-1] * recall[:-1] / np.clip(precision[:-1] + recall[:-1], 1e-12, None)
+    return float(thresholds[int(np.argmax(f1))])
+
+
+@dataclass
+class ROC:
+    false_positive_rate: np.ndarray
+    true_positive_rate: np.ndarray
+    thresholds: np.ndarray
+    auroc: float
+
+
+def roc(scores, is_anomaly) -> ROC:
+    """ROC curve of "score >= threshold means anomaly" and its area: 1 = perfect, 0.5 = chance."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    is_anomaly = np.asarray(is_anomaly, dtype=int)
+    if is_anomaly.min() == is_anomaly.max():
+        raise ConfigError("a ROC curve needs both normal and anomalous images")
+    fpr, tpr, thresholds = roc_curve(is_anomaly, np.asarray(scores))
+    return ROC(fpr, tpr, thresholds, float(roc_auc_score(is_anomaly, np.asarray(scores))))
+
+
+def most_anomalous(scores, n: int = 16) -> np.ndarray:
+    """Indices of the n highest scores, highest first (ties in index order, so the order is reproducible)."""
+    scores = np.asarray(scores)
+    return np.argsort(-scores, kind="stable")[: max(0, n)]
+
+
+def training_note(meta: dict, anomaly_class: int) -> tuple[str, bool]:
+    """(one-line note on what the model saw of class k in training, whether the experiment is a fair one)."""
+    info = meta.get("dataset", {})
+    names = info.get("class_names") or []
+
+    def name(k: int) -> str:
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    without, only = info.get("without_class"), info.get("only_class")
+    if only is not None:
+        return (f"This model was trained on class {name(only)} only: every other class is an anomaly to it.", True)
+    if without == anomaly_class:
+        return (f"This model never saw class {name(anomaly_class)} in training: a fair anomaly test.", True)
+    if without is not None:
+        return (f"This model was trained without class {name(without)}, but saw class {name(anomaly_class)}: "
+                f"pick class {name(without)} for a fair test.", False)
+    return (f"This model saw class {name(anomaly_class)} in training, so its errors there are low too: train one "
+            f"without class {name(anomaly_class)} on the Train page for a fair test.", False)

@@ -1,0 +1,200 @@
+"""Comparisons between models: the summary table of every checkpoint, an autoencoder against PCA with the same code
+size (reconstruction error, kNN accuracy on codes, subspace angles, a one-line verdict), first-layer features as
+pictures, and nearest neighbours in code space."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import metrics
+from .checkpoints import CheckpointInfo
+from .data import Dataset, stratified_indices, to_float
+from .errors import ConfigError
+from .models import Autoencoder
+from .project import PCAProjection
+
+
+def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
+    """One row per checkpoint with the metrics stored at the end of training (None where a metric is missing)."""
+    rows = []
+    for info in infos:
+        meta = info.meta
+        found = meta.get("metrics") or {}
+        history = [h for h in meta.get("history") or [] if h.get("phase") in ("train", "fit")]
+        rows.append({
+            "name": info.name,
+            "variant": meta.get("variant"),
+            "latent size": meta.get("config", {}).get("latent_dim"),
+            "dataset": meta.get("dataset", {}).get("name"),
+            "test error (SSE/image)": found.get("sse_per_image"),
+            "MSE/pixel": found.get("mse_per_pixel"),
+            "1-NN accuracy": found.get("knn1_accuracy"),
+            "5-NN accuracy": found.get("knn5_accuracy"),
+            "test nats": found.get("test_nats"),
+            "epochs": len(history),
+            "status": meta.get("status", ""),
+            "created": meta.get("created", ""),
+        })
+    return rows
+
+
+def one_per_class(labels: torch.Tensor, count: int = 10, seed: int | None = None) -> torch.Tensor:
+    """`count` indices cycling through the classes in order (one example of each, then a second...), so a small grid
+    shows every class: the first examples, or random ones for a seed. Unlabelled data (-1) gives the first `count`."""
+    labels = torch.as_tensor(labels)
+    classes = [c for c in labels.unique().tolist() if c >= 0]
+    if not classes:
+        return torch.arange(min(count, len(labels)))
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    members = []
+    for c in classes:
+        group = (labels == c).nonzero().flatten()
+        members.append((group[torch.randperm(len(group), generator=gen)] if gen else group).tolist())
+    picked = []
+    for rank in range(max(map(len, members))):
+        for group in members:
+            if rank < len(group):
+                picked.append(group[rank])
+                if len(picked) == count:
+                    return torch.tensor(picked)
+    return torch.tensor(picked)
+
+
+def map_2d(codes) -> tuple[np.ndarray, str]:
+    """2-D coordinates for a scatter of codes, and how they were made: the code itself when it is 2-D, else its first
+    two principal components."""
+    codes = np.asarray(codes, dtype=np.float32)
+    if codes.shape[1] == 2:
+        return codes, "the 2-D code itself"
+    return PCAProjection(2).fit_transform(codes), f"first two principal components of the {codes.shape[1]}-D code"
+
+
+def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_train: int = 5000, n_test: int = 1000,
+                   k: int = 5, seed: int = 0) -> dict[str, float]:
+    """k-NN accuracy of test images against a stratified training sample, on the model's codes, on PCA codes of the
+    same size, and on raw pixels."""
+    if dataset.num_classes == 0 or (dataset.y_train < 0).any():
+        raise ConfigError(f"{dataset.name} has no labels, so there is no kNN accuracy to compare")
+    tr = stratified_indices(dataset.y_train, n_train, seed)
+    te = stratified_indices(dataset.y_test, n_test, seed)
+    x_tr, y_tr, x_te, y_te = dataset.x_train[tr], dataset.y_train[tr], dataset.x_test[te], dataset.y_test[te]
+    features = {
+        f"{model.variant} codes ({model.latent_dim}-D)": lambda x, y: metrics.encode(model, x, y),
+        f"PCA codes ({pca.latent_dim}-D)": lambda x, y: metrics.encode(pca, x),
+        f"raw pixels ({math.prod(dataset.input_shape)}-D)": lambda x, y: to_float(x).flatten(1),
+    }
+    return {name: metrics.knn_accuracy(fn(x_tr, y_tr), y_tr, fn(x_te, y_te), y_te, k) for name, fn in features.items()}
+
+
+def mean_errors(model: Autoencoder, pca: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[float, float]:
+    """Mean squared error per image of the model and of PCA on the same images."""
+    return (float(metrics.squared_errors(model, x, labels).mean()), float(metrics.squared_errors(pca, x).mean()))
+
+
+def error_points(infos: list[CheckpointInfo], dataset_name: str) -> list[dict]:
+    """Test error against latent size of every checkpoint of a dataset that has its metrics stored."""
+    points = []
+    for info in infos:
+        meta = info.meta
+        sse = (meta.get("metrics") or {}).get("sse_per_image")
+        if meta.get("dataset", {}).get("name") != dataset_name or sse is None:
+            continue
+        points.append({"name": info.name, "variant": meta["variant"],
+                       "latent_dim": meta["config"].get("latent_dim"), "sse_per_image": sse})
+    return points
+
+
+def pca_subspace_angles(model: Autoencoder, pca: Autoencoder) -> np.ndarray | None:
+    """Principal angles (degrees) between a linear decoder's column space and PCA's, or None for non-linear models."""
+    if model.variant != "linear" or not hasattr(model, "decoder_matrix"):
+        return None
+    matrix = model.decoder_matrix()
+    if matrix is None:
+        return None
+    return metrics.principal_angles(matrix, pca.decoder_matrix())
+
+
+def verdict(variant: str, latent_dim: int, model_sse: float, pca_sse: float, model_knn: float | None = None,
+            pca_knn: float | None = None, angles: np.ndarray | None = None) -> str:
+    """One sentence saying which of the model and PCA did better, and by how much."""
+    change = (model_sse - pca_sse) / max(pca_sse, 1e-12)
+    if abs(change) < 0.03:
+        error = f"reconstructs as well as PCA ({model_sse:.1f} vs {pca_sse:.1f} squared error per image)"
+    else:
+        word = "better" if change < 0 else "worse"
+        error = (f"reconstructs {abs(change):.0%} {word} than PCA ({model_sse:.1f} vs {pca_sse:.1f} squared error "
+                 "per image)")
+    sentence = f"With {latent_dim} dimensions the {variant} model {error}"
+    if model_knn is not None and pca_knn is not None:
+        gap = model_knn - pca_knn
+        if abs(gap) < 0.01:
+            sentence += f", and its codes are as good for 5-NN as PCA's ({model_knn:.1%} vs {pca_knn:.1%})"
+        else:
+            sentence += (f", and its codes are {abs(gap) * 100:.1f} points {'better' if gap > 0 else 'worse'} for "
+                         f"5-NN ({model_knn:.1%} vs {pca_knn:.1%})")
+    if angles is not None and len(angles):
+        sentence += (f"; its subspace is {angles.max():.1f}° at most from PCA's" if angles.max() < 10
+                     else f"; its subspace is still up to {angles.max():.0f}° from PCA's (train longer)")
+    return sentence + "."
+
+
+def _pixel_linear(model: Autoencoder) -> nn.Linear | None:
+    """The first fully connected layer that reads the raw pixels, if the encoder starts with one."""
+    size = math.prod(model.input_shape)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return None
+        if isinstance(module, nn.Linear):
+            return module if module.in_features == size else None
+    return None
+
+
+def _upscale(images: torch.Tensor, min_side: int) -> torch.Tensor:
+    """Nearest-neighbour enlargement of tiny kernels, so the browser does not blur 3x3 pixels into a smudge."""
+    factor = max(1, math.ceil(min_side / max(images.shape[-2:])))
+    return images.repeat_interleave(factor, -2).repeat_interleave(factor, -1) if factor > 1 else images
+
+
+def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, str]:
+    """What the encoder's first layer looks for, as images in [0, 1] each stretched to its own range, and a title.
+
+    Fully connected encoders: each hidden unit's weights over the pixels. PCA: its components. Convolutional encoders:
+    their first kernels (small, applied everywhere). Raises ConfigError saying why for other encoders."""
+    if model.variant == "pca":
+        weights, title = model.components.detach().view(-1, *model.input_shape), "principal components"
+    elif hasattr(model, "first_layer_features"):
+        weights = model.first_layer_features()
+        is_conv = weights.shape[-2:] != model.input_shape[-2:]
+        title = "first-layer convolution kernels" if is_conv else "first-layer features (one per hidden unit)"
+    elif (layer := _pixel_linear(model)) is not None:
+        weights, title = layer.weight.detach().view(-1, *model.input_shape), "first-layer features (one per hidden unit)"
+    else:
+        raise ConfigError(f"the {model.variant} encoder does not start with a layer over whole images, so its "
+                          "first-layer weights are not pictures")
+    weights = weights[:limit].float().cpu()
+    if weights.shape[1] not in (1, 3):  # kernels over many input channels: show the mean over them
+        weights = weights.mean(1, keepdim=True)
+    flat = weights.flatten(1)
+    low, high = flat.min(1).values, flat.max(1).values
+    scaled = (flat - low[:, None]) / (high - low).clamp_min(1e-12)[:, None]
+    return _upscale(scaled.view_as(weights), 28), title
+
+
+def code_neighbours(codes: np.ndarray, queries: list[int], k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row of `codes`, the k nearest other rows (Euclidean in code space): (indices, distances)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    codes = np.asarray(codes, dtype=np.float32)
+    k = min(k, len(codes) - 1)
+    if k < 1 or not queries:
+        return np.empty((len(queries), 0), dtype=int), np.empty((len(queries), 0))
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(codes).kneighbors(codes[queries])
+    keep = idx != np.asarray(queries)[:, None]  # drop the query itself (or the extra neighbour where it tied)
+    idx = np.stack([row[mask][:k] for row, mask in zip(idx, keep)])
+    dist = np.stack([row[mask][:k] for row, mask in zip(dist, keep)])
+    return idx, dist

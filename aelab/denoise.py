@@ -1,0 +1,88 @@
+"""The Denoise page's experiment: corrupt clean images, hand the noisy copies to several models, and score each
+output against the clean image by PSNR.
+
+The corruptions match the trainer's (`train.corrupt`: Gaussian noise clipped to [0, 1], masking noise that zeroes
+pixels), plus salt-and-pepper, which no model here is trained on and so tests how far denoising generalises. Unlike
+the trainer's, they draw from their own seeded generator: the same seed gives the same noise on every rerun, so
+moving a slider changes one thing at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .metrics import batched, psnr
+from .models import Autoencoder
+
+NOISES = ("gaussian", "masking", "salt-and-pepper")
+THUMBNAIL = 112  # px, the longer side of the picture of an upload shown next to its prepared version
+NOISE_HELP = {
+    "gaussian": "level = standard deviation of the added noise (then clipped to [0, 1])",
+    "masking": "level = fraction of pixels set to black",
+    "salt-and-pepper": "level = fraction of pixels set to black or white (half each)",
+}
+
+
+def add_noise(x: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:
+    """A corrupted copy of float images x in [0, 1] (any shape); reproducible for a given seed."""
+    if kind not in NOISES:
+        raise ConfigError(f"unknown noise {kind!r}: use {', '.join(NOISES)}")
+    if not 0 <= level <= 1:
+        raise ConfigError(f"noise level must be between 0 and 1, not {level}")
+    x = x.float().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "gaussian":
+        return (x + level * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    hit = torch.rand(x.shape, generator=gen) < level
+    if kind == "masking":
+        return x.masked_fill(hit, 0.0)
+    salt = torch.rand(x.shape, generator=gen) < 0.5
+    return torch.where(hit, salt.float(), x)
+
+
+@dataclass
+class Comparison:
+    clean: torch.Tensor  # (N, C, H, W)
+    noisy: torch.Tensor
+    noisy_psnr: np.ndarray  # (N,) dB of the noisy input against the clean image
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # model name -> (N, C, H, W) in [0, 1]
+    output_psnr: dict[str, np.ndarray] = field(default_factory=dict)  # model name -> (N,) dB
+
+    def mean_psnr(self) -> dict[str, float]:
+        """Mean PSNR of the noisy input ("noisy") and of each model's output."""
+        return {"noisy": float(self.noisy_psnr.mean()), **{k: float(v.mean()) for k, v in self.output_psnr.items()}}
+
+
+def compare(clean: torch.Tensor, models: dict[str, Autoencoder], kind: str = "gaussian", level: float = 0.5,
+            seed: int = 0) -> Comparison:
+    """Corrupt `clean` (float (N, C, H, W) in [0, 1]) once and reconstruct the same noisy images with every model.
+
+    Conditional models get no label: uploads have none, and a denoiser should not need one."""
+    if clean.ndim != 4 or len(clean) == 0:
+        raise ConfigError(f"expected a batch of images (N, C, H, W), not shape {tuple(clean.shape)}")
+    clean = clean.float().cpu()
+    noisy = add_noise(clean, kind, level, seed)
+    result = Comparison(clean, noisy, psnr(clean, noisy).numpy())
+    for name, model in models.items():
+        if tuple(model.input_shape) != tuple(clean.shape[1:]):
+            raise ConfigError(f"{name} takes images of shape {model.input_shape}, not {tuple(clean.shape[1:])}")
+        out = batched(model, noisy, lambda m, xb, yb: m.reconstruct(xb)).clamp(0, 1)
+        result.outputs[name] = out
+        result.output_psnr[name] = psnr(clean, out).numpy()
+    return result
+
+
+def prepare_upload(data: bytes, input_shape, name: str) -> tuple[np.ndarray, bytes]:
+    """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file, a small PNG of the
+    original to show beside it). Raises ImageError naming the file when it cannot be used."""
+    from .images import array_to_png_bytes, load_and_prepare, open_image, to_rgb_array
+
+    prepared = load_and_prepare(data, tuple(input_shape), name)
+    thumbnail = open_image(data, name)
+    thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
+    # Through images' converters, so 16-bit, palette and transparent files look as they were prepared.
+    return prepared, array_to_png_bytes(to_rgb_array(thumbnail))

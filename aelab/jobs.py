@@ -1,0 +1,607 @@
+"""Background training jobs: what the Train page starts, lists, polls and stops.
+
+Streamlit ends a script run whenever the user touches a widget, so training never runs inside the app: each job is a
+separate `python -m aelab train ...` process in its own session (a page switch, a reload or a server restart does not
+end it), writing its progress as JSON lines to `<checkpoints>/.jobs/<id>/events.jsonl`, its output to `log.txt`, and
+its checkpoint to `<checkpoints>/<name>.safetensors` at the end of every epoch. Everything about a job lives in files,
+so any session of any server process can show it, and a status is read back from those files alone:
+
+    starting     process alive, no event yet (importing torch, loading the data)
+    running      process alive, training
+    finished / stopped / diverged   the trainer said so and the process exited after its final save
+    failed       the process exited with an error (the reason is the `error: ...` line of its log)
+    interrupted  the process is gone without a final save (killed, machine or server restarted)
+
+Once a job has ended, its status is frozen in `result.json`, so it stays true even if the checkpoint is later
+overwritten. Job files are POSIX-only (process groups, fcntl lock, /proc), like the rest of the app's deployment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import typing
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoints
+from .data import BUILTIN, Dataset
+from .errors import CheckpointError, ConfigError, DataError
+from .models import get_variant
+from .train import TrainConfig, pick_device
+
+JOBS_FOLDER = ".jobs"
+ACTIVE = ("starting", "running", "saving")
+ENDED = ("finished", "stopped", "diverged", "failed", "interrupted")
+
+# Popen objects of the jobs this server process started: poll() reaps them (no zombies) and gives the exit code.
+_PROCESSES: dict[str, subprocess.Popen] = {}
+# Incremental parse of each events file (file offset, state so far), so polling reads only the new lines.
+_PARSED: dict[str, tuple[int, "_Progress"]] = {}
+_PARSE_LOCK = threading.Lock()  # Streamlit serves sessions from threads
+
+
+def jobs_folder() -> Path:
+    return checkpoints.checkpoint_folder().resolve() / JOBS_FOLDER
+
+
+@dataclass
+class Job:
+    """What was asked for: written once to job.json when the process starts."""
+
+    id: str
+    name: str
+    variant: str
+    model_options: dict
+    train_options: dict
+    dataset: str
+    without_class: int | None
+    only_class: int | None
+    pid: int
+    started: float
+    command: list[str]
+    checkpoint: str
+
+    @property
+    def folder(self) -> Path:
+        return jobs_folder() / self.id
+
+    @property
+    def events_path(self) -> Path:
+        return self.folder / "events.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "log.txt"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.folder / "stop"
+
+    @property
+    def epochs(self) -> int:
+        return int(self.train_options.get("epochs", TrainConfig.epochs))
+
+
+@dataclass
+class _Progress:
+    """What the events so far say."""
+
+    phase: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    terms: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    images_per_s: float | None = None
+    epoch_eta_s: float | None = None
+    last_event: str = ""
+    preview: dict | None = None
+    done: dict | None = None
+
+    def update(self, event: dict) -> None:
+        kind = event.get("event")
+        self.last_event = kind
+        if kind == "phase":
+            self.phase, self.epochs = event["phase"], event.get("epochs", 0)
+            self.epoch, self.step, self.steps = 0, 0, event.get("steps_per_epoch", 0)
+        elif kind == "step":
+            self.epoch, self.epochs, self.step, self.steps = event["epoch"], event["epochs"], event["step"], event["steps"]
+            self.terms, self.images_per_s = event["terms"], event["images_per_s"]
+        elif kind == "epoch":
+            self.history.append({k: event[k] for k in ("phase", "epoch", "train", "val", "images_per_s", "seconds")})
+            self.epoch, self.epochs, self.step = event["epoch"], event["epochs"], self.steps
+            self.images_per_s, self.epoch_eta_s = event["images_per_s"], event.get("eta_s")
+            if event.get("preview"):
+                self.preview = event["preview"]
+        elif kind == "done":
+            self.done = event
+
+
+@dataclass
+class JobStatus:
+    job: Job
+    state: str  # one of ACTIVE + ENDED
+    phase: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    terms: dict = field(default_factory=dict)  # latest step's loss terms
+    history: list[dict] = field(default_factory=list)  # per epoch: phase, epoch, train {term: v}, val {term: v}, ...
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    originals: np.ndarray | None = None  # latest preview, uint8 (N, C, H, W)
+    reconstructions: np.ndarray | None = None
+    message: str = ""
+    stop_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def fraction(self) -> float:
+        """Progress of the current phase, 0..1 (1 once the job ended)."""
+        if not self.active:
+            return 1.0
+        if not self.epochs or not self.steps:
+            return 0.0
+        done_steps = (self.epoch - 1) * self.steps + self.step  # an epoch event sets step = steps
+        return min(1.0, max(0.0, done_steps / (self.epochs * self.steps)))
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.job.checkpoint)
+
+
+# ------------------------------------------------------------------------------------------- options and forms
+
+# Labels where the field name is an abbreviation; every other label is the field name in words.
+LABELS = {"lr": "Learning rate", "latent_dim": "Latent size (code)", "recon_loss": "Reconstruction loss",
+          "init": "Weight init", "tied": "Tied weights", "val_fraction": "Validation fraction",
+          "greedy_epochs": "Greedy pre-training epochs", "noise": "Denoising noise", "beta": "Beta (KL weight)",
+          "arch": "Architecture"}
+
+
+@dataclass
+class FormField:
+    """One user-facing option of a config dataclass, as a form shows it."""
+
+    name: str
+    kind: str  # bool | choice | int | float | int_list | str
+    default: typing.Any
+    help: str
+    choices: list | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.name) or self.name.replace("_", " ").capitalize()
+
+    @property
+    def step(self) -> float:
+        """A float field's +/- step: one unit of the default's leading digit (lr 0.001 steps by 0.001)."""
+        if self.kind != "float":
+            return 1
+        return 10.0 ** np.floor(np.log10(abs(self.default))) if self.default else 0.01
+
+
+def form_fields(cls) -> list[FormField]:
+    """The fields of a config dataclass (a model's or TrainConfig) that users set: everything not marked hidden."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if meta.get("hidden"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kind = hints[f.name]
+        if kind is bool:
+            kind_name = "bool"
+        elif "choices" in meta:
+            kind_name = "choice"
+        elif typing.get_origin(kind) is list:
+            kind_name = "int_list"
+        else:
+            kind_name = {int: "int", float: "float"}.get(kind, "str")
+        out.append(FormField(f.name, kind_name, default, meta.get("help", ""), meta.get("choices"),
+                             meta.get("minimum"), meta.get("maximum")))
+    return out
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+    """'1000, 500,250' -> [1000, 500, 250]; '' -> []; anything else is refused with an example."""
+    parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise ConfigError(f"{name}: expected comma-separated whole numbers like 1000,500,250, not {text!r}") from None
+
+
+def changed_options(fields: list[FormField], values: dict) -> dict:
+    """The options whose value differs from the default, list fields parsed: the job's command stays short."""
+    options = {}
+    for f in fields:
+        value = values[f.name]
+        if f.kind == "int_list" and isinstance(value, str):
+            value = parse_int_list(value, f.name)
+        if f.kind == "float":
+            value = float(value)
+        if value != f.default:
+            options[f.name] = value
+    return options
+
+
+def suggest_name(dataset: str, variant: str) -> str:
+    """`mnist-conv`, or `mnist-conv-2`, ... : the first name that is neither a model nor being trained."""
+    base = f"{Path(dataset).name}-{variant}"
+    busy = {s.job.name for s in list_jobs() if s.active}
+    for n in range(1, 10000):
+        name = base if n == 1 else f"{base}-{n}"
+        if name not in busy and not checkpoints.path_for(name).exists():
+            return name
+    return base
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+
+
+def _check_types(cls, options: dict, what: str) -> None:
+    """Values of the right type (a form or a caller could pass '10' or 1.5 for an int), and no hidden fields."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigError(f"unknown {what} option {key!r}: choose from "
+                              + ", ".join(n for n, f in fields.items() if not f.metadata.get("hidden")))
+        if fields[key].metadata.get("hidden"):
+            raise ConfigError(f"{what} option {key!r} is set by aelab itself, not by hand")
+        kind = hints[key]
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif typing.get_origin(kind) is list:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise ConfigError(f"{key} must be {getattr(kind, '__name__', str(kind))}, not {value!r}")
+
+
+def _dataset_shape(dataset: str | Dataset) -> tuple[tuple[int, int, int] | None, int | None]:
+    """(input shape, number of classes) where known without loading anything; folders are checked by the job."""
+    if isinstance(dataset, Dataset):
+        return dataset.input_shape, dataset.num_classes
+    if dataset in BUILTIN:
+        return (1, 28, 28), len(BUILTIN[dataset][0])
+    return None, None
+
+
+def validate_request(variant: str, model_options: dict, train_options: dict, name: str,
+                     dataset: str | Dataset = "mnist", without_class: int | None = None,
+                     only_class: int | None = None, overwrite: bool = False) -> tuple[str, TrainConfig]:
+    """Refuse, with the reason, anything that would make the job fail at once; returns (safe name, TrainConfig).
+
+    Raises ConfigError (bad variant or option) or CheckpointError (unsafe name, a model of that name exists and
+    overwrite is off, or another job is writing that name right now).
+    """
+    cls = get_variant(variant)
+    _check_types(cls.config_class, model_options, variant)
+    _check_types(TrainConfig, train_options, "training")
+    train_config = TrainConfig(**train_options)
+    train_config.validate()
+    pick_device(train_config.device)  # a GPU asked for by name must exist here
+    if isinstance(dataset, str) and dataset not in BUILTIN and not Path(dataset).expanduser().exists():
+        raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
+    shape, classes = _dataset_shape(dataset)
+    extra = {"input_shape": shape, "num_classes": max(classes, 1)} if shape else {}
+    cls.config_class.from_dict({**model_options, **extra}).validate()
+    if without_class is not None and only_class is not None:
+        raise ConfigError("choose at most one of 'without class' and 'only class'")
+    for k in (without_class, only_class):
+        if k is not None and classes is not None and not 0 <= k < classes:
+            raise ConfigError(f"class {k} does not exist in {getattr(dataset, 'name', dataset)} (0..{classes - 1})")
+    safe = checkpoints.safe_name(name)
+    busy = [s for s in list_jobs() if s.active and s.job.name == safe]
+    if busy:
+        raise CheckpointError(f"a job is already training a model named {safe!r}: wait for it, stop it, "
+                              "or pick another name")
+    if checkpoints.path_for(safe).exists() and not overwrite:
+        raise CheckpointError(f"a model named {safe!r} already exists: pick another name or allow overwriting it")
+    return safe, train_config
+
+
+def _cli_args(options: dict) -> list[str]:
+    """The options as `python -m aelab train` flags (cli.add_dataclass_options reads them back)."""
+    args = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(str(v) for v in value)]
+        else:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return args
+
+
+@contextlib.contextmanager
+def _jobs_lock():
+    """One start at a time across sessions and server processes, so two tabs cannot take the same name."""
+    folder = jobs_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+def start_job(variant: str, model_options: dict, train_options: dict, name: str, dataset: str | Dataset = "mnist",
+              without_class: int | None = None, only_class: int | None = None, overwrite: bool = False) -> Job:
+    """Validate, then start `python -m aelab train` in the background; returns at once."""
+    dataset_name = dataset.name if isinstance(dataset, Dataset) else dataset
+    if dataset_name not in BUILTIN and Path(dataset_name).expanduser().exists():
+        dataset_name = str(Path(dataset_name).expanduser().resolve())  # the job must find it from any folder
+    with _jobs_lock():
+        safe, _ = validate_request(variant, model_options, train_options, name, dataset, without_class, only_class,
+                                   overwrite)
+        job_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+        folder = jobs_folder() / job_id
+        folder.mkdir(parents=True)
+        target = checkpoints.path_for(safe, checkpoints.checkpoint_folder().resolve())
+        command = [sys.executable, "-m", "aelab", "train", variant, "--dataset", dataset_name, "--out", str(target),
+                   "--events", str(folder / "events.jsonl"), "--stop-file", str(folder / "stop"), "--quiet",
+                   *_cli_args(model_options),
+                   *_cli_args(train_options)]
+        for flag, k in (("--without-class", without_class), ("--only-class", only_class)):
+            if k is not None:
+                command += [flag, str(k)]
+        # The job must import this same aelab, whatever folder the server was started from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        with open(folder / "log.txt", "wb") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=env, start_new_session=True)
+        _PROCESSES[job_id] = process
+        job = Job(job_id, safe, variant, dict(model_options), dict(train_options), dataset_name, without_class,
+                  only_class, process.pid, time.time(), command, str(target))
+        _write_json(folder / "job.json", dataclasses.asdict(job))
+    return job
+
+
+# ------------------------------------------------------------------------------------------------------- status
+
+
+def load_job(job_id: str) -> Job:
+    if not job_id or "/" in job_id or job_id.startswith("."):
+        raise ConfigError(f"no such job: {job_id!r}")
+    try:
+        values = json.loads((jobs_folder() / job_id / "job.json").read_text())
+        return Job(**values)
+    except (OSError, ValueError, TypeError):
+        raise ConfigError(f"no such job: {job_id!r}") from None
+
+
+def _alive(job: Job) -> bool:
+    """Is the job's process still running? Robust to zombies, server restarts and pid reuse."""
+    process = _PROCESSES.get(job.id)
+    if process is not None:
+        return process.poll() is None  # poll() reaps our own child once it exits
+    try:
+        os.kill(job.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else: /proc below tells whether it is ours
+    proc = Path("/proc") / str(job.pid)
+    if proc.is_dir():
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return False  # exited, not reaped yet by its parent
+            if str(job.folder).encode() not in (proc / "cmdline").read_bytes():
+                return False  # the pid now belongs to another program
+        except (OSError, IndexError):
+            return False  # vanished while we looked
+    return True
+
+
+def _exit_code(job: Job) -> int | None:
+    process = _PROCESSES.get(job.id)
+    return process.returncode if process is not None else None
+
+
+def _read_events(job: Job) -> _Progress:
+    """Parse only the lines added since the last call; a half-written last line waits for the next call."""
+    with _PARSE_LOCK:
+        offset, progress = _PARSED.get(job.id, (0, _Progress()))
+        try:
+            with open(job.events_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        end = chunk.rfind(b"\n") + 1
+        for line in chunk[:end].splitlines():
+            try:
+                progress.update(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line the trainer did not write whole (disk full, killed mid-write): skip it
+        _PARSED[job.id] = (offset + end, progress)
+        return progress
+
+
+def _log_error(job: Job) -> str:
+    """The reason a job failed: its `error: ...` line, else the last line of a traceback, else ''."""
+    try:
+        lines = [line.strip() for line in job.log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error: ")]
+    if errors:
+        return errors[-1][len("error: "):]
+    if any(line.startswith("Traceback") for line in lines):
+        return lines[-1]
+    return ""
+
+
+def _saved_epochs(job: Job) -> str:
+    """Where the weights of an interrupted job are: the checkpoint of its last completed epoch, if any."""
+    path = Path(job.checkpoint)
+    try:
+        meta = checkpoints.read_metadata(path)
+    except (OSError, CheckpointError):
+        return "no epoch was completed, so nothing was saved"
+    if job.id not in meta.get("command", ""):
+        return "no epoch was completed, so nothing was saved"  # the file is another job's
+    epochs = [h for h in meta.get("history", []) if h.get("phase") == "train"]
+    done = f"epoch {epochs[-1]['epoch']} of {job.epochs}" if epochs else "its last completed epoch"
+    return f"{job.name} holds the weights of {done}"
+
+
+def _remove_stale_temp_files(job: Job) -> None:
+    """A process killed while saving leaves a hidden temp file; no one else can be writing this name now."""
+    path = Path(job.checkpoint)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _final_save_done(job: Job) -> bool:
+    """The trainer's "done" event comes before the test metrics and the final save: did that save happen?"""
+    try:
+        meta = checkpoints.read_metadata(job.checkpoint)
+    except (OSError, CheckpointError):
+        return False
+    return job.id in meta.get("command", "") and meta.get("status") != "training"
+
+
+def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
+    """(state, message) of a job whose process is gone."""
+    code = _exit_code(job)
+    killed = code is not None and code < 0
+    error = "" if killed else _log_error(job)
+    if error:
+        return "failed", error + (f"; {_saved_epochs(job)}" if progress.history else "")
+    if progress.done is not None and not killed and _final_save_done(job):
+        state, message = progress.done.get("status", "finished"), progress.done.get("message", "")
+        if state == "stopped":
+            message = f"{message}; the weights so far are saved as {job.name}"
+        return state, message
+    how = f"killed by signal {-code}" if killed else "killed, or the machine restarted"
+    return "interrupted", f"the training process ended without finishing ({how}); {_saved_epochs(job)}"
+
+
+def job_status(job_id: str | Job) -> JobStatus:
+    job = job_id if isinstance(job_id, Job) else load_job(job_id)
+    result_path = job.folder / "result.json"
+    alive = _alive(job)  # before reading events: an exited process has written all of its events
+    progress = _read_events(job)
+    status = JobStatus(job, "starting", progress.phase, progress.epoch, progress.epochs, progress.step,
+                       progress.steps, progress.terms, progress.history, progress.images_per_s,
+                       stop_requested=job.stop_path.exists())
+    if progress.preview:
+        status.originals = np.asarray(progress.preview["originals"], dtype=np.uint8)
+        status.reconstructions = np.asarray(progress.preview["reconstructions"], dtype=np.uint8)
+    if alive:
+        if progress.done is not None:
+            status.state, status.phase = "saving", "test metrics and final save"
+        elif progress.phase:
+            status.state = "running"
+            status.eta_s = _eta(job, progress)
+        return status
+    try:
+        frozen = json.loads(result_path.read_text())
+        status.state, status.message = frozen["state"], frozen["message"]
+    except (OSError, ValueError, KeyError):
+        status.state, status.message = _ended(job, progress)
+        if status.state in ("failed", "interrupted"):
+            _remove_stale_temp_files(job)
+        _write_json(result_path, {"state": status.state, "message": status.message, "ended": time.time()})
+    return status
+
+
+def _eta(job: Job, progress: _Progress) -> float | None:
+    """Seconds left in this phase: from the step rate within an epoch, or the trainer's estimate at an epoch end."""
+    if progress.last_event == "epoch":
+        return progress.epoch_eta_s
+    if not progress.images_per_s or not progress.steps:
+        return None
+    batch = int(job.train_options.get("batch_size", TrainConfig.batch_size))
+    steps_left = (progress.epochs - progress.epoch) * progress.steps + progress.steps - progress.step
+    return steps_left * batch / progress.images_per_s
+
+
+def loss_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """Every loss term of every split as (epochs, values), epochs counted across phases (pre-training first)."""
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    for x, entry in enumerate(history, 1):
+        for split in ("train", "val"):
+            for term, value in (entry.get(split) or {}).items():
+                key = f"{split} {term}" if entry["phase"] == "train" else f"{term} (pre-training)"
+                xs, ys = curves.setdefault(key, ([], []))
+                xs.append(x)
+                ys.append(value)
+    return curves
+
+
+def list_jobs() -> list[JobStatus]:
+    """Every job with a readable job.json, newest first."""
+    folder = jobs_folder()
+    if not folder.is_dir():
+        return []
+    jobs = []
+    for path in folder.iterdir():
+        if path.is_dir() and not path.name.startswith("."):
+            with contextlib.suppress(ConfigError):
+                jobs.append(load_job(path.name))
+    return [job_status(job) for job in sorted(jobs, key=lambda j: (j.started, j.id), reverse=True)]
+
+
+def stop_job(job_id: str) -> None:
+    """Ask the job to stop after its current step; it saves the weights so far and ends as 'stopped'."""
+    job = load_job(job_id)
+    job.stop_path.touch()
+
+
+def remove_job(job_id: str) -> None:
+    """Forget an ended job (its files under .jobs/); the checkpoint it wrote stays."""
+    job = load_job(job_id)
+    if _alive(job):
+        raise ConfigError(f"job {job.name!r} is still running: stop it first")
+    shutil.rmtree(job.folder, ignore_errors=True)
+    _PROCESSES.pop(job.id, None)
+    with _PARSE_LOCK:
+        _PARSED.pop(job.id, None)
+
+
+def anomaly_recipe(dataset: str, k: int) -> dict:
+    """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k."""
+    return {"variant": "conv", "model_options": {"latent_dim": 16, "channels": [32, 64]},
+            "train_options": {"epochs": 10, "batch_size": 128, "lr": 1e-3},
+            "name": f"{Path(dataset).name}-conv-without-{k}", "dataset": dataset, "without_class": k}

@@ -1,0 +1,245 @@
+"""Streamlit glue for the exploring pages (Interpolate, Draw, Denoise, Generate, Anomalies): cached fits and scores
+keyed by checkpoint path and mtime, model pickers, an image picker and the drawing canvas.
+
+Fitted objects that every session can share (a kNN index, a latent map) are st.cache_resource, one per process;
+arrays are st.cache_data. No model math here: it lives in anomaly.py, classify.py, denoise.py and explore.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from . import anomaly, checkpoints, classify, metrics, ui
+from .data import Dataset, stratified_indices, to_float
+from .errors import AelabError
+
+# The Draw page's map: enough codes to show every class's cloud, few enough to redraw quickly after each stroke.
+MAP_SAMPLE = 1000
+
+
+@st.cache_resource(show_spinner="Indexing training codes for the nearest-neighbour vote…", max_entries=16)
+def code_knn(path: str, mtime: float, dataset_name: str) -> classify.CodeKNN:
+    model, _ = ui.load_model(path, mtime)
+    return classify.fit_on_model(model, ui.load_dataset(dataset_name))
+
+
+@st.cache_resource(show_spinner="Mapping test codes…", max_entries=16)
+def latent_map(path: str, mtime: float, dataset_name: str) -> tuple[classify.LatentMap, np.ndarray, np.ndarray]:
+    """(fitted map, 2-D positions, labels) of a stratified sample of test codes, encoded without labels like a
+    drawing is, so the drawing lands among comparable codes."""
+    model, _ = ui.load_model(path, mtime)
+    ds = ui.load_dataset(dataset_name)
+    idx = stratified_indices(ds.y_test, MAP_SAMPLE)
+    codes = metrics.encode(model, ds.x_test[idx]).numpy()
+    fitted = classify.LatentMap().fit(codes)
+    return fitted, fitted.transform(codes), ds.y_test[idx].numpy()
+
+
+@st.cache_data(show_spinner="Scoring every test image by its reconstruction error…", max_entries=32)
+def test_scores(path: str, mtime: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
+    model, _ = ui.load_model(path, mtime)
+    return anomaly.score_test_set(model, ui.load_dataset(dataset_name))
+
+
+@st.cache_data(show_spinner="Encoding test images…", max_entries=32)
+def test_code_stats(path: str, mtime: float, dataset_name: str) -> np.ndarray:
+    """Codes of a stratified sample of 1000 test images (label-free): the reference for traversal spans and the
+    range of a 2-D model's manifold grid."""
+    model, _ = ui.load_model(path, mtime)
+    ds = ui.load_dataset(dataset_name)
+    return metrics.encode(model, ds.x_test[stratified_indices(ds.y_test, 1000)]).numpy()
+
+
+@st.cache_data(show_spinner="Preparing the upload…", max_entries=64)
+def prepared_upload(data: bytes, input_shape: tuple, name: str) -> tuple[np.ndarray, bytes]:
+    """Decoded and prepared once per file content, not on every slider move."""
+    from .denoise import prepare_upload
+
+    return prepare_upload(data, input_shape, name)
+
+
+def checkpoints_for(dataset_name: str) -> list[checkpoints.CheckpointInfo]:
+    found, _ = checkpoints.list_checkpoints()
+    return [c for c in found if c.meta.get("dataset", {}).get("name") == dataset_name]
+
+
+def is_denoiser(meta: dict) -> bool:
+    return (meta.get("train_config") or {}).get("noise", "none") != "none"
+
+
+def denoiser_label(info: checkpoints.CheckpointInfo) -> str:
+    cfg = info.meta.get("train_config") or {}
+    return f"{ui.model_label(info)}, trained on {cfg.get('noise')} noise {cfg.get('noise_level')}"
+
+
+def load(info: checkpoints.CheckpointInfo):
+    """(model, meta) of a listed checkpoint through the shared cache; errors are the caller's to show."""
+    return ui.load_model(str(info.path), info.path.stat().st_mtime)
+
+
+def class_label(ds: Dataset, k: int) -> str:
+    return f"{k}: {ds.class_names[k]}" if ds.class_names and ds.class_names[k] != str(k) else str(k)
+
+
+# --- Picking and drawing images ----------------------------------------------------------------------------------
+
+IMAGE_SOURCES = ("Test image", "Random", "Draw")
+
+
+def _bump(state_key: str) -> None:
+    st.session_state[state_key] = st.session_state.get(state_key, 0) + 1
+
+
+def canvas(key: str, size: int = 280, stroke: int = 18):
+    """A white-on-black drawing canvas; returns its RGBA array, or None before anything was drawn.
+
+    White strokes on black need no inversion and look like MNIST already; the stroke is about 1/15 of the side,
+    the thickness of an MNIST pen stroke once the digit is scaled to 20 of 28 pixels."""
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=size,
+                       width=size, drawing_mode="freedraw", return_image_data=True, update_streamlit=True, key=key)
+    objects = (result.json_data or {}).get("objects") or []
+    return result.image_data if objects else None
+
+
+def pick_image(ds: Dataset, key: str, title: str) -> tuple[torch.Tensor | None, int | None, str]:
+    """An image chosen by class and index, at random, or drawn: (float (C, H, W) or None, label or None, caption).
+
+    None means nothing usable yet (an empty canvas); the widget has already said why."""
+    st.markdown(f"**{title}**")
+    square_gray = ds.input_shape[0] == 1 and ds.input_shape[1] == ds.input_shape[2]
+    sources = IMAGE_SOURCES if square_gray else IMAGE_SOURCES[:2]
+    source = st.radio("Source", sources, horizontal=True, key=f"{key}_source", label_visibility="collapsed")
+    x, y = ds.x_test, ds.y_test
+    if source == "Draw":
+        from .images import prepare_digit
+
+        # A new key is a new, empty canvas: the component has no "clear" of its own that Python can trigger.
+        drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11)
+        st.button("Clear", key=f"{key}_clear_button", on_click=_bump, args=(f"{key}_clear",))
+        if drawing is None:
+            st.caption("Draw a digit in the box.")
+            return None, None, ""
+        try:
+            digit = prepare_digit(drawing, size=ds.input_shape[1], name="the drawing")
+        except AelabError as err:
+            st.error(str(err))
+            return None, None, ""
+        return torch.from_numpy(digit)[None], None, "drawn"
+    if source == "Random":
+        st.button("Another one", key=f"{key}_another", on_click=_bump, args=(f"{key}_seed",))
+        seed = st.session_state.get(f"{key}_seed", 0)
+        # Different keys draw different images even at the same seed, so A and B start apart.
+        i = int(np.random.default_rng([seed, sum(map(ord, key))]).integers(len(x)))
+    else:
+        members = np.arange(len(x))
+        if ds.num_classes and (y >= 0).all():
+            c = st.selectbox("Class", range(ds.num_classes), format_func=lambda k: class_label(ds, k),
+                             key=f"{key}_class")
+            members = (y == c).nonzero().flatten().numpy()
+        if len(members) == 0:
+            st.info("The test set has no image of this class.")
+            return None, None, ""
+        j = st.number_input(f"Index (0–{len(members) - 1})", 0, len(members) - 1, 0, key=f"{key}_index")
+        i = int(members[int(j)])
+    label = int(y[i]) if y[i] >= 0 else None
+    caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")
+    return to_float(x[i]), label, caption
+
+
+def show_tile(images: torch.Tensor, columns: int, width: int | None = None, caption: str | None = None) -> None:
+    """Images (N, C, H, W) in [0, 1] as one picture, `columns` per row: one element to send, not N."""
+    from .explore import tile
+
+    picture = tile(images, columns).numpy()
+    picture = picture[0] if picture.shape[0] == 1 else picture.transpose(1, 2, 0)
+    st.image(np.clip(picture, 0, 1), width=width or "stretch", caption=caption, clamp=True)
+
+
+# --- The Draw page's map ---------------------------------------------------------------------------------------
+
+# Plotly's default qualitative palette has exactly ten colours, one per class of the built-in datasets.
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
+           "#FECB52")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def map_figure(path: str, mtime: float, dataset_name: str) -> dict:
+    """The latent map as a plain Plotly figure dict (one trace per class), built once per model: after each stroke
+    the page only appends the drawing's star to a copy of the trace list. NumPy arrays, not lists, because Plotly
+    validates and serialises them in one piece (a few ms instead of tens per stroke)."""
+    fitted, coords, labels = latent_map(path, mtime, dataset_name)
+    ds = ui.load_dataset(dataset_name)
+    data = []
+    for c in np.unique(labels):
+        pts = coords[labels == c]
+        data.append({"type": "scattergl", "mode": "markers", "name": class_label(ds, int(c)),
+                     "x": pts[:, 0].copy(), "y": pts[:, 1].copy(),
+                     "marker": {"size": 5, "opacity": 0.6, "color": PALETTE[int(c) % len(PALETTE)]},
+                     "hoverinfo": "name"})
+    axis = "z" if fitted.projection_ is None else "PCA"  # 2-D codes are shown as they are
+    layout = {"height": 380, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"title": {"text": "class"}},
+              "xaxis": {"title": {"text": f"{axis} 1"}, "zeroline": False},
+              "yaxis": {"title": {"text": f"{axis} 2"}, "zeroline": False},
+              "title": {"text": f"{len(coords)} test codes" + (" (PCA of the codes)" if axis == "PCA" else ""),
+                        "font": {"size": 13}}}
+    return {"data": data, "layout": layout}
+
+
+def with_star(figure: dict, position, text: str) -> dict:
+    star = {"type": "scatter", "mode": "markers", "name": "your drawing", "x": [float(position[0])],
+            "y": [float(position[1])], "hovertext": [text], "hoverinfo": "text",
+            "marker": {"symbol": "star", "size": 22, "color": "#FFD700", "line": {"color": "black", "width": 1.5}}}
+    return {"data": [*figure["data"], star], "layout": figure["layout"]}
+
+
+def enlarge(image, factor: int = 5) -> np.ndarray:
+    """Nearest-neighbour upscaling of an (H, W) or (1, H, W) image: crisp pixels instead of the browser's blur."""
+    image = np.asarray(image)
+    image = image[0] if image.ndim == 3 and image.shape[0] == 1 else image
+    if image.ndim == 3:
+        image = image.transpose(1, 2, 0)
+    return np.clip(image.repeat(factor, 0).repeat(factor, 1), 0, 1)
+
+
+# --- The Anomalies page's charts -------------------------------------------------------------------------------
+
+
+def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: set[int], threshold: float):
+    """Per-class error histograms as step lines over shared bins: anomalous classes thick and red, the others thin,
+    and the threshold as a dashed line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for c, counts in hist.counts.items():
+        odd = c in anomalous_classes
+        fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
+                                 name=class_label(ds, c) + (" (anomaly)" if odd else ""),
+                                 line={"width": 3.5 if odd else 1.2,
+                                       "color": "#d62728" if odd else PALETTE[c % len(PALETTE)]},
+                                 opacity=1.0 if odd else 0.75))
+    fig.add_vline(x=threshold, line_dash="dash", line_color="black",
+                  annotation_text="threshold", annotation_position="top right")
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis_title="reconstruction error (sum of squared pixel errors)", yaxis_title="test images",
+                      legend_title_text="class")
+    return fig
+
+
+def roc_figure(curve: anomaly.ROC, at: anomaly.ThresholdReport):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                             line={"dash": "dot", "color": "gray"}))
+    fig.add_trace(go.Scatter(x=curve.false_positive_rate, y=curve.true_positive_rate, mode="lines",
+                             name=f"AUROC {curve.auroc:.3f}", line={"color": "#d62728", "width": 2.5}))
+    fig.add_trace(go.Scatter(x=[at.false_positive_rate], y=[at.recall], mode="markers", name="threshold",
+                             marker={"size": 12, "color": "black", "symbol": "x"}))
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="false positive rate",
+                      yaxis_title="true positive rate (recall)", xaxis_range=[0, 1], yaxis_range=[0, 1.02],
+                      legend={"x": 0.55, "y": 0.1})
+    return fig

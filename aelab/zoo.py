@@ -1,0 +1,289 @@
+"""The pretrained zoo: the models shipped in checkpoints/, declared once, each reproducible by one command.
+
+    python -m aelab zoo --list                 # the entries and the command that reproduces each
+    python -m aelab zoo                        # retrain all of them from scratch (needs the full data: AELAB_DATA)
+    python -m aelab zoo --only mnist-deep-30   # one entry
+
+Every entry is trained by `train.train_and_save` (the same function as `python -m aelab train`), stored as float16,
+with its seed and its reproducing command in the metadata. Hyper-parameters were chosen up front (Adam, a cosine
+learning-rate decay, enough epochs on a GPU), never by looking at test-set numbers: the trainer holds out 5% of the
+training split for validation, and the test split is only read by the final `metrics.evaluate`.
+
+The learning rate follows a cosine decay from `lr` to `lr * LR_FLOOR` over all training steps (`schedule: cosine`).
+The trainer has no scheduler of its own, so the zoo applies it through a PyTorch optimiser step pre-hook that is
+active only while a zoo entry (or a benchmark that uses `lr_schedule`) trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError, DataError
+
+LR_FLOOR = 0.01  # the cosine schedule ends at 1% of the initial learning rate
+MAX_ZOO_BYTES = 25 * 1024 * 1024  # the whole of checkpoints/ must stay under this
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    dataset: str
+    variant: str
+    model: dict
+    train: dict
+    description: str
+    without_class: int | None = None
+    only_class: int | None = None
+    schedule: str = "cosine"  # cosine | constant
+    tags: tuple = field(default=())
+
+    @property
+    def command(self) -> str:
+        return f"python -m aelab zoo --only {self.name}"
+
+    def train_config(self, **overrides):
+        from .train import TrainConfig
+
+        config = TrainConfig(**{**self.train, **{k: v for k, v in overrides.items() if v is not None}})
+        config.validate()
+        return config
+
+    def model_config(self, input_shape=(1, 28, 28), num_classes: int = 10):
+        from .models import get_variant
+
+        cls = get_variant(self.variant)
+        config = cls.config_class.from_dict({**self.model, "input_shape": tuple(input_shape),
+                                             "num_classes": num_classes})
+        config.validate()
+        return config
+
+
+DEEP = [1000, 500, 250]  # Hinton & Salakhutdinov (2006): 784-1000-500-250-30
+ADAM = {"lr": 1e-3, "batch_size": 256, "seed": 0}
+
+ENTRIES: list[ZooEntry] = [
+    ZooEntry("mnist-pca-30", "mnist", "pca", {"latent_dim": 30}, {"epochs": 1, "seed": 0},
+             "PCA with 30 components (closed form): the baseline of Hinton & Salakhutdinov's figure"),
+    ZooEntry("mnist-linear-30", "mnist", "linear", {"latent_dim": 30},
+             {**ADAM, "lr": 1e-3, "batch_size": 128, "epochs": 60},
+             "linear AE, 784-30, MSE: learns the same subspace as PCA-30"),
+    ZooEntry("mnist-deep-30", "mnist", "mlp", {"latent_dim": 30, "hidden": DEEP}, {**ADAM, "epochs": 200},
+             "deep AE 784-1000-500-250-30 (Hinton & Salakhutdinov 2006), trained end to end with Adam"),
+    ZooEntry("mnist-deep-2d", "mnist", "mlp", {"latent_dim": 2, "hidden": DEEP}, {**ADAM, "epochs": 200},
+             "deep AE 784-1000-500-250-2: the 2-D map of Hinton & Salakhutdinov's figure 3"),
+    ZooEntry("mnist-shallow-32", "mnist", "mlp", {"latent_dim": 32, "hidden": []}, {**ADAM, "epochs": 60},
+             "shallow AE 784-32 (the classic tutorial model), trained longer"),
+    ZooEntry("mnist-tied-30", "mnist", "mlp", {"latent_dim": 30, "hidden": [500, 250], "tied": True},
+             {**ADAM, "epochs": 100},
+             "tied-weights AE 784-500-250-30: the decoder reuses the encoder's transposed weights"),
+    ZooEntry("mnist-denoising-conv", "mnist", "conv", {"latent_dim": 32, "channels": [32, 64]},
+             {**ADAM, "epochs": 60, "noise": "gaussian", "noise_level": 0.5},
+             "denoising conv AE: trained on images with Gaussian noise (std 0.5) to output the clean image"),
+    ZooEntry("mnist-sparse-128", "mnist", "sparse",
+             {"latent_dim": 128, "hidden": [], "sparsity_target": 0.05, "sparsity_weight": 5.0},
+             {**ADAM, "epochs": 60},
+             "sparse AE 784-128: sigmoid code with a KL sparsity target of 5% mean activation"),
+    ZooEntry("mnist-conv-30", "mnist", "conv", {"latent_dim": 30, "channels": [32, 64, 128]},
+             {**ADAM, "epochs": 120},
+             "conv AE, 3 stride-2 levels (32-64-128 channels), 30-d code"),
+    ZooEntry("mnist-vae-20", "mnist", "vae", {"latent_dim": 20, "arch": "mlp", "hidden": [512, 256]},
+             {**ADAM, "epochs": 100},
+             "MLP VAE 784-512-256-20 (Kingma & Welling 2014); loss in nats on non-binarised MNIST"),
+    ZooEntry("mnist-conv-vae-2d", "mnist", "vae", {"latent_dim": 2, "arch": "conv", "channels": [32, 64]},
+             {**ADAM, "epochs": 60},
+             "conv VAE with a 2-D latent space: the decoded manifold grid"),
+    ZooEntry("mnist-cvae-20", "mnist", "cvae", {"latent_dim": 20, "arch": "mlp", "hidden": [400]},
+             {**ADAM, "epochs": 60},
+             "conditional VAE 784(+10)-400-20: sample any digit on demand, style shared along a column"),
+    ZooEntry("mnist-conv-without-2", "mnist", "conv", {"latent_dim": 16, "channels": [32, 64]},
+             {**ADAM, "epochs": 20}, without_class=2,
+             description="conv AE trained without digit 2: its reconstruction error flags 2s as anomalies"),
+    ZooEntry("fashion-conv-64", "fashion-mnist", "conv", {"latent_dim": 64, "channels": [32, 64]},
+             {**ADAM, "epochs": 60},
+             "conv AE on Fashion-MNIST, 64-d code"),
+    ZooEntry("fashion-vae-20", "fashion-mnist", "vae", {"latent_dim": 20, "arch": "mlp", "hidden": [400]},
+             {**ADAM, "epochs": 60},
+             "MLP VAE 784-400-20 on Fashion-MNIST"),
+]
+
+
+def get_entry(name: str) -> ZooEntry:
+    for entry in ENTRIES:
+        if entry.name == name:
+            return entry
+    raise ConfigError(f"no zoo entry named {name!r}: choose from {', '.join(e.name for e in ENTRIES)}")
+
+
+# --- learning-rate schedule ---------------------------------------------------------------------------------------
+
+def cosine_factor(step: int, total: int, floor: float = LR_FLOOR) -> float:
+    """1 at step 0, `floor` at the last step, half a cosine in between."""
+    if total <= 1:
+        return 1.0
+    t = min(max(step, 0), total - 1) / (total - 1)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class CosineSchedule:
+    """Trainer callback + optimiser pre-hook: each phase's optimiser decays from its initial lr over that phase.
+
+    Use as a context manager around training; the trainer's "phase" event gives the number of steps."""
+
+    def __init__(self, floor: float = LR_FLOOR):
+        self.floor, self.total, self.step, self.base = floor, 0, 0, {}
+        self.handle = None
+
+    def __call__(self, event: dict) -> None:
+        if event.get("event") == "phase" and event.get("steps_per_epoch"):
+            self.total = event["epochs"] * event["steps_per_epoch"]
+            self.step, self.base = 0, {}
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        if not self.total:
+            return
+        key = id(optimizer)
+        if key not in self.base:
+            self.base = {key: [g["lr"] for g in optimizer.param_groups]}
+        factor = cosine_factor(self.step, self.total, self.floor)
+        for group, lr in zip(optimizer.param_groups, self.base[key]):
+            group["lr"] = lr * factor
+        self.step += 1
+
+    def __enter__(self):
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        self.handle = register_optimizer_step_pre_hook(self._pre_step)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def lr_schedule(kind: str):
+    """(callbacks, context manager) for a schedule name: cosine, or constant (nothing to do)."""
+    if kind == "constant":
+        return [], contextlib.nullcontext()
+    if kind == "cosine":
+        schedule = CosineSchedule()
+        return [schedule], schedule
+    raise ConfigError(f"unknown learning-rate schedule {kind!r}: use cosine or constant")
+
+
+# --- metadata -----------------------------------------------------------------------------------------------------
+
+def add_metadata(path: Path, **extra) -> None:
+    """Add keys to a checkpoint's JSON metadata, rewriting the file atomically (tensors are copied bit for bit)."""
+    import tempfile
+
+    from safetensors.torch import load, save
+
+    data = Path(path).read_bytes()
+    header_len = int.from_bytes(data[:8], "little")
+    meta = json.loads(json.loads(data[8:8 + header_len])["__metadata__"]["aelab"])
+    meta.update(extra)
+    blob = save(load(data), metadata={"aelab": json.dumps(meta)})
+    handle, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+    with os.fdopen(handle, "wb") as f:
+        f.write(blob)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+# --- the command --------------------------------------------------------------------------------------------------
+
+class _EpochLines:
+    """Plain progress lines (for logs and pipes): every `every` epochs and the last one."""
+
+    def __init__(self, name: str, every: int = 10):
+        self.name, self.every = name, every
+
+    def __call__(self, event: dict) -> None:
+        if event["event"] != "epoch" or event.get("phase") != "train":
+            return
+        if event["epoch"] % self.every and event["epoch"] != event["epochs"]:
+            return
+        val = event.get("val", {}).get("total")
+        print(f"  {self.name}: epoch {event['epoch']}/{event['epochs']}  train {event['train'].get('total', 0):.3f}"
+              + (f"  val {val:.3f}" if val is not None else "")
+              + f"  {event['images_per_s']:,.0f} img/s", flush=True)
+
+
+def print_list() -> None:
+    width = max(len(e.name) for e in ENTRIES)
+    for e in ENTRIES:
+        extra = f", without class {e.without_class}" if e.without_class is not None else ""
+        print(f"{e.name:<{width}}  {e.dataset:<13} {e.variant:<6} {e.description}{extra}")
+        print(f"{'':<{width}}  {e.command}")
+
+
+def summary(metrics: dict) -> str:
+    keys = ("sse_per_image", "mse_per_pixel", "knn1_accuracy", "knn5_accuracy", "test_nats")
+    return ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+def train_entry(entry: ZooEntry, out_dir: Path, data_root=None, epochs: int | None = None,
+                device: str | None = None, allow_sample: bool = False, show_bar: bool = False) -> tuple:
+    """Train one entry from scratch into out_dir/NAME.safetensors; returns (result, path)."""
+    from .data import load_dataset
+    from .progress import TrainingProgress
+    from .train import train_and_save
+
+    dataset = load_dataset(entry.dataset, data_root)
+    if "offline sample" in dataset.source and not allow_sample:
+        raise DataError(f"the zoo is trained on the full {entry.dataset} (found only {dataset.source}): "
+                        "set AELAB_DATA or --data-root to a folder holding the idx files")
+    config = entry.train_config(epochs=epochs, device=device)
+    entry.model_config(dataset.input_shape, max(dataset.num_classes, 1))  # refuse a bad entry before training
+    schedule_callbacks, schedule = lr_schedule(entry.schedule)
+    callbacks = [*schedule_callbacks, _EpochLines(entry.name)]
+    with schedule, TrainingProgress(show_bar=show_bar) as bar:
+        result, path = train_and_save(entry.variant, dict(entry.model), dataset, config, out_dir / entry.name,
+                                      without_class=entry.without_class, only_class=entry.only_class,
+                                      float16=True, command=entry.command, callbacks=[*callbacks, bar])
+    add_metadata(path, zoo={"name": entry.name, "description": entry.description, "lr_schedule": entry.schedule,
+                            "lr_floor": LR_FLOOR if entry.schedule == "cosine" else None,
+                            "epochs_overridden": epochs is not None})
+    return result, path
+
+
+def main(args) -> int:
+    """`python -m aelab zoo`: args.only (names or None), args.out_dir (None: checkpoints/), args.list; optional
+    args.epochs / args.device / args.allow_sample (tests and quick checks) and args.data_root."""
+    if getattr(args, "list", False):
+        print_list()
+        return 0
+    from .checkpoints import checkpoint_folder
+
+    names = getattr(args, "only", None) or [e.name for e in ENTRIES]
+    entries = [get_entry(n) for n in names]  # unknown names fail before anything trains
+    out_dir = Path(args.out_dir) if getattr(args, "out_dir", None) else checkpoint_folder()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for i, entry in enumerate(entries, 1):
+        start = time.perf_counter()
+        print(f"[{i}/{len(entries)}] {entry.name}: {entry.variant} on {entry.dataset} - {entry.description}",
+              flush=True)
+        result, path = train_entry(entry, out_dir, getattr(args, "data_root", None), getattr(args, "epochs", None),
+                                   getattr(args, "device", None), getattr(args, "allow_sample", False),
+                                   show_bar=sys.stderr.isatty() and not getattr(args, "quiet", False))
+        from .checkpoints import read_metadata
+
+        metrics = read_metadata(path).get("metrics", {})
+        size = path.stat().st_size / 2**20
+        print(f"  {result.status} in {time.perf_counter() - start:.0f} s on {result.device}: {path} ({size:.2f} MB)"
+              f"; {summary(metrics)}", flush=True)
+        failures += result.status != "finished"
+    total = sum(p.stat().st_size for p in out_dir.glob("*.safetensors"))
+    print(f"{out_dir}: {total / 2**20:.1f} MB in all" + (" (over the 25 MB budget!)" if total > MAX_ZOO_BYTES else ""))
+    return 1 if failures else 0

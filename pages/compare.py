@@ -1,0 +1,93 @@
+"""PCA vs autoencoder: the chosen model next to PCA with the same code size, on maps, pictures, error and kNN."""
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from aelab import checkpoints, compare, metrics, ui
+from aelab.data import to_float
+from aelab.errors import AelabError
+
+ctx = ui.sidebar()
+st.title("PCA vs autoencoder")
+if ctx.model is None:
+    st.info("Pick a model in the sidebar: this page compares it with PCA of the same latent size.")
+    st.stop()
+
+model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
+is_pca = model.variant == "pca"
+found, _ = checkpoints.list_checkpoints()
+
+if is_pca:
+    st.info("This model is PCA itself: pick an autoencoder in the sidebar to compare; PCA's error curve is below.")
+else:
+    map_size = st.select_slider("Test images on the maps", [500, 1000, 2000, 5000, 10000], value=2000,
+                                key="compare_map_size")
+    start = time.perf_counter()
+    with st.spinner("Fitting PCA, encoding and scoring kNN… (once per model; cached afterwards)"):
+        pca = ui.fitted_pca(ds.name, model.latent_dim)
+        idx, z, y = ui.codes(path, mtime, ds.name, "test", map_size)
+        _, pca_z, _ = ui.pca_codes(ds.name, max(2, model.latent_dim), "test", map_size)
+        model_sse, pca_sse = ui.test_errors(path, mtime, ds.name)
+        try:
+            knn = ui.knn_comparison(path, mtime, ds.name)
+        except AelabError as err:
+            knn, knn_reason = None, str(err)
+    angles = compare.pca_subspace_angles(model, pca)
+    knn_values = list(knn.values()) if knn else [None, None]
+    st.markdown("**Verdict:** " + compare.verdict(model.variant, model.latent_dim, model_sse, pca_sse,
+                                                  knn_values[0], knn_values[1], angles))
+    if pca.latent_dim < model.latent_dim:
+        st.caption(f"The code has more dimensions than the images have pixels: PCA keeps all {pca.latent_dim}.")
+    st.caption(f"Computed in {time.perf_counter() - start:.1f} s.")
+
+    st.subheader("Maps of the test codes")
+    model_coords, how = compare.map_2d(z)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA"), width="stretch",
+                        key="compare_pca_map")
+        st.caption("PCA: the first two principal components.")
+    with right:
+        st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name),
+                        width="stretch", key="compare_model_map")
+        st.caption(f"{model.variant}: {how}.")
+
+    st.subheader("Reconstructions of the same test images")
+    pick = compare.one_per_class(ds.y_test, 10)
+    x, labels = ds.x_test[pick], ds.y_test[pick]
+    originals = to_float(x)
+    rows = [("Original", originals),
+            (f"PCA ({pca.latent_dim} components)", metrics.reconstruct(pca, x).clamp(0, 1)),
+            (f"{model.variant} ({model.latent_dim}-D code)", metrics.reconstruct(model, x, labels).clamp(0, 1))]
+    for title, images in rows:
+        captions = None if images is originals else [
+            f"{e:.1f}" for e in ((images - originals) ** 2).flatten(1).sum(1).tolist()]
+        st.markdown(f"**{title}**" + ("" if captions is None else " — squared error under each image"))
+        ui.show_images(images, captions, columns=10)
+
+    st.subheader("Nearest-neighbour accuracy")
+    if knn is None:
+        st.info(knn_reason)
+    else:
+        st.dataframe([{"features": name, "5-NN accuracy": acc} for name, acc in knn.items()], hide_index=True,
+                     column_config={"5-NN accuracy": st.column_config.NumberColumn(format="percent")})
+        st.caption("5-NN classification of 1,000 test images against 5,000 training images (stratified samples).")
+
+    st.subheader("Subspace angles to PCA")
+    if angles is None:
+        st.info(f"Principal angles compare two linear subspaces; the {model.variant} decoder is not linear.")
+    else:
+        st.bar_chart({"angle (degrees)": angles}, x_label="principal angle (smallest first)",
+                     y_label="degrees", height=260)
+        st.caption("A linear autoencoder trained with squared error should span PCA's subspace: all angles near 0°.")
+
+st.subheader("Reconstruction error against latent size")
+with st.spinner("PCA error for 1 to 64 components…"):
+    curve = ui.pca_error_curve(ds.name, 64)
+points = compare.error_points(found, ds.name)
+st.plotly_chart(ui.error_curve_figure(curve, points, Path(path).stem), width="stretch",
+                key="compare_error_curve")
+st.caption(f"Line: PCA on {ds.name} with k components. Points: the {len(points)} {ds.name} checkpoints, from the test "
+           "error stored when they were trained; the chosen one is ringed.")

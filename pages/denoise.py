@@ -1,0 +1,122 @@
+"""Denoise: corrupt test images or your own, then compare a denoising autoencoder, a plain autoencoder and PCA on
+the same noisy inputs, each scored by PSNR against the clean image."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from aelab import denoise, ui, ui_explore
+from aelab.data import to_float
+from aelab.errors import AelabError
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+MAX_IMAGES = 12
+
+st.title("Denoise")
+ctx = ui.sidebar()
+model, ds = ctx.model, ctx.dataset
+if model is None:
+    st.stop()  # the sidebar has said why
+
+# --- Models --------------------------------------------------------------------------------------------------
+infos = ui_explore.checkpoints_for(ds.name)
+denoisers = [i for i in infos if ui_explore.is_denoiser(i.meta)]
+plains = [i for i in infos if not ui_explore.is_denoiser(i.meta) and i.meta["variant"] != "pca"]
+models = {}
+left, right = st.columns(2)
+with left:
+    denoiser_info = None
+    if denoisers:
+        denoiser_info = st.selectbox("Denoising autoencoder", denoisers, format_func=ui_explore.denoiser_label)
+    else:
+        st.info(f"No denoising model for {ds.name} yet: train one on the Train page with noise gaussian "
+                "(or `python -m aelab train conv --noise gaussian --noise-level 0.5 --out checkpoints/denoiser`).")
+with right:
+    plain_info = None
+    if plains:
+        # The sidebar's model is the natural plain autoencoder, when it is one.
+        current = next((k for k, i in enumerate(plains) if str(i.path) == ctx.model_path), 0)
+        plain_info = st.selectbox("Plain autoencoder", plains, index=current, format_func=ui.model_label)
+    else:
+        st.info(f"No plain (non-denoising) autoencoder for {ds.name}: train one on the Train page.")
+for title, info in (("denoising AE", denoiser_info), ("plain AE", plain_info)):
+    if info is not None:
+        try:
+            models[f"{title} ({info.name})"] = ui_explore.load(info)[0]
+        except AelabError as err:
+            st.error(str(err))
+# PCA gets the code size of the plain AE (else of the denoiser, else of the sidebar's model): equal code sizes.
+pca_dim = next(iter(reversed(models.values())), model).latent_dim
+models[f"PCA ({pca_dim} components)"] = ui.fitted_pca(ds.name, pca_dim)
+
+# --- Noise ---------------------------------------------------------------------------------------------------
+trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}
+n1, n2, n3 = st.columns(3)
+kind = n1.selectbox("Noise", denoise.NOISES, index=denoise.NOISES.index(trained.get("noise", "gaussian")),
+                    key="denoise_noise")
+level = n2.slider("Level", 0.0, 1.0, float(trained.get("noise_level", 0.5)), 0.05, help=denoise.NOISE_HELP[kind],
+                  key="denoise_level")
+seed = n3.number_input("Noise seed", 0, 2**31 - 1, 0)
+
+# --- Images --------------------------------------------------------------------------------------------------
+source = st.radio("Images", ["Test images", "Upload"], horizontal=True)
+clean, names, uploads = [], [], []
+if source == "Upload":
+    files = st.file_uploader("Photos, scans or drawings of digits (prepared like MNIST: inverted if dark on light, "
+                             "cropped, centred)", type=UPLOAD_TYPES, accept_multiple_files=True)
+    for file in files[:MAX_IMAGES]:
+        try:
+            prepared, thumbnail = ui_explore.prepared_upload(file.getvalue(), tuple(ds.input_shape), file.name)
+        except AelabError as err:
+            message = str(err)
+            st.error(message if file.name in message else f"{file.name}: {message}")
+            continue
+        clean.append(prepared)
+        names.append(file.name)
+        uploads.append(thumbnail)
+    if len(files) > MAX_IMAGES:
+        st.warning(f"Only the first {MAX_IMAGES} of {len(files)} files are used.")
+    if not files:
+        st.info("Upload one or more images, or switch to test images.")
+else:
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    count = c1.slider("How many", 1, MAX_IMAGES, 6)
+    c2.button("Other images", on_click=lambda: st.session_state.update(
+        denoise_pick=st.session_state.get("denoise_pick", 0) + 1))
+    rng = np.random.default_rng(st.session_state.get("denoise_pick", 0))
+    picked = np.sort(rng.choice(len(ds.x_test), size=count, replace=False))
+    clean = list(to_float(ds.x_test[torch.from_numpy(picked)]).numpy())
+    names = [f"test #{i} ({ds.class_names[ds.y_test[i]]})" if ds.class_names else f"test #{i}" for i in picked]
+
+if not clean:
+    st.stop()
+
+# --- Results -------------------------------------------------------------------------------------------------
+try:
+    result = denoise.compare(torch.from_numpy(np.stack(clean)), models, kind, level, int(seed))
+except AelabError as err:
+    st.error(str(err))
+    st.stop()
+
+means = result.mean_psnr()
+cols = st.columns(len(means))
+cols[0].metric("Noisy input", f"{means['noisy']:.1f} dB", help="mean PSNR against the clean image; higher is better")
+for col, name in zip(cols[1:], models):
+    col.metric(name, f"{means[name]:.1f} dB", f"{means[name] - means['noisy']:+.1f} dB vs noisy")
+
+headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "noisy"] + list(models)
+grid = st.columns(len(headers))
+for col, header in zip(grid, headers):
+    col.markdown(f"**{header}**")
+for i, name in enumerate(names):
+    row = st.columns(len(headers))
+    j = 0
+    if uploads:
+        row[0].image(uploads[i], caption=name, width=112)
+        j = 1
+    row[j].image(ui_explore.enlarge(result.clean[i].numpy(), 4), caption=None if uploads else name, width=112)
+    row[j + 1].image(ui_explore.enlarge(result.noisy[i].numpy(), 4), caption=f"{result.noisy_psnr[i]:.1f} dB",
+                     width=112)
+    for k, model_name in enumerate(models):
+        row[j + 2 + k].image(ui_explore.enlarge(result.outputs[model_name][i].numpy(), 4),
+                             caption=f"{result.output_psnr[model_name][i]:.1f} dB", width=112)

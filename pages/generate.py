@@ -1,0 +1,48 @@
+"""Generate: new images from a VAE's prior. The conditional VAE also gets a row per class and a grid where each
+column keeps one latent code (one style) while the class changes down it."""
+
+import streamlit as st
+import torch
+
+from aelab import explore, ui, ui_explore
+from aelab.errors import AelabError
+
+st.title("Generate")
+ctx = ui.sidebar()
+model = ctx.model
+if model is None:
+    st.stop()  # the sidebar has said why
+if not model.generative:
+    st.info(f"{ctx.model_name} is a plain autoencoder: it has no prior to sample from. Pick a VAE or conditional "
+            "VAE in the sidebar, or train one on the Train page (variant vae or cvae).")
+    st.stop()
+
+st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
+           "typical and cleaner, above 1 more varied and stranger.")
+left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
+temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05)
+seed = middle.number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed")
+right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=seed + 1))
+
+try:
+    if model.conditional:
+        classes = model.config.num_classes
+        names = ctx.meta.get("dataset", {}).get("class_names") or [str(k) for k in range(classes)]
+        per_class = st.slider("Samples per class", 4, 16, 10)
+        a, b = st.columns(2)
+        with a:
+            st.subheader("A row per class")
+            st.caption("Every image has its own code; the label picks the class. Rows, top to bottom: "
+                       + ", ".join(names))
+            labels = torch.arange(classes).repeat_interleave(per_class)
+            ui_explore.show_tile(explore.samples(model, len(labels), temperature, seed, labels), per_class)
+        with b:
+            st.subheader("Fixed style, varying class")
+            st.caption("Each column shares one code, so it keeps one style (slant, thickness) while the label "
+                       "changes the class down the column.")
+            ui_explore.show_tile(explore.class_grid(model, per_class, temperature, seed), per_class)
+    else:
+        side = st.slider("Grid size", 4, 16, 10, help="the grid is size x size samples")
+        ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
+except AelabError as err:
+    st.error(str(err))

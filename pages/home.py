@@ -1,0 +1,61 @@
+"""Home: what the app does, the models at hand with their key metrics, and a link to every page."""
+
+import streamlit as st
+
+from aelab import checkpoints, compare, ui
+
+ui.sidebar(need_model=False)
+
+st.title("aelab — an autoencoder lab")
+st.markdown(
+    "aelab trains autoencoders — PCA, linear, fully connected, sparse, denoising, convolutional, VAE and conditional "
+    "VAE — on MNIST-like images and keeps each as one checkpoint file. "
+    "It lets you see what they learned: reconstructions next to PCA, maps of the codes, interpolations, digits you "
+    "draw, denoising, samples and anomaly scores. "
+    "Everything here is also a Python function and a command (`python -m aelab ...`), so results can be reproduced "
+    "outside the browser."
+)
+
+found, broken = checkpoints.list_checkpoints()
+st.subheader("Models")
+if found:
+    rows = compare.checkpoint_rows(found)
+    columns = ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy", "status"]
+    st.dataframe(
+        [{key: row[key] for key in columns} for row in rows],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "test error (SSE/image)": st.column_config.NumberColumn(
+                format="%.2f", help="mean summed squared pixel error per test image (lower is better)"),
+            "5-NN accuracy": st.column_config.NumberColumn(
+                format="percent", help="5-nearest-neighbour classification of test codes against training codes"),
+        },
+    )
+    st.caption(f"{len(found)} checkpoints in {ui.model_root()}. Pick one in the sidebar; the Models page has every "
+               "metric and the training history.")
+else:
+    st.info(f"No checkpoints in {ui.model_root()} yet: train one on the Train page or upload one on Models.")
+for path, reason in broken:
+    st.caption(f"Skipped {path.name}: {reason}")
+
+st.subheader("Pages")
+PAGES = [
+    ("pages/train.py", "Train", "🏋️", "choose a variant and its options, train in the background, watch the loss"),
+    ("pages/models.py", "Models", "📦", "every checkpoint: metrics, history, reconstructions, features; upload, "
+                                      "download, rename, delete"),
+    ("pages/compare.py", "PCA vs autoencoder", "⚖️", "maps, reconstructions, error against latent size and kNN "
+                                                     "accuracy next to PCA"),
+    ("pages/latent_map.py", "Latent map", "🗺️", "UMAP or PCA map of the codes; select points to see their images "
+                                                "and neighbours; export"),
+    ("pages/interpolate.py", "Interpolate", "↔️", "walk between two images in code space"),
+    ("pages/draw.py", "Draw", "✏️", "draw a digit and see how the model encodes and rebuilds it"),
+    ("pages/denoise.py", "Denoise", "🧹", "add noise to images, or upload your own, and clean them"),
+    ("pages/generate.py", "Generate", "🎲", "sample new images from a VAE, by class for a conditional VAE"),
+    ("pages/anomalies.py", "Anomalies", "🚨", "reconstruction error as an anomaly score"),
+]
+left, right = st.columns(2)
+for i, (page, label, icon, blurb) in enumerate(PAGES):
+    with left if i % 2 == 0 else right:
+        st.page_link(page, label=label, icon=icon)
+        st.caption(blurb)

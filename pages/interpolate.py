@@ -1,0 +1,79 @@
+"""Interpolate: walk between the codes of two images and decode each step; for 2-D codes, decode the whole latent
+plane; for any model, sweep one latent dimension at a time (traversals)."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from aelab import explore, ui, ui_explore
+from aelab.errors import AelabError
+
+# Traversal rows beyond this are hard to read, and each row is `steps` decodes: let the user pick which ones.
+MAX_TRAVERSAL_DIMS = 16
+
+st.title("Interpolate")
+ctx = ui.sidebar()
+model, ds = ctx.model, ctx.dataset
+if model is None:
+    st.stop()  # the sidebar has said why
+
+st.subheader("Between two images")
+col_a, col_b = st.columns(2)
+with col_a:
+    x_a, label_a, caption_a = ui_explore.pick_image(ds, "interp_a", "Image A")
+with col_b:
+    x_b, label_b, caption_b = ui_explore.pick_image(ds, "interp_b", "Image B")
+
+left, right = st.columns(2)
+steps = left.slider("Steps", 2, 20, 10, key="interp_steps")
+method = right.radio("Path", ["linear", "spherical"], horizontal=True,
+                     help="spherical (slerp) keeps the code's length, which suits Gaussian codes of VAEs")
+if x_a is None or x_b is None:
+    st.info("Choose or draw both images to see the path between them.")
+else:
+    try:
+        path = explore.interpolate(model, x_a, x_b, steps, method, label_a, label_b)
+        ui.show_images(path, [caption_a] + [""] * (steps - 2) + [caption_b], columns=steps, width=64)
+        if model.conditional and label_a is not None and label_b is not None and label_a != label_b:
+            st.caption("Conditional model: the class label switches from A's to B's half-way along the path.")
+    except AelabError as err:
+        st.error(str(err))
+
+reference = ui_explore.test_code_stats(ctx.model_path, ctx.model_mtime, ds.name)
+
+if model.latent_dim == 2:
+    st.subheader("The latent plane")
+    n = st.slider("Grid size", 5, 25, 15)
+    label = None
+    if model.conditional:
+        label = st.selectbox("Class", range(model.config.num_classes), format_func=lambda k: ui_explore.class_label(ds, k))
+    if model.generative:
+        extent = None
+        st.caption("Decoded codes on a grid over the prior's central 90% (Gaussian quantiles 5%–95% on each axis).")
+    else:
+        # Percentiles, not min/max: a few outlying codes would otherwise leave most of the grid in empty space.
+        low, high = np.percentile(reference, [2, 98], axis=0)
+        extent = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        st.caption(f"Decoded codes on a grid over where the test codes lie (2nd–98th percentile): "
+                   f"x {extent[0]:.2f}…{extent[1]:.2f}, y {extent[2]:.2f}…{extent[3]:.2f}.")
+    ui_explore.show_tile(explore.manifold_grid(model, n, extent, label), n, width=min(720, 40 * n))
+
+st.subheader("Traversals")
+st.caption("Each row changes one latent coordinate of the image's code from −span to +span standard deviations "
+           "(measured on test codes) and keeps the others.")
+dims_all = list(range(model.latent_dim))
+x_t = x_a if x_a is not None else x_b
+c1, c2, c3 = st.columns([3, 1, 1])
+dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all, default=dims_all[:min(8, len(dims_all))],
+                      max_selections=MAX_TRAVERSAL_DIMS)
+span = c2.slider("Span (std)", 0.5, 5.0, 3.0, 0.5)
+t_steps = c3.slider("Steps", 3, 15, 9, key="traverse_steps")
+if x_t is None:
+    st.info("Choose or draw image A to traverse its code.")
+elif not dims:
+    st.info("Pick at least one dimension.")
+else:
+    rows = explore.traversals(model, x_t, dims, t_steps, span, torch.from_numpy(reference))
+    ui_explore.show_tile(rows.flatten(0, 1), t_steps, width=min(720, 56 * t_steps),
+                         caption=f"Rows, top to bottom: dimensions {', '.join(map(str, dims))}; from image "
+                                 f"{'A' if x_a is not None else 'B'}")

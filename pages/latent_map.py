@@ -1,0 +1,102 @@
+"""Latent map: a UMAP or PCA map of the codes of a sample; selected points show their images, reconstructions and
+nearest neighbours in code space; the codes export as CSV or as Embedding Projector files."""
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import streamlit as st
+
+from aelab import compare, export, metrics, project, ui
+from aelab.data import to_float
+from aelab.errors import AelabError
+
+SHOWN = 32  # selected images drawn at most; the rest are counted
+
+ctx = ui.sidebar()
+st.title("Latent map")
+if ctx.model is None:
+    st.info("Pick a model in the sidebar: this page maps its codes.")
+    st.stop()
+
+model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
+names = ds.class_names
+
+left, middle, right = st.columns([1, 2, 1])
+split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
+x_all, y_all = ds.split(split)
+total = len(x_all)
+sizes = sorted({n for n in (500, 1000, 2000, 5000, 10000, 20000) if n < total} | {total})
+size = middle.select_slider("Sample size (stratified by class)", sizes, value=min(sizes, key=lambda n: abs(n - 5000)),
+                            format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}")
+method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
+n_neighbors, min_dist = 15, 0.1
+if method == "UMAP":
+    with st.expander("UMAP settings"):
+        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, 15, key="map_neighbors")
+        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, 0.1, 0.01, key="map_min_dist")
+if model.latent_dim == 2:
+    st.caption("The code is 2-D: the map is the code itself, no projection.")
+elif method == "UMAP" and ui.umap_warming_up():
+    st.caption("UMAP is still compiling in the background (once per server start): this first map takes longer.")
+
+start = time.perf_counter()
+with st.spinner(f"Encoding {size:,} images and mapping their codes with {method}…"):
+    try:
+        result = ui.latent_map(path, mtime, ds.name, split, None if size == total else size, method.lower(),
+                               n_neighbors, min_dist)
+    except AelabError as err:
+        st.error(str(err))
+        st.stop()
+elapsed = time.perf_counter() - start
+indices, codes, labels, coords = result["indices"], result["codes"], result["labels"], result["coords"]
+if elapsed < 0.5 * result["seconds"]:
+    st.caption(f"Map of {len(codes):,} codes from the cache in {elapsed:.2f} s ({method} took "
+               f"{result['seconds']:.1f} s when computed).")
+else:
+    st.caption(f"Map of {len(codes):,} codes in {elapsed:.1f} s"
+               + (" (coordinates from the disk cache)." if result["from_disk"] else "."))
+
+map_key = "latent_map_" + project.cache_key(path, mtime, split, size, method, n_neighbors, min_dist)
+event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices), key=map_key, on_select="rerun",
+                        selection_mode=("points", "box", "lasso"), width="stretch")
+rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
+rows = [r for r in rows if r < len(codes)]
+
+if not rows:
+    st.caption("Click a point, or drag a box or lasso (toolbar, top right of the map), to see those images, their "
+               "reconstructions and their nearest neighbours in code space.")
+else:
+    shown = rows[:SHOWN]
+    counts = Counter(names[v] if 0 <= v < len(names) else "unlabelled" for v in labels[rows])
+    st.subheader(f"{len(rows):,} selected" + (f", the first {SHOWN} shown" if len(rows) > SHOWN else ""))
+    st.caption("Classes: " + ", ".join(f"{name} × {n}" for name, n in counts.most_common()))
+    x, y = x_all[indices[shown]], y_all[indices[shown]]
+    captions = [f"{names[v] if 0 <= v < len(names) else '?'} #{i}" for v, i in zip(y.tolist(), indices[shown])]
+    st.markdown("**Images**")
+    ui.show_images(to_float(x), captions, columns=16, width=64)
+    st.markdown("**Reconstructions**")
+    ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=16, width=64)
+
+    query = st.selectbox("Nearest neighbours in code space of", shown,
+                         format_func=lambda r: f"#{indices[r]} ({names[labels[r]] if 0 <= labels[r] < len(names) else '?'})",
+                         key=f"{map_key}_query")
+    near, dist = compare.code_neighbours(codes, [query], k=10)
+    near, dist = near[0], dist[0]
+    same = sum(labels[r] == labels[query] for r in near)
+    ui.show_images(to_float(x_all[indices[[query, *near]]]),
+                   ["query"] + [f"{names[labels[r]] if 0 <= labels[r] < len(names) else '?'} d={d:.2f}"
+                                for r, d in zip(near, dist)], columns=11, width=64)
+    st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
+
+st.subheader("Export")
+stem = f"{Path(path).stem}-{split}-{len(codes)}"
+a, b = st.columns(2)
+a.download_button("Codes as CSV", on_click="ignore", mime="text/csv", file_name=f"{stem}-codes.csv",
+                  data=lambda: export.codes_csv(codes, labels, names, indices, coords))
+b.download_button("Embedding Projector files (zip)", on_click="ignore", mime="application/zip",
+                  file_name=f"{stem}-projector.zip",
+                  data=lambda: export.projector_zip(codes, labels, x_all[indices], names, indices, Path(path).stem))
+st.caption("The CSV has one row per image: index in the split, label, class, map coordinates, then the code. The zip "
+           "holds vectors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip it into a folder and run "
+           "`tensorboard --logdir <folder>`, or load the two TSV files at projector.tensorflow.org.")

@@ -1,0 +1,151 @@
+"""Models: every checkpoint with its metrics; upload, download, rename, delete; what the chosen model does."""
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from aelab import checkpoints, compare, metrics, ui
+from aelab.data import to_float
+from aelab.errors import AelabError, ConfigError
+
+ctx = ui.sidebar(need_model=False)
+st.title("Models")
+# A message from the action that caused this rerun (upload, rename, delete): shown once, after the sidebar has
+# been rebuilt with the new list of files.
+if message := st.session_state.pop("models_flash", None):
+    st.success(message)
+
+found, broken = checkpoints.list_checkpoints()
+if found:
+    st.dataframe(
+        compare.checkpoint_rows(found),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "test error (SSE/image)": st.column_config.NumberColumn(format="%.2f"),
+            "MSE/pixel": st.column_config.NumberColumn(format="%.4f"),
+            "1-NN accuracy": st.column_config.NumberColumn(format="percent"),
+            "5-NN accuracy": st.column_config.NumberColumn(format="percent"),
+            "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
+        },
+    )
+else:
+    st.info(f"No checkpoints in {ui.model_root()} yet: train one on the Train page or upload one below.")
+for path, reason in broken:
+    st.caption(f"Skipped {path.name}: {reason}")
+
+with st.expander("Upload a checkpoint", expanded=not found):
+    with st.form("upload", clear_on_submit=False):
+        upload = st.file_uploader("aelab checkpoint (.safetensors)", key="upload_file",
+                                  help="Only aelab's safetensors checkpoints; pickled .pt/.pth files are refused.")
+        name = st.text_input("Name", key="upload_name", placeholder="the file's name",
+                             help="letters, digits, spaces, '-', '_' or '.'; at most 80 characters")
+        overwrite = st.checkbox("Replace a model that already has this name", key="upload_overwrite")
+        submitted = st.form_submit_button("Install")
+    if submitted:
+        if upload is None:
+            st.warning("Choose a file first.")
+        else:
+            try:
+                target = checkpoints.install_upload(upload.getvalue(), name.strip() or Path(upload.name).stem,
+                                                    overwrite=overwrite)
+            except AelabError as err:
+                st.error(str(err))
+            else:
+                info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
+                st.session_state["model_choice"] = ui.model_label(info)
+                st.session_state["models_flash"] = f"Installed {target.name}."
+                st.rerun()
+
+if ctx.model is None:
+    st.info("Pick a model in the sidebar to see its reconstructions, features, history and file actions.")
+    st.stop()
+
+model, meta, ds = ctx.model, ctx.meta, ctx.dataset
+found_metrics = meta.get("metrics") or {}
+st.header(ctx.model_name)
+st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
+           + (f" ({meta['message']})" if meta.get("message") else ""))
+cols = st.columns(5)
+cols[0].metric("Parameters", f"{model.num_parameters():,}")
+cols[1].metric("Latent size", model.latent_dim)
+if "sse_per_image" in found_metrics:
+    cols[2].metric("Test error (SSE/image)", f"{found_metrics['sse_per_image']:.2f}")
+if "knn5_accuracy" in found_metrics:
+    cols[3].metric("5-NN accuracy on codes", f"{found_metrics['knn5_accuracy']:.1%}")
+if "test_nats" in found_metrics:
+    cols[4].metric("Test nats (−ELBO)", f"{found_metrics['test_nats']:.1f}")
+
+recon_tab, features_tab, history_tab, meta_tab, file_tab = st.tabs(
+    ["Reconstructions", "Features", "History", "Metadata", "File"])
+
+with recon_tab:
+    seed = st.session_state.get("models_recon_seed")
+    idx = compare.one_per_class(ds.y_test, 10, seed)
+    x, y = ds.x_test[idx], ds.y_test[idx]
+    recon = metrics.reconstruct(model, x, y).clamp(0, 1)
+    errors = ((recon - to_float(x)) ** 2).flatten(1).sum(1)
+    st.caption("Test images (top) and their reconstructions (bottom), with each image's squared error.")
+    names = ds.class_names
+    ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10)
+    ui.show_images(recon, [f"{e:.1f}" for e in errors.tolist()], columns=10)
+    if st.button("Other test images"):
+        st.session_state["models_recon_seed"] = int(torch.randint(0, 2**31 - 1, ()).item())
+        st.rerun()
+
+with features_tab:
+    try:
+        features, title = compare.feature_images(model, limit=64)
+    except ConfigError as err:
+        st.info(str(err))
+    else:
+        st.caption(f"{title}, each stretched to its own range (grey = small weight, black/white = strongly "
+                   "negative/positive); the first 64.")
+        ui.show_images(features, columns=16, width=56)
+
+with history_tab:
+    figure = ui.history_figure(meta.get("history") or [])
+    if figure is None:
+        st.info("No training epochs recorded: PCA is fitted in closed form, so it has no loss curve."
+                if model.variant == "pca" else "This checkpoint has no training history.")
+    else:
+        st.plotly_chart(figure, width="stretch")
+
+with meta_tab:
+    if meta.get("command"):
+        st.code(meta["command"], language="bash")
+    left, right = st.columns(2)
+    left.markdown("**Model config**")
+    left.json(meta.get("config", {}))
+    right.markdown("**Training config**")
+    right.json(meta.get("train_config", {}), expanded=False)
+    right.markdown("**Data**")
+    right.json(meta.get("dataset", {}), expanded=False)
+    with st.expander("All metadata"):
+        st.json({key: value for key, value in meta.items() if key != "history"}, expanded=False)
+
+with file_tab:
+    path = Path(ctx.model_path)
+    st.caption(f"{path} — {path.stat().st_size / 1024:,.0f} kB")
+    st.download_button("Download checkpoint", data=path.read_bytes, file_name=path.name,
+                       mime="application/octet-stream", on_click="ignore")
+    new_name = st.text_input("New name", value=path.stem, key=f"rename_{path.stem}")
+    if st.button("Rename"):
+        if new_name.strip() == path.stem:
+            st.info("That is already its name.")
+        else:
+            try:
+                target = checkpoints.rename_checkpoint(path, new_name)
+            except AelabError as err:
+                st.error(str(err))
+            else:
+                st.session_state["model_choice"] = ui.model_label(checkpoints.CheckpointInfo(target, meta))
+                st.session_state["models_flash"] = f"Renamed {path.name} to {target.name}."
+                st.rerun()
+    confirm = st.checkbox(f"Yes, delete {path.name} for good", key=f"confirm_delete_{path.stem}")
+    if st.button("Delete", type="primary", disabled=not confirm):
+        checkpoints.delete_checkpoint(path)
+        st.session_state.pop("model_choice", None)
+        st.session_state["models_flash"] = f"Deleted {path.name}."
+        st.rerun()

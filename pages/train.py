@@ -1,0 +1,188 @@
+"""Train: choose a variant and its options, start a background job, watch it live.
+
+The form is built from the variant's config dataclass and TrainConfig (aelab.jobs.form_fields), so a new option or a
+new variant shows up here by itself. Training runs in a separate process (aelab.jobs): switching pages, reloading
+the browser or restarting the server does not end it, and the panel at the bottom polls its files.
+Link here with `?without_class=k` to preselect the leave-one-class-out experiment.
+"""
+
+import datetime
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from aelab import jobs, ui
+from aelab.errors import AelabError
+from aelab.models import REGISTRY
+from aelab.train import TrainConfig
+
+STATE_ICONS = {"starting": "⏳", "running": "🏃", "saving": "💾", "finished": "✅", "stopped": "⏹️",
+               "diverged": "💥", "failed": "❌", "interrupted": "⚠️"}
+
+st.title("Train")
+ctx = ui.sidebar(need_model=False)
+ds = ctx.dataset
+if ds is None:
+    st.stop()  # the sidebar has said why
+
+
+def field_widget(field: jobs.FormField, key: str):
+    """The widget for one config field: checkbox, selectbox, number input or comma-separated text."""
+    if field.kind == "bool":
+        return st.checkbox(field.label, field.default, help=field.help, key=key)
+    if field.kind == "choice":
+        return st.selectbox(field.label, field.choices, field.choices.index(field.default), help=field.help, key=key)
+    if field.kind == "int_list":
+        return st.text_input(field.label, ",".join(map(str, field.default)), help=field.help, key=key,
+                             placeholder="empty = no hidden layers" if field.name == "hidden" else "e.g. 32,64")
+    if field.kind in ("int", "float"):
+        cast = int if field.kind == "int" else float
+        bound = lambda v: None if v is None else cast(v)  # noqa: E731
+        return st.number_input(field.label, bound(field.minimum), bound(field.maximum), cast(field.default),
+                               step=cast(field.step), format="%d" if field.kind == "int" else "%g",
+                               help=field.help, key=key)
+    return st.text_input(field.label, field.default, help=field.help, key=key)
+
+
+def show_form(fields: list[jobs.FormField], prefix: str, columns: int = 3) -> dict:
+    cells, values = st.columns(columns), {}
+    for i, f in enumerate(fields):
+        with cells[i % columns]:
+            values[f.name] = field_widget(f, f"{prefix}.{f.name}")
+    return values
+
+
+def start(**request) -> None:
+    try:
+        job = jobs.start_job(**request)
+    except AelabError as err:
+        st.error(str(err))
+        return
+    st.success(f"Started training {job.name}: follow it below. It keeps running if you leave this page.")
+
+
+st.caption(f"Training runs in the background on {ui.device_label()} (device auto picks the GPU when there is one) "
+           f"and saves a checkpoint at the end of every epoch.")
+variant = st.selectbox("Variant", list(REGISTRY), format_func=lambda v: f"{v} — {REGISTRY[v].description}",
+                       key="train_variant")
+model_fields = jobs.form_fields(REGISTRY[variant].config_class)
+train_fields = jobs.form_fields(TrainConfig)
+class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
+    + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
+
+with st.form("train_form"):
+    st.markdown(f"**Model options** ({variant})")
+    model_values = show_form(model_fields, variant)
+    st.markdown("**Training options**")
+    if not REGISTRY[variant].trainable:
+        st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
+    train_values = show_form(train_fields, "train", columns=4)
+    left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
+    name = left.text_input("Model name", jobs.suggest_name(ds.name, variant),
+                           help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
+    picked = middle.selectbox(f"Training classes of {ds.name}", range(len(class_choices)),
+                              format_func=lambda i: class_choices[i][0], key="train_classes",
+                              help="leave a class out (or keep only one) for the Anomalies page")
+    overwrite = right.checkbox("Overwrite", help="replace a model that already has this name")
+    submitted = st.form_submit_button("Start training", type="primary")
+
+if submitted:
+    label, k = class_choices[picked]
+    try:
+        model_options = jobs.changed_options(model_fields, model_values)
+        train_options = jobs.changed_options(train_fields, train_values)
+    except AelabError as err:
+        st.error(str(err))
+    else:
+        start(variant=variant, model_options=model_options, train_options=train_options, name=name, dataset=ds,
+              without_class=k if label.startswith("all but") else None,
+              only_class=k if label.startswith("only") else None, overwrite=overwrite)
+
+if ds.num_classes:  # an unlabelled image folder has no class to leave out
+    with st.expander("Anomaly experiment: one click", expanded="without_class" in st.query_params):
+        st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
+                   "that class. This trains a small convolutional AE (16-d code, 10 epochs) on every other class.")
+        wanted = st.query_params.get("without_class", "")
+        default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
+        a, b = st.columns([1, 2], vertical_alignment="bottom")
+        k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
+                        format_func=lambda c: f"{c}: {ds.class_names[c]}", key="anomaly_class")
+        if b.button(f"Train a model without class {ds.class_names[k]}"):
+            start(**{**jobs.anomaly_recipe(ds.name, k), "dataset": ds})
+
+
+def clock(seconds: float | None) -> str:
+    return "–" if seconds is None else str(datetime.timedelta(seconds=round(seconds)))
+
+
+def loss_figure(status: jobs.JobStatus) -> go.Figure:
+    fig = go.Figure()
+    for label, (xs, ys) in jobs.loss_curves(status.history).items():
+        fig.add_scatter(x=xs, y=ys, name=label, mode="lines+markers",
+                        line={"dash": "dot" if label.startswith("val") else "solid"})
+    fig.update_layout(height=260, margin={"l": 0, "r": 0, "t": 24, "b": 0}, xaxis_title="epoch",
+                      yaxis_title="loss per image", legend={"font": {"size": 10}}, title={"text": "Loss",
+                                                                                           "font": {"size": 14}})
+    return fig
+
+
+def show_job(status: jobs.JobStatus) -> None:
+    job = status.job
+    classes = (f", without class {job.without_class}" if job.without_class is not None else "") + \
+        (f", only class {job.only_class}" if job.only_class is not None else "")
+    head, buttons = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"{STATE_ICONS[status.state]} **{job.name}** · {job.variant} on {job.dataset}{classes} · "
+                  f"**{status.state}** · started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
+    if status.active:
+        buttons.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop_job, args=(job.id,),
+                       disabled=status.stop_requested, help="stop after the current step, keeping the weights so far")
+    else:
+        buttons.button("Remove", key=f"remove_{job.id}", on_click=jobs.remove_job, args=(job.id,),
+                       help="forget this job; the model it saved stays")
+    if status.active:
+        where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
+            if status.phase and status.steps else (status.phase or "loading the data")
+        speed = f" · {status.images_per_s:,.0f} images/s" if status.images_per_s else ""
+        stopping = " · stopping after this step…" if status.stop_requested else ""
+        st.progress(status.fraction, text=f"{where}{speed} · ETA {clock(status.eta_s)}{stopping}")
+    elif status.state == "finished":
+        st.success(f"Saved as {job.name}: pick it in the sidebar's model list.")
+    elif status.state == "failed":
+        st.error(status.message)
+    elif status.state == "stopped":
+        st.info(status.message)
+    else:
+        st.warning(status.message)
+    if status.history or status.originals is not None:
+        curves, preview = st.columns([3, 2])
+        if status.history:
+            curves.plotly_chart(loss_figure(status), key=f"loss_{job.id}")
+        if status.originals is not None:
+            with preview:
+                st.caption(f"Validation images (top) and their reconstructions (bottom) after epoch "
+                           f"{status.history[-1]['epoch'] if status.history else '?'}")
+                ui.show_images(status.originals / 255.0, columns=8, width=48)
+                ui.show_images(status.reconstructions / 255.0, columns=8, width=48)
+    elif status.terms:
+        st.caption("Loss now: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
+
+
+@st.fragment(run_every=2)
+def jobs_panel() -> None:
+    """Polls the job files every 2 s without rerunning the form above."""
+    statuses = jobs.list_jobs()
+    st.subheader("Jobs")
+    if not statuses:
+        st.caption("No training jobs yet.")
+    active = {s.job.id for s in statuses if s.active}
+    # A job that ended since the last poll: rerun the whole page so the sidebar's model list shows its checkpoint.
+    ended = st.session_state.get("train_active_jobs", set()) - active
+    st.session_state["train_active_jobs"] = active
+    for status in statuses:
+        with st.container(border=True):
+            show_job(status)
+    if ended & {s.job.id for s in statuses}:
+        st.rerun()
+
+
+jobs_panel()

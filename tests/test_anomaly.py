@@ -1,0 +1,100 @@
+"""aelab.anomaly: scores, thresholds, ROC and histograms on hand-made cases, and a real held-out-class experiment."""
+
+import numpy as np
+import pytest
+
+from aelab import anomaly
+from aelab.checkpoints import load_checkpoint
+from aelab.data import to_float
+from aelab.errors import ConfigError
+from aelab.models.pca import PCA, PCAConfig
+
+
+def test_perfect_reversed_and_random_scores():
+    is_anomaly = np.array([0, 0, 0, 1, 1], dtype=bool)
+    assert anomaly.roc([1, 2, 3, 4, 5], is_anomaly).auroc == 1.0
+    assert anomaly.roc([5, 4, 3, 2, 1], is_anomaly).auroc == 0.0
+    rng = np.random.default_rng(0)
+    assert abs(anomaly.roc(rng.random(4000), rng.random(4000) < 0.1).auroc - 0.5) < 0.05
+    curve = anomaly.roc([1, 2, 3, 4, 5], is_anomaly)
+    assert curve.false_positive_rate[0] == 0 and curve.true_positive_rate[-1] == 1
+    assert np.all(np.diff(curve.false_positive_rate) >= 0)
+
+
+def test_precision_recall_at_a_threshold():
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    is_anomaly = np.array([0, 0, 1, 0, 1, 1], dtype=bool)
+    report = anomaly.at_threshold(scores, is_anomaly, 3.5)  # flags 4, 5, 6: one of them normal
+    assert (report.flagged, report.true_positives, report.false_positives, report.false_negatives) == (3, 2, 1, 1)
+    assert report.precision == pytest.approx(2 / 3) and report.recall == pytest.approx(2 / 3)
+    assert report.false_positive_rate == pytest.approx(1 / 3) and report.f1 == pytest.approx(2 / 3)
+    nothing = anomaly.at_threshold(scores, is_anomaly, 100)
+    assert nothing.flagged == 0 and nothing.precision == 1.0 and nothing.recall == 0.0
+    everything = anomaly.at_threshold(scores, is_anomaly, 0)
+    assert everything.recall == 1.0 and everything.precision == 0.5
+
+
+def test_best_threshold_separates_separable_scores():
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 1.0])
+    is_anomaly = np.array([0, 0, 0, 1, 1], dtype=bool)
+    best = anomaly.best_threshold(scores, is_anomaly)
+    report = anomaly.at_threshold(scores, is_anomaly, best)
+    assert report.precision == 1.0 and report.recall == 1.0
+
+
+def test_class_histograms_share_bins_and_count_every_image():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    scores = rng.gamma(2.0, 1.0 + labels)
+    hist = anomaly.class_histograms(scores, labels, bins=25)
+    assert len(hist.edges) == 26 and len(hist.centres) == 25
+    assert set(hist.counts) == {0, 1, 2}
+    for c, counts in hist.counts.items():
+        assert counts.sum() == (labels == c).sum()
+    with pytest.raises(ConfigError):
+        anomaly.class_histograms([], [])
+
+
+def test_most_anomalous_and_masks():
+    scores = np.array([3.0, 9.0, 1.0, 9.0, 5.0])
+    assert anomaly.most_anomalous(scores, 3).tolist() == [1, 3, 4]
+    assert anomaly.most_anomalous(scores, 0).tolist() == []
+    labels = np.array([0, 1, 2, 1])
+    assert anomaly.anomaly_mask(labels, 1).tolist() == [False, True, False, True]
+    assert anomaly.anomaly_mask(labels, 1, only_class=2).tolist() == [True, True, False, True]
+    with pytest.raises(ConfigError):
+        anomaly.anomaly_mask(labels, 7)  # no image of class 7: nothing to detect
+
+
+def test_training_notes():
+    meta = {"dataset": {"class_names": [str(d) for d in range(10)], "without_class": 7, "only_class": None}}
+    note, fair = anomaly.training_note(meta, 7)
+    assert fair and "never saw class 7" in note
+    note, fair = anomaly.training_note(meta, 3)
+    assert not fair and "pick class 7" in note
+    note, fair = anomaly.training_note({"dataset": {"without_class": None}}, 3)
+    assert not fair and "Train page" in note
+    note, fair = anomaly.training_note({"dataset": {"only_class": 4}}, 4)
+    assert fair and "class 4 only" in note
+
+
+def test_a_model_that_never_saw_a_class_flags_it(mnist):
+    """PCA (aelab's closed-form model) trained without the 7s: the 7s become the worst-reconstructed images,
+    much more so than for the same PCA trained on every class."""
+    def auroc(train_set):
+        model = PCA(PCAConfig(latent_dim=8)).fit(to_float(train_set.x_train))
+        scores, labels = anomaly.score_test_set(model, mnist)
+        return anomaly.roc(scores, anomaly.anomaly_mask(labels, 7)).auroc
+
+    held_out, saw_all = auroc(mnist.without_class(7)), auroc(mnist)
+    assert held_out > 0.65
+    assert held_out > saw_all + 0.2
+
+
+def test_scores_of_a_trained_model(tiny_checkpoints, mnist):
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    scores, labels = anomaly.score_test_set(model, mnist)
+    assert scores.shape == (len(mnist.x_test),) and (scores >= 0).all()
+    np.testing.assert_array_equal(labels, mnist.y_test.numpy())
+    worst = anomaly.most_anomalous(scores, 10)
+    assert scores[worst].min() >= np.median(scores)

@@ -1,0 +1,271 @@
+"""Home, Models, PCA vs autoencoder and Latent map pages, run with Streamlit's AppTest on the tiny real checkpoints,
+plus the computations those pages call (aelab.compare)."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from aelab import checkpoints, compare, ui
+from aelab.errors import ConfigError
+from aelab.models import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 90
+
+
+def label(path: Path) -> str:
+    return ui.model_label(checkpoints.CheckpointInfo(path, checkpoints.read_metadata(path)))
+
+
+def page(name: str, model: Path | None = None, **state) -> AppTest:
+    """A page run alone (its sidebar included), with `model` chosen in the sidebar's picker."""
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=TIMEOUT)
+    if model is not None:
+        at.session_state["model_choice"] = label(model)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def images(at: AppTest) -> int:
+    return sum(len(e.proto.imgs) for e in at.get("imgs"))
+
+
+@pytest.fixture
+def spare(tiny_checkpoints):
+    """Copies of tiny checkpoints, named spare-*, that a test may rename or delete; all removed afterwards."""
+
+    def copy(source: str, name: str) -> Path:
+        target = checkpoints.path_for(f"spare-{name}")
+        shutil.copyfile(tiny_checkpoints[source], target)
+        return target
+
+    yield copy
+    for path in checkpoints.checkpoint_folder().glob("spare-*"):
+        path.unlink()
+
+
+def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints, monkeypatch):
+    warmups = []
+    monkeypatch.setattr(ui, "_warm_umap", lambda: warmups.append(1))  # the real one compiles umap for a minute
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value.startswith("aelab")
+    table = at.dataframe[0].value
+    assert set(tiny_checkpoints) <= set(table["name"])
+    row = table.set_index("name").loc["tiny-mlp"]
+    assert row["variant"] == "mlp" and row["latent size"] == 8 and row["dataset"] == "mnist"
+    assert 0 < row["test error (SSE/image)"] < 100 and 0 < row["5-NN accuracy"] <= 1
+    links = [link.proto.page for link in at.get("page_link")]
+    assert len(links) == 9 and all(links)
+    at.run()
+    assert len(warmups) == 1  # started once per process, not on every rerun
+
+
+def test_models_page_shows_the_chosen_model(tiny_checkpoints):
+    at = page("models.py", tiny_checkpoints["tiny-mlp"])
+    assert not at.exception
+    assert at.header[0].value == label(tiny_checkpoints["tiny-mlp"])
+    assert len(at.dataframe[0].value) >= len(tiny_checkpoints)
+    assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error (SSE/image)"}
+    # 10 originals + 10 reconstructions + 64 first-layer features
+    assert images(at) == 10 + 10 + 64
+    assert at.get("plotly_chart")  # training history
+    assert not at.error and not at.info
+
+
+def test_models_page_for_pca_explains_its_missing_history(tiny_checkpoints):
+    at = page("models.py", tiny_checkpoints["tiny-pca"])
+    assert not at.exception
+    assert "closed form" in texts(at.info)
+    assert images(at) == 10 + 10 + 8  # the 8 principal components stand in for features
+
+
+def test_models_page_without_models_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
+    at = page("models.py")
+    assert not at.exception
+    assert "No checkpoints" in texts(at.info)
+    assert at.get("file_uploader")
+
+
+def _upload(at: AppTest, file_name: str, content: bytes, name: str = "", overwrite: bool = False) -> AppTest:
+    at.get("file_uploader")[0].upload(file_name, content)
+    at.text_input(key="upload_name").set_value(name)
+    at.checkbox(key="upload_overwrite").set_value(overwrite)
+    next(b for b in at.button if b.label == "Install").click()
+    return at.run()
+
+
+def test_upload_installs_through_the_core_and_refuses_bad_files(tiny_checkpoints):
+    folder = checkpoints.checkpoint_folder()
+    data = tiny_checkpoints["tiny-linear"].read_bytes()
+    try:
+        at = _upload(page("models.py"), "whatever.safetensors", data, name="uploaded copy")
+        assert not at.exception and not at.error
+        assert (folder / "uploaded copy.safetensors").read_bytes() == data
+        assert "Installed uploaded copy.safetensors" in texts(at.success)
+        assert at.header[0].value.startswith("uploaded copy (linear")  # the new model is selected
+
+        before = sorted(p.name for p in folder.iterdir())
+        at = _upload(page("models.py"), "other.safetensors", data, name="uploaded copy")
+        assert "already exists" in texts(at.error)
+        at = _upload(page("models.py"), "model.pt", b"PK\x03\x04 a torch zip", name="pickled")
+        assert "pickle" in texts(at.error) and "\n" not in at.error[0].value
+        at = _upload(page("models.py"), "broken.safetensors", data[: len(data) // 2], name="broken")
+        assert len(at.error) == 1
+        at = _upload(page("models.py"), "x.safetensors", data, name="../escape")
+        assert "not a valid model name" in texts(at.error)
+        assert sorted(p.name for p in folder.iterdir()) == before  # nothing written by any refusal
+
+        at = _upload(page("models.py"), "again.safetensors", data, name="uploaded copy", overwrite=True)
+        assert not at.error and "Installed" in texts(at.success)
+    finally:
+        (folder / "uploaded copy.safetensors").unlink(missing_ok=True)
+
+
+def test_rename_then_delete_with_confirmation(spare):
+    path = spare("tiny-mlp-2d", "one")
+    at = page("models.py", path)
+    at.text_input(key="rename_spare-one").set_value("spare-two")
+    next(b for b in at.button if b.label == "Rename").click()
+    at.run()
+    assert not at.exception and not path.exists()
+    renamed = checkpoints.path_for("spare-two")
+    assert renamed.exists() and "Renamed" in texts(at.success)
+    assert at.header[0].value.startswith("spare-two")
+
+    delete = next(b for b in at.button if b.label == "Delete")
+    assert delete.disabled  # not until the box is ticked
+    at.checkbox(key="confirm_delete_spare-two").check().run()
+    next(b for b in at.button if b.label == "Delete").click()
+    at.run()
+    assert not at.exception and not renamed.exists()
+    assert "Deleted spare-two.safetensors" in texts(at.success)
+
+
+def test_compare_page_for_an_mlp(tiny_checkpoints):
+    at = page("compare.py", tiny_checkpoints["tiny-mlp"], compare_map_size=500)
+    assert not at.exception
+    verdict = next(m.value for m in at.markdown if m.value.startswith("**Verdict:**"))
+    assert "With 8 dimensions the mlp model" in verdict and "PCA" in verdict
+    assert len(at.get("plotly_chart")) == 3  # two maps and the error curve
+    assert images(at) == 3 * 10
+    knn = at.dataframe[0].value
+    assert len(knn) == 3 and ((knn["5-NN accuracy"] > 0.1) & (knn["5-NN accuracy"] <= 1)).all()
+    assert "not linear" in texts(at.info)
+
+
+def test_compare_page_shows_subspace_angles_for_a_linear_ae(tiny_checkpoints):
+    at = page("compare.py", tiny_checkpoints["tiny-linear"], compare_map_size=500)
+    assert not at.exception
+    assert not at.info  # the angles are shown, not explained away
+    assert at.get("arrow_vega_lite_chart")
+    assert "subspace" in next(m.value for m in at.markdown if m.value.startswith("**Verdict:**"))
+
+
+def test_compare_page_for_pca_itself(tiny_checkpoints):
+    at = page("compare.py", tiny_checkpoints["tiny-pca"])
+    assert not at.exception
+    assert "PCA itself" in texts(at.info)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_latent_map_with_pca(tiny_checkpoints):
+    at = page("latent_map.py", tiny_checkpoints["tiny-conv"], map_method="PCA")
+    assert not at.exception and not at.error
+    assert at.get("plotly_chart")
+    assert "Map of 1,000 codes" in texts(at.caption)  # the offline test split has 1,000 images
+    assert {b.label for b in at.get("download_button")} == {"Codes as CSV", "Embedding Projector files (zip)"}
+    at.run()  # the same map again comes from the cache
+    assert "from the cache" in texts(at.caption)
+
+
+def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
+    at = page("latent_map.py", tiny_checkpoints["tiny-vae"], map_method="PCA")
+    assert not at.exception
+    assert "the map is the code itself" in texts(at.caption)
+
+
+def test_pages_ask_for_a_model_when_there_is_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
+    for name in ("compare.py", "latent_map.py"):
+        at = page(name)
+        assert not at.exception
+        assert "Pick a model" in texts(at.info)
+
+
+def test_checkpoint_rows_carry_stored_metrics(tiny_checkpoints):
+    found, _ = checkpoints.list_checkpoints()
+    rows = {r["name"]: r for r in compare.checkpoint_rows(found)}
+    assert rows["tiny-vae"]["test nats"] > 0 and rows["tiny-mlp"]["test nats"] is None
+    assert rows["tiny-conv"]["epochs"] == 1 and rows["tiny-mlp"]["epochs"] == 2
+
+
+def test_one_per_class_cycles_through_classes(mnist):
+    idx = compare.one_per_class(mnist.y_test, 20)
+    assert mnist.y_test[idx].tolist() == list(range(10)) * 2
+    shuffled = compare.one_per_class(mnist.y_test, 10, seed=3)
+    assert mnist.y_test[shuffled].tolist() == list(range(10)) and not torch.equal(shuffled, idx[:10])
+
+
+def test_feature_images_per_encoder(tiny_checkpoints):
+    model, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    feats, title = compare.feature_images(model)
+    assert feats.shape == (64, 1, 28, 28) and "hidden unit" in title
+    assert torch.allclose(feats.flatten(1).amin(1), torch.zeros(64)) and torch.allclose(feats.flatten(1).amax(1),
+                                                                                         torch.ones(64))
+    conv, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-conv"])
+    kernels, title = compare.feature_images(conv)
+    assert kernels.shape == (8, 1, 30, 30) and "kernels" in title  # 3x3 kernels enlarged 10x
+    vae, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-vae"])
+    assert compare.feature_images(vae)[0].shape == (64, 1, 28, 28)
+    with pytest.raises(ConfigError, match="not pictures"):
+        compare.feature_images(build_model("vae", arch="conv", latent_dim=2, channels=[4, 8]))
+
+
+def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, mnist):
+    from aelab.data import to_float
+    from aelab.models.pca import PCA, PCAConfig
+
+    pca = PCA(PCAConfig(latent_dim=8)).fit(to_float(mnist.x_train))
+    linear, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-linear"])
+    angles = compare.pca_subspace_angles(linear, pca)
+    assert angles.shape == (8,) and (np.diff(angles) >= 0).all() and 0 <= angles.min() < 90
+    mlp, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    assert compare.pca_subspace_angles(mlp, pca) is None
+    assert compare.pca_subspace_angles(pca, pca) is None
+
+
+def test_verdict_says_who_wins():
+    assert "reconstructs 20% better than PCA" in compare.verdict("mlp", 8, 20.0, 25.0, 0.9, 0.8)
+    assert "10.0 points better" in compare.verdict("mlp", 8, 20.0, 25.0, 0.9, 0.8)
+    assert "as well as PCA" in compare.verdict("linear", 8, 25.2, 25.0, None, None, np.array([1.0, 2.5]))
+    assert "2.5° at most" in compare.verdict("linear", 8, 25.2, 25.0, None, None, np.array([1.0, 2.5]))
+    assert "worse" in compare.verdict("conv", 2, 40.0, 30.0, 0.5, 0.6)
+
+
+def test_code_neighbours_excludes_the_query():
+    codes = np.array([[0, 0], [1, 0], [5, 0], [0.5, 0], [10, 0]], dtype=np.float32)
+    idx, dist = compare.code_neighbours(codes, [0, 4], k=2)
+    assert idx.tolist() == [[3, 1], [2, 1]]
+    assert np.allclose(dist, [[0.5, 1.0], [5.0, 9.0]])
+
+
+def test_knn_comparison_beats_chance(tiny_checkpoints, mnist):
+    from aelab.data import to_float
+    from aelab.models.pca import PCA, PCAConfig
+
+    model, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    pca = PCA(PCAConfig(latent_dim=8)).fit(to_float(mnist.x_train))
+    scores = compare.knn_comparison(model, pca, mnist, n_train=1000, n_test=300)
+    assert list(scores) == ["mlp codes (8-D)", "PCA codes (8-D)", "raw pixels (784-D)"]
+    assert all(0.5 < s <= 1 for s in scores.values())  # ten classes: chance is 0.1

@@ -1,0 +1,112 @@
+"""The Train page in Streamlit's AppTest: the form comes from the config dataclasses, bad values start nothing, and a
+real job started from the page is followed until its model is in the sidebar."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aelab import jobs
+from aelab.checkpoints import checkpoint_folder, load_checkpoint
+from aelab.models import REGISTRY
+from aelab.train import TrainConfig
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+START = "FormSubmitter:train_form-Start training"
+
+
+def run_page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update(query)
+    return at.run()
+
+
+def widget_keys(at: AppTest) -> set[str]:
+    return {w.key for kind in ("number_input", "text_input", "checkbox", "selectbox") for w in getattr(at, kind)}
+
+
+def name_input(at: AppTest):
+    return next(w for w in at.text_input if w.label == "Model name")
+
+
+def job_dirs():
+    folder = jobs.jobs_folder()
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def test_form_shows_the_fields_of_the_chosen_variant_and_of_training():
+    at = run_page()
+    assert not at.exception
+    keys = widget_keys(at)
+    assert {f"mlp.{f.name}" for f in jobs.form_fields(REGISTRY["mlp"].config_class)} <= keys
+    assert {f"train.{f.name}" for f in jobs.form_fields(TrainConfig)} <= keys
+    assert not {"mlp.input_shape", "mlp.num_classes", "train.log_every", "train.preview_images"} & keys
+    assert at.text_input(key="mlp.hidden").value == "" and at.checkbox(key="mlp.tied").value is False
+    assert at.selectbox(key="train.device").value == "auto"
+    assert at.number_input(key="train.lr").value == pytest.approx(1e-3)
+    assert name_input(at).value == "mnist-mlp"
+
+    at.selectbox(key="train_variant").set_value("vae").run()
+    keys = widget_keys(at)
+    assert {"vae.beta", "vae.arch", "vae.channels", "vae.hidden"} <= keys and "mlp.tied" not in keys
+    assert at.text_input(key="vae.hidden").value == "400" and name_input(at).value == "mnist-vae"
+
+
+def test_query_parameter_preselects_the_class_to_leave_out():
+    at = run_page(without_class="7")
+    assert at.selectbox(key="anomaly_class").value == 7
+    assert any(b.label == "Train a model without class 7" for b in at.button)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("mlp.hidden", "100,abc", "hidden: expected comma-separated whole numbers like 1000,500,250"),
+    ("mlp.hidden", "10000000", "hidden must be at most 20000"),
+    ("mlp.hidden", "20000,20000,20000", "parameters (limit 200,000,000)"),
+    ("name", "../evil", "not a valid model name"),
+])
+def test_an_invalid_value_shows_one_error_and_starts_nothing(key, value, expected):
+    at = run_page()
+    before = job_dirs()
+    (name_input(at) if key == "name" else at.text_input(key=key)).set_value(value)
+    at.button(key=START).click().run()
+    assert not at.exception
+    [error] = at.error
+    assert expected in error.value and "\n" not in error.value
+    assert not at.success and job_dirs() == before
+
+
+def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's process: one core is plenty for this tiny model
+    at = run_page()
+    at.number_input(key="mlp.latent_dim").set_value(8)
+    at.text_input(key="mlp.hidden").set_value("32")
+    at.number_input(key="train.epochs").set_value(1)
+    at.number_input(key="train.batch_size").set_value(256)
+    name_input(at).set_value("page-job")
+    at.button(key=START).click().run()
+    assert not at.exception and not at.error
+    assert "Started training page-job" in at.success[0].value
+    [status] = [s for s in jobs.list_jobs() if s.job.name == "page-job"]
+    job = status.job
+    assert job.model_options == {"latent_dim": 8, "hidden": [32]}
+    assert job.train_options == {"epochs": 1, "batch_size": 256} and job.dataset == "mnist"
+    # Just started: the panel shows it with a progress bar and a Stop button.
+    [progress] = at.get("progress")
+    assert "ETA" in progress.proto.text
+    assert any(b.key == f"stop_{job.id}" for b in at.button)
+
+    deadline = time.monotonic() + 150
+    while jobs.job_status(job.id).active:
+        assert time.monotonic() < deadline, job.log_path.read_text()
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception
+    assert any("Saved as page-job" in s.value for s in at.success)
+    assert at.get("plotly_chart")  # the loss curves
+    assert [len(image.value) for image in at.image] == [8, 8]  # originals over their reconstructions
+    assert "page-job (mlp, 8-d)" in at.selectbox(key="model_mnist").options
+    assert load_checkpoint(checkpoint_folder() / "page-job.safetensors")[1]["status"] == "finished"
+
+    at.button(key=f"remove_{job.id}").click().run()
+    assert job.id not in job_dirs() and (checkpoint_folder() / "page-job.safetensors").exists()
