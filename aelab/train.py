@@ -54,6 +54,8 @@ class TrainConfig:
     batch_size: int = option(128, "images per step", minimum=1, maximum=65536)
     lr: float = option(1e-3, "Adam learning rate", minimum=1e-8, maximum=100.0)
     weight_decay: float = option(0.0, "AdamW-style decoupled weight decay", minimum=0.0)
+    lr_schedule: str = option("constant", "learning rate: constant, or cosine decay to 1% of lr over each phase",
+                              choices=("constant", "cosine"))
     seed: int = option(0, "random seed (CPU runs are reproducible)", minimum=0)
     device: str = option("auto", "where to train", choices=("auto", "cuda", "mps", "cpu"))
     noise: str = option("none", "denoising: corrupt inputs, score against the clean image",
@@ -176,6 +178,11 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed + len(self.result.history))
         n = len(self.x_train)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
+        schedule = None
+        if cfg.lr_schedule == "cosine":
+            total = max(epochs * steps_per_epoch - 1, 1)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimiser, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
         self.emit({"event": "phase", "phase": phase, "epochs": epochs, "steps_per_epoch": steps_per_epoch})
         phase_start = time.perf_counter()
         for epoch in range(1, epochs + 1):
@@ -190,6 +197,8 @@ class Trainer:
                 optimiser.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimiser.step()
+                if schedule is not None:
+                    schedule.step()
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
                 count += len(idx)

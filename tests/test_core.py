@@ -314,3 +314,18 @@ def test_out_of_memory_stops_with_advice_and_keeps_weights(mnist):
     result = train(model, mnist, TrainConfig(epochs=1, batch_size=64, log_every=2), callbacks=[exhaust])
     assert result.status == "failed" and "smaller batch size" in result.message and "64" in result.message
     assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_one_percent(mnist, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    model = build_model("mlp", latent_dim=4)
+    train(model, mnist, TrainConfig(epochs=2, batch_size=512, lr=0.01, lr_schedule="cosine"))
+    assert seen[0] == pytest.approx(0.01) and seen[-1] == pytest.approx(1e-4, rel=1e-3)
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
