@@ -90,6 +90,12 @@ def _jsonable(value):
 
 
 def _refuse_foreign(head: bytes, name: str) -> None:
+    """Refuse pickles and zip archives by their first bytes. `head` is the first 9 bytes: a safetensors file starts
+    with its header length (8 bytes, little-endian, so its first byte can be anything, 0x80 or "PK" included)
+    followed by "{", which is how it is recognised first."""
+    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= MAX_HEADER_BYTES and \
+            not name.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt")):
+        return
     if head[:2] == b"PK":
         raise CheckpointError(f"{name} is a zip/PyTorch archive (a pickle inside): {PICKLE_HINT}")
     if head[:1] == b"\x80" or name.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt")):
@@ -98,7 +104,7 @@ def _refuse_foreign(head: bytes, name: str) -> None:
 
 def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
     """Validate the safetensors header and our metadata from raw bytes; returns (metadata, tensor index)."""
-    _refuse_foreign(data[:8], name)
+    _refuse_foreign(data[:9], name)
     if len(data) < 8:
         raise CheckpointError(f"{name} is too short to be a checkpoint")
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -171,7 +177,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     with open(path, "rb") as f:
-        _refuse_foreign(f.read(8), path.name)
+        _refuse_foreign(f.read(9), path.name)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise CheckpointError(f"{path.name} is over the {MAX_FILE_BYTES // 2**20} MB limit")
     return load_bytes(path.read_bytes(), path.name, device)
@@ -182,7 +188,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(8)
-        _refuse_foreign(head, path.name)
+        _refuse_foreign(head + f.read(1), path.name)
+        f.seek(8)
         if len(head) < 8:
             raise CheckpointError(f"{path.name} is too short to be a checkpoint")
         (header_len,) = struct.unpack("<Q", head)

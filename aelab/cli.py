@@ -39,7 +39,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kind, help_text = hints[f.name], f"{f.metadata.get('help', '')} (default: {default})"
+        # argparse formats help with %: a literal "1%" in a field's help must reach it as "1%%".
+        kind, help_text = hints[f.name], f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is list:

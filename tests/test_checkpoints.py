@@ -33,6 +33,29 @@ def test_round_trip_gives_identical_outputs_and_keeps_metadata(tmp_path, conv_mo
     assert ck.read_metadata(path)["variant"] == "conv"
 
 
+@pytest.mark.parametrize("low_bytes", [b"\x80", b"PK"], ids=["pickle-like", "zip-like"])
+def test_a_header_length_that_starts_like_a_pickle_or_zip_still_loads(tmp_path, conv_model, low_bytes):
+    # A safetensors file starts with its header length, little-endian: any first byte is possible. A checkpoint whose
+    # length happens to begin with 0x80 (a pickle's first byte) or "PK" (a zip's) is ours and must load.
+    def header_length(pad):
+        path = ck.save_checkpoint(conv_model, tmp_path / "m", note="x" * pad)
+        return path, struct.unpack("<Q", path.read_bytes()[:8])[0]
+
+    _, base = header_length(0)
+    modulus = 256 ** len(low_bytes)
+    target = base + (int.from_bytes(low_bytes, "little") - base) % modulus
+    for pad in range(target - base - 16, target - base + 16):  # the header grows with the note (8-byte aligned)
+        path, length = header_length(max(pad, 0))
+        if length == target:
+            break
+    else:
+        pytest.fail(f"no padding gave a header length of {target}")
+    assert path.read_bytes()[:len(low_bytes)] == low_bytes
+    loaded, meta = ck.load_checkpoint(path)
+    assert meta["note"].startswith("x") and ck.read_metadata(path)["variant"] == "conv"
+    assert ck.parse_header(path.read_bytes(), path.name)[0]["variant"] == "conv"
+
+
 def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
     model = build_model("mlp", hidden=[256], latent_dim=16)
     full = ck.save_checkpoint(model, tmp_path / "full")

@@ -37,6 +37,21 @@ def test_list_prints_every_variant_with_a_description():
     assert all(len(line.split(None, 1)[1]) > 20 for line in lines)
 
 
+def test_every_variant_has_a_train_help_page():
+    # In-process: argparse's help formatting is what once failed (a literal "%" in a field's help).
+    import contextlib
+    import io
+
+    from aelab import cli
+    from aelab.models import REGISTRY
+
+    for name in REGISTRY:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+            cli.main(["train", name, "--help"])
+        assert exit_.value.code == 0 and "--latent-dim" in out.getvalue() and "--lr-schedule" in out.getvalue()
+
+
 def test_train_eval_embed_sample_round_trip(tmp_path):
     out = tmp_path / "vae2d"
     result = aelab("train", "vae", "--latent-dim", 2, "--hidden", "64", "--epochs", 1, "--batch-size", 128,
