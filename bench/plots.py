@@ -52,9 +52,11 @@ def error_curve(ds) -> None:
         found = json.loads(path.read_text())
         for kind, style, label in (("linear", "s--", "linear AE"), ("deep", "o-", "deep AE 784-1000-500-250-k")):
             ks = sorted(int(k) for k in found[kind])
-            epochs = found.get(f"{kind}_epochs")
-            ax.plot(ks, [found[kind][str(k)] for k in ks], style, label=f"{label} ({epochs} epochs)")
-    for name, marker, label in (("mnist-deep-30", "*", "zoo mnist-deep-30 (200 epochs)"),
+            recipe = found.get(f"{kind}_recipe", {})
+            wd = f", weight decay {recipe['weight_decay']}" if recipe.get("weight_decay") else ""
+            ax.plot(ks, [found[kind][str(k)] for k in ks], style,
+                    label=f"{label} ({found.get(f'{kind}_epochs')} epochs{wd})")
+    for name, marker, label in (("mnist-deep-30", "*", "zoo mnist-deep-30 (200 epochs, weight decay 0.1)"),
                                 ("mnist-conv-30", "P", "zoo mnist-conv-30 (conv, 120 epochs)"),
                                 ("mnist-deep-2d", "X", "zoo mnist-deep-2d (200 epochs)")):
         model, _ = load_zoo(name)

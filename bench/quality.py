@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import _common  # noqa: F401
 from _common import load_zoo, resolve_device, where, write_json
@@ -76,7 +77,7 @@ def section_sse30(ds, device, curve, rows, codes):
             ("mnist-linear-30", "linear AE 784-30 (zoo: mnist-linear-30)", 13.87, None, "its optimum is PCA's error"),
             ("mnist-deep-30", "deep AE 784-1000-500-250-30 (zoo: mnist-deep-30)", 3.00, 2.5, ""),
             ("mnist-tied-30", "tied AE 784-500-250-30 (zoo: mnist-tied-30)", 3.00, None, ""),
-            ("mnist-conv-30", "conv AE 32-64-128, 30-d (zoo: mnist-conv-30)", 3.00, None, "target: below the deep AE")):
+            ("mnist-conv-30", "conv AE 64-128-256, 30-d (zoo: mnist-conv-30)", 3.00, None, "target: below the deep AE")):
         model, _ = load_zoo(name, device)
         rows.append(row("sse30", "avg squared error / test image", label, sse(model, ds), ref,
                         "Hinton & Salakhutdinov 2006 (deep AE 3.00, PCA 13.87)", target, note=note))
@@ -119,27 +120,36 @@ def section_umap(ds, device, curve, rows, codes, raw: bool = False):
 
 RECIPES_64 = {
     "deep AE 784-1000-500-250-64 (recipe of mnist-deep-30)": "mnist-deep-30",
-    "conv AE 32-64-128, 64-d (recipe of mnist-conv-30)": "mnist-conv-30",
+    "conv AE, 64-d (recipe of mnist-conv-30)": "mnist-conv-30",
 }
 
 
-def section_ae64(ds, device, curve, rows, codes, train_64d: bool, epochs=None):
+def section_ae64(ds, device, curve, rows, codes, train_64d: bool, epochs=None, checkpoints=None):
     rows.append(row("ae64", "MSE / pixel, 64-d code", "PCA, 64 components", curve[63] / PIXELS, 0.0090,
                     "Sainburg et al. 2021 (PCA)"))
+    for path in checkpoints or []:
+        from aelab.checkpoints import load_checkpoint
+
+        model, meta = load_checkpoint(path, device=device)
+        body = meta["config"].get("hidden") if meta["variant"] == "mlp" else meta["config"].get("channels")
+        label = f"{meta['variant']} {body}, 64-d, recipe {Path(path).parent.name} of {meta['zoo']['name']}"
+        note = f"trained {meta['train_config']['epochs']} epochs on {meta.get('device')}, not shipped"
+        rows.append(row("ae64", "MSE / pixel, 64-d code", label, sse(model, ds) / PIXELS, 0.0016,
+                        "Sainburg et al. 2021 (AE)", 0.0016, note=note))
+        rows.append(row("ae64", "1-NN accuracy, 64-d code", label, codes.knn(label, model, 1), None, "", 0.975,
+                        better="higher", note=note))
     if not train_64d:
         return
     from aelab.train import TrainConfig, train
-    from aelab.zoo import get_entry, lr_schedule
+    from aelab.zoo import get_entry
 
     for label, entry_name in RECIPES_64.items():
         entry = get_entry(entry_name)
         model = build_model(entry.variant, **{**entry.model, "latent_dim": 64})
         config = TrainConfig(**{**entry.train, "device": device, "preview_images": 0,
                                 **({"epochs": epochs} if epochs else {})})
-        callbacks, schedule = lr_schedule(entry.schedule)
         start = time.perf_counter()
-        with schedule:
-            result = train(model, ds, config, callbacks=callbacks)
+        result = train(model, ds, config)
         note = f"trained here: {config.epochs} epochs in {result.seconds:.0f} s ({result.device}), not shipped"
         print(f"  {label}: {result.status} in {time.perf_counter() - start:.0f} s", flush=True)
         model.eval()
@@ -193,6 +203,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--train-64d", action="store_true", help="train the two 64-d models here (GPU)")
     parser.add_argument("--epochs", type=int, help="override the 64-d models' epochs (quick checks only)")
+    parser.add_argument("--ae64-checkpoints", nargs="*", help="64-d models trained elsewhere (bench/candidates.py)")
     parser.add_argument("--umap-raw", action="store_true", help="also UMAP the raw pixels (Sainburg's setting)")
     parser.add_argument("--merge", nargs="*", default=[], help="JSON files of earlier runs whose rows are kept")
     parser.add_argument("--json")
@@ -210,7 +221,7 @@ def main() -> None:
         if section == "umap":
             section_umap(ds, device, curve, rows, codes, args.umap_raw)
         elif section == "ae64":
-            section_ae64(ds, device, curve, rows, codes, args.train_64d, args.epochs)
+            section_ae64(ds, device, curve, rows, codes, args.train_64d, args.epochs, args.ae64_checkpoints)
         else:
             globals()[f"section_{section}"](ds, device, curve, rows, codes)
         runs[section] = where(device) | {"seconds": round(time.perf_counter() - start, 1)}
