@@ -9,17 +9,6 @@ st.set_page_config(page_title="aelab", page_icon="🧪", layout="wide")
 # background thread at server start, so the first latent map is only the fit itself.
 ui.umap_warmup()
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/models.py", title="Models", icon="📦"),
-    st.Page("pages/compare.py", title="PCA vs autoencoder", icon="⚖️"),
-    st.Page("pages/latent_map.py", title="Latent map", icon="🗺️"),
-    st.Page("pages/interpolate.py", title="Interpolate", icon="↔️"),
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
-    st.Page("pages/denoise.py", title="Denoise", icon="🧹"),
-    st.Page("pages/generate.py", title="Generate", icon="🎲"),
-    st.Page("pages/anomalies.py", title="Anomalies", icon="🚨"),
-]
+PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(ui.PAGES)]
 
 st.navigation(PAGES).run()

@@ -108,14 +108,6 @@ def fit_on_model(model: Autoencoder, dataset: Dataset, n: int = 10000, k: int = 
     return CodeKNN(k).fit(codes.numpy(), dataset.y_train[idx].numpy(), sources=idx.numpy())
 
 
-@torch.no_grad()
-def encode_one(model: Autoencoder, image) -> np.ndarray:
-    """The code (D,) of one float image (C, H, W) or (H, W) in [0, 1], without a label."""
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, *model.input_shape).to(model.device)
-    model.eval()
-    return model.encode(x).float().cpu().numpy()[0]
-
-
 class LatentMap:
     """A 2-D map of codes that places new codes exactly where the fitted ones would go: a PCA of the codes, or the
     codes themselves when they are already 2-D (as `project.project_codes` does). fit(codes) -> transform(codes)."""
@@ -156,9 +148,12 @@ def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMa
     channels, height, width = model.input_shape
     if channels != 1 or height != width:
         raise ConfigError(f"drawings are single-channel square digits; this model takes {model.input_shape} images")
+    from .metrics import one_thread
+
     digit = prepare_digit(drawing, size=height, name=name)
     model.eval()
-    z = model.encode(torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device))
-    reconstruction = model.decode(z).float().clamp(0, 1).cpu().numpy()[0]
+    with one_thread():
+        z = model.encode(torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device))
+        reconstruction = model.decode(z).float().clamp(0, 1).cpu().numpy()[0]
     code = z.float().cpu().numpy()[0]
     return DrawingReading(digit, reconstruction, code, knn.explain(code[None])[0], latent_map.transform(code[None])[0])

@@ -161,7 +161,8 @@ def _upscale(images: torch.Tensor, min_side: int) -> torch.Tensor:
 
 
 def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, str]:
-    """What the encoder's first layer looks for, as images in [0, 1] each stretched to its own range, and a title.
+    """What the encoder's first layer looks for, as images in [0, 1] (each scaled by its largest absolute weight, zero
+    at 0.5), and a title.
 
     Fully connected encoders: each hidden unit's weights over the pixels. PCA: its components. Convolutional encoders:
     their first kernels (small, applied everywhere). Raises ConfigError saying why for other encoders."""
@@ -172,7 +173,8 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
         is_conv = weights.shape[-2:] != model.input_shape[-2:]
         title = "first-layer convolution kernels" if is_conv else "first-layer features (one per hidden unit)"
     elif (layer := _pixel_linear(model)) is not None:
-        weights, title = layer.weight.detach().view(-1, *model.input_shape), "first-layer features (one per hidden unit)"
+        weights = layer.weight.detach().view(-1, *model.input_shape)
+        title = "first-layer features (one per hidden unit)"
     else:
         raise ConfigError(f"the {model.variant} encoder does not start with a layer over whole images, so its "
                           "first-layer weights are not pictures")
@@ -180,8 +182,8 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
     if weights.shape[1] not in (1, 3):  # kernels over many input channels: show the mean over them
         weights = weights.mean(1, keepdim=True)
     flat = weights.flatten(1)
-    low, high = flat.min(1).values, flat.max(1).values
-    scaled = (flat - low[:, None]) / (high - low).clamp_min(1e-12)[:, None]
+    # Symmetric per feature, so a zero weight is mid-grey in every picture and the sign stays readable.
+    scaled = 0.5 + 0.5 * flat / flat.abs().max(1).values.clamp_min(1e-12)[:, None]
     return _upscale(scaled.view_as(weights), 28), title
 
 

@@ -44,7 +44,6 @@ from .train import TrainConfig, pick_device
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
-ENDED = ("finished", "stopped", "diverged", "failed", "interrupted")
 
 # Popen objects of the jobs this server process started: poll() reaps them (no zombies) and gives the exit code.
 _PROCESSES: dict[str, subprocess.Popen] = {}
@@ -119,7 +118,8 @@ class _Progress:
             self.phase, self.epochs = event["phase"], event.get("epochs", 0)
             self.epoch, self.step, self.steps = 0, 0, event.get("steps_per_epoch", 0)
         elif kind == "step":
-            self.epoch, self.epochs, self.step, self.steps = event["epoch"], event["epochs"], event["step"], event["steps"]
+            self.epoch, self.epochs = event["epoch"], event["epochs"]
+            self.step, self.steps = event["step"], event["steps"]
             self.terms, self.images_per_s = event["terms"], event["images_per_s"]
         elif kind == "epoch":
             self.history.append({k: event[k] for k in ("phase", "epoch", "train", "val", "images_per_s", "seconds")})
@@ -134,7 +134,7 @@ class _Progress:
 @dataclass
 class JobStatus:
     job: Job
-    state: str  # one of ACTIVE + ENDED
+    state: str  # starting | running | saving (ACTIVE), or finished | stopped | diverged | failed | interrupted
     phase: str = ""
     epoch: int = 0
     epochs: int = 0
@@ -167,6 +167,18 @@ class JobStatus:
     def checkpoint(self) -> Path:
         return Path(self.job.checkpoint)
 
+    def preview_picture(self) -> np.ndarray | None:
+        """The latest preview as one picture in [0, 1]: originals in the top row, reconstructions under them."""
+        if self.originals is None:
+            return None
+        import torch
+
+        from .explore import tile
+
+        both = torch.from_numpy(np.concatenate([self.originals, self.reconstructions])).float() / 255.0
+        picture = tile(both, len(self.originals)).numpy()
+        return picture[0] if picture.shape[0] == 1 else picture.transpose(1, 2, 0)
+
 
 # ------------------------------------------------------------------------------------------- options and forms
 
@@ -174,7 +186,7 @@ class JobStatus:
 LABELS = {"lr": "Learning rate", "latent_dim": "Latent size (code)", "recon_loss": "Reconstruction loss",
           "init": "Weight init", "tied": "Tied weights", "val_fraction": "Validation fraction",
           "greedy_epochs": "Greedy pre-training epochs", "noise": "Denoising noise", "beta": "Beta (KL weight)",
-          "arch": "Architecture"}
+          "arch": "Architecture", "lr_schedule": "Learning-rate schedule"}
 
 
 @dataclass
@@ -288,7 +300,8 @@ def _check_types(cls, options: dict, what: str) -> None:
 
 def _dataset_shape(dataset: str | Dataset) -> tuple[tuple[int, int, int] | None, int | None]:
     """(input shape, number of classes) where known without loading anything; folders are checked by the job."""
-    if isinstance(dataset, Dataset):
+    # Not isinstance(dataset, Dataset): a dataset cached by the app may predate a reload of aelab.data.
+    if not isinstance(dataset, str):
         return dataset.input_shape, dataset.num_classes
     if dataset in BUILTIN:
         return (1, 28, 28), len(BUILTIN[dataset][0])
@@ -365,7 +378,7 @@ def _write_json(path: Path, value: dict) -> None:
 def start_job(variant: str, model_options: dict, train_options: dict, name: str, dataset: str | Dataset = "mnist",
               without_class: int | None = None, only_class: int | None = None, overwrite: bool = False) -> Job:
     """Validate, then start `python -m aelab train` in the background; returns at once."""
-    dataset_name = dataset.name if isinstance(dataset, Dataset) else dataset
+    dataset_name = dataset if isinstance(dataset, str) else dataset.name
     if dataset_name not in BUILTIN and Path(dataset_name).expanduser().exists():
         dataset_name = str(Path(dataset_name).expanduser().resolve())  # the job must find it from any folder
     with _jobs_lock():
@@ -512,6 +525,8 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
         state, message = progress.done.get("status", "finished"), progress.done.get("message", "")
         if state == "stopped":
             message = f"{message}; the weights so far are saved as {job.name}"
+        elif state == "diverged":
+            message = f"{message}, saved as {job.name}"
         return state, message
     how = f"killed by signal {-code}" if killed else "killed, or the machine restarted"
     return "interrupted", f"the training process ended without finishing ({how}); {_saved_epochs(job)}"

@@ -3,6 +3,7 @@ pixel), VAE loss in nats, kNN accuracy on codes, PSNR for denoising, anomaly AUR
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -13,6 +14,21 @@ from .models import Autoencoder
 from .train import corrupt
 
 BATCH = 2048
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread in the calling thread only (torch's thread count is per thread here, as OpenMP's is).
+
+    For work on one or a few images, like a drawing after each stroke: waking a second OpenMP thread costs more than
+    the work, and on a busy machine (a browser, other sessions) it made a 3 ms forward pass take 35 ms in the app
+    server. Batch work elsewhere keeps every core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.no_grad()

@@ -5,6 +5,8 @@ No model math here: only caching and widgets around functions of the core.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +24,28 @@ from .train import device_name, pick_device
 
 DATASETS = list(data.BUILTIN)
 WARMUP_THREAD = "aelab-umap-warmup"
+WARMUP_DONE = "aelab: UMAP warm-up finished"
+
+
+# The app's pages, in menu order: (file, title, Material icon, one line for the Home page). app.py builds the
+# navigation from this list and Home links to every page from it. Material icons ship with Streamlit, so they show in
+# any browser (emoji need an emoji font).
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", "what aelab does and the models at hand"),
+    ("pages/train.py", "Train", ":material/model_training:",
+     "choose a variant and its options, train in the background, watch the loss"),
+    ("pages/models.py", "Models", ":material/inventory_2:",
+     "every checkpoint: metrics, history, reconstructions, features; upload, download, rename, delete"),
+    ("pages/compare.py", "PCA vs autoencoder", ":material/compare:",
+     "maps, reconstructions, error against latent size and kNN accuracy next to PCA"),
+    ("pages/latent_map.py", "Latent map", ":material/scatter_plot:",
+     "UMAP or PCA map of the codes; select points to see their images and neighbours; export"),
+    ("pages/interpolate.py", "Interpolate", ":material/swap_horiz:", "walk between two images in code space"),
+    ("pages/draw.py", "Draw", ":material/draw:", "draw a digit and see how the model encodes and rebuilds it"),
+    ("pages/denoise.py", "Denoise", ":material/auto_fix_high:", "add noise to images, or upload your own, and clean them"),
+    ("pages/generate.py", "Generate", ":material/casino:", "sample new images from a VAE, by class for a conditional VAE"),
+    ("pages/anomalies.py", "Anomalies", ":material/troubleshoot:", "reconstruction error as an anomaly score"),
+]
 
 
 @st.cache_resource(show_spinner="Loading dataset…")
@@ -35,16 +59,30 @@ def load_model(path: str, mtime: float) -> tuple[Autoencoder, dict]:
     return checkpoints.load_checkpoint(path, device=pick_device())
 
 
-@st.cache_resource(show_spinner="Fitting PCA…", max_entries=16)
-def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
-    """PCA on the whole training split; at most as many components as pixels (an overcomplete code has no match)."""
+@st.cache_resource(show_spinner="Fitting PCA on the training images…", max_entries=4)
+def _all_components(dataset_name: str) -> PCA:
     ds = load_dataset(dataset_name)
-    pca = PCA(PCAConfig(latent_dim=min(latent_dim, int(np.prod(ds.input_shape))), input_shape=ds.input_shape))
+    pca = PCA(PCAConfig(latent_dim=int(np.prod(ds.input_shape)), input_shape=ds.input_shape))
     return pca.fit(data.to_float(ds.x_train)).eval()
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
+    """PCA on the whole training split; at most as many components as pixels (an overcomplete code has no match).
+
+    The covariance of 60,000 images is the slow part, so it is fitted once per dataset with every component and
+    each size keeps the leading ones: the same result as fitting that size (components are sorted and sign-fixed)."""
+    full = _all_components(dataset_name)
+    k = min(latent_dim, full.latent_dim)
+    pca = PCA(PCAConfig(latent_dim=k, input_shape=full.input_shape))
+    pca.load_state_dict({"mean": full.mean, "components": full.components[:k],
+                         "explained_variance": full.explained_variance[:k]})
+    return pca.eval()
+
+
 @st.cache_data(show_spinner="Encoding…", max_entries=64)
-def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices, codes, labels) of a stratified sample of n images of a split (all when n is None)."""
     model, _ = load_model(path, mtime)
     ds = load_dataset(dataset_name)
@@ -89,19 +127,21 @@ def test_errors(path: str, mtime: float, dataset_name: str) -> tuple[float, floa
 @st.cache_data(show_spinner=False, max_entries=16)
 def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | None, method: str,
                n_neighbors: int = 15, min_dist: float = 0.1) -> dict:
-    """Codes of a stratified sample and their 2-D map; `seconds` is what the projection took when it was computed
-    (project_codes also keeps the coordinates on disk, so a restarted server does not refit)."""
+    """Codes of a stratified sample and their 2-D map; `seconds` is what the projection took when it was computed and
+    `computed_at` when, so a caller can tell a cached answer (project_codes also keeps the coordinates on disk, so a
+    restarted server does not refit)."""
     idx, z, y = codes(path, mtime, dataset_name, split, n)
     params = {"n_neighbors": n_neighbors, "min_dist": min_dist} if method == "umap" else {}
     start = time.perf_counter()
     coords, _, from_disk = project.project_codes(z, method, key_parts=(path, mtime, dataset_name, split, n), **params)
     return {"indices": idx, "codes": z, "labels": y, "coords": coords, "from_disk": from_disk,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "computed_at": time.time()}
 
 
 def _warm_umap() -> None:
     """Import umap and fit a throw-away map big enough (over 4,096 points) to take the nearest-neighbour-descent path,
     so numba compiles everything a real fit needs; numba keeps none of it on disk, hence once per server process."""
+    start = time.perf_counter()
     try:
         import umap
 
@@ -109,11 +149,16 @@ def _warm_umap() -> None:
         umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1, n_epochs=5).fit(points)
     except Exception:  # only a head start: a real failure shows up, as one line, when a user asks for a UMAP map
         pass
+    # In the server's log: while it runs, numba's compiler holds the GIL and slows every session a little.
+    print(f"{WARMUP_DONE} in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 @st.cache_resource(show_spinner=False)
-def umap_warmup() -> threading.Thread:
-    """The warm-up thread, started on the first run of the app and shared by every session."""
+def umap_warmup() -> threading.Thread | None:
+    """The warm-up thread, started on the first run of the app and shared by every session. AELAB_UMAP_WARMUP=0
+    skips it (a test server that never draws a UMAP map need not spend a minute of CPU on it)."""
+    if os.environ.get("AELAB_UMAP_WARMUP", "1") == "0":
+        return None
     thread = threading.Thread(target=_warm_umap, name=WARMUP_THREAD, daemon=True)
     thread.start()
     return thread
@@ -139,7 +184,8 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
                      hover_data={"x": False, "y": False, "class": True, "index": True},
                      color_discrete_sequence=px.colors.qualitative.D3 + px.colors.qualitative.Pastel, title=title)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"itemsizing": "constant", "title": ""}, xaxis_title=None, yaxis_title=None)
     return fig
 
@@ -158,9 +204,9 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
             text=[p["name"] for p in group], hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
             marker={"size": [16 if p["name"] == current else 9 for p in group],
                     "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))
-    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_type="log",
+    fig.update_layout(height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_type="log",
                       xaxis_title="latent size (log scale)", yaxis_title="squared error per test image",
-                      legend={"orientation": "h"})
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return fig
 
 
@@ -186,8 +232,8 @@ def history_figure(history: list[dict]):
     first_train = next((i for i, h in enumerate(epochs) if h.get("phase") == "train"), 0)
     if first_train > 0:
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="epoch",
-                      yaxis_title="loss per image", legend={"orientation": "h"})
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
+                      yaxis_title="loss per image", legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return fig
 
 
@@ -233,9 +279,13 @@ def sidebar(need_model: bool = True) -> Context:
         mtime, label = 0.0, ""
         if usable:
             labels = [model_label(c) for c in usable]
-            wanted = st.session_state.get("model_choice")
-            default = labels.index(wanted) if wanted in labels else 0
-            label = st.selectbox("Model", labels, index=default, key=f"model_{name}")
+            key = f"model_{name}"
+            # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
+            # else the previous choice on this dataset, else the last one on any page, else the first.
+            wanted = st.session_state.pop("model_request", None) or st.session_state.get(key) \
+                or st.session_state.get("model_choice")
+            st.session_state[key] = wanted if wanted in labels else labels[0]
+            label = st.selectbox("Model", labels, key=key)
             st.session_state["model_choice"] = label
             info = usable[labels.index(label)]
             path, mtime = str(info.path), info.path.stat().st_mtime
@@ -250,13 +300,23 @@ def sidebar(need_model: bool = True) -> Context:
     return Context(ds, model, meta or {}, path, mtime, label)
 
 
+def select_model(label: str) -> None:
+    """Make the sidebar pick this model (by its label) on the next run, e.g. right after an upload or a rename."""
+    st.session_state["model_request"] = label
+
+
 def show_images(images, captions=None, columns: int = 8, width: int = 84) -> None:
-    """A row-wrapped grid of small images (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1])."""
+    """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1])."""
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.ndim == 4:
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
     arr = np.clip(np.nan_to_num(arr), 0, 1)
-    st.image(list(arr), caption=captions, width=width, clamp=True)
+    captions = list(captions) if captions is not None else None
+    for start in range(0, len(arr), max(1, columns)):
+        row = slice(start, start + max(1, columns))
+        # PNG: JPEG's 8x8 blocks smear a 28x28 digit.
+        st.image(list(arr[row]), caption=captions[row] if captions else None, width=width, clamp=True,
+                 output_format="PNG")
 
 
 def model_root() -> Path:

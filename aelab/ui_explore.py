@@ -44,7 +44,7 @@ def test_scores(path: str, mtime: float, dataset_name: str) -> tuple[np.ndarray,
 
 
 @st.cache_data(show_spinner="Encoding test images…", max_entries=32)
-def test_code_stats(path: str, mtime: float, dataset_name: str) -> np.ndarray:
+def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
     """Codes of a stratified sample of 1000 test images (label-free): the reference for traversal spans and the
     range of a 2-D model's manifold grid."""
     model, _ = ui.load_model(path, mtime)
@@ -105,7 +105,8 @@ def canvas(key: str, size: int = 280, stroke: int = 18):
     return result.image_data if objects else None
 
 
-def pick_image(ds: Dataset, key: str, title: str) -> tuple[torch.Tensor | None, int | None, str]:
+def pick_image(ds: Dataset, key: str, title: str,
+               default_class: int = 0) -> tuple[torch.Tensor | None, int | None, str]:
     """An image chosen by class and index, at random, or drawn: (float (C, H, W) or None, label or None, caption).
 
     None means nothing usable yet (an empty canvas); the widget has already said why."""
@@ -137,8 +138,8 @@ def pick_image(ds: Dataset, key: str, title: str) -> tuple[torch.Tensor | None, 
     else:
         members = np.arange(len(x))
         if ds.num_classes and (y >= 0).all():
-            c = st.selectbox("Class", range(ds.num_classes), format_func=lambda k: class_label(ds, k),
-                             key=f"{key}_class")
+            c = st.selectbox("Class", range(ds.num_classes), index=min(default_class, ds.num_classes - 1),
+                             format_func=lambda k: class_label(ds, k), key=f"{key}_class")
             members = (y == c).nonzero().flatten().numpy()
         if len(members) == 0:
             st.info("The test set has no image of this class.")
@@ -166,34 +167,77 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
            "#FECB52")
 
 
+# The Draw page's map: its points are drawn once into a picture; after every stroke only a star moves on it.
+MAP_PIXELS = (760, 400)  # the picture's size (about the plot area's, so dots stay round); drawn at 2x, then reduced
+DOT_RADIUS = 3
+
+
+def _scatter_picture(coords: np.ndarray, labels: np.ndarray, extent: tuple[float, float, float, float]) -> str:
+    """Coloured dots on a transparent picture whose edges are `extent` (x0, x1, y0, y1), as a PNG data URI."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    width, height = MAP_PIXELS[0] * 2, MAP_PIXELS[1] * 2
+    x0, x1, y0, y1 = extent
+    picture = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(picture)
+    px = (coords[:, 0] - x0) / (x1 - x0) * (width - 1)
+    py = (y1 - coords[:, 1]) / (y1 - y0) * (height - 1)
+    r = DOT_RADIUS * 2
+    for x, y, c in zip(px, py, labels):
+        colour = PALETTE[int(c) % len(PALETTE)]
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour + "B0")
+    # A 64-colour palette: it goes to the browser with the star after every stroke, 25 KB instead of 140 KB.
+    picture = picture.resize(MAP_PIXELS, Image.Resampling.LANCZOS).quantize(64, method=Image.Quantize.FASTOCTREE)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def map_figure(path: str, mtime: float, dataset_name: str) -> dict:
-    """The latent map as a plain Plotly figure dict (one trace per class), built once per model: after each stroke
-    the page only appends the drawing's star to a copy of the trace list. NumPy arrays, not lists, because Plotly
-    validates and serialises them in one piece (a few ms instead of tens per stroke)."""
+def map_picture(path: str, mtime: float, dataset_name: str) -> dict:
+    """The Draw page's latent map, built once per model: the sample of test codes drawn as a picture, its extent in
+    map coordinates, the axis names and a legend. After each stroke `map_html` only places a star on it."""
     fitted, coords, labels = latent_map(path, mtime, dataset_name)
     ds = ui.load_dataset(dataset_name)
-    data = []
-    for c in np.unique(labels):
-        pts = coords[labels == c]
-        data.append({"type": "scattergl", "mode": "markers", "name": class_label(ds, int(c)),
-                     "x": pts[:, 0].copy(), "y": pts[:, 1].copy(),
-                     "marker": {"size": 5, "opacity": 0.6, "color": PALETTE[int(c) % len(PALETTE)]},
-                     "hoverinfo": "name"})
+    low, high = coords.min(0), coords.max(0)
+    pad = (high - low) * 0.05 + 1e-6
+    extent = (float(low[0] - pad[0]), float(high[0] + pad[0]), float(low[1] - pad[1]), float(high[1] + pad[1]))
     axis = "z" if fitted.projection_ is None else "PCA"  # 2-D codes are shown as they are
-    layout = {"height": 380, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"title": {"text": "class"}},
-              "xaxis": {"title": {"text": f"{axis} 1"}, "zeroline": False},
-              "yaxis": {"title": {"text": f"{axis} 2"}, "zeroline": False},
-              "title": {"text": f"{len(coords)} test codes" + (" (PCA of the codes)" if axis == "PCA" else ""),
-                        "font": {"size": 13}}}
-    return {"data": data, "layout": layout}
+    return {"source": _scatter_picture(coords, labels, extent), "extent": extent, "axis": axis, "count": len(coords),
+            "legend": [(class_label(ds, int(c)), PALETTE[int(c) % len(PALETTE)]) for c in np.unique(labels)]}
 
 
-def with_star(figure: dict, position, text: str) -> dict:
-    star = {"type": "scatter", "mode": "markers", "name": "your drawing", "x": [float(position[0])],
-            "y": [float(position[1])], "hovertext": [text], "hoverinfo": "text",
-            "marker": {"symbol": "star", "size": 22, "color": "#FFD700", "line": {"color": "black", "width": 1.5}}}
-    return {"data": [*figure["data"], star], "layout": figure["layout"]}
+def map_html(picture: dict, position, text: str) -> str:
+    """The map picture with a star where the drawing's code lands, as one HTML element.
+
+    A Plotly chart here cost the browser about 300 ms of rendering after every stroke (measured in the e2e test's
+    websocket timings), as long as the whole bare canvas round trip; a picture and a positioned star cost a few ms.
+    The Latent map page keeps the interactive chart."""
+    import html
+
+    x0, x1, y0, y1 = picture["extent"]
+    fx, fy = (float(position[0]) - x0) / (x1 - x0), (y1 - float(position[1])) / (y1 - y0)
+    outside = not (0 <= fx <= 1 and 0 <= fy <= 1)
+    fx, fy = min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+    legend = "".join(f'<span style="white-space:nowrap"><span style="color:{colour}">●</span> {html.escape(name)}'
+                     f"</span>" for name, colour in picture["legend"])
+    where = " (off the map: shown at its edge)" if outside else ""
+    title = (f'{picture["count"]} test codes' + (" (PCA of the codes)" if picture["axis"] == "PCA" else "")
+             + f' · ★ {html.escape(text)}{where}')
+    width, height = MAP_PIXELS
+    return (f'<div style="font-size:0.85rem;margin:0.6rem 0 0.2rem">{title}</div>'
+            f'<div style="position:relative;width:100%;max-width:{width}px;aspect-ratio:{width}/{height};'
+            f'border:1px solid rgba(128,128,128,0.35);border-radius:4px">'
+            f'<img src="{picture["source"]}" alt="latent map" style="position:absolute;inset:0;width:100%;'
+            f'height:100%">'
+            f'<span title="{html.escape(text)}" aria-label="your drawing" style="position:absolute;left:{fx:.2%};'
+            f'top:{fy:.2%};transform:translate(-50%,-55%);font-size:30px;line-height:1;color:#FFD700;'
+            f'-webkit-text-stroke:1.2px black">★</span></div>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:0.3rem 0.9rem;font-size:0.8rem;margin-top:0.3rem">'
+            f'<span style="color:#808495">{picture["axis"]} 1 → right, {picture["axis"]} 2 ↑ up</span>{legend}</div>')
 
 
 def enlarge(image, factor: int = 5) -> np.ndarray:
@@ -243,3 +287,40 @@ def roc_figure(curve: anomaly.ROC, at: anomaly.ThresholdReport):
                       yaxis_title="true positive rate (recall)", xaxis_range=[0, 1], yaxis_range=[0, 1.02],
                       legend={"x": 0.55, "y": 0.1})
     return fig
+
+
+def png_data_uri(image) -> str:
+    """An image in [0, 1] ((H, W) or (C, H, W)) as an inline PNG: shown without a second request to the server."""
+    import base64
+
+    from .images import array_to_png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(array_to_png_bytes(image)).decode("ascii")
+
+
+def _figure(image, caption: str, size: int, alt: str) -> str:
+    # Pixelated upscaling in the browser: the PNG stays 28x28 (a few hundred bytes) and still looks crisp.
+    return (f'<figure style="margin:0;text-align:center"><img src="{png_data_uri(image)}" alt="{alt}" '
+            f'width="{size}" height="{size}" style="image-rendering:pixelated;border-radius:4px;display:block">'
+            f'<figcaption style="font-size:0.8rem;color:#808495;margin-top:2px">{caption}</figcaption></figure>')
+
+
+def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: Dataset) -> str:
+    """The Draw page's per-stroke output as one HTML element with inline images: one message to the browser
+    instead of an element and an image request per picture, which is most of the time a stroke takes."""
+    import html
+
+    guess, names = reading.prediction, ds.class_names
+    side = reading.input.shape[-1]
+    neighbours = ds.x_train[torch.from_numpy(knn.sources_[guess.neighbours])].float().div(255).numpy()
+    strip = "".join(_figure(img, html.escape(f"{names[knn.labels_[i]]} · d={d:.2f}"), 70, "neighbour")
+                    for img, i, d in zip(neighbours, guess.neighbours, guess.distances))
+    vote = (f'<div style="min-width:11rem"><div style="font-size:0.875rem">Nearest-neighbour vote</div>'
+            f'<div style="font-size:2.25rem;line-height:1.3">{html.escape(names[guess.label])}</div>'
+            f'<div style="font-size:0.85rem;color:#808495">{guess.confidence:.0%} of {len(guess.neighbours)} '
+            f'nearest training codes</div></div>')
+    row = 'style="display:flex;gap:1.2rem;align-items:flex-start;flex-wrap:wrap"'
+    return (f'<div {row}>{_figure(reading.input, f"model input ({side}×{side})", 140, "model input")}'
+            f'{_figure(reading.reconstruction, "reconstruction", 140, "reconstruction")}{vote}</div>'
+            f'<div style="font-size:0.875rem;margin:0.8rem 0 0.3rem">Nearest training images</div>'
+            f'<div style="display:flex;gap:0.5rem;flex-wrap:wrap">{strip}</div>')

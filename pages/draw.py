@@ -26,42 +26,38 @@ if not ds.num_classes or (ds.y_train < 0).any():
 
 knn = ui_explore.code_knn(ctx.model_path, ctx.model_mtime, ds.name)
 latent_map, _, _ = ui_explore.latent_map(ctx.model_path, ctx.model_mtime, ds.name)
-base_map = ui_explore.map_figure(ctx.model_path, ctx.model_mtime, ds.name)
+base_map = ui_explore.map_picture(ctx.model_path, ctx.model_mtime, ds.name)
 if model.conditional:
     st.caption("A conditional VAE's code leaves the class to its label (a drawing has none), so its neighbours "
                "share the drawing's style more than its class.")
 
 
+def clear_canvas():
+    st.session_state["draw_clear"] = st.session_state.get("draw_clear", 0) + 1
+
+
 @st.fragment
 def board():
+    start = time.perf_counter()
     pad, out = st.columns([1, 2], gap="large")
     with pad:
         st.caption("Draw a digit, white on black. Everything updates when you lift the mouse.")
         drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}")
-        st.button("Clear", on_click=lambda: st.session_state.update(draw_clear=st.session_state.get("draw_clear", 0) + 1))
+        # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.
+        st.button("Clear", on_click=clear_canvas)
     with out:
         if drawing is None:
             st.info("Draw a digit on the canvas to see what the model makes of it.")
             return
-        start = time.perf_counter()
         try:
             reading = classify.read_drawing(model, drawing, knn, latent_map)
         except AelabError as err:
             st.info(str(err))
             return
-        guess = reading.prediction
-        names = ds.class_names
-        a, b, c = st.columns(3)
-        a.image(ui_explore.enlarge(reading.input), caption=f"model input ({height}×{width})", width=140)
-        b.image(ui_explore.enlarge(reading.reconstruction), caption="reconstruction", width=140)
-        c.metric("Nearest-neighbour vote", names[guess.label], f"{guess.confidence:.0%} of {len(guess.neighbours)} neighbours",
-                 delta_color="off")
-        neighbours = ds.x_train[knn.sources_[guess.neighbours]].float().div(255)
-        ui.show_images(neighbours, [f"{names[knn.labels_[i]]} · d={d:.2f}" for i, d in
-                                    zip(guess.neighbours, guess.distances)], columns=len(guess.neighbours), width=70)
-        st.plotly_chart(ui_explore.with_star(base_map, reading.map_position, f"drawing: {names[guess.label]}?"),
-                        key="draw_map", config={"displayModeBar": False})
-        st.caption(f"Prepared, encoded, decoded, classified, placed and drawn in "
+        st.html(ui_explore.drawing_panel(reading, knn, ds))
+        guess = ds.class_names[reading.prediction.label]
+        st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing (a {guess}?)"))
+        st.caption(f"Read from the canvas, prepared, encoded, decoded, classified, placed and drawn in "
                    f"{(time.perf_counter() - start) * 1000:.0f} ms of Python.")
 
 

@@ -40,22 +40,8 @@ for path, reason in broken:
     st.caption(f"Skipped {path.name}: {reason}")
 
 st.subheader("Pages")
-PAGES = [
-    ("pages/train.py", "Train", "🏋️", "choose a variant and its options, train in the background, watch the loss"),
-    ("pages/models.py", "Models", "📦", "every checkpoint: metrics, history, reconstructions, features; upload, "
-                                      "download, rename, delete"),
-    ("pages/compare.py", "PCA vs autoencoder", "⚖️", "maps, reconstructions, error against latent size and kNN "
-                                                     "accuracy next to PCA"),
-    ("pages/latent_map.py", "Latent map", "🗺️", "UMAP or PCA map of the codes; select points to see their images "
-                                                "and neighbours; export"),
-    ("pages/interpolate.py", "Interpolate", "↔️", "walk between two images in code space"),
-    ("pages/draw.py", "Draw", "✏️", "draw a digit and see how the model encodes and rebuilds it"),
-    ("pages/denoise.py", "Denoise", "🧹", "add noise to images, or upload your own, and clean them"),
-    ("pages/generate.py", "Generate", "🎲", "sample new images from a VAE, by class for a conditional VAE"),
-    ("pages/anomalies.py", "Anomalies", "🚨", "reconstruction error as an anomaly score"),
-]
 left, right = st.columns(2)
-for i, (page, label, icon, blurb) in enumerate(PAGES):
+for i, (page, label, icon, blurb) in enumerate(ui.PAGES[1:]):
     with left if i % 2 == 0 else right:
         st.page_link(page, label=label, icon=icon)
         st.caption(blurb)

@@ -22,7 +22,7 @@ col_a, col_b = st.columns(2)
 with col_a:
     x_a, label_a, caption_a = ui_explore.pick_image(ds, "interp_a", "Image A")
 with col_b:
-    x_b, label_b, caption_b = ui_explore.pick_image(ds, "interp_b", "Image B")
+    x_b, label_b, caption_b = ui_explore.pick_image(ds, "interp_b", "Image B", default_class=1)
 
 left, right = st.columns(2)
 steps = left.slider("Steps", 2, 20, 10, key="interp_steps")
@@ -39,14 +39,15 @@ else:
     except AelabError as err:
         st.error(str(err))
 
-reference = ui_explore.test_code_stats(ctx.model_path, ctx.model_mtime, ds.name)
+reference = ui_explore.test_codes_sample(ctx.model_path, ctx.model_mtime, ds.name)
 
 if model.latent_dim == 2:
     st.subheader("The latent plane")
     n = st.slider("Grid size", 5, 25, 15)
     label = None
     if model.conditional:
-        label = st.selectbox("Class", range(model.config.num_classes), format_func=lambda k: ui_explore.class_label(ds, k))
+        label = st.selectbox("Class", range(model.config.num_classes),
+                             format_func=lambda k: ui_explore.class_label(ds, k))
     if model.generative:
         extent = None
         st.caption("Decoded codes on a grid over the prior's central 90% (Gaussian quantiles 5%–95% on each axis).")

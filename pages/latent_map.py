@@ -22,6 +22,11 @@ if ctx.model is None:
 model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
 names = ds.class_names
 
+
+def name_of(label: int) -> str:
+    return names[label] if 0 <= label < len(names) else "unlabelled"
+
+
 left, middle, right = st.columns([1, 2, 1])
 split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
 x_all, y_all = ds.split(split)
@@ -29,19 +34,23 @@ total = len(x_all)
 sizes = sorted({n for n in (500, 1000, 2000, 5000, 10000, 20000) if n < total} | {total})
 size = middle.select_slider("Sample size (stratified by class)", sizes, value=min(sizes, key=lambda n: abs(n - 5000)),
                             format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}")
-method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
 n_neighbors, min_dist = 15, 0.1
+if model.latent_dim == 2:
+    right.caption("Map: the 2-D code itself, no projection.")
+    method = "PCA"  # project_codes hands 2-D codes back untouched, whatever the method
+else:
+    method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
 if method == "UMAP":
     with st.expander("UMAP settings"):
         n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, 15, key="map_neighbors")
         min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, 0.1, 0.01, key="map_min_dist")
-if model.latent_dim == 2:
-    st.caption("The code is 2-D: the map is the code itself, no projection.")
-elif method == "UMAP" and ui.umap_warming_up():
-    st.caption("UMAP is still compiling in the background (once per server start): this first map takes longer.")
+waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
+compiling = method == "UMAP" and ui.umap_warming_up()
+if compiling:
+    waiting += " UMAP is still compiling in the background (once per server start), so this first map takes longer."
 
-start = time.perf_counter()
-with st.spinner(f"Encoding {size:,} images and mapping their codes with {method}…"):
+start, started_at = time.perf_counter(), time.time()
+with st.spinner(waiting):
     try:
         result = ui.latent_map(path, mtime, ds.name, split, None if size == total else size, method.lower(),
                                n_neighbors, min_dist)
@@ -50,12 +59,15 @@ with st.spinner(f"Encoding {size:,} images and mapping their codes with {method}
         st.stop()
 elapsed = time.perf_counter() - start
 indices, codes, labels, coords = result["indices"], result["codes"], result["labels"], result["coords"]
-if elapsed < 0.5 * result["seconds"]:
-    st.caption(f"Map of {len(codes):,} codes from the cache in {elapsed:.2f} s ({method} took "
-               f"{result['seconds']:.1f} s when computed).")
+how = "read from the disk cache" if result["from_disk"] else f"computed in {result['seconds']:.1f} s"
+if model.latent_dim == 2:
+    st.caption(f"Map of {len(codes):,} codes in {elapsed:.2f} s.")
+elif result["computed_at"] < started_at:
+    st.caption(f"Map of {len(codes):,} codes from the cache in {elapsed:.2f} s (its {method} coordinates were {how}).")
 else:
-    st.caption(f"Map of {len(codes):,} codes in {elapsed:.1f} s"
-               + (" (coordinates from the disk cache)." if result["from_disk"] else "."))
+    st.caption(f"Map of {len(codes):,} codes in {elapsed:.1f} s: encoding, then {method} coordinates {how}."
+               + (" UMAP was still compiling in the background (once per server start): later maps are faster."
+                  if compiling and not result["from_disk"] else ""))
 
 map_key = "latent_map_" + project.cache_key(path, mtime, split, size, method, n_neighbors, min_dist)
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices), key=map_key, on_select="rerun",
@@ -68,25 +80,24 @@ if not rows:
                "reconstructions and their nearest neighbours in code space.")
 else:
     shown = rows[:SHOWN]
-    counts = Counter(names[v] if 0 <= v < len(names) else "unlabelled" for v in labels[rows])
+    counts = Counter(name_of(v) for v in labels[rows])
     st.subheader(f"{len(rows):,} selected" + (f", the first {SHOWN} shown" if len(rows) > SHOWN else ""))
     st.caption("Classes: " + ", ".join(f"{name} × {n}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
-    captions = [f"{names[v] if 0 <= v < len(names) else '?'} #{i}" for v, i in zip(y.tolist(), indices[shown])]
+    captions = [f"{name_of(v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=16, width=64)
     st.markdown("**Reconstructions**")
     ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=16, width=64)
 
     query = st.selectbox("Nearest neighbours in code space of", shown,
-                         format_func=lambda r: f"#{indices[r]} ({names[labels[r]] if 0 <= labels[r] < len(names) else '?'})",
+                         format_func=lambda r: f"#{indices[r]} ({name_of(labels[r])})",
                          key=f"{map_key}_query")
     near, dist = compare.code_neighbours(codes, [query], k=10)
     near, dist = near[0], dist[0]
     same = sum(labels[r] == labels[query] for r in near)
     ui.show_images(to_float(x_all[indices[[query, *near]]]),
-                   ["query"] + [f"{names[labels[r]] if 0 <= labels[r] < len(names) else '?'} d={d:.2f}"
-                                for r, d in zip(near, dist)], columns=11, width=64)
+                   ["query"] + [f"{name_of(labels[r])} d={d:.2f}" for r, d in zip(near, dist)], columns=11, width=64)
     st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
 
 st.subheader("Export")

@@ -54,7 +54,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.error(str(err))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
-                st.session_state["model_choice"] = ui.model_label(info)
+                ui.select_model(ui.model_label(info))
                 st.session_state["models_flash"] = f"Installed {target.name}."
                 st.rerun()
 
@@ -100,8 +100,8 @@ with features_tab:
     except ConfigError as err:
         st.info(str(err))
     else:
-        st.caption(f"{title}, each stretched to its own range (grey = small weight, black/white = strongly "
-                   "negative/positive); the first 64.")
+        st.caption(f"{title}, each scaled to its largest weight: grey = zero, black = negative, white = positive; "
+                   "at most 64.")
         ui.show_images(features, columns=16, width=56)
 
 with history_tab:
@@ -140,12 +140,11 @@ with file_tab:
             except AelabError as err:
                 st.error(str(err))
             else:
-                st.session_state["model_choice"] = ui.model_label(checkpoints.CheckpointInfo(target, meta))
+                ui.select_model(ui.model_label(checkpoints.CheckpointInfo(target, meta)))
                 st.session_state["models_flash"] = f"Renamed {path.name} to {target.name}."
                 st.rerun()
     confirm = st.checkbox(f"Yes, delete {path.name} for good", key=f"confirm_delete_{path.stem}")
     if st.button("Delete", type="primary", disabled=not confirm):
         checkpoints.delete_checkpoint(path)
-        st.session_state.pop("model_choice", None)
         st.session_state["models_flash"] = f"Deleted {path.name}."
         st.rerun()

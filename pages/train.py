@@ -7,6 +7,7 @@ Link here with `?without_class=k` to preselect the leave-one-class-out experimen
 """
 
 import datetime
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -16,8 +17,11 @@ from aelab.errors import AelabError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
 
-STATE_ICONS = {"starting": "⏳", "running": "🏃", "saving": "💾", "finished": "✅", "stopped": "⏹️",
-               "diverged": "💥", "failed": "❌", "interrupted": "⚠️"}
+# Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
+STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
+               "saving": ":blue[:material/save: saving]", "finished": ":green[:material/check_circle: finished]",
+               "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
+               "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
 
 st.title("Train")
 ctx = ui.sidebar(need_model=False)
@@ -126,25 +130,34 @@ def loss_figure(status: jobs.JobStatus) -> go.Figure:
     return fig
 
 
+def act(action, job_id: str) -> None:
+    """Stop/Remove callback: another tab may have removed the job already; say so on the next run."""
+    try:
+        action(job_id)
+    except AelabError as err:
+        st.session_state["train_job_error"] = str(err)
+
+
 def show_job(status: jobs.JobStatus) -> None:
     job = status.job
     classes = (f", without class {job.without_class}" if job.without_class is not None else "") + \
         (f", only class {job.only_class}" if job.only_class is not None else "")
     head, buttons = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"{STATE_ICONS[status.state]} **{job.name}** · {job.variant} on {job.dataset}{classes} · "
-                  f"**{status.state}** · started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
+    head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on {job.dataset}{classes} · "
+                  f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
     if status.active:
-        buttons.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop_job, args=(job.id,),
+        buttons.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
                        disabled=status.stop_requested, help="stop after the current step, keeping the weights so far")
     else:
-        buttons.button("Remove", key=f"remove_{job.id}", on_click=jobs.remove_job, args=(job.id,),
+        buttons.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
                        help="forget this job; the model it saved stays")
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
-            if status.phase and status.steps else (status.phase or "loading the data")
+            if status.state == "running" and status.steps else (status.phase or "loading the data")
         speed = f" · {status.images_per_s:,.0f} images/s" if status.images_per_s else ""
         stopping = " · stopping after this step…" if status.stop_requested else ""
-        st.progress(status.fraction, text=f"{where}{speed} · ETA {clock(status.eta_s)}{stopping}")
+        elapsed = f" · {clock(time.time() - job.started)} elapsed"
+        st.progress(status.fraction, text=f"{where}{speed}{elapsed} · ETA {clock(status.eta_s)}{stopping}")
     elif status.state == "finished":
         st.success(f"Saved as {job.name}: pick it in the sidebar's model list.")
     elif status.state == "failed":
@@ -157,12 +170,11 @@ def show_job(status: jobs.JobStatus) -> None:
         curves, preview = st.columns([3, 2])
         if status.history:
             curves.plotly_chart(loss_figure(status), key=f"loss_{job.id}")
-        if status.originals is not None:
-            with preview:
-                st.caption(f"Validation images (top) and their reconstructions (bottom) after epoch "
-                           f"{status.history[-1]['epoch'] if status.history else '?'}")
-                ui.show_images(status.originals / 255.0, columns=8, width=48)
-                ui.show_images(status.reconstructions / 255.0, columns=8, width=48)
+        picture = status.preview_picture()
+        if picture is not None:
+            after = f" after epoch {status.history[-1]['epoch']}" if status.history else ""
+            preview.image(picture, clamp=True, width="stretch",
+                          caption=f"Validation images (top) and their reconstructions (bottom){after}")
     elif status.terms:
         st.caption("Loss now: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
 
@@ -172,6 +184,8 @@ def jobs_panel() -> None:
     """Polls the job files every 2 s without rerunning the form above."""
     statuses = jobs.list_jobs()
     st.subheader("Jobs")
+    if "train_job_error" in st.session_state:
+        st.error(st.session_state.pop("train_job_error"))
     if not statuses:
         st.caption("No training jobs yet.")
     active = {s.job.id for s in statuses if s.active}

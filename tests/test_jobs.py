@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from aelab import jobs
-from aelab.checkpoints import checkpoint_folder, list_checkpoints, load_checkpoint, read_metadata
+from aelab.checkpoints import checkpoint_folder, list_checkpoints, load_checkpoint
 from aelab.errors import AelabError, CheckpointError, ConfigError, DataError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
@@ -130,6 +130,8 @@ def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_neve
         assert status.images_per_s > 0
         assert status.originals.shape == status.reconstructions.shape == (8, 1, 28, 28)
         assert status.originals.dtype == "uint8" and status.reconstructions.max() > 0
+        picture = status.preview_picture()  # 2 rows of 8, 2-pixel padding
+        assert picture.shape == (2 + 2 * 30, 2 + 8 * 30) and 0 <= picture.min() and picture.max() <= 1
 
         model, meta = load_checkpoint(status.checkpoint)
         assert status.checkpoint == checkpoint_folder().resolve() / f"{job.name}.safetensors"
@@ -165,6 +167,7 @@ def test_diverging_job_ends_diverged_with_finite_weights(started):
     status = wait_for(started["diverged"].id)
     assert status.state == "diverged"
     assert "NaN/inf" in status.message and "lower the learning rate" in status.message
+    assert status.message.endswith("saved as diverging")
     model, meta = load_checkpoint(status.checkpoint)  # the loader refuses non-finite tensors
     assert meta["status"] == "diverged"
     assert all(torch.isfinite(p).all() for p in model.parameters())

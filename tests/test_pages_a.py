@@ -31,12 +31,20 @@ def page(name: str, model: Path | None = None, **state) -> AppTest:
     return at.run()
 
 
+@pytest.fixture(scope="module")
+def pca8(mnist):
+    from aelab.data import to_float
+    from aelab.models.pca import PCA, PCAConfig
+
+    return PCA(PCAConfig(latent_dim=8)).fit(to_float(mnist.x_train))
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
 def images(at: AppTest) -> int:
-    return sum(len(e.proto.imgs) for e in at.get("imgs"))
+    return sum(len(e.value) for e in at.get("image"))
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     # 10 originals + 10 reconstructions + 64 first-layer features
     assert images(at) == 10 + 10 + 64
     assert at.get("plotly_chart")  # training history
-    assert not at.error and not at.info
+    assert not at.error and not at.main.info
 
 
 def test_models_page_for_pca_explains_its_missing_history(tiny_checkpoints):
@@ -167,8 +175,8 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
 def test_compare_page_shows_subspace_angles_for_a_linear_ae(tiny_checkpoints):
     at = page("compare.py", tiny_checkpoints["tiny-linear"], compare_map_size=500)
     assert not at.exception
-    assert not at.info  # the angles are shown, not explained away
-    assert at.get("arrow_vega_lite_chart")
+    assert not at.main.info  # the angles are shown, not explained away
+    assert at.get("vega_lite_chart")
     assert "subspace" in next(m.value for m in at.markdown if m.value.startswith("**Verdict:**"))
 
 
@@ -190,9 +198,10 @@ def test_latent_map_with_pca(tiny_checkpoints):
 
 
 def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
-    at = page("latent_map.py", tiny_checkpoints["tiny-vae"], map_method="PCA")
+    at = page("latent_map.py", tiny_checkpoints["tiny-vae"])
     assert not at.exception
-    assert "the map is the code itself" in texts(at.caption)
+    assert "the 2-D code itself" in texts(at.caption)
+    assert "map_method" not in [r.key for r in at.radio]  # no projection to choose
 
 
 def test_pages_ask_for_a_model_when_there_is_none(tmp_path, monkeypatch):
@@ -221,8 +230,10 @@ def test_feature_images_per_encoder(tiny_checkpoints):
     model, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
     feats, title = compare.feature_images(model)
     assert feats.shape == (64, 1, 28, 28) and "hidden unit" in title
-    assert torch.allclose(feats.flatten(1).amin(1), torch.zeros(64)) and torch.allclose(feats.flatten(1).amax(1),
-                                                                                         torch.ones(64))
+    weights = model.first_layer_features()[:64].flatten(1)
+    expected = 0.5 + 0.5 * weights / weights.abs().amax(1, keepdim=True)  # zero weight = mid-grey
+    assert torch.allclose(feats.flatten(1), expected)
+    assert ((feats.flatten(1).amin(1) < 1e-6) | (feats.flatten(1).amax(1) > 1 - 1e-6)).all()
     conv, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-conv"])
     kernels, title = compare.feature_images(conv)
     assert kernels.shape == (8, 1, 30, 30) and "kernels" in title  # 3x3 kernels enlarged 10x
@@ -232,11 +243,8 @@ def test_feature_images_per_encoder(tiny_checkpoints):
         compare.feature_images(build_model("vae", arch="conv", latent_dim=2, channels=[4, 8]))
 
 
-def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, mnist):
-    from aelab.data import to_float
-    from aelab.models.pca import PCA, PCAConfig
-
-    pca = PCA(PCAConfig(latent_dim=8)).fit(to_float(mnist.x_train))
+def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, pca8):
+    pca = pca8
     linear, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-linear"])
     angles = compare.pca_subspace_angles(linear, pca)
     assert angles.shape == (8,) and (np.diff(angles) >= 0).all() and 0 <= angles.min() < 90
@@ -260,12 +268,19 @@ def test_code_neighbours_excludes_the_query():
     assert np.allclose(dist, [[0.5, 1.0], [5.0, 9.0]])
 
 
-def test_knn_comparison_beats_chance(tiny_checkpoints, mnist):
-    from aelab.data import to_float
-    from aelab.models.pca import PCA, PCAConfig
-
-    model, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
-    pca = PCA(PCAConfig(latent_dim=8)).fit(to_float(mnist.x_train))
-    scores = compare.knn_comparison(model, pca, mnist, n_train=1000, n_test=300)
+def test_knn_comparison_matches_the_stored_metric(tiny_checkpoints, mnist, pca8):
+    model, meta = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    scores = compare.knn_comparison(model, pca8, mnist)  # the offline sample is smaller than 5,000 / 1,000: all of it
     assert list(scores) == ["mlp codes (8-D)", "PCA codes (8-D)", "raw pixels (784-D)"]
-    assert all(0.5 < s <= 1 for s in scores.values())  # ten classes: chance is 0.1
+    assert scores["mlp codes (8-D)"] == pytest.approx(meta["metrics"]["knn5_accuracy"])
+    assert all(0.3 < s <= 1 for s in scores.values())  # ten classes: chance is 0.1
+    assert scores["raw pixels (784-D)"] > 0.85
+
+
+def test_fitted_pca_of_any_size_equals_a_direct_fit(pca8):
+    direct = pca8
+    shared = ui.fitted_pca("mnist", 8)
+    assert shared.latent_dim == 8
+    assert torch.allclose(shared.components, direct.components, atol=1e-5)
+    assert torch.allclose(shared.explained_variance, direct.explained_variance, rtol=1e-4)
+    assert ui.fitted_pca("mnist", 5000).latent_dim == 784  # an overcomplete code gets every component

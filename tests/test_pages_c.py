@@ -1,0 +1,214 @@
+"""The exploring pages (Interpolate, Draw, Denoise, Generate, Anomalies) run headless with Streamlit's AppTest on the
+tiny real checkpoints: each renders without an exception, shows its main outputs, and says why when a model cannot
+do what the page asks."""
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from aelab import checkpoints, ui, ui_explore
+from aelab.train import TrainConfig, train_and_save
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+
+def model_label(name: str) -> str:
+    """The sidebar's label for a checkpoint, as its Model selectbox lists it."""
+    found, _ = checkpoints.list_checkpoints()
+    return next(ui.model_label(c) for c in found if c.name == name)
+
+
+def run_page(page: str, model: str, **state) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)
+    # The sidebar starts on the model remembered under "model_choice" (what a user's last pick leaves there).
+    at.session_state["model_choice"] = model_label(model)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def image_count(at: AppTest) -> int:
+    """Images on the page (one st.image call with a list may arrive as several elements)."""
+    return sum(len(e.value) for e in at.get("image"))
+
+
+# --- Generate --------------------------------------------------------------------------------------------------
+
+
+def test_generate_explains_why_a_plain_autoencoder_cannot_sample(tiny_checkpoints):
+    at = run_page("generate", "tiny-mlp")
+    assert "no prior to sample from" in texts(at.main.info)
+    assert image_count(at) == 0
+
+
+def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
+    at = run_page("generate", "tiny-vae")
+    assert not at.main.info and image_count(at) == 1
+    at.slider[0].set_value(0.5).run()  # temperature
+    assert not at.exception and image_count(at) == 1
+    at = run_page("generate", "tiny-cvae")
+    assert [s.value for s in at.main.subheader] == ["A row per class", "Fixed style, varying class"]
+    assert image_count(at) == 2
+
+
+# --- Interpolate -----------------------------------------------------------------------------------------------
+
+
+def test_interpolate_2d_vae_shows_path_prior_grid_and_traversals(tiny_checkpoints):
+    at = run_page("interpolate", "tiny-vae")
+    assert [s.value for s in at.main.subheader] == ["Between two images", "The latent plane", "Traversals"]
+    assert "prior" in texts(at.main.caption)
+    assert image_count(at) == 10 + 1 + 1  # the strip of 10 steps, the manifold grid, the traversals
+    at.radio(key="interp_a_source").set_value("Random").run()
+    assert not at.exception and image_count(at) == 12
+    at.radio[2].set_value("spherical").run()  # the path: slerp instead of lerp
+    assert not at.exception and image_count(at) == 12
+
+
+def test_interpolate_plain_2d_model_grid_spans_its_test_codes(tiny_checkpoints):
+    at = run_page("interpolate", "tiny-mlp-2d")
+    assert "where the test codes lie" in texts(at.main.caption)
+
+
+def test_interpolate_high_dimensional_model_has_no_plane_and_caps_traversals(tiny_checkpoints):
+    at = run_page("interpolate", "tiny-cvae", interp_b_class=3)
+    assert "The latent plane" not in texts(at.main.subheader)
+    assert "label switches" in texts(at.main.caption)  # A is a 0, B a 3: the condition changes half-way
+    assert at.multiselect[0].value == [0, 1, 2, 3]  # every dimension of the 4-d code, up to the cap
+    at.multiselect[0].set_value([]).run()
+    assert "Pick at least one dimension" in texts(at.main.info)
+    at.radio(key="interp_a_source").set_value("Draw").run()
+    assert not at.exception
+    assert "Draw a digit in the box." in texts(at.main.caption)
+    assert [e.key for e in at.main.get("bidi_component")] == ["interp_a_canvas_0"]
+
+
+# --- Draw ------------------------------------------------------------------------------------------------------
+
+
+def canvas_with(digit_uint8: np.ndarray):
+    """A fake canvas returning a 28x28 digit enlarged to 280x280 RGBA, white on black, as the browser sends it."""
+    big = np.asarray(Image.fromarray(digit_uint8).resize((280, 280), Image.Resampling.BILINEAR))
+    rgba = np.dstack([big, big, big, np.full_like(big, 255)])
+    return lambda key, size=280, stroke=18: rgba
+
+
+def test_draw_page_waits_for_a_drawing(tiny_checkpoints):
+    at = run_page("draw", "tiny-mlp")
+    assert "Draw a digit on the canvas" in texts(at.main.info)
+    assert [e.key for e in at.main.get("bidi_component")] == ["draw_canvas_0"]
+    at.button[0].click().run()  # Clear: a fresh canvas under a new key
+    assert [e.key for e in at.main.get("bidi_component")] == ["draw_canvas_1"]
+
+
+def test_draw_page_reads_a_drawing(tiny_checkpoints, mnist, monkeypatch):
+    index = int((mnist.y_test == 7).nonzero()[0, 0])
+    monkeypatch.setattr(ui_explore, "canvas", canvas_with(mnist.x_test[index, 0].numpy()))
+    at = run_page("draw", "tiny-conv")
+    assert not at.main.info
+    panel = texts(at.main.get("html"))
+    assert "Nearest-neighbour vote" in panel and "of 5 nearest training codes" in panel
+    # input, reconstruction, 5 neighbours and the map picture
+    assert panel.count('<img src="data:image/png;base64,') == 2 + 5 + 1
+    assert 'alt="reconstruction"' in panel and 'alt="latent map"' in panel
+    assert 'aria-label="your drawing"' in panel and "test codes" in panel
+    assert not at.main.get("plotly_chart")  # the map is a picture with a star, cheap to redraw after each stroke
+    assert "ms of Python" in texts(at.main.caption)
+
+
+def test_draw_page_says_when_the_drawing_is_blank(tiny_checkpoints, monkeypatch):
+    monkeypatch.setattr(ui_explore, "canvas", canvas_with(np.zeros((28, 28), dtype=np.uint8)))
+    at = run_page("draw", "tiny-mlp")
+    assert "the image is blank" in texts(at.main.info)
+
+
+# --- Denoise and Anomalies with their own checkpoint folder ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def denoise_folder(tiny_checkpoints, mnist, tmp_path_factory) -> Path:
+    """tiny-mlp, plus a tiny denoising MLP and a PCA trained without the 7s, in a folder of their own so the shared
+    tiny set (which other tests count) stays as it is."""
+    folder = tmp_path_factory.mktemp("checkpoints-c")
+    shutil.copy(tiny_checkpoints["tiny-mlp"], folder)
+    train_and_save("mlp", {"latent_dim": 8, "hidden": [64]}, mnist,
+                   TrainConfig(epochs=3, lr=3e-3, noise="gaussian", noise_level=0.5), folder / "tiny-denoiser")
+    train_and_save("pca", {"latent_dim": 8}, mnist, TrainConfig(epochs=1), folder / "pca-no7", without_class=7)
+    return folder
+
+
+def digit_file(fmt: str) -> bytes:
+    img = Image.new("L", (120, 160), 255)
+    ImageDraw.Draw(img).line([(30, 30), (90, 30), (50, 140)], fill=0, width=12)
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
+    at = run_page("denoise", "tiny-mlp")
+    assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
+    assert [m.label for m in at.main.metric] == ["Noisy input", "plain AE (tiny-mlp)", "PCA (8 components)"]
+    assert image_count(at) == 6 * 4  # 6 test images x (clean, noisy, plain AE, PCA)
+
+
+def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(denoise_folder))
+    at = run_page("denoise", "tiny-mlp")
+    assert not at.main.info
+    labels = [m.label for m in at.main.metric]
+    assert labels == ["Noisy input", "denoising AE (tiny-denoiser)", "plain AE (tiny-mlp)", "PCA (8 components)"]
+    noisy, denoised = (float(m.value.split()[0]) for m in at.main.metric[:2])
+    assert denoised > noisy  # even one epoch of denoising training beats the noisy input's PSNR
+    at.selectbox(key="denoise_noise").set_value("salt-and-pepper").run()
+    assert not at.exception
+    at.radio[0].set_value("Upload").run()
+    at.file_uploader[0].set_value([("seven.png", digit_file("PNG"), "image/png"),
+                                   ("notes.gif", b"GIF89a this is not an image", "image/gif"),
+                                   ("photo.jpg", digit_file("JPEG"), "image/jpeg")]).run()
+    assert not at.exception
+    errors = texts(at.main.error)
+    assert len(at.main.error) == 1 and "notes.gif" in errors and "\n" not in errors
+    assert image_count(at) == 2 * 6  # 2 usable files x (upload, prepared, noisy, 3 models)
+
+
+def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
+    at = run_page("anomalies", "tiny-mlp")
+    assert "saw class 0 in training" in texts(at.main.info) and "Train page" in texts(at.main.info)
+    assert [m.label for m in at.main.metric] == ["AUROC", "Precision", "Recall", "Flagged", "False positive rate"]
+    assert [e.key for e in at.main.get("plotly_chart")] == ["anomaly_hist", "anomaly_roc"]
+    images = [c for e in at.get("image") for c in e.captions]
+    assert len(images) == 16 and all(" · " in c for c in images)  # the most anomalous, with their errors
+    at.main.selectbox[0].set_value(4).run()
+    assert not at.exception and "saw class 4" in texts(at.main.info)
+
+
+def test_anomalies_for_a_model_trained_without_a_class(denoise_folder, monkeypatch):
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(denoise_folder))
+    at = run_page("anomalies", "pca-no7")
+    assert at.main.selectbox[0].value == 7  # starts on the class the model never saw
+    assert "never saw class 7" in texts(at.main.success)
+    auroc = float(at.main.metric[0].value)
+    assert auroc > 0.65
+
+
+def test_the_draw_maps_star_sits_where_the_code_lands():
+    picture = {"source": "data:image/png;base64,", "extent": (-2.0, 2.0, 0.0, 10.0), "axis": "z", "count": 3,
+               "legend": [("0", "#636EFA")]}
+    centre = ui_explore.map_html(picture, (0.0, 5.0), "a 7?")
+    assert "left:50.00%;top:50.00%" in centre and "off the map" not in centre
+    corner = ui_explore.map_html(picture, (-2.0, 10.0), "x")
+    assert "left:0.00%;top:0.00%" in corner
+    far = ui_explore.map_html(picture, (9.0, -4.0), "<b>")  # clamped to the edge, said so, text escaped
+    assert "left:100.00%;top:100.00%" in far and "off the map" in far and "<b>" not in far
