@@ -96,6 +96,20 @@ def mean_errors(model: Autoencoder, pca: Autoencoder, x: torch.Tensor, labels: t
     return (float(metrics.squared_errors(model, x, labels).mean()), float(metrics.squared_errors(pca, x).mean()))
 
 
+def stored_test_error(meta: dict, dataset: Dataset) -> float | None:
+    """The squared error per test image that `metrics.evaluate` stored in a checkpoint when it was trained, if it was
+    measured on this dataset's whole test split (same name and size); else None and the caller measures it.
+
+    Scoring 10,000 test images with a large conv AE takes seconds on a small CPU; the stored figure is that same
+    measurement, made on the weights before any float16 storage (a difference in the fourth digit)."""
+    stored = meta.get("metrics") or {}
+    if (stored.get("dataset") == dataset.name and stored.get("test_images") == len(dataset.x_test)
+            and isinstance(stored.get("sse_per_image"), (int, float))
+            and meta.get("dataset", {}).get("without_class") is None and meta.get("dataset", {}).get("only_class") is None):
+        return float(stored["sse_per_image"])
+    return None
+
+
 def error_points(infos: list[CheckpointInfo], dataset_name: str) -> list[dict]:
     """Test error against latent size of every checkpoint of a dataset that has its metrics stored."""
     points = []

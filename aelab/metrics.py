@@ -102,16 +102,20 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return np.sort(np.degrees(subspace_angles(a.double().cpu().numpy(), b.double().cpu().numpy())))
 
 
-def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64) -> np.ndarray:
-    """Average squared error per test image for PCA with k = 1..max_k components, from one eigendecomposition."""
+def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64, pca=None) -> np.ndarray:
+    """Average squared error per test image for PCA with k = 1..max_k components, from one eigendecomposition: that
+    of `pca` when given (a PCA already fitted on x_train with at least max_k components), else a new fit."""
     from .models.pca import PCA, PCAConfig
 
     shape = tuple(x_train.shape[1:])
-    pca = PCA(PCAConfig(latent_dim=min(max_k, math.prod(shape)), input_shape=shape)).fit(to_float(x_train))
+    max_k = min(max_k, math.prod(shape))
+    if pca is None or pca.latent_dim < max_k:
+        pca = PCA(PCAConfig(latent_dim=max_k, input_shape=shape)).fit(to_float(x_train))
     test = to_float(x_test).flatten(1)
     centred = test - pca.mean
     total = (centred ** 2).sum(1)  # error with zero components
-    captured = torch.cumsum((centred @ pca.components.T) ** 2, dim=1)  # orthonormal components: energy adds up
+    components = pca.components[:max_k]
+    captured = torch.cumsum((centred @ components.T) ** 2, dim=1)  # orthonormal components: energy adds up
     return (total[:, None] - captured).mean(0).numpy()
 
 

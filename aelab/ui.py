@@ -105,7 +105,7 @@ def pca_codes(dataset_name: str, latent_dim: int, split: str, n: int | None = No
 @st.cache_data(show_spinner=False, max_entries=8)
 def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
     ds = load_dataset(dataset_name)
-    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k)
+    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k, pca=_all_components(dataset_name))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -118,10 +118,15 @@ def knn_comparison(path: str, mtime: float, dataset_name: str, n_train: int = 50
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def test_errors(path: str, mtime: float, dataset_name: str) -> tuple[float, float]:
-    """(model, PCA) mean squared error per image on the whole test split."""
-    model, _ = load_model(path, mtime)
+    """(model, PCA) mean squared error per image on the whole test split; the model's from its checkpoint when it was
+    measured there on this same split (compare.stored_test_error)."""
+    model, meta = load_model(path, mtime)
     ds = load_dataset(dataset_name)
-    return compare.mean_errors(model, fitted_pca(dataset_name, model.latent_dim), ds.x_test, ds.y_test)
+    pca = fitted_pca(dataset_name, model.latent_dim)
+    stored = compare.stored_test_error(meta, ds)
+    if stored is not None:
+        return stored, float(metrics.squared_errors(pca, ds.x_test).mean())
+    return compare.mean_errors(model, pca, ds.x_test, ds.y_test)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -188,6 +188,10 @@ def test_pca_error_curve_matches_fitted_pcas(mnist):
     pca5 = build_model("pca", latent_dim=5).fit(data.to_float(mnist.x_train))
     err5 = float(metrics.squared_errors(pca5, mnist.x_test).mean())
     assert curve[4] == pytest.approx(err5, rel=1e-3)
+    # The same curve from a PCA fitted once with more components (what the app reuses), not refitted.
+    pca20 = build_model("pca", latent_dim=20).fit(data.to_float(mnist.x_train))
+    again = metrics.pca_error_curve(mnist.x_train, mnist.x_test, max_k=12, pca=pca20)
+    assert np.allclose(again, curve, rtol=1e-4)
 
 
 def test_linear_autoencoder_approaches_pca(mnist):

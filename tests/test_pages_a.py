@@ -284,3 +284,16 @@ def test_fitted_pca_of_any_size_equals_a_direct_fit(pca8):
     assert torch.allclose(shared.components, direct.components, atol=1e-5)
     assert torch.allclose(shared.explained_variance, direct.explained_variance, rtol=1e-4)
     assert ui.fitted_pca("mnist", 5000).latent_dim == 784  # an overcomplete code gets every component
+
+
+def test_stored_test_error_is_used_only_for_the_same_whole_test_split(tiny_checkpoints, mnist):
+    model, meta = checkpoints.load_checkpoint(tiny_checkpoints["tiny-conv"])
+    stored = compare.stored_test_error(meta, mnist)
+    measured, _ = compare.mean_errors(model, build_model("pca", latent_dim=2).fit(mnist.x_train[:100].float() / 255),
+                                      mnist.x_test, mnist.y_test)
+    assert stored == pytest.approx(measured, rel=1e-4)  # the checkpoint's figure is the same measurement
+    other = {**meta, "metrics": {**meta["metrics"], "test_images": len(mnist.x_test) + 1}}
+    assert compare.stored_test_error(other, mnist) is None  # another test split: measure it
+    held_out = {**meta, "dataset": {**meta["dataset"], "without_class": 2}}
+    assert compare.stored_test_error(held_out, mnist) is None
+    assert compare.stored_test_error({**meta, "metrics": {}}, mnist) is None

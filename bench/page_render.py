@@ -1,0 +1,72 @@
+"""First render of every page with a shipped model already loaded (the app issue's target: <= 3 s), and the second
+render (caches warm), measured with Streamlit's AppTest in one process, the way one server process serves a user.
+
+For each model: Home is run first (it loads the dataset and the model, as the sidebar does on any page); then every
+page is run once ("first": the page's own fits and scores are computed) and again ("cached"). The projection cache on
+disk is pointed at an empty temporary folder, so "first" is really first. UMAP's warm-up thread is started by
+app.py only, not here, so the Latent map page is measured with PCA (its UMAP cold time is in the e2e test).
+
+    AELAB_DATA=.data python bench/page_render.py [--models mnist-deep-30 mnist-conv-30] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import _common  # noqa: F401
+from _common import where, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 3.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="*", default=["mnist-deep-30", "mnist-conv-30", "mnist-vae-20"])
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    os.environ["AELAB_CACHE"] = tempfile.mkdtemp(prefix="aelab-page-render-")
+    os.environ.setdefault("AELAB_CHECKPOINTS", str(ROOT / "checkpoints"))
+    os.environ["AELAB_UMAP_WARMUP"] = "0"
+    from streamlit.testing.v1 import AppTest
+
+    from aelab import checkpoints, ui
+
+    found, _ = checkpoints.list_checkpoints()
+    labels = {c.name: ui.model_label(c) for c in found}
+    pages = [path for path, *_ in ui.PAGES]
+    results = {"where": where(), "target_s": TARGET_S, "models": {}}
+    for name in args.models:
+        rows = {}
+        state = {"model_choice": labels[name], "map_method": "PCA"}
+        for path in pages:
+            times = []
+            for _ in range(2):
+                # Home links to the other pages, which needs app.py's navigation around it.
+                at = AppTest.from_file(str(ROOT / ("app.py" if path.endswith("home.py") else path)),
+                                       default_timeout=600)
+                for key, value in state.items():
+                    at.session_state[key] = value
+                start = time.perf_counter()
+                at.run()
+                times.append(time.perf_counter() - start)
+                if at.exception:
+                    raise SystemExit(f"{path} with {name}: {at.exception[0].message}")
+            rows[path] = {"first_s": round(times[0], 2), "cached_s": round(times[1], 2)}
+            flag = "" if times[0] <= TARGET_S else "  (over the target)"
+            print(f"{name:18s} {path:22s} first {times[0]:5.2f} s  cached {times[1]:5.2f} s{flag}", flush=True)
+        results["models"][name] = rows
+    worst = max(r["first_s"] for rows in results["models"].values() for p, r in rows.items()
+                if not p.endswith("home.py"))
+    results["worst_first_s"] = worst
+    print(f"worst first render (pages after Home): {worst:.2f} s, target {TARGET_S} s")
+    if args.json:
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
