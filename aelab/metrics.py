@@ -13,7 +13,9 @@ from .data import Dataset, to_float
 from .models import Autoencoder
 from .train import corrupt
 
-BATCH = 2048
+# Images per forward pass when scoring many: large batches keep a GPU busy; on a CPU a batch that stays in cache wins
+# (10,000 test images through mnist-conv-30: 3.3 s in batches of 2048, 2.0 s in batches of 256, here).
+BATCH = {"cuda": 2048, "mps": 2048, "cpu": 256}
 
 
 @contextlib.contextmanager
@@ -33,10 +35,11 @@ def one_thread():
 
 @torch.no_grad()
 def batched(model: Autoencoder, x: torch.Tensor, fn, labels: torch.Tensor | None = None,
-            batch: int = BATCH) -> torch.Tensor:
+            batch: int | None = None) -> torch.Tensor:
     """Apply fn(model, float_batch, label_batch) over uint8 (or float) images on the model's device; CPU result."""
     model.eval()
     device = model.device
+    batch = batch or BATCH.get(torch.device(device).type, 256)
     outs = []
     for i in range(0, len(x), batch):
         xb = to_float(x[i:i + batch], device)
