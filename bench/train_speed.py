@@ -6,6 +6,7 @@ aelab's trainer, alternating runs in the same process so machine noise hits both
 """
 
 import argparse
+import gc
 import gzip
 import shutil
 import statistics
@@ -75,7 +76,9 @@ def main() -> None:
     tutorial_epoch(root, device), aelab_epoch(dataset, device)  # warm-up: imports, allocator, cuDNN
     tutorial, ours = [], []
     for i in range(args.repeats):
+        gc.collect()  # each loop starts without the other's garbage (the tutorial's leaves 60,000 PIL images)
         tutorial.append(tutorial_epoch(root, device))
+        gc.collect()
         ours.append(aelab_epoch(dataset, device))
         print(f"run {i + 1}: tutorial DataLoader loop {tutorial[-1]:.2f} s, aelab trainer {ours[-1]:.2f} s")
     shutil.rmtree(root)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Autoencoder, ModelConfig, option, register
+from .base import Autoencoder, ModelConfig, bce_with_logits, option, register
 from .conv import ConvDecoder, ConvEncoder
 from .mlp import ACTIVATIONS
 
@@ -90,7 +90,7 @@ class VAE(Autoencoder):
         """Per-image BCE (summed over pixels) + KL with beta = 1, in nats, using one posterior sample."""
         mu, logvar = self.posterior(x, labels)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        bce = F.binary_cross_entropy_with_logits(self.decode_logits(z, labels), x, reduction="none").flatten(1).sum(1)
+        bce = bce_with_logits(self.decode_logits(z, labels).float(), x).flatten(1).sum(1)
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         return bce + kl
 
