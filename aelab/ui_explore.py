@@ -210,32 +210,36 @@ def map_picture(path: str, mtime: float, dataset_name: str) -> dict:
             "legend": [(class_label(ds, int(c)), PALETTE[int(c) % len(PALETTE)]) for c in np.unique(labels)]}
 
 
-def map_html(picture: dict, position, text: str) -> str:
-    """The map picture with a star where the drawing's code lands, as one HTML element.
+def map_html(picture: dict, position=None, text: str = "") -> str:
+    """The map picture with a star where the drawing's code lands (no star before there is a drawing), as one HTML
+    element.
 
     A Plotly chart here cost the browser about 300 ms of rendering after every stroke (measured in the e2e test's
     websocket timings), as long as the whole bare canvas round trip; a picture and a positioned star cost a few ms.
     The Latent map page keeps the interactive chart."""
     import html
 
-    x0, x1, y0, y1 = picture["extent"]
-    fx, fy = (float(position[0]) - x0) / (x1 - x0), (y1 - float(position[1])) / (y1 - y0)
-    outside = not (0 <= fx <= 1 and 0 <= fy <= 1)
-    fx, fy = min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+    title = f'{picture["count"]} test codes' + (" (PCA of the codes)" if picture["axis"] == "PCA" else "")
+    star = ""
+    if position is not None:
+        x0, x1, y0, y1 = picture["extent"]
+        fx, fy = (float(position[0]) - x0) / (x1 - x0), (y1 - float(position[1])) / (y1 - y0)
+        outside = not (0 <= fx <= 1 and 0 <= fy <= 1)
+        fx, fy = min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+        title += f' · ★ {html.escape(text)}' + (" (off the map: shown at its edge)" if outside else "")
+        star = (f'<span title="{html.escape(text)}" aria-label="your drawing" style="position:absolute;left:{fx:.2%};'
+                f'top:{fy:.2%};transform:translate(-50%,-55%);font-size:30px;line-height:1;color:#FFD700;'
+                f'-webkit-text-stroke:1.2px black">★</span>')
+    elif text:
+        title += f" · {html.escape(text)}"
     legend = "".join(f'<span style="white-space:nowrap"><span style="color:{colour}">●</span> {html.escape(name)}'
                      f"</span>" for name, colour in picture["legend"])
-    where = " (off the map: shown at its edge)" if outside else ""
-    title = (f'{picture["count"]} test codes' + (" (PCA of the codes)" if picture["axis"] == "PCA" else "")
-             + f' · ★ {html.escape(text)}{where}')
     width, height = MAP_PIXELS
     return (f'<div style="font-size:0.85rem;margin:0.6rem 0 0.2rem">{title}</div>'
             f'<div style="position:relative;width:100%;max-width:{width}px;aspect-ratio:{width}/{height};'
             f'border:1px solid rgba(128,128,128,0.35);border-radius:4px">'
             f'<img src="{picture["source"]}" alt="latent map" style="position:absolute;inset:0;width:100%;'
-            f'height:100%">'
-            f'<span title="{html.escape(text)}" aria-label="your drawing" style="position:absolute;left:{fx:.2%};'
-            f'top:{fy:.2%};transform:translate(-50%,-55%);font-size:30px;line-height:1;color:#FFD700;'
-            f'-webkit-text-stroke:1.2px black">★</span></div>'
+            f'height:100%">{star}</div>'
             f'<div style="display:flex;flex-wrap:wrap;gap:0.3rem 0.9rem;font-size:0.8rem;margin-top:0.3rem">'
             f'<span style="color:#808495">{picture["axis"]} 1 → right, {picture["axis"]} 2 ↑ up</span>{legend}</div>')
 

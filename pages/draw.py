@@ -48,6 +48,7 @@ def board():
     with out:
         if drawing is None:
             st.info("Draw a digit on the canvas to see what the model makes of it.")
+            st.html(ui_explore.map_html(base_map, None, "your drawing will land here"))
             return
         try:
             reading = classify.read_drawing(model, drawing, knn, latent_map)

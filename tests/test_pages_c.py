@@ -212,3 +212,5 @@ def test_the_draw_maps_star_sits_where_the_code_lands():
     assert "left:0.00%;top:0.00%" in corner
     far = ui_explore.map_html(picture, (9.0, -4.0), "<b>")  # clamped to the edge, said so, text escaped
     assert "left:100.00%;top:100.00%" in far and "off the map" in far and "<b>" not in far
+    empty = ui_explore.map_html(picture)  # before the first stroke: the map, no star
+    assert 'alt="latent map"' in empty and "your drawing" not in empty and "★" not in empty
