@@ -347,6 +347,11 @@ def test_fast_cpu_bce_matches_atens_values_and_gradients():
     (g_ours,) = torch.autograd.grad(ours.sum(), logits)
     (g_ref,) = torch.autograd.grad(reference.sum(), logits)
     assert torch.allclose(g_ours, g_ref, atol=1e-6)
+    # The training loss in one node: summed over pixels, averaged over images, with the same gradient.
+    mean = bce_with_logits(logits, target, per_image_mean=True)
+    assert torch.allclose(mean, reference.flatten(1).sum(1).mean(), rtol=1e-6)
+    (g_mean,) = torch.autograd.grad(mean, logits)
+    assert torch.allclose(g_mean, g_ref / len(logits), atol=1e-8)
     # A target that needs a gradient (greedy pre-training of a layer on another's output) takes ATen's path.
     hidden = torch.rand(8, 10, requires_grad=True)
     assert bce_with_logits(torch.randn(8, 10), hidden).grad_fn.name() != "_BCEWithLogitsCPUBackward"
