@@ -219,7 +219,7 @@ def map_html(picture: dict, position=None, text: str = "") -> str:
     The Latent map page keeps the interactive chart."""
     import html
 
-    title = f'{picture["count"]} test codes' + (" (PCA of the codes)" if picture["axis"] == "PCA" else "")
+    title = f'{picture["count"]:,} test codes' + (" (PCA of the codes)" if picture["axis"] == "PCA" else "")
     star = ""
     if position is not None:
         x0, x1, y0, y1 = picture["extent"]
