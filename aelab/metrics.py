@@ -39,7 +39,7 @@ def batched(model: Autoencoder, x: torch.Tensor, fn, labels: torch.Tensor | None
     """Apply fn(model, float_batch, label_batch) over uint8 (or float) images on the model's device; CPU result."""
     model.eval()
     device = model.device
-    batch = batch or BATCH.get(torch.device(device).type, 256)
+    batch = batch or BATCH.get(device.type, 256)
     outs = []
     for i in range(0, len(x), batch):
         xb = to_float(x[i:i + batch], device)

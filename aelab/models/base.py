@@ -95,7 +95,6 @@ class ModelConfig:
         return cls(**cleaned)
 
 
-
 class _BCEWithLogitsCPU(torch.autograd.Function):
     """Per-pixel binary cross-entropy on logits z against targets t, as relu(z) - z*t + log(1 + exp(-|z|)), with the
     gradient sigmoid(z) - t. The same values as ATen's (within 4e-6 in float32) in three vectorised passes: this
