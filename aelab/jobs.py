@@ -186,7 +186,8 @@ class JobStatus:
 LABELS = {"lr": "Learning rate", "latent_dim": "Latent size (code)", "recon_loss": "Reconstruction loss",
           "init": "Weight init", "tied": "Tied weights", "val_fraction": "Validation fraction",
           "greedy_epochs": "Greedy pre-training epochs", "noise": "Denoising noise", "beta": "Beta (KL weight)",
-          "arch": "Architecture", "lr_schedule": "Learning-rate schedule"}
+          "arch": "Architecture", "lr_schedule": "Learning-rate schedule",
+          "augment": "Augmentation (fraction of each batch)"}
 
 
 @dataclass

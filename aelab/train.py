@@ -61,6 +61,9 @@ class TrainConfig:
     noise: str = option("none", "denoising: corrupt inputs, score against the clean image",
                         choices=("none", "gaussian", "masking"))
     noise_level: float = option(0.3, "std of Gaussian noise, or fraction of pixels masked", minimum=0.0, maximum=1.0)
+    augment: float = option(0.0, "fraction of each batch moved by a small random affine transform (rotation up to "
+                            "10 degrees, scale 0.9-1.1, shift up to 2 px) before training on it; 0 = off",
+                            minimum=0.0, maximum=1.0)
     greedy_epochs: int = option(0, "greedy layer-wise pre-training epochs per layer (stacked MLPs), before fine-tuning",
                                 minimum=0, maximum=1000)
     val_fraction: float = option(0.05, "fraction of the training set held out for the validation loss",
@@ -91,6 +94,36 @@ def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     if kind == "masking":
         return x * (torch.rand_like(x) >= level)
     return x
+
+
+MAX_ROTATION_DEG, MAX_SCALE, MAX_SHIFT_PX = 10.0, 0.1, 2.0
+
+
+def augment(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Move a random `fraction` of a batch of images (B, C, H, W) by small random affine transforms, in one batched
+    `grid_sample` on x's device: rotation up to MAX_ROTATION_DEG, scale within 1 +/- MAX_SCALE, shift up to
+    MAX_SHIFT_PX pixels. A regulariser: the model sees digits a little off-centre, rotated or resized. Uses the
+    global torch RNG (seeded by the trainer), so CPU runs stay reproducible."""
+    if fraction <= 0 or x.dim() != 4:
+        return x
+    picked = (torch.rand(len(x), device=x.device) < fraction).nonzero().squeeze(1)
+    if len(picked) == 0:
+        return x
+    n, (h, w) = len(picked), x.shape[-2:]
+    uniform = lambda: torch.rand(n, device=x.device) * 2 - 1  # noqa: E731
+    angle = uniform() * math.radians(MAX_ROTATION_DEG)
+    scale = 1 + uniform() * MAX_SCALE
+    # affine_grid maps output to input coordinates in [-1, 1]: a shift of s pixels is 2s/size there.
+    shift = torch.stack([uniform() * 2 * MAX_SHIFT_PX / w, uniform() * 2 * MAX_SHIFT_PX / h], 1)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    theta = torch.cat([theta, shift.unsqueeze(2)], 2).to(x.dtype)
+    grid = torch.nn.functional.affine_grid(theta, (n, *x.shape[1:]), align_corners=False)
+    moved = torch.nn.functional.grid_sample(x[picked], grid, mode="bilinear", padding_mode="zeros",
+                                            align_corners=False)
+    out = x.clone()
+    out[picked] = moved
+    return out
 
 
 class _Stop(Exception):
@@ -195,7 +228,7 @@ class Trainer:
             epoch_start = time.perf_counter()
             sums, count = {}, 0
             for step, idx in enumerate(self._batches(n, gen), 1):
-                target = to_float(self.x_train[idx])
+                target = augment(to_float(self.x_train[idx]), cfg.augment)
                 labels = self.y_train[idx]
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     terms = loss_fn(corrupt(target, cfg.noise, cfg.noise_level), target, labels)

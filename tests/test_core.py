@@ -10,7 +10,7 @@ from PIL import Image
 from aelab import data, metrics
 from aelab.errors import ConfigError, DataError
 from aelab.models import REGISTRY, build_model
-from aelab.train import TrainConfig, Trainer, corrupt, pick_device, train
+from aelab.train import TrainConfig, Trainer, augment, corrupt, pick_device, train
 
 
 def write_idx(path, array):
@@ -230,6 +230,29 @@ def test_denoising_training_scores_against_clean_targets(mnist):
     assert result.status == "finished"
     scores = metrics.denoising_psnr(model, mnist.x_test[:200], "gaussian", 0.5)
     assert scores["output_psnr"] > scores["noisy_psnr"]
+
+
+def test_augmentation_moves_the_chosen_fraction_and_keeps_ink(mnist):
+    x = data.to_float(mnist.x_train[:400])
+    assert torch.equal(augment(x, 0.0), x)
+    torch.manual_seed(0)
+    moved = augment(x, 0.5)
+    changed = (moved - x).abs().flatten(1).amax(1) > 1e-6
+    assert moved.shape == x.shape and 0.4 < float(changed.float().mean()) < 0.6
+    assert float(moved.min()) >= 0 and float(moved.max()) <= 1
+    # rotation/scale/shift by small amounts: the ink stays within ~25% of the original amount, centred near the middle
+    ink_ratio = moved[changed].sum((1, 2, 3)) / x[changed].sum((1, 2, 3))
+    assert float(ink_ratio.min()) > 0.75 and float(ink_ratio.max()) < 1.3
+    torch.manual_seed(0)
+    assert torch.equal(augment(x, 0.5), moved)  # the global seed makes it reproducible
+
+
+def test_augmented_training_runs_and_its_loss_falls(mnist):
+    model = build_model("mlp", hidden=[64], latent_dim=8)
+    result = train(model, mnist, TrainConfig(epochs=3, batch_size=64, lr=3e-3, augment=0.5))
+    assert result.status == "finished"
+    losses = [h["val"]["total"] for h in result.history]
+    assert losses[-1] < losses[0]
 
 
 def test_cpu_training_is_reproducible_with_a_seed(mnist):
