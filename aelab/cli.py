@@ -92,10 +92,12 @@ def build_parser() -> Parser:
     rec.add_argument("images", nargs="+")
     rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png")
 
-    emb = commands.add_parser("embed", help="codes and labels of a dataset split, as .npz")
+    emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them), as .npz")
     emb.add_argument("checkpoint")
     emb.add_argument("--dataset")
-    emb.add_argument("--split", default="test", choices=("train", "test"))
+    emb.add_argument("--split", default="test", choices=("train", "test", "all"), help="all: train then test")
+    emb.add_argument("--map", default="none", choices=("none", "pca", "umap"),
+                     help="also store 2-D map coordinates of the codes as `coords` (cached like the app's maps)")
     emb.add_argument("--out", required=True)
 
     smp = commands.add_parser("sample", help="a grid of samples from a generative model")
@@ -206,9 +208,18 @@ def cmd_embed(args) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     dataset = dataset_for(args, args.dataset, meta)
     x, y = dataset.split(args.split)
-    codes = encode(model, x, y)
-    np.savez(args.out, codes=codes.numpy(), labels=y.numpy(), class_names=np.array(dataset.class_names))
-    print(f"{len(codes)} codes of size {codes.shape[1]} -> {args.out}")
+    codes = encode(model, x, y).numpy()
+    arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
+    if args.map != "none":
+        from .project import project_codes
+
+        print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
+        path = Path(args.checkpoint).resolve()
+        arrays["coords"], seconds, cached = project_codes(
+            codes, args.map, key_parts=(str(path), path.stat().st_mtime, dataset.name, args.split, len(codes)))
+        print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
+    np.savez(args.out, **arrays)
+    print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {args.out}")
     return 0
 
 

@@ -58,8 +58,10 @@ class Dataset:
         return len(self.class_names)
 
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if which == "all":
+            return torch.cat([self.x_train, self.x_test]), torch.cat([self.y_train, self.y_test])
         if which not in ("train", "test"):
-            raise DataError(f"unknown split {which!r}: use train or test")
+            raise DataError(f"unknown split {which!r}: use train, test or all")
         return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
 
     def without_class(self, k: int) -> "Dataset":

@@ -86,6 +86,27 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     assert grid.size == (4 * 30 + 2, 4 * 30 + 2)
 
 
+def test_embed_all_with_maps(tmp_path, tiny_checkpoints, mnist):
+    ckpt = tiny_checkpoints["tiny-pca"]  # 8-d codes: a real projection
+    pca = aelab("embed", ckpt, "--split", "all", "--map", "pca", "--out", tmp_path / "pca.npz")
+    assert pca.returncode == 0, pca.stderr
+    saved = np.load(tmp_path / "pca.npz")
+    n = len(mnist.x_train) + len(mnist.x_test)
+    assert saved["codes"].shape == (n, 8) and saved["coords"].shape == (n, 2)
+    assert np.array_equal(saved["labels"][: len(mnist.y_train)], mnist.y_train.numpy())
+    # PCA of the codes: the first map axis carries the most variance
+    assert saved["coords"][:, 0].var() >= saved["coords"][:, 1].var() > 0
+
+    umap_run = aelab("embed", ckpt, "--map", "umap", "--out", tmp_path / "umap.npz")
+    assert umap_run.returncode == 0, umap_run.stderr
+    coords, labels = np.load(tmp_path / "umap.npz")["coords"], np.load(tmp_path / "umap.npz")["labels"]
+    assert coords.shape == (len(mnist.x_test), 2) and np.isfinite(coords).all()
+    # the map keeps neighbourhoods: a point's nearest map neighbour mostly shares its label
+    from sklearn.neighbors import KNeighborsClassifier
+
+    assert KNeighborsClassifier(1).fit(coords[::2], labels[::2]).score(coords[1::2], labels[1::2]) > 0.5
+
+
 def draw_digit(path, dark_on_light=True, size=(200, 260)):
     img = Image.new("L", size, 255 if dark_on_light else 0)
     ImageDraw.Draw(img).line([(50, 40), (150, 40), (90, 220)], fill=0 if dark_on_light else 255, width=18)
