@@ -375,6 +375,12 @@ def test_fast_cpu_bce_matches_atens_values_and_gradients():
     assert torch.allclose(mean, reference.flatten(1).sum(1).mean(), rtol=1e-6)
     (g_mean,) = torch.autograd.grad(mean, logits)
     assert torch.allclose(g_mean, g_ref / len(logits), atol=1e-8)
+    # Saturated logits (sigmoid(|z|) rounds to 1) and exact zeros stay finite and exact.
+    extreme = torch.tensor([[-300.0, -100.0, -20.0, 0.0, 20.0, 100.0, 300.0]])
+    t = torch.tensor([[0.0, 1.0, 0.5, 0.3, 1.0, 0.0, 1.0]])
+    reference = torch.nn.functional.binary_cross_entropy_with_logits(extreme, t, reduction="none")
+    assert torch.allclose(bce_with_logits(extreme, t), reference, rtol=1e-6)
+    assert torch.allclose(bce_with_logits(extreme, t, per_image_mean=True), reference.sum(), rtol=1e-6)
     # A target that needs a gradient (greedy pre-training of a layer on another's output) takes ATen's path.
     hidden = torch.rand(8, 10, requires_grad=True)
     assert bce_with_logits(torch.randn(8, 10), hidden).grad_fn.name() != "_BCEWithLogitsCPUBackward"
