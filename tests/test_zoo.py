@@ -1,6 +1,8 @@
 """The pretrained zoo: its declaration, its command, a tiny real run, and the checkpoints shipped in checkpoints/."""
 
 import argparse
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -124,6 +126,15 @@ def test_shipped_checkpoint_loads_with_its_metadata(path):
     assert "sse_per_image" in meta["metrics"] and "knn5_accuracy" in meta["metrics"]
     assert meta["zoo"]["name"] == name and not meta["zoo"]["epochs_overridden"]
     assert "offline sample" not in meta["dataset"]["source"]
+    # `python -m aelab zoo --only NAME` reproduces it: the recorded recipe is the entry's (the device aside; fields
+    # added to TrainConfig after a checkpoint was made count at their defaults)
+    from aelab.train import TrainConfig
+
+    recorded = {**TrainConfig().to_dict(), **meta["train_config"], "device": "auto"}
+    assert recorded == entry.train_config().to_dict()
+    expected_model = json.loads(json.dumps(dataclasses.asdict(
+        entry.model_config(meta["dataset"]["input_shape"], model.config.num_classes))))  # tuples as JSON lists
+    assert {**expected_model, **meta["config"]} == expected_model
     with torch.no_grad():
         out = model.reconstruct(torch.rand(2, *model.input_shape))
     assert out.shape == (2, *model.input_shape) and torch.isfinite(out).all()
