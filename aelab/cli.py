@@ -98,6 +98,9 @@ def build_parser() -> Parser:
     emb.add_argument("--split", default="test", choices=("train", "test", "all"), help="all: train then test")
     emb.add_argument("--map", default="none", choices=("none", "pca", "umap"),
                      help="also store 2-D map coordinates of the codes as `coords` (cached like the app's maps)")
+    emb.add_argument("--reproducible", action="store_true",
+                     help="UMAP maps of more than 20,000 codes: the seeded one-thread layout (slower) instead of the "
+                          "parallel one, so the same command gives the same map")
     emb.add_argument("--out", required=True)
 
     smp = commands.add_parser("sample", help="a grid of samples from a generative model")
@@ -215,8 +218,9 @@ def cmd_embed(args) -> int:
 
         print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
         path = Path(args.checkpoint).resolve()
+        params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
         arrays["coords"], seconds, cached = project_codes(
-            codes, args.map, key_parts=(str(path), path.stat().st_mtime, dataset.name, args.split, len(codes)))
+            codes, args.map, key_parts=(str(path), path.stat().st_mtime, dataset.name, args.split, len(codes)), **params)
         print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
     np.savez(args.out, **arrays)
     print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {args.out}")
