@@ -93,8 +93,9 @@ ENTRIES: list[ZooEntry] = [
              {**ADAM, "epochs": 60},
              "sparse AE 784-128: sigmoid code with a KL sparsity target of 5% mean activation"),
     ZooEntry("mnist-conv-30", "mnist", "conv", {"latent_dim": 30, "channels": [64, 128, 256]},
-             {**ADAM, "epochs": 120},
-             "conv AE, 3 stride-2 levels (64-128-256 channels, width picked on the validation split), 30-d code"),
+             {**ADAM, "epochs": 60, "augment": 0.5},
+             "conv AE, 3 stride-2 levels (64-128-256 channels), 30-d code, trained with small random shifts/"
+             "rotations/scalings of half of each batch (width and augmentation picked on the validation split)"),
     ZooEntry("mnist-vae-20", "mnist", "vae", {"latent_dim": 20, "arch": "mlp", "hidden": [512, 256]},
              {**ADAM, "epochs": 100},
              "MLP VAE 784-512-256-20 (Kingma & Welling 2014); loss in nats on non-binarised MNIST"),

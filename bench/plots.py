@@ -56,11 +56,10 @@ def error_curve(ds) -> None:
             wd = f", weight decay {recipe['weight_decay']}" if recipe.get("weight_decay") else ""
             ax.plot(ks, [found[kind][str(k)] for k in ks], style,
                     label=f"{label} ({found.get(f'{kind}_epochs')} epochs{wd})")
-    for name, marker, label in (("mnist-deep-30", "*", "zoo mnist-deep-30 (200 epochs, weight decay 0.1)"),
-                                ("mnist-conv-30", "P", "zoo mnist-conv-30 (conv, 120 epochs)"),
-                                ("mnist-deep-2d", "X", "zoo mnist-deep-2d (200 epochs)")):
-        model, _ = load_zoo(name)
-        ax.plot([model.latent_dim], [float(squared_errors(model, ds.x_test).mean())], marker, ms=12, label=label)
+    for name, marker in (("mnist-deep-30", "*"), ("mnist-conv-30", "P"), ("mnist-deep-2d", "X")):
+        model, meta = load_zoo(name)
+        ax.plot([model.latent_dim], [float(squared_errors(model, ds.x_test).mean())], marker, ms=12,
+                label=f"zoo {name} ({recipe(meta)})")
     ax.set_yscale("log")
     ax.set_xlabel("code size k")
     ax.set_ylabel("average squared error per test image")
@@ -69,6 +68,18 @@ def error_curve(ds) -> None:
     ax.legend(fontsize=8)
     fig.savefig(OUT / "error_vs_latent.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def recipe(meta: dict) -> str:
+    """'conv, 120 epochs, weight decay 0.1, augmented': a checkpoint's training recipe in a few words."""
+    cfg = meta["train_config"]
+    parts = ["conv"] if meta["variant"] == "conv" else []
+    parts.append(f"{cfg['epochs']} epochs")
+    if cfg.get("weight_decay"):
+        parts.append(f"weight decay {cfg['weight_decay']:g}")
+    if cfg.get("augment"):
+        parts.append(f"augmented ({cfg['augment']:.0%} of each batch)")
+    return ", ".join(parts)
 
 
 def vae_figures() -> None:

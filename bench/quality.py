@@ -111,7 +111,7 @@ def section_umap(ds, device, curve, rows, codes, raw: bool = False):
                      to_float(ds.x_test).flatten(1).numpy(), None))
     for label, tr, te, target in jobs:
         start = time.perf_counter()
-        projection = UMAPProjection(n_neighbors=15, min_dist=0.1, seed=0).fit(tr)
+        projection = UMAPProjection(n_neighbors=15, min_dist=0.1, seed=0, reproducible=True).fit(tr)
         map_train, map_test = projection.umap_.embedding_, projection.transform(te)
         acc = knn_accuracy(map_train, ds.y_train.numpy(), map_test, ds.y_test.numpy(), 5)
         rows.append(row("umap", "5-NN accuracy, 2-d map", label, acc, 0.954, "Sainburg et al. 2021 (UMAP)", target,
