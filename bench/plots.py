@@ -59,18 +59,18 @@ def error_curve(ds) -> None:
     for name, marker in (("mnist-deep-30", "*"), ("mnist-conv-30", "P"), ("mnist-deep-2d", "X")):
         model, meta = load_zoo(name)
         ax.plot([model.latent_dim], [float(squared_errors(model, ds.x_test).mean())], marker, ms=12,
-                label=f"zoo {name} ({recipe(meta)})")
+                label=f"zoo {name} ({recipe_words(meta)})")
     ax.set_yscale("log")
     ax.set_xlabel("code size k")
     ax.set_ylabel("average squared error per test image")
     ax.set_title("MNIST: reconstruction error against code size")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below the axes: no point hidden
     fig.savefig(OUT / "error_vs_latent.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def recipe(meta: dict) -> str:
+def recipe_words(meta: dict) -> str:
     """'conv, 120 epochs, weight decay 0.1, augmented': a checkpoint's training recipe in a few words."""
     cfg = meta["train_config"]
     parts = ["conv"] if meta["variant"] == "conv" else []
