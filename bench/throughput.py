@@ -42,7 +42,7 @@ def main() -> None:
     device = resolve_device(args.device)
     import aelab.metrics as metrics
 
-    metrics.BATCH = args.batch
+    metrics.BATCH = {device_type: args.batch for device_type in metrics.BATCH}  # every device: --batch images
     found, _ = list_checkpoints(ZOO)
     data = {}
     rows = {}
