@@ -55,7 +55,7 @@ class UMAPProjection:
     below 10,000 points and 200 above: its defaults). Larger maps (`python -m aelab embed --split all --map umap`)
     use umap-learn's parallel layout, unseeded, 100 epochs from a PCA initialisation: on the 70,000 MNIST codes of
     mnist-deep-30 that is about 3x faster than the seeded layout with the same 5-NN accuracy in the map (0.980 on
-    the validation side, bench/umap_settings.py); `reproducible=True` keeps the seeded layout at any size."""
+    the validation side, bench/umap_settings.py); `reproducible=True` keeps the seeded layout at any size, `False` takes the parallel one at any size."""
 
     def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0, reproducible: bool | None = None):
         self.n_neighbors, self.min_dist, self.seed, self.reproducible = n_neighbors, min_dist, seed, reproducible
@@ -66,11 +66,14 @@ class UMAPProjection:
             return {"random_state": self.seed, "n_jobs": 1}
         return {"n_jobs": -1, "n_epochs": 100, "init": "pca"}
 
-    def fit(self, codes: np.ndarray) -> "UMAPProjection":
+    def fit(self, codes: np.ndarray, n_epochs: int | None = None) -> "UMAPProjection":
+        """Fit the map; `n_epochs` overrides the layout's epochs (the warm-up's 5)."""
         import umap
 
         codes = np.asarray(codes, dtype=np.float32)
         options = self.layout_options(len(codes))
+        if n_epochs is not None:
+            options["n_epochs"] = n_epochs
         with _PARALLEL_LAYOUT if options["n_jobs"] != 1 else contextlib.nullcontext():
             self.umap_ = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=self.min_dist, **options).fit(codes)
         return self
@@ -81,6 +84,16 @@ class UMAPProjection:
     def fit_transform(self, codes: np.ndarray) -> np.ndarray:
         self.fit(codes)
         return self.umap_.embedding_.astype(np.float32)
+
+
+def warm_up_umap(parallel: bool = False) -> None:
+    """Fit throw-away maps of 4,200 points (over 4,096, so the nearest-neighbour descent is taken) with the layouts
+    UMAPProjection uses, 5 epochs each, so numba compiles what a real fit needs: the seeded layout, and with
+    `parallel` the large-map one too. numba keeps none of it on disk, hence once per process."""
+    points = np.random.default_rng(0).random((4200, 8), dtype=np.float32)
+    UMAPProjection().fit(points, n_epochs=5)
+    if parallel:
+        UMAPProjection(reproducible=False).fit(points, n_epochs=5)
 
 
 PROJECTIONS = {"pca": PCAProjection, "umap": UMAPProjection}

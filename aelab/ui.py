@@ -144,14 +144,10 @@ def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | 
 
 
 def _warm_umap() -> None:
-    """Import umap and fit a throw-away map big enough (over 4,096 points) to take the nearest-neighbour-descent path,
-    so numba compiles everything a real fit needs; numba keeps none of it on disk, hence once per server process."""
+    """Compile umap's seeded layout (the one the app's maps use) once per server process: project.warm_up_umap."""
     start = time.perf_counter()
     try:
-        import umap
-
-        points = np.random.default_rng(0).random((4200, 8), dtype=np.float32)
-        umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1, n_epochs=5).fit(points)
+        project.warm_up_umap()
     except Exception:  # only a head start: a real failure shows up, as one line, when a user asks for a UMAP map
         pass
     # In the server's log: while it runs, numba's compiler holds the GIL and slows every session a little.

@@ -16,11 +16,11 @@ import time
 import _common  # noqa: F401  (puts the repository on sys.path)
 from _common import load_zoo
 
-import numpy as np
 import torch
 
 from aelab.data import load_dataset
 from aelab.metrics import encode, knn_accuracy
+from aelab.project import warm_up_umap
 
 BASE = dict(n_neighbors=15, min_dist=0.1)
 SETTINGS = [  # (name, umap.UMAP keyword arguments besides BASE)
@@ -37,9 +37,7 @@ SETTINGS = [  # (name, umap.UMAP keyword arguments besides BASE)
 def main() -> None:
     import umap
 
-    warm = np.random.default_rng(0).random((4200, 8), dtype=np.float32)  # compile both layouts' numba code first
-    umap.UMAP(**BASE, random_state=0, n_jobs=1, n_epochs=5).fit(warm)
-    umap.UMAP(**BASE, n_jobs=-1, n_epochs=5).fit(warm)
+    warm_up_umap(parallel=True)  # compile both layouts' numba code first
     ds = load_dataset("mnist")
     x, y = torch.cat([ds.x_train, ds.x_test]), torch.cat([ds.y_train, ds.y_test]).numpy()
     model, _ = load_zoo("mnist-deep-30")

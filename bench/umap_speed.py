@@ -23,12 +23,11 @@ import time
 import _common  # noqa: F401
 from _common import load_zoo, where, write_json
 
-import numpy as np
 import torch
 
 from aelab.data import load_dataset, to_float
 from aelab.metrics import encode
-from aelab.project import UMAPProjection
+from aelab.project import UMAPProjection, warm_up_umap
 
 BASE = dict(n_neighbors=15, min_dist=0.1)
 
@@ -47,9 +46,7 @@ def main() -> None:
     x = torch.cat([ds.x_train, ds.x_test])[: args.n]
     model, _ = load_zoo(args.model)
     print(f"{len(x)} images, {torch.get_num_threads()} torch threads; warming up numba ...", flush=True)
-    warm = np.random.default_rng(0).random((4200, 8), dtype=np.float32)  # over 4,096: NN descent compiled too
-    umap.UMAP(**BASE, random_state=0, n_jobs=1, n_epochs=5).fit(warm)
-    umap.UMAP(**BASE, n_jobs=-1, n_epochs=5, init="pca").fit(warm)
+    warm_up_umap(parallel=True)
 
     raw = to_float(x).flatten(1).numpy()
     sides = {  # name -> function of nothing, returning seconds

@@ -78,3 +78,8 @@ def test_new_codes_land_next_to_their_twins(method):
     coords, _, _ = project.project_codes(codes, method, use_cache=False)
     placed = project.place_on_map(codes, coords, codes[:20] + 1e-4)
     assert np.allclose(placed, coords[:20], atol=0.05 * np.ptp(coords))
+
+
+def test_warm_up_compiles_both_layouts_without_error():
+    project.warm_up_umap(parallel=True)  # what the app (seeded only) and the UMAP benchmarks run first
+    assert project.UMAPProjection(reproducible=False).layout_options(10)["n_jobs"] == -1
