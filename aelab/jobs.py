@@ -187,7 +187,7 @@ LABELS = {"lr": "Learning rate", "latent_dim": "Latent size (code)", "recon_loss
           "init": "Weight init", "tied": "Tied weights", "val_fraction": "Validation fraction",
           "greedy_epochs": "Greedy pre-training epochs", "noise": "Denoising noise", "beta": "Beta (KL weight)",
           "arch": "Architecture", "lr_schedule": "Learning-rate schedule",
-          "augment": "Augmentation (fraction of each batch)"}
+          "augment": "Augmentation"}  # its help says: the fraction of each batch moved
 
 
 @dataclass
