@@ -76,6 +76,8 @@ class TrainingProgress:
             self.bar.update(position - self.done)
             self.done = position
             self.bar.set_postfix(loss=f"{event['terms']['total']:.2f}", img_s=f"{event['images_per_s']:.0f}")
+        elif kind == "note":
+            (self.bar.write if self.bar else print)(event["message"])
         elif kind == "epoch" and self.bar and event.get("val"):
             self.bar.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train']['total']:.3f}, "
                            f"val {event['val']['total']:.3f}, {event['images_per_s']:.0f} img/s")

@@ -1,6 +1,9 @@
 """One epoch of the classic PyTorch tutorial AE (784-32, LeakyReLU code, sigmoid output, BCE, Adam lr 0.005,
 batch 256) on the 60k MNIST training images: the tutorial's torchvision MNIST + ToTensor + DataLoader loop against
 aelab's trainer, alternating runs in the same process so machine noise hits both. Last line: `ratio N.Nx`.
+On CUDA the trainer runs twice per repeat, eagerly and with its step captured in a CUDA graph
+(TrainConfig.cuda_graph); the last line is the graph's ratio, the line before it the eager one, and the two runs'
+final training losses are printed side by side (the same training, within bf16 and cuBLAS rounding).
 
     AELAB_DATA=../shared/data python bench/train_speed.py [--device cpu|cuda] [--repeats 3]
 """
@@ -55,10 +58,15 @@ def tutorial_epoch(root: Path, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def aelab_epoch(dataset, device: torch.device) -> float:
+def aelab_epoch(dataset, device: torch.device, cuda_graph: bool = False, losses: list | None = None) -> float:
     model = build_model("mlp", latent_dim=32, hidden=[], code_activation="leaky_relu")
-    cfg = TrainConfig(epochs=1, batch_size=256, lr=0.005, val_fraction=0.0, preview_images=0, device=device.type)
+    cfg = TrainConfig(epochs=1, batch_size=256, lr=0.005, val_fraction=0.0, preview_images=0, device=device.type,
+                      cuda_graph=cuda_graph)
     result = Trainer(model, dataset, cfg).run()
+    if result.notes or result.status != "finished":
+        sys.exit(f"aelab trainer: {result.status} {result.message} {result.notes}")
+    if losses is not None:
+        losses.append(result.history[-1]["train"]["total"])
     return result.seconds
 
 
@@ -73,18 +81,34 @@ def main() -> None:
         sys.exit(f"needs the full MNIST training set (AELAB_DATA); got {dataset.source}")
     root = torchvision_root(Path(dataset.source.split(" ")[0]).parent)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, data {dataset.source}")
+    graph = device.type == "cuda"
     tutorial_epoch(root, device), aelab_epoch(dataset, device)  # warm-up: imports, allocator, cuDNN
-    tutorial, ours = [], []
+    if graph:
+        aelab_epoch(dataset, device, cuda_graph=True)
+    tutorial, ours, graphed, losses, graph_losses = [], [], [], [], []
     for i in range(args.repeats):
         gc.collect()  # each loop starts without the other's garbage (the tutorial's leaves 60,000 PIL images)
         tutorial.append(tutorial_epoch(root, device))
         gc.collect()
-        ours.append(aelab_epoch(dataset, device))
-        print(f"run {i + 1}: tutorial DataLoader loop {tutorial[-1]:.2f} s, aelab trainer {ours[-1]:.2f} s")
+        ours.append(aelab_epoch(dataset, device, losses=losses))
+        line = f"run {i + 1}: tutorial DataLoader loop {tutorial[-1]:.2f} s, aelab trainer {ours[-1]:.3f} s"
+        if graph:
+            gc.collect()
+            graphed.append(aelab_epoch(dataset, device, cuda_graph=True, losses=graph_losses))
+            line += f", aelab trainer with CUDA graph {graphed[-1]:.3f} s"
+        print(line)
     shutil.rmtree(root)
     t, o = statistics.median(tutorial), statistics.median(ours)
     print(f"median epoch: tutorial {t:.2f} s, aelab {o:.3f} s")
-    print(f"ratio {t / o:.1f}x")
+    if graph:
+        g = statistics.median(graphed)
+        print(f"final training loss per image, eager vs CUDA graph: "
+              + ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(losses, graph_losses)))
+        print(f"median epoch with CUDA graph: {g:.3f} s")
+        print(f"ratio eager {t / o:.1f}x")
+        print(f"ratio {t / g:.1f}x (CUDA graph)")
+    else:
+        print(f"ratio {t / o:.1f}x")
 
 
 if __name__ == "__main__":
