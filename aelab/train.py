@@ -162,15 +162,15 @@ class _CudaGraph:
 
     def __init__(self, device: torch.device):
         self.graph, self.device = torch.cuda.CUDAGraph(), device
+        self.side = torch.cuda.Stream(device)  # one side stream for every warm-up step
 
     def warm_up(self, run: Callable[[], None]) -> None:
         """Eager steps on a side stream before capture, as PyTorch's CUDA-graph guide asks (cuBLAS workspaces,
         autograd's streams and the optimiser state are set up there, not during capture)."""
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
+        self.side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.side):
             run()
-        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.current_stream(self.device).wait_stream(self.side)
 
     def capture(self, run: Callable[[], None]) -> None:
         with torch.cuda.graph(self.graph):
