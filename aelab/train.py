@@ -3,6 +3,7 @@
 The dataset is moved to the device once, as uint8; each batch is an index slice of it converted to float there (no
 DataLoader, no PIL, no per-sample Python), which is what makes an epoch several times faster than the tutorial loop.
 Progress goes out as plain dict events to callbacks (CLI progress bar, background job file, tests).
+On CUDA the step can be captured once in a CUDA graph and replayed (TrainConfig.cuda_graph, see _StepRunner).
 """
 
 from __future__ import annotations
