@@ -285,10 +285,13 @@ class Trainer:
         if n_val and len(x) - n_val < 1:
             n_val = 0
         val, train = order[:n_val], order[n_val:]
-        if n_val == 0 and x.device == self.device:  # nothing held out: train on the tensors as they are, no copy
+        x, y = x.to(self.device), y.to(self.device)
+        if n_val == 0:  # nothing held out: train on the tensors as they are (batches are shuffled anyway), no gather
             return x, y, x[:0], y[:0]
-        put = lambda t: t.to(self.device)  # noqa: E731
-        return put(x[train]), put(y[train]), put(x[val]), put(y[val])
+        # Gathered on the device, with index_select: x[order] copies uint8 images element by element (85 ms for the
+        # 60,000 MNIST images on the CPU here, 38 ms with index_select; microseconds on a GPU).
+        val, train = val.to(self.device), train.to(self.device)
+        return x.index_select(0, train), y.index_select(0, train), x.index_select(0, val), y.index_select(0, val)
 
     def run(self) -> TrainResult:
         torch.manual_seed(self.cfg.seed)
