@@ -174,8 +174,14 @@ class _CudaGraph:
         torch.cuda.current_stream(self.device).wait_stream(self.side)
 
     def capture(self, run: Callable[[], None]) -> None:
-        with torch.cuda.graph(self.graph):
-            run()
+        # torch.cuda.graph restores the thread's stream only after capture_end(), which raises when the capture
+        # failed: restore it here, or everything after a failed capture would run on the dead capture stream.
+        previous = torch.cuda.current_stream(self.device)
+        try:
+            with torch.cuda.graph(self.graph):
+                run()
+        finally:
+            torch.cuda.set_stream(previous)
 
     def replay(self) -> None:
         self.graph.replay()
@@ -245,8 +251,11 @@ class _StepRunner:
         try:
             self.graph.capture(lambda: out.update(self._run(self.static_idx)))
         except Exception as error:  # noqa: BLE001 - whatever stops a capture, training goes on eagerly
+            cause = error.__context__ or error  # capture_end()'s own error hides the one that broke the capture
+            self.fallback = f"CUDA graph capture failed ({type(cause).__name__}: {cause}); trained without it"
+        if self.fallback:
+            # Outside the except block, so the traceback no longer holds the failed graph: its memory pool goes now.
             self.graph = None
-            self.fallback = f"CUDA graph capture failed ({type(error).__name__}: {error}); trained without it"
             self.optimiser.zero_grad(set_to_none=True)
             return self._run(idx)
         self.captured, self.keep_grads, self.static_terms = True, True, out
