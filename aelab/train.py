@@ -202,10 +202,9 @@ class _StepRunner:
     def __init__(self, trainer: "Trainer", optimiser, loss_fn, graph_class=None):
         self.t, self.optimiser, self.loss_fn = trainer, optimiser, loss_fn
         self.graph = graph_class(trainer.device) if graph_class else None
-        self.captured, self.warmed = False, 0
+        self.captured, self.warmed = False, 0  # once captured, the graph owns the .grad tensors
         self.sums: dict[str, torch.Tensor] = {}
         self.static_idx = self.static_terms = None
-        self.keep_grads = False  # True once a graph owns the .grad tensors
         self.fallback = ""
 
     def new_epoch(self) -> None:
@@ -220,7 +219,7 @@ class _StepRunner:
         # A captured step cannot keep autocast's weight-cast cache across replays.
         with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.amp, cache_enabled=self.graph is None):
             terms = self.loss_fn(corrupt(target, cfg.noise, cfg.noise_level), target, labels)
-        self.optimiser.zero_grad(set_to_none=not self.keep_grads)
+        self.optimiser.zero_grad(set_to_none=not self.captured)
         terms["total"].backward()
         self.optimiser.step()
         with torch.no_grad():
@@ -258,13 +257,13 @@ class _StepRunner:
             self.graph = None
             self.optimiser.zero_grad(set_to_none=True)
             return self._run(idx)
-        self.captured, self.keep_grads, self.static_terms = True, True, out
+        self.captured, self.static_terms = True, out
         self.graph.replay()  # capture only records: this runs the step for this batch
         return self.static_terms
 
     def close(self, params) -> None:
         """Free the graph and the gradients it owned."""
-        if self.keep_grads:
+        if self.captured:
             for p in params:
                 p.grad = None
         self.graph = self.static_terms = self.static_idx = None
@@ -364,9 +363,7 @@ class Trainer:
         kwargs = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         lr = cfg.lr
         if graphed:
-            lr = torch.tensor(cfg.lr, device=self.device)
-            if self.device.type == "cuda":
-                kwargs["capturable"] = True
+            kwargs["capturable"], lr = True, torch.tensor(cfg.lr, device=self.device)
         optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, **kwargs) \
             if cfg.weight_decay else torch.optim.Adam(params, lr=lr, **kwargs)
         schedule = _Schedule(optimiser, cfg, epochs * steps_per_epoch)
