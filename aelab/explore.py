@@ -6,7 +6,7 @@ All take and return float tensors on the CPU; images are (N, C, H, W) in [0, 1].
 from __future__ import annotations
 
 import torch
-from torchvision.utils import make_grid
+import torch.nn.functional as F
 
 from .errors import ConfigError
 from .models import Autoencoder
@@ -123,8 +123,18 @@ def class_grid(model: Autoencoder, per_class: int = 8, temperature: float = 1.0,
 
 
 def tile(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
-    """Images (N, C, H, W) -> one (C, H', W') picture with `columns` per row."""
-    return make_grid(images.float(), nrow=max(1, columns), padding=padding, pad_value=0.5)[: images.shape[1]]
+    """Images (N, C, H, W) -> one (C, H', W') picture with `columns` per row, grey (0.5) lines between them: the
+    layout of torchvision's make_grid (tests/test_core.py compares them), without importing torchvision, which
+    takes 3 s here and was most of the Interpolate page's first render."""
+    n, c, h, w = images.shape
+    if n == 1:  # make_grid's exception: a single image comes back as it is
+        return images[0].float()
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    cells = torch.full((rows * columns, c, h + padding, w + padding), 0.5)
+    cells[:n, :, padding:, padding:] = images.float()
+    grid = cells.view(rows, columns, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
+    return F.pad(grid.reshape(c, rows * (h + padding), columns * (w + padding)), (0, padding, 0, padding), value=0.5)
 
 
 def sample_grid(model: Autoencoder, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:

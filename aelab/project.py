@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,85 @@ class PCAProjection:
         return self.fit(codes).transform(codes)
 
 
+class ExactNeighbours:
+    """Exact Euclidean k nearest neighbours of a fixed set of points, by chunked matrix products in torch.
+
+    `graph(k)` is the k-NN graph of the points themselves (each point first, at distance 0, as pynndescent's
+    neighbor_graph has it); `query(x, k)` answers for new points with the signature of pynndescent's
+    NNDescent.query, so umap-learn's transform can use it as its search index. Candidates are picked with the
+    expanded form |q|^2 - 2 q.p + |p|^2 on centred points and their distances then computed directly, so the
+    distances are exact and a point's distance to itself is 0."""
+
+    _angular_trees = False  # read by umap-learn's transform
+    CHUNK = 1024  # query rows per matrix product: 1,024 x 20,000 floats = 80 MB
+
+    def __init__(self, points: np.ndarray):
+        import torch
+
+        points = np.asarray(points, dtype=np.float32)
+        self._mean = points.mean(0)
+        self._points = torch.from_numpy(np.ascontiguousarray(points - self._mean))
+        self._norms = self._points.pow(2).sum(1)
+
+    def _search(self, q_all, k: int, self_first: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours of the centred query rows q_all (a tensor); self_first: q_all are the points themselves."""
+        import torch
+
+        k = min(k, len(self._points))
+        indices = np.empty((len(q_all), k), dtype=np.int32)
+        dists = np.empty((len(q_all), k), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(q_all), self.CHUNK):
+                q = q_all[start:start + self.CHUNK]
+                d2 = torch.addmm(self._norms, q, self._points.T, alpha=-2).add_(q.pow(2).sum(1, keepdim=True))
+                if self_first:
+                    rows = torch.arange(len(q))
+                    d2[rows, rows + start] = -1.0
+                idx = d2.topk(k, largest=False, sorted=False).indices
+                exact = (q[:, None, :] - self._points[idx]).pow(2).sum(-1).sqrt()
+                exact, order = exact.sort(1)
+                indices[start:start + len(q)] = idx.gather(1, order).numpy()
+                dists[start:start + len(q)] = exact.numpy()
+        return indices, dists
+
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices int32, distances float32) of each point's k nearest points, itself first."""
+        return self._search(self._points, k, self_first=True)
+
+    def query(self, queries, k: int, epsilon: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, distances) of the k nearest points to each query; epsilon (an NN-descent knob) is ignored."""
+        import torch
+
+        queries = np.asarray(queries, dtype=np.float32) - self._mean
+        return self._search(torch.from_numpy(np.ascontiguousarray(queries)), k, self_first=False)
+
+
+def _keep_umap_jit_on_disk() -> None:
+    """Let numba keep the machine code of umap-learn's own jitted functions on disk, as it already does for
+    pynndescent's (which umap-learn declares with cache=True): smooth_knn_dist alone compiles for 7 s, and the seeded
+    layout's functions for 11-13 s in all, in every new process. numba files them next to umap's sources, or in its
+    user cache folder when those are read-only, and recompiles when umap's sources change; where neither folder can
+    be written, functions simply stay in memory as before. Runs before anything is compiled; idempotent."""
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+    from numba.core.caching import NullCache
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.dispatcher import Dispatcher
+
+    with global_compiler_lock:  # not while another thread (the app's warm-up) is compiling one of them
+        for module in (umap.umap_, umap.layouts, umap.utils):
+            for function in list(vars(module).values()):
+                if (isinstance(function, Dispatcher) and function.__module__ == module.__name__
+                        and isinstance(function._cache, NullCache) and not function.overloads):
+                    with contextlib.suppress(Exception):  # no writable cache folder: compile in memory as before
+                        function.enable_caching()
+
+
+# umap-learn warns, on every fit with precomputed neighbours, that a search index which is not pynndescent's cannot
+# transform new data; ExactNeighbours can (it answers umap's query call). Set once: catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+
 LARGE_MAP = 20_000  # points: the app's maps (at most 10,000) stay below it, whole datasets from the CLI go above
 _PARALLEL_LAYOUT = threading.Lock()  # numba's default threading layer must not run two parallel layouts at once
 
@@ -55,10 +135,18 @@ class UMAPProjection:
     below 10,000 points and 200 above: its defaults). Larger maps (`python -m aelab embed --split all --map umap`)
     use umap-learn's parallel layout, unseeded, 100 epochs from a PCA initialisation: on the 70,000 MNIST codes of
     mnist-deep-30 that is about 3x faster than the seeded layout with the same 5-NN accuracy in the map (0.980 on
-    the validation side, bench/umap_settings.py); `reproducible=True` keeps the seeded layout at any size, `False` takes the parallel one at any size."""
+    the validation side, bench/umap_settings.py); `reproducible=True` keeps the seeded layout at any size, `False` takes the parallel one at any size.
 
-    def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0, reproducible: bool | None = None):
+    The nearest-neighbour graph of maps up to LARGE_MAP points is exact (ExactNeighbours: 0.7 s for 10,000 codes on
+    2 cores), so umap-learn never runs pynndescent's NN-descent for them, whose numba compilation alone took 51 of
+    the 62 s a fresh process spent compiling for its first map of over 4,096 points (and holds the GIL all along).
+    Larger maps keep NN-descent: O(n log n) beats the exact O(n^2) there (70,000 codes: 2 s against about 25 s).
+    `exact_neighbours` overrides that choice."""
+
+    def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0, reproducible: bool | None = None,
+                 exact_neighbours: bool | None = None):
         self.n_neighbors, self.min_dist, self.seed, self.reproducible = n_neighbors, min_dist, seed, reproducible
+        self.exact_neighbours = exact_neighbours
 
     def layout_options(self, n_points: int) -> dict:
         """umap.UMAP's keyword arguments for a map of n_points (besides n_neighbors and min_dist)."""
@@ -74,6 +162,11 @@ class UMAPProjection:
         options = self.layout_options(len(codes))
         if n_epochs is not None:
             options["n_epochs"] = n_epochs
+        exact = self.exact_neighbours if self.exact_neighbours is not None else len(codes) <= LARGE_MAP
+        if exact:
+            index = ExactNeighbours(codes)
+            options["precomputed_knn"] = (*index.graph(self.n_neighbors), index)
+        _keep_umap_jit_on_disk()
         with _PARALLEL_LAYOUT if options["n_jobs"] != 1 else contextlib.nullcontext():
             self.umap_ = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=self.min_dist, **options).fit(codes)
         return self
@@ -87,13 +180,15 @@ class UMAPProjection:
 
 
 def warm_up_umap(parallel: bool = False) -> None:
-    """Fit throw-away maps of 4,200 points (over 4,096, so the nearest-neighbour descent is taken) with the layouts
-    UMAPProjection uses, 5 epochs each, so numba compiles what a real fit needs: the seeded layout, and with
-    `parallel` the large-map one too. numba keeps none of it on disk, hence once per process."""
-    points = np.random.default_rng(0).random((4200, 8), dtype=np.float32)
-    UMAPProjection().fit(points, n_epochs=5)
+    """Fit throw-away maps with the layouts UMAPProjection uses, 5 epochs each, so numba compiles what a real fit
+    needs: the seeded layout on exact neighbours (every map up to LARGE_MAP points: all the app draws), and with
+    `parallel` the large-map path too (NN-descent, over 4,096 points so umap-learn takes it, and the parallel
+    layout). numba keeps none of it on disk, hence once per process."""
+    rng = np.random.default_rng(0)
+    UMAPProjection().fit(rng.random((500, 8), dtype=np.float32), n_epochs=5)
     if parallel:
-        UMAPProjection(reproducible=False).fit(points, n_epochs=5)
+        UMAPProjection(reproducible=False, exact_neighbours=False).fit(rng.random((4200, 8), dtype=np.float32),
+                                                                       n_epochs=5)
 
 
 PROJECTIONS = {"pca": PCAProjection, "umap": UMAPProjection}

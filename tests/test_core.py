@@ -384,3 +384,14 @@ def test_fast_cpu_bce_matches_atens_values_and_gradients():
     # A target that needs a gradient (greedy pre-training of a layer on another's output) takes ATen's path.
     hidden = torch.rand(8, 10, requires_grad=True)
     assert bce_with_logits(torch.randn(8, 10), hidden).grad_fn.name() != "_BCEWithLogitsCPUBackward"
+
+
+@pytest.mark.parametrize("n,columns,channels", [(10, 10, 1), (7, 3, 1), (6, 4, 3), (1, 5, 1), (9, 3, 3)])
+def test_tile_lays_images_out_like_torchvision_make_grid(n, columns, channels):
+    from torchvision.utils import make_grid
+
+    from aelab.explore import tile
+
+    images = torch.rand(n, channels, 5, 4)
+    theirs = make_grid(images, nrow=columns, padding=2, pad_value=0.5)[:channels]
+    assert torch.equal(tile(images, columns), theirs)

@@ -83,3 +83,57 @@ def test_new_codes_land_next_to_their_twins(method):
 def test_warm_up_compiles_both_layouts_without_error():
     project.warm_up_umap(parallel=True)  # what the app (seeded only) and the UMAP benchmarks run first
     assert project.UMAPProjection(reproducible=False).layout_options(10)["n_jobs"] == -1
+
+
+def test_exact_neighbours_match_scikit_learn():
+    from sklearn.neighbors import NearestNeighbors
+
+    codes, _ = blobs(3000, dim=12)
+    codes *= 30  # large norms: the expanded form alone would lose the small distances to rounding
+    index = project.ExactNeighbours(codes)
+    idx, dist = index.graph(15)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32 and idx.shape == dist.shape == (3000, 15)
+    assert (idx[:, 0] == np.arange(3000)).all() and (dist[:, 0] == 0).all()  # each point first, at distance 0
+    theirs_d, theirs_i = NearestNeighbors(n_neighbors=15).fit(codes).kneighbors(codes)
+    assert np.allclose(dist, theirs_d, rtol=1e-5, atol=1e-4)
+    assert (idx == theirs_i).mean() > 0.999  # ties aside
+    new = codes[:50] + np.random.default_rng(1).normal(0, 0.5, (50, 12)).astype(np.float32)
+    q_idx, q_dist = index.query(new, 5)
+    theirs_d, theirs_i = NearestNeighbors(n_neighbors=5).fit(codes).kneighbors(new)
+    assert (q_idx == theirs_i).all() and np.allclose(q_dist, theirs_d, rtol=1e-5, atol=1e-4)
+
+
+def test_umap_transform_places_new_codes_on_a_map_with_exact_neighbours():
+    codes, labels = blobs(600)
+    projection = project.UMAPProjection().fit(codes)
+    assert isinstance(projection.umap_._knn_search_index, project.ExactNeighbours)
+    coords = projection.umap_.embedding_
+    placed = projection.transform(codes[:20] + 1e-4)
+    assert np.abs(placed - coords[:20]).max() < 0.05 * np.ptp(coords)
+
+
+def test_a_fresh_process_maps_10000_codes_without_compiling_nn_descent():
+    """What the app's server does: warm up, then a map of 10,000 codes (the full test split). NN-descent's
+    compilation (about 50 s of CPU holding the GIL) must not happen; umap's own functions are kept on disk by numba."""
+    import subprocess
+    import sys
+
+    script = """
+import time, numpy as np
+from aelab import project
+start = time.perf_counter()
+project.warm_up_umap()
+warm = time.perf_counter() - start
+codes = np.random.default_rng(0).random((10000, 8), dtype=np.float32)
+start = time.perf_counter()
+projection = project.UMAPProjection().fit(codes, n_epochs=5)
+import pynndescent.pynndescent_ as nnd, umap.umap_
+print(len(nnd.nn_descent.overloads), type(umap.umap_.smooth_knn_dist._cache).__name__, round(warm, 1),
+      round(time.perf_counter() - start, 1))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    compiled, cache, warm, fit = out.stdout.split()
+    print(f"fresh process: warm-up {warm} s, map of 10,000 codes (5 epochs) {fit} s, smooth_knn_dist cache: {cache}")
+    assert compiled == "0"
+    assert cache != "NullCache"

@@ -58,6 +58,17 @@ def page(context, app_server):
     page.close()
 
 
+@pytest.fixture
+def tour(page, app_server):
+    """The shared session as the home test leaves it: the app open and MODEL chosen in the sidebar. A test run on
+    its own (pytest -k) gets there first, so each test also passes alone."""
+    if not getattr(page, "opened", False):
+        goto(page, app_server.url)
+        choose_model(page, MODEL)
+        page.opened = True
+    return page
+
+
 def image_src(page, caption: str):
     return page.evaluate(IMAGE_SRC, caption)
 
@@ -94,16 +105,18 @@ def test_home_lists_tiny_models_in_the_sidebar(page, app_server, artifacts):
     for name in TINY:
         assert any(m.startswith(f"{name} (") for m in models), (name, models)
     choose_model(page, MODEL)
+    page.opened = True
 
 
 TOUR = [(title, path) for title, path in PAGES if path != "latent_map"]
 
 
 @pytest.mark.parametrize("title,path", TOUR, ids=[p or "home" for _, p in TOUR])
-def test_every_page_renders_without_exception(page, app_server, artifacts, title, path):
+def test_every_page_renders_without_exception(tour, app_server, artifacts, title, path):
     """Each page through the sidebar (same session, the model already loaded): no exception box, a screenshot,
     and the first render's time. The Latent map's first render is its cold map: the last test measures it (by then
     the server's UMAP warm-up thread has had time to compile), and screenshots it."""
+    page = tour
     seconds = nav(page, title)  # waits for the page's own title
     assert_no_exception(page, title)
     shot(page, artifacts, path or "home")
@@ -117,7 +130,8 @@ def test_every_page_renders_without_exception(page, app_server, artifacts, title
 TIMINGS_FIRST_RENDER: dict[str, float] = {}
 
 
-def test_draw_a_seven_and_latency_against_a_bare_canvas(page, browser, app_server, bare_server, artifacts):
+def test_draw_a_seven_and_latency_against_a_bare_canvas(tour, browser, app_server, bare_server, artifacts):
+    page = tour
     # Timed in the server's steady state: its one-off UMAP warm-up (numba compiling, GIL held) ends first.
     waited = app_server.wait_for_log(ui.WARMUP_DONE)
     nav(page, "Draw")
@@ -174,7 +188,8 @@ def digit_png(path, digit: str = "3"):
     return path
 
 
-def test_denoise_an_uploaded_image(page, app_server, artifacts, tmp_path):
+def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
+    page = tour
     nav(page, "Denoise")
     page.locator('[data-testid="stRadio"]').filter(has_text="Upload").get_by_text("Upload", exact=True).click()
     wait_idle(page)
@@ -207,7 +222,8 @@ def trained_name():
     checkpoints.path_for(name).unlink(missing_ok=True)
 
 
-def test_train_one_epoch_and_pick_it_in_the_sidebar(page, app_server, artifacts, trained_name):
+def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts, trained_name):
+    page = tour
     name = trained_name
     nav(page, "Train")
     main = page.locator('[data-testid="stMain"]')
@@ -238,10 +254,11 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(page, app_server, artifacts,
     assert_no_exception(page, "Train (new model picked)")
 
 
-def test_latent_map_cold_cached_and_point_selection(page, app_server, artifacts):
+def test_latent_map_cold_cached_and_point_selection(tour, app_server, artifacts):
     """Last, so the UMAP warm-up the server started has had the other tests' time to compile numba's code.
     Cold: the first map of this model in this server process: encode the whole test split (1,000 codes of the
     offline sample) and fit UMAP on them."""
+    page = tour
     nav(page, "Home")
     choose_model(page, MODEL)
     start = time.perf_counter()
