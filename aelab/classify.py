@@ -20,6 +20,7 @@ import torch
 from .data import Dataset, stratified_indices
 from .errors import ConfigError
 from .models import Autoencoder
+from .neighbours import ExactNeighbours
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Prediction:
 
 class CodeKNN:
     """k-nearest-neighbour classifier on codes (Euclidean, brute force: exact, and well under a millisecond per query
-    for ten thousand codes).
+    for ten thousand codes; neighbours.ExactNeighbours, not scikit-learn's NearestNeighbors, which spends ~200 ms per
+    query on thread-pool bookkeeping).
 
     fit(codes, labels) stores the codes; predict(codes) returns labels; explain(codes) returns a Prediction per
     code with its votes and neighbours. `sources` (optional in fit) maps each fitted code back to where it came
@@ -59,23 +61,16 @@ class CodeKNN:
         self.sources_ = np.arange(len(codes)) if sources is None else np.asarray(sources)
         self.num_classes_ = int(labels.max()) + 1
         self.k_ = min(self.k, len(codes))
-        self._codes64 = codes.astype(np.float64)
-        self.sq_norms_ = (self._codes64 ** 2).sum(1)
+        self.index_ = ExactNeighbours(codes)
         return self
 
     def kneighbors(self, codes) -> tuple[np.ndarray, np.ndarray]:
         """(distances, positions) of the k nearest fitted codes, nearest first, each (N, k)."""
         if not hasattr(self, "codes_"):
             raise ConfigError("this classifier is not fitted yet: call fit first")
-        codes = np.asarray(codes, dtype=np.float64).reshape(-1, self.codes_.shape[1])
-        # |a - b|^2 = |a|^2 - 2ab + |b|^2 in one matrix product. Plain NumPy on purpose: scikit-learn's
-        # NearestNeighbors spends ~200 ms per query on thread-pool bookkeeping, far more than the search itself.
-        sq = np.maximum((codes ** 2).sum(1)[:, None] - 2 * codes @ self._codes64.T
-                        + self.sq_norms_[None], 0)
-        part = np.argpartition(sq, self.k_ - 1, axis=1)[:, : self.k_]
-        order = np.take_along_axis(sq, part, 1).argsort(1, kind="stable")
-        positions = np.take_along_axis(part, order, 1)
-        return np.sqrt(np.take_along_axis(sq, positions, 1)), positions
+        positions, distances = self.index_.query(np.asarray(codes, dtype=np.float32).reshape(-1, self.codes_.shape[1]),
+                                                 self.k_)
+        return distances, positions.astype(np.int64)
 
     def explain(self, codes) -> list[Prediction]:
         distances, positions = self.kneighbors(codes)

@@ -15,6 +15,7 @@ from .checkpoints import CheckpointInfo
 from .data import Dataset, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
+from .neighbours import ExactNeighbours
 from .project import PCAProjection
 
 
@@ -203,13 +204,11 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
 
 def code_neighbours(codes: np.ndarray, queries: list[int], k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """For each query row of `codes`, the k nearest other rows (Euclidean in code space): (indices, distances)."""
-    from sklearn.neighbors import NearestNeighbors
-
     codes = np.asarray(codes, dtype=np.float32)
     k = min(k, len(codes) - 1)
     if k < 1 or not queries:
         return np.empty((len(queries), 0), dtype=int), np.empty((len(queries), 0))
-    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(codes).kneighbors(codes[queries])
+    idx, dist = ExactNeighbours(codes).query(codes[queries], k + 1)
     keep = idx != np.asarray(queries)[:, None]  # drop the query itself (or the extra neighbour where it tied)
     idx = np.stack([row[mask][:k] for row, mask in zip(idx, keep)])
     dist = np.stack([row[mask][:k] for row, mask in zip(dist, keep)])

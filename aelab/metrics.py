@@ -71,10 +71,13 @@ def vae_nats(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = 
 
 
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k: int = 5) -> float:
-    from sklearn.neighbors import KNeighborsClassifier
+    """Accuracy of a k-NN vote (Euclidean, exact, ties to the lowest class: scikit-learn's KNeighborsClassifier) of
+    the test codes among the training codes."""
+    from .neighbours import ExactNeighbours, vote
 
-    clf = KNeighborsClassifier(n_neighbors=k, n_jobs=-1).fit(np.asarray(train_codes), np.asarray(train_labels))
-    return float((clf.predict(np.asarray(test_codes)) == np.asarray(test_labels)).mean())
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    neighbours, _ = ExactNeighbours(train_codes).query(test_codes, k)
+    return float((vote(train_labels, neighbours) == test_labels).mean())
 
 
 def psnr(clean: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .neighbours import ExactNeighbours
+
 CACHE = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab")) / "projections"
 
 
@@ -43,59 +45,6 @@ class PCAProjection:
 
     def fit_transform(self, codes: np.ndarray) -> np.ndarray:
         return self.fit(codes).transform(codes)
-
-
-class ExactNeighbours:
-    """Exact Euclidean k nearest neighbours of a fixed set of points, by chunked matrix products in torch.
-
-    `graph(k)` is the k-NN graph of the points themselves (each point first, at distance 0, as pynndescent's
-    neighbor_graph has it); `query(x, k)` answers for new points with the signature of pynndescent's
-    NNDescent.query, so umap-learn's transform can use it as its search index. Candidates are picked with the
-    expanded form |q|^2 - 2 q.p + |p|^2 on centred points and their distances then computed directly, so the
-    distances are exact and a point's distance to itself is 0."""
-
-    _angular_trees = False  # read by umap-learn's transform
-    CHUNK = 1024  # query rows per matrix product: 1,024 x 20,000 floats = 80 MB
-
-    def __init__(self, points: np.ndarray):
-        import torch
-
-        points = np.asarray(points, dtype=np.float32)
-        self._mean = points.mean(0)
-        self._points = torch.from_numpy(np.ascontiguousarray(points - self._mean))
-        self._norms = self._points.pow(2).sum(1)
-
-    def _search(self, q_all, k: int, self_first: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbours of the centred query rows q_all (a tensor); self_first: q_all are the points themselves."""
-        import torch
-
-        k = min(k, len(self._points))
-        indices = np.empty((len(q_all), k), dtype=np.int32)
-        dists = np.empty((len(q_all), k), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, len(q_all), self.CHUNK):
-                q = q_all[start:start + self.CHUNK]
-                d2 = torch.addmm(self._norms, q, self._points.T, alpha=-2).add_(q.pow(2).sum(1, keepdim=True))
-                if self_first:
-                    rows = torch.arange(len(q))
-                    d2[rows, rows + start] = -1.0
-                idx = d2.topk(k, largest=False, sorted=False).indices
-                exact = (q[:, None, :] - self._points[idx]).pow(2).sum(-1).sqrt()
-                exact, order = exact.sort(1)
-                indices[start:start + len(q)] = idx.gather(1, order).numpy()
-                dists[start:start + len(q)] = exact.numpy()
-        return indices, dists
-
-    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(indices int32, distances float32) of each point's k nearest points, itself first."""
-        return self._search(self._points, k, self_first=True)
-
-    def query(self, queries, k: int, epsilon: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, distances) of the k nearest points to each query; epsilon (an NN-descent knob) is ignored."""
-        import torch
-
-        queries = np.asarray(queries, dtype=np.float32) - self._mean
-        return self._search(torch.from_numpy(np.ascontiguousarray(queries)), k, self_first=False)
 
 
 def _keep_umap_jit_on_disk() -> None:
@@ -230,10 +179,7 @@ def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = ()
 
 def place_on_map(map_codes: np.ndarray, map_coords: np.ndarray, new_codes: np.ndarray, k: int = 10) -> np.ndarray:
     """2-D positions for new codes on an existing map: inverse-distance weighted mean of the k nearest map points."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(k, len(map_codes))
-    dist, idx = NearestNeighbors(n_neighbors=k).fit(map_codes).kneighbors(np.asarray(new_codes, dtype=np.float32))
+    idx, dist = ExactNeighbours(map_codes).query(new_codes, k)
     weights = 1.0 / (dist + 1e-6)
     weights /= weights.sum(1, keepdims=True)
     return (np.asarray(map_coords)[idx] * weights[..., None]).sum(1).astype(np.float32)

@@ -132,3 +132,21 @@ def test_blank_canvas_and_wrong_shapes_are_one_line_errors(tiny_checkpoints, mni
     rgb_model = build_model("mlp", latent_dim=4, hidden=[8], input_shape=(3, 32, 32))
     with pytest.raises(ConfigError, match="single-channel square"):
         classify.read_drawing(rgb_model, blank, knn, latent_map)
+
+
+def test_knn_accuracy_votes_like_scikit_learn_ties_included():
+    """metrics.knn_accuracy (exact neighbours, neighbours.vote) against KNeighborsClassifier: random labels and an
+    even k, so that many votes are ties, which both give to the lowest class."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from aelab.neighbours import ExactNeighbours, vote
+
+    rng = np.random.default_rng(0)
+    train, train_labels = rng.normal(size=(600, 4)).astype(np.float32), rng.integers(0, 6, 600)
+    test, test_labels = rng.normal(size=(300, 4)).astype(np.float32), rng.integers(0, 6, 300)
+    clf = KNeighborsClassifier(n_neighbors=4).fit(train, train_labels)
+    neighbours, _ = ExactNeighbours(train).query(test, 4)
+    np.testing.assert_array_equal(vote(train_labels, neighbours), clf.predict(test))
+    assert metrics.knn_accuracy(train, train_labels, test, test_labels, 4) == clf.score(test, test_labels)
+    assert metrics.knn_accuracy(torch.from_numpy(train), torch.from_numpy(train_labels), torch.from_numpy(test),
+                                torch.from_numpy(test_labels), 4) == clf.score(test, test_labels)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from aelab import project
+from aelab import neighbours, project
 
 
 def blobs(n: int, dim: int = 8, classes: int = 10, seed: int = 0):
@@ -90,7 +90,7 @@ def test_exact_neighbours_match_scikit_learn():
 
     codes, _ = blobs(3000, dim=12)
     codes *= 30  # large norms: the expanded form alone would lose the small distances to rounding
-    index = project.ExactNeighbours(codes)
+    index = neighbours.ExactNeighbours(codes)
     idx, dist = index.graph(15)
     assert idx.dtype == np.int32 and dist.dtype == np.float32 and idx.shape == dist.shape == (3000, 15)
     assert (idx[:, 0] == np.arange(3000)).all() and (dist[:, 0] == 0).all()  # each point first, at distance 0
@@ -106,7 +106,7 @@ def test_exact_neighbours_match_scikit_learn():
 def test_umap_transform_places_new_codes_on_a_map_with_exact_neighbours():
     codes, labels = blobs(600)
     projection = project.UMAPProjection().fit(codes)
-    assert isinstance(projection.umap_._knn_search_index, project.ExactNeighbours)
+    assert isinstance(projection.umap_._knn_search_index, neighbours.ExactNeighbours)
     coords = projection.umap_.embedding_
     placed = projection.transform(codes[:20] + 1e-4)
     assert np.abs(placed - coords[:20]).max() < 0.05 * np.ptp(coords)
@@ -120,7 +120,7 @@ def test_a_fresh_process_maps_10000_codes_without_compiling_nn_descent():
 
     script = """
 import time, numpy as np
-from aelab import project
+from aelab import neighbours, project
 start = time.perf_counter()
 project.warm_up_umap()
 warm = time.perf_counter() - start

@@ -1,0 +1,70 @@
+"""Exact nearest neighbours in code space: the one search behind every k-NN in aelab (the Draw page's vote, kNN
+accuracy, the neighbours the exploring pages show, new codes placed on a map, and UMAP's neighbour graph).
+
+Codes are low-dimensional (2 to a few hundred) and the sets the app searches hold at most tens of thousands, so a
+brute-force search by matrix products is exact and fast (10,000 x 30-d codes: 0.3 ms for one query, 0.7 s for the
+whole 15-NN graph on 2 cores), and needs neither scikit-learn's import (3 s) nor a tree or graph index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class ExactNeighbours:
+    """Exact Euclidean k nearest neighbours of a fixed set of points, by chunked matrix products in torch.
+
+    `graph(k)` is the k-NN graph of the points themselves (each point first, at distance 0, as pynndescent's
+    neighbor_graph has it); `query(x, k)` answers for new points with the signature of pynndescent's
+    NNDescent.query, so umap-learn's transform can use it as its search index. Candidates are picked with the
+    expanded form |q|^2 - 2 q.p + |p|^2 on centred points and their distances then computed directly, so the
+    distances are exact and a point's distance to itself is 0."""
+
+    _angular_trees = False  # read by umap-learn's transform
+    BLOCK = 2 ** 25  # floats in one block of squared distances (128 MB): its rows are queries, its columns points
+
+    def __init__(self, points):
+        points = np.asarray(points, dtype=np.float32)
+        self._mean = points.mean(0)
+        self._points = torch.from_numpy(np.ascontiguousarray(points - self._mean))
+        self._norms = self._points.pow(2).sum(1)
+
+    def _search(self, q_all, k: int, self_first: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours of the centred query rows q_all (a tensor); self_first: q_all are the points themselves."""
+        k = min(k, len(self._points))
+        indices = np.empty((len(q_all), k), dtype=np.int32)
+        dists = np.empty((len(q_all), k), dtype=np.float32)
+        chunk = max(1, self.BLOCK // max(1, len(self._points)))
+        with torch.no_grad():
+            for start in range(0, len(q_all), chunk):
+                q = q_all[start:start + chunk]
+                d2 = torch.addmm(self._norms, q, self._points.T, alpha=-2).add_(q.pow(2).sum(1, keepdim=True))
+                if self_first:
+                    rows = torch.arange(len(q))
+                    d2[rows, rows + start] = -1.0
+                idx = d2.topk(k, largest=False, sorted=False).indices
+                exact = (q[:, None, :] - self._points[idx]).pow(2).sum(-1).sqrt()
+                exact, order = exact.sort(1)
+                indices[start:start + len(q)] = idx.gather(1, order).numpy()
+                dists[start:start + len(q)] = exact.numpy()
+        return indices, dists
+
+    def graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices int32, distances float32) of each point's k nearest points, itself first."""
+        return self._search(self._points, k, self_first=True)
+
+    def query(self, queries, k: int, epsilon: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, distances) of the k nearest points to each query; epsilon (an NN-descent knob) is ignored."""
+        queries = np.asarray(queries, dtype=np.float32) - self._mean
+        return self._search(torch.from_numpy(np.ascontiguousarray(queries)), k, self_first=False)
+
+
+def vote(labels, neighbours: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """The majority class among each row of neighbour positions; a tie goes to the lowest class number, as in
+    scikit-learn's KNeighborsClassifier (uniform weights)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    counts = np.zeros((len(neighbours), num_classes), dtype=np.int64)
+    np.add.at(counts, (np.arange(len(neighbours))[:, None], labels[neighbours]), 1)
+    return counts.argmax(1)  # the first of the largest counts: the lowest tied class
