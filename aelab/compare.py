@@ -4,19 +4,56 @@ pictures, and nearest neighbours in code space."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import metrics
-from .checkpoints import CheckpointInfo
+from . import metrics, project
+from .checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
 from .data import Dataset, stratified_indices, to_float
-from .errors import ConfigError
+from .errors import AelabError, ConfigError
 from .models import Autoencoder
+from .models.pca import PCA, PCAConfig
 from .neighbours import ExactNeighbours
 from .project import PCAProjection
+
+
+CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big RGB images) is not written to disk
+
+
+def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
+    """PCA of the dataset's whole training split with every component (as many as pixels); a PCA of any size is its
+    leading components (`leading_components`). Kept on disk as an aelab checkpoint named by the images' content
+    (SHA-256, 35 ms for MNIST), so a restarted server or another process loads it in milliseconds instead of fitting
+    it again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). A broken cache file is refitted."""
+    images = np.ascontiguousarray(dataset.x_train.numpy())
+    digest = hashlib.sha256(memoryview(images).cast("B")).hexdigest()[:24]
+    path = project.CACHE.parent / "pca" / f"{dataset.name}-{digest}.safetensors"
+    if use_cache and path.is_file():
+        with contextlib.suppress(AelabError):
+            model, _ = load_checkpoint(path)
+            if isinstance(model, PCA):
+                return model.eval()
+    size = math.prod(dataset.input_shape)
+    pca = PCA(PCAConfig(latent_dim=size, input_shape=dataset.input_shape)).fit(to_float(dataset.x_train)).eval()
+    if use_cache and size <= CACHED_PCA_MAX_PIXELS:
+        with contextlib.suppress(OSError, AelabError):  # a read-only cache folder: fitted again next time
+            save_checkpoint(pca, path, dataset=dataset.name, source=dataset.source, images_sha256=digest)
+    return pca
+
+
+def leading_components(full: PCA, k: int) -> PCA:
+    """The PCA of k components from a fitted one with more: the same as fitting k (components are sorted and
+    sign-fixed)."""
+    k = min(k, full.latent_dim)
+    pca = PCA(PCAConfig(latent_dim=k, input_shape=full.input_shape))
+    pca.load_state_dict({"mean": full.mean, "components": full.components[:k],
+                         "explained_variance": full.explained_variance[:k]})
+    return pca.eval()
 
 
 def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:

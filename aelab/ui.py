@@ -19,7 +19,7 @@ import torch
 from . import checkpoints, compare, data, metrics, project
 from .errors import AelabError
 from .models import Autoencoder
-from .models.pca import PCA, PCAConfig
+from .models.pca import PCA
 from .train import device_name, pick_device
 
 DATASETS = list(data.BUILTIN)
@@ -61,9 +61,7 @@ def load_model(path: str, mtime: float) -> tuple[Autoencoder, dict]:
 
 @st.cache_resource(show_spinner="Fitting PCA on the training images…", max_entries=4)
 def _all_components(dataset_name: str) -> PCA:
-    ds = load_dataset(dataset_name)
-    pca = PCA(PCAConfig(latent_dim=int(np.prod(ds.input_shape)), input_shape=ds.input_shape))
-    return pca.fit(data.to_float(ds.x_train)).eval()
+    return compare.dataset_pca(load_dataset(dataset_name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -72,12 +70,7 @@ def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
 
     The covariance of 60,000 images is the slow part, so it is fitted once per dataset with every component and
     each size keeps the leading ones: the same result as fitting that size (components are sorted and sign-fixed)."""
-    full = _all_components(dataset_name)
-    k = min(latent_dim, full.latent_dim)
-    pca = PCA(PCAConfig(latent_dim=k, input_shape=full.input_shape))
-    pca.load_state_dict({"mean": full.mean, "components": full.components[:k],
-                         "explained_variance": full.explained_variance[:k]})
-    return pca.eval()
+    return compare.leading_components(_all_components(dataset_name), latent_dim)
 
 
 @st.cache_data(show_spinner="Encoding…", max_entries=64)

@@ -194,6 +194,30 @@ def test_pca_error_curve_matches_fitted_pcas(mnist):
     assert np.allclose(again, curve, rtol=1e-4)
 
 
+def test_dataset_pca_is_kept_on_disk_and_refitted_when_its_file_is_broken(mnist, tmp_path, monkeypatch):
+    from aelab import compare, project
+    from aelab.models.pca import PCA
+
+    monkeypatch.setattr(project, "CACHE", tmp_path / "projections")
+    fits = []
+    fit = PCA.fit
+    monkeypatch.setattr(PCA, "fit", lambda self, x: fits.append(len(x)) or fit(self, x))
+    first = compare.dataset_pca(mnist)
+    (saved,) = (tmp_path / "pca").glob("mnist-*.safetensors")
+    again = compare.dataset_pca(mnist)
+    assert fits == [len(mnist.x_train)]  # fitted once, then loaded
+    assert first.latent_dim == 784 and torch.equal(again.components, first.components)
+    assert torch.equal(again.mean, first.mean) and torch.equal(again.explained_variance, first.explained_variance)
+    saved.write_bytes(b"not a checkpoint")
+    third = compare.dataset_pca(mnist)
+    assert len(fits) == 2 and torch.equal(third.components, first.components)
+    # Any size is the leading components of the full PCA: the same as fitting that size.
+    five = compare.leading_components(first, 5)
+    direct = build_model("pca", latent_dim=5).fit(data.to_float(mnist.x_train))
+    x = data.to_float(mnist.x_test[:50])
+    assert five.latent_dim == 5 and torch.allclose(five.encode(x), direct.encode(x), atol=1e-3)
+
+
 def test_linear_autoencoder_approaches_pca(mnist):
     k = 8
     pca = build_model("pca", latent_dim=k).fit(data.to_float(mnist.x_train))
