@@ -5,14 +5,13 @@ pictures, and nearest neighbours in code space."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import metrics, project
+from . import cache, metrics
 from .checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
 from .data import Dataset, stratified_indices, to_float
 from .errors import AelabError, ConfigError
@@ -30,9 +29,8 @@ def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
     leading components (`leading_components`). Kept on disk as an aelab checkpoint named by the images' content
     (SHA-256, 35 ms for MNIST), so a restarted server or another process loads it in milliseconds instead of fitting
     it again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). A broken cache file is refitted."""
-    images = np.ascontiguousarray(dataset.x_train.numpy())
-    digest = hashlib.sha256(memoryview(images).cast("B")).hexdigest()[:24]
-    path = project.CACHE.parent / "pca" / f"{dataset.name}-{digest}.safetensors"
+    digest = cache.content_key(dataset.x_train.numpy())
+    path = cache.ROOT / "pca" / f"{dataset.name}-{digest}.safetensors"
     if use_cache and path.is_file():
         with contextlib.suppress(AelabError):
             model, _ = load_checkpoint(path)

@@ -9,19 +9,14 @@ neighbours' map positions, which is how UMAP's own transform initialises new poi
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
+from . import cache
 from .neighbours import ExactNeighbours
-
-CACHE = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab")) / "projections"
 
 
 class PCAProjection:
@@ -151,30 +146,20 @@ def make_projection(method: str, **params):
     return PROJECTIONS[method](**params)
 
 
-def cache_key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
 def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = (), use_cache: bool = True,
                   **params) -> tuple[np.ndarray, float, bool]:
-    """2-D coordinates for `codes`: (coords, seconds, from_cache). Cached on disk under a key of key_parts + params.
+    """2-D coordinates for `codes`: (coords, seconds, from_cache). Kept on disk (aelab.cache, under "projections")
+    under a key of key_parts, params and the codes' content.
 
     Codes of 2 dimensions are their own map (no projection)."""
     codes = np.asarray(codes, dtype=np.float32)
     start = time.perf_counter()
     if codes.shape[1] == 2:
         return codes.copy(), 0.0, False
-    key = cache_key(method, params, key_parts, codes.shape, float(codes[:50].sum()))
-    path = CACHE / f"{method}-{key}.npz"
-    if use_cache and path.is_file():
-        return np.load(path)["coords"], time.perf_counter() - start, True
-    coords = make_projection(method, **params).fit_transform(codes)
-    if use_cache:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, coords=coords)
-        os.replace(tmp, path)
-    return coords, time.perf_counter() - start, False
+    stored, from_disk = cache.arrays(
+        "projections", (method, params, key_parts, cache.content_key(codes)),
+        lambda: {"coords": make_projection(method, **params).fit_transform(codes)}, use_cache)
+    return stored["coords"], time.perf_counter() - start, from_disk
 
 
 def place_on_map(map_codes: np.ndarray, map_coords: np.ndarray, new_codes: np.ndarray, k: int = 10) -> np.ndarray:

@@ -28,9 +28,9 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     os.environ["AELAB_CACHE"] = tempfile.mkdtemp(prefix="aelab-map-speed-")
-    from aelab import data, metrics, project, ui
+    from aelab import cache, data, metrics, project, ui
 
-    project.CACHE = project.Path(os.environ["AELAB_CACHE"]) / "projections"
+    cache.ROOT = cache.Path(os.environ["AELAB_CACHE"])  # in case aelab was imported before the variable was set
     start = time.perf_counter()
     ui._warm_umap()
     warm = time.perf_counter() - start

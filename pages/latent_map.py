@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from aelab import compare, export, metrics, project, ui
+from aelab import cache, compare, export, metrics, ui
 from aelab.data import to_float
 from aelab.errors import AelabError
 
@@ -69,7 +69,7 @@ else:
                + (" UMAP was still compiling in the background (once per server start): later maps are faster."
                   if compiling and not result["from_disk"] else ""))
 
-map_key = "latent_map_" + project.cache_key(path, mtime, split, size, method, n_neighbors, min_dist)
+map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices), key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})

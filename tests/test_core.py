@@ -195,10 +195,10 @@ def test_pca_error_curve_matches_fitted_pcas(mnist):
 
 
 def test_dataset_pca_is_kept_on_disk_and_refitted_when_its_file_is_broken(mnist, tmp_path, monkeypatch):
-    from aelab import compare, project
+    from aelab import cache, compare
     from aelab.models.pca import PCA
 
-    monkeypatch.setattr(project, "CACHE", tmp_path / "projections")
+    monkeypatch.setattr(cache, "ROOT", tmp_path)
     fits = []
     fit = PCA.fit
     monkeypatch.setattr(PCA, "fit", lambda self, x: fits.append(len(x)) or fit(self, x))

@@ -1,0 +1,94 @@
+"""aelab.cache: arrays kept on disk between processes, and what the app keeps there (maps, test scores, kNN codes)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from aelab import anomaly, cache, classify, project, ui, ui_explore
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def test_arrays_are_computed_once_then_read_back(root):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(5.0), "b": np.eye(2, dtype=np.float32)}
+
+    first, hit = cache.arrays("things", ("x", 1), compute)
+    again, hit2 = cache.arrays("things", ("x", 1), compute)
+    assert (hit, hit2, len(calls)) == (False, True, 1)
+    assert all(np.array_equal(first[k], again[k]) and first[k].dtype == again[k].dtype for k in first)
+    other, hit3 = cache.arrays("things", ("x", 2), compute)  # another key: computed
+    assert not hit3 and len(calls) == 2
+    assert not list(root.rglob(".*"))  # no temporary file left behind
+
+
+def test_an_unreadable_file_is_computed_again_and_an_unwritable_folder_still_answers(root):
+    cache.arrays("things", ("x",), lambda: {"a": np.ones(3)})
+    (stored,) = (root / "things").glob("*.npz")
+    stored.write_bytes(b"PK\x03\x04 cut short")
+    values, hit = cache.arrays("things", ("x",), lambda: {"a": np.zeros(3)})
+    assert not hit and np.array_equal(values["a"], np.zeros(3))
+    assert np.array_equal(cache.arrays("things", ("x",), lambda: {"a": np.ones(3)})[0]["a"], np.zeros(3))
+    (root / "blocked").write_text("a file where the folder should be")
+    values, hit = cache.arrays("blocked", ("y",), lambda: {"a": np.ones(2)})
+    assert not hit and np.array_equal(values["a"], np.ones(2))
+
+
+def test_content_key_follows_values_shape_and_type():
+    a = np.arange(12, dtype=np.uint8)
+    assert cache.content_key(a) == cache.content_key(a.copy())
+    assert cache.content_key(a) != cache.content_key(a.reshape(3, 4))
+    assert cache.content_key(a) != cache.content_key(a.astype(np.int16))
+    b = a.copy()
+    b[5] += 1
+    assert cache.content_key(a) != cache.content_key(b)
+
+
+def test_maps_are_keyed_by_the_codes_content(root):
+    codes = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    first, _, hit = project.project_codes(codes, "pca", key_parts=("m",))
+    _, _, hit2 = project.project_codes(codes, "pca", key_parts=("m",))
+    moved = codes.copy()
+    moved[-1] += 1  # the same key parts, other codes: not the stored map
+    _, _, hit3 = project.project_codes(moved, "pca", key_parts=("m",))
+    assert (hit, hit2, hit3) == (False, True, False)
+
+
+def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoints, monkeypatch):
+    """After the in-memory caches are cleared (a restarted server), the Anomalies page's scores and the Draw page's
+    kNN codes come from the disk, not from the model again; a rewritten checkpoint is scored anew."""
+    path = str(tiny_checkpoints["tiny-conv"])
+    mtime = os.path.getmtime(path)
+    scores, labels = ui_explore.test_scores(path, mtime, "mnist")
+    knn = ui_explore.code_knn(path, mtime, "mnist")
+    ui_explore.test_scores.clear()
+    ui_explore.code_knn.clear()
+    score_calls, fit_calls = [], []
+    score, fit = anomaly.score_test_set, classify.fit_on_model
+    monkeypatch.setattr(anomaly, "score_test_set", lambda *a: score_calls.append(1) or score(*a))
+    monkeypatch.setattr(classify, "fit_on_model", lambda *a, **k: fit_calls.append(1) or fit(*a, **k))
+    again, labels2 = ui_explore.test_scores(path, mtime, "mnist")
+    knn2 = ui_explore.code_knn(path, mtime, "mnist")
+    assert not score_calls and not fit_calls
+    assert np.array_equal(scores, again) and np.array_equal(labels, labels2)
+    assert knn2.k == knn.k and np.array_equal(knn2.codes_, knn.codes_) and np.array_equal(knn2.sources_, knn.sources_)
+    assert np.array_equal(knn2.predict(knn.codes_[:20]), knn.predict(knn.codes_[:20]))
+    assert len(list((root / "test-scores").glob("*.npz"))) == 1
+
+    stat = os.stat(path)  # the checkpoint rewritten (same bytes here, a new modification time): scored anew
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        ui_explore.test_scores.clear()
+        ui_explore.test_scores(path, os.path.getmtime(path), "mnist")
+        assert score_calls == [1] and len(list((root / "test-scores").glob("*.npz"))) == 2
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        ui_explore.test_scores.clear()
