@@ -4,7 +4,6 @@ pictures, and nearest neighbours in code space."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -12,9 +11,9 @@ import torch
 from torch import nn
 
 from . import cache, metrics
-from .checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointInfo
 from .data import Dataset, stratified_indices, to_float
-from .errors import AelabError, ConfigError
+from .errors import ConfigError
 from .models import Autoencoder
 from .models.pca import PCA, PCAConfig
 from .neighbours import ExactNeighbours
@@ -26,22 +25,19 @@ CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big 
 
 def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
     """PCA of the dataset's whole training split with every component (as many as pixels); a PCA of any size is its
-    leading components (`leading_components`). Kept on disk as an aelab checkpoint named by the images' content
-    (SHA-256, 35 ms for MNIST), so a restarted server or another process loads it in milliseconds instead of fitting
-    it again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). A broken cache file is refitted."""
-    digest = cache.content_key(dataset.x_train.numpy())
-    path = cache.ROOT / "pca" / f"{dataset.name}-{digest}.safetensors"
-    if use_cache and path.is_file():
-        with contextlib.suppress(AelabError):
-            model, _ = load_checkpoint(path)
-            if isinstance(model, PCA):
-                return model.eval()
-    size = math.prod(dataset.input_shape)
-    pca = PCA(PCAConfig(latent_dim=size, input_shape=dataset.input_shape)).fit(to_float(dataset.x_train)).eval()
-    if use_cache and size <= CACHED_PCA_MAX_PIXELS:
-        with contextlib.suppress(OSError, AelabError):  # a read-only cache folder: fitted again next time
-            save_checkpoint(pca, path, dataset=dataset.name, source=dataset.source, images_sha256=digest)
-    return pca
+    leading components (`leading_components`). Its tensors are kept on disk (aelab.cache, keyed by the images'
+    SHA-256: 35 ms for MNIST), so a restarted server or another process loads them in milliseconds instead of fitting
+    again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). An unreadable file is refitted."""
+    config = PCAConfig(latent_dim=math.prod(dataset.input_shape), input_shape=dataset.input_shape)
+
+    def fit() -> dict[str, np.ndarray]:
+        return {name: t.numpy() for name, t in PCA(config).fit(to_float(dataset.x_train)).state_dict().items()}
+
+    stored, _ = cache.arrays("pca", (dataset.name, cache.content_key(dataset.x_train.numpy())), fit,
+                             use_cache and config.latent_dim <= CACHED_PCA_MAX_PIXELS)
+    pca = PCA(config)
+    pca.load_state_dict({name: torch.from_numpy(array) for name, array in stored.items()})
+    return pca.eval()
 
 
 def leading_components(full: PCA, k: int) -> PCA:

@@ -11,6 +11,7 @@ import torch
 
 from .data import Dataset, to_float
 from .models import Autoencoder
+from .neighbours import ExactNeighbours, vote
 from .train import corrupt
 
 # Images per forward pass when scoring many: large batches keep a GPU busy; on a CPU a batch that stays in cache wins
@@ -73,8 +74,6 @@ def vae_nats(model: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = 
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k: int = 5) -> float:
     """Accuracy of a k-NN vote (Euclidean, exact, ties to the lowest class: scikit-learn's KNeighborsClassifier) of
     the test codes among the training codes."""
-    from .neighbours import ExactNeighbours, vote
-
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
     neighbours, _ = ExactNeighbours(train_codes).query(test_codes, k)
     return float((vote(train_labels, neighbours) == test_labels).mean())

@@ -2,7 +2,8 @@
 keyed by checkpoint path and mtime, model pickers, an image picker and the drawing canvas.
 
 Fitted objects that every session can share (a kNN index, a latent map) are st.cache_resource, one per process;
-arrays are st.cache_data; the training codes of the kNN vote and the test scores are also kept on disk. No model math here: it lives in anomaly.py, classify.py, denoise.py and explore.py.
+arrays are st.cache_data; the training codes of the kNN vote and the test scores are also kept on disk. No model
+math here: it lives in anomaly.py, classify.py, denoise.py and explore.py.
 """
 
 from __future__ import annotations
