@@ -69,6 +69,7 @@ def _keep_umap_jit_on_disk() -> None:
 warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
 
 LARGE_MAP = 20_000  # points: the app's maps (at most 10,000) stay below it, whole datasets from the CLI go above
+EXACT_LIMIT = 100_000  # points: above it an exact graph costs more than compiling NN-descent (~50 s) and running it
 _PARALLEL_LAYOUT = threading.Lock()  # numba's default threading layer must not run two parallel layouts at once
 
 
@@ -83,8 +84,11 @@ class UMAPProjection:
 
     The nearest-neighbour graph of maps up to LARGE_MAP points is exact (ExactNeighbours: 0.7 s for 10,000 codes on
     2 cores), so umap-learn never runs pynndescent's NN-descent for them, whose numba compilation alone took 51 of
-    the 62 s a fresh process spent compiling for its first map of over 4,096 points (and holds the GIL all along).
-    Larger maps keep NN-descent: O(n log n) beats the exact O(n^2) there (70,000 codes: 2 s against about 25 s).
+    the 62 s a fresh process spent compiling for its first map of over 4,096 points (and holds the GIL all along;
+    numba cannot keep it on disk). Larger unseeded maps stay exact up to EXACT_LIMIT points while this process has
+    not compiled NN-descent (a fresh `python -m aelab embed`: 60,000 codes 37 s exact against 81 s with NN-descent's
+    compilation), and take NN-descent once it is compiled (then 2 s against 24 s for 70,000 codes) or above
+    EXACT_LIMIT. Larger seeded maps always take NN-descent, so the same command gives the same map in any process.
     `exact_neighbours` overrides that choice."""
 
     def __init__(self, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0, reproducible: bool | None = None,
@@ -98,6 +102,14 @@ class UMAPProjection:
             return {"random_state": self.seed, "n_jobs": 1}
         return {"n_jobs": -1, "n_epochs": 100, "init": "pca"}
 
+    def uses_exact_neighbours(self, n_points: int, seeded: bool) -> bool:
+        """Whether the map's neighbour graph is exact (ExactNeighbours) rather than NN-descent's: the class's rule."""
+        if self.exact_neighbours is not None:
+            return self.exact_neighbours
+        if n_points <= LARGE_MAP:
+            return True
+        return not seeded and n_points <= EXACT_LIMIT and not nn_descent_compiled()
+
     def fit(self, codes: np.ndarray, n_epochs: int | None = None) -> "UMAPProjection":
         """Fit the map; `n_epochs` overrides the layout's epochs (the warm-up's 5)."""
         import umap
@@ -106,8 +118,7 @@ class UMAPProjection:
         options = self.layout_options(len(codes))
         if n_epochs is not None:
             options["n_epochs"] = n_epochs
-        exact = self.exact_neighbours if self.exact_neighbours is not None else len(codes) <= LARGE_MAP
-        if exact:
+        if self.uses_exact_neighbours(len(codes), seeded="random_state" in options):
             index = ExactNeighbours(codes)
             options["precomputed_knn"] = (*index.graph(self.n_neighbors), index)
         _keep_umap_jit_on_disk()
@@ -123,16 +134,25 @@ class UMAPProjection:
         return self.umap_.embedding_.astype(np.float32)
 
 
-def warm_up_umap(parallel: bool = False) -> None:
+def nn_descent_compiled() -> bool:
+    """Whether this process has compiled pynndescent's NN-descent (numba keeps it in memory only)."""
+    import sys
+
+    module = sys.modules.get("pynndescent.pynndescent_")
+    return bool(module is not None and module.nn_descent.overloads)
+
+
+def warm_up_umap(parallel: bool = False, nn_descent: bool = False) -> None:
     """Fit throw-away maps with the layouts UMAPProjection uses, 5 epochs each, so numba compiles what a real fit
-    needs: the seeded layout on exact neighbours (every map up to LARGE_MAP points: all the app draws), and with
-    `parallel` the large-map path too (NN-descent, over 4,096 points so umap-learn takes it, and the parallel
-    layout). numba keeps none of it on disk, hence once per process."""
+    needs: the seeded layout on exact neighbours (every map up to LARGE_MAP points: all the app draws); with
+    `parallel` the large maps' parallel layout; with `nn_descent` NN-descent too (over 4,096 points so umap-learn
+    takes it: about 50 s, after which large unseeded maps use it, see UMAPProjection). umap-learn's own functions
+    are kept on disk by numba (_keep_umap_jit_on_disk); NN-descent is compiled once per process."""
     rng = np.random.default_rng(0)
     UMAPProjection().fit(rng.random((500, 8), dtype=np.float32), n_epochs=5)
-    if parallel:
-        UMAPProjection(reproducible=False, exact_neighbours=False).fit(rng.random((4200, 8), dtype=np.float32),
-                                                                       n_epochs=5)
+    if parallel or nn_descent:
+        UMAPProjection(reproducible=False, exact_neighbours=not nn_descent).fit(
+            rng.random((4200, 8), dtype=np.float32), n_epochs=5)
 
 
 PROJECTIONS = {"pca": PCAProjection, "umap": UMAPProjection}

@@ -37,7 +37,7 @@ SETTINGS = [  # (name, umap.UMAP keyword arguments besides BASE)
 def main() -> None:
     import umap
 
-    warm_up_umap(parallel=True)  # compile both layouts' numba code first
+    warm_up_umap(parallel=True, nn_descent=True)  # compile both layouts and NN-descent first
     ds = load_dataset("mnist")
     x, y = torch.cat([ds.x_train, ds.x_test]), torch.cat([ds.y_train, ds.y_test]).numpy()
     model, _ = load_zoo("mnist-deep-30")

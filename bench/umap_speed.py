@@ -7,7 +7,9 @@ Two comparisons, alternating --repeats times (the machine is shared: load moves 
   pixels (`umap.UMAP(n_neighbors=15, min_dist=0.1)`: parallel, 200 epochs, spectral initialisation);
 - reproducible: both seeded (`UMAPProjection(reproducible=True)`, umap-learn then lays out on one thread, 200 epochs):
   the same layout on both sides, so only the nearest-neighbour search differs.
-Numba's JIT is warmed up first (both layouts) so neither side pays for compilation. --verbose prints umap-learn's own
+Numba's JIT is warmed up first (both layouts and NN-descent) so neither side pays for compilation; both sides then
+use NN-descent (a fresh `python -m aelab embed` process, which has not compiled it, takes exact neighbours instead:
+bench/umap_first_map.py --split all). --verbose prints umap-learn's own
 stage timestamps (nearest neighbours, fuzzy set, initialisation, layout).
 
     AELAB_DATA=.data python bench/umap_speed.py [--repeats 3] [--json bench/results/umap_speed.json]
@@ -46,7 +48,7 @@ def main() -> None:
     x = torch.cat([ds.x_train, ds.x_test])[: args.n]
     model, _ = load_zoo(args.model)
     print(f"{len(x)} images, {torch.get_num_threads()} torch threads; warming up numba ...", flush=True)
-    warm_up_umap(parallel=True)
+    warm_up_umap(parallel=True, nn_descent=True)  # so large unseeded maps take NN-descent, as raw does
 
     raw = to_float(x).flatten(1).numpy()
     sides = {  # name -> function of nothing, returning seconds

@@ -52,6 +52,21 @@ def test_umap_layout_policy():
     assert project.UMAPProjection(reproducible=True).layout_options(70000)["random_state"] == 0
 
 
+def test_umap_neighbour_graph_policy(monkeypatch):
+    """Exact neighbours up to LARGE_MAP; above it, for unseeded maps, while NN-descent is not compiled in the process
+    (its compilation costs more than the exact graph) and up to EXACT_LIMIT; seeded large maps always NN-descent."""
+    rule = project.UMAPProjection().uses_exact_neighbours
+    compiled = {"now": False}
+    monkeypatch.setattr(project, "nn_descent_compiled", lambda: compiled["now"])
+    assert rule(project.LARGE_MAP, seeded=True) and rule(project.LARGE_MAP, seeded=False)
+    assert rule(70000, seeded=False) and not rule(70000, seeded=True)
+    assert not rule(project.EXACT_LIMIT + 1, seeded=False)
+    compiled["now"] = True
+    assert rule(project.LARGE_MAP, seeded=False) and not rule(70000, seeded=False)
+    assert not project.UMAPProjection(exact_neighbours=False).uses_exact_neighbours(100, seeded=True)
+    assert project.UMAPProjection(exact_neighbours=True).uses_exact_neighbours(10 ** 6, seeded=True)
+
+
 def test_small_umap_maps_are_reproducible_and_keep_clusters():
     codes, labels = blobs(600)
     a = project.UMAPProjection().fit_transform(codes)
@@ -67,6 +82,7 @@ def test_a_large_umap_map_takes_the_parallel_layout_and_keeps_clusters():
     seconds = time.perf_counter() - start
     coords = projection.umap_.embedding_
     assert projection.umap_.n_epochs == 100 and projection.umap_.random_state is None
+    assert isinstance(projection.umap_._knn_search_index, neighbours.ExactNeighbours)  # NN-descent is not compiled
     assert coords.shape == (len(codes), 2) and np.isfinite(coords).all()
     assert map_knn(coords, labels) > 0.95
     print(f"UMAP of {len(codes)} codes, parallel layout: {seconds:.1f} s")
@@ -81,7 +97,8 @@ def test_new_codes_land_next_to_their_twins(method):
 
 
 def test_warm_up_compiles_both_layouts_without_error():
-    project.warm_up_umap(parallel=True)  # what the app (seeded only) and the UMAP benchmarks run first
+    project.warm_up_umap(parallel=True)  # what the app runs (seeded only) and, with NN-descent, the UMAP benchmarks
+    assert not project.nn_descent_compiled()  # nor has any test before it (about 50 s of compilation)
     assert project.UMAPProjection(reproducible=False).layout_options(10)["n_jobs"] == -1
 
 
