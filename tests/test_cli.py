@@ -134,31 +134,57 @@ def test_reconstruct_prepares_photos_and_reports_bad_files(tmp_path, tiny_checkp
     assert not (tmp_path / "out" / "notes.input.png").exists()
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (("train", "resnet", "--out", "x"), ("invalid choice", "resnet")),
-    (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("latent_dim must be at least 1",)),
-    (("train", "mlp", "--out", "x", "--hidden", "a,b"), ("comma-separated",)),
-    (("train", "mlp", "--out", "x", "--lr", "-1"), ("lr must be at least",)),
-    (("train", "mlp", "--out", "x", "--activation", "swish"), ("invalid choice",)),
-    (("train", "mlp", "--out", "x", "--dataset", "imagenet"), ("unknown dataset",)),
-    (("eval", "missing.safetensors"), ("no such checkpoint",)),
-    (("sample", "missing.safetensors", "--out", "x.png"), ("no such checkpoint",)),
-    (("frobnicate",), ("invalid choice",)),
-])
-def test_user_errors_are_one_line(args, fragments, tmp_path):
-    assert_one_line_error(aelab(*args, cwd=tmp_path), *fragments)
+# Many commands in one new process (python -m aelab's own main, each with its own stdout/stderr and exit status):
+# a process per command would mostly measure torch's import, 3-4 s each here. Anything the import itself prints on
+# stderr (a warning) is checked on its own.
+BATCH = r"""
+import contextlib, io, json, sys, traceback
+from aelab.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            code, _ = 1, err.write(traceback.format_exc())
+    results.append({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+print(json.dumps(results))
+"""
 
 
-def test_sampling_a_plain_autoencoder_explains_why_not(tmp_path, tiny_checkpoints):
-    assert_one_line_error(aelab("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"),
-                          "not generative")
+def aelab_many(commands, cwd):
+    run = subprocess.run([sys.executable, "-c", BATCH, json.dumps([[str(a) for a in c] for c in commands])],
+                         capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         timeout=300)
+    assert run.returncode == 0 and run.stderr == "", run.stderr[-3000:]
+    return [subprocess.CompletedProcess(c, r["returncode"], r["stdout"], r["stderr"])
+            for c, r in zip(commands, json.loads(run.stdout))]
 
 
-def test_pickled_checkpoint_is_refused(tmp_path):
+def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
     import torch
 
     torch.save({"weights": torch.zeros(3)}, tmp_path / "model.pt")
-    assert_one_line_error(aelab("eval", tmp_path / "model.pt"), "never unpickles")
+    cases = [
+        (("train", "resnet", "--out", "x"), ("invalid choice", "resnet")),
+        (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("latent_dim must be at least 1",)),
+        (("train", "mlp", "--out", "x", "--hidden", "a,b"), ("comma-separated",)),
+        (("train", "mlp", "--out", "x", "--lr", "-1"), ("lr must be at least",)),
+        (("train", "mlp", "--out", "x", "--activation", "swish"), ("invalid choice",)),
+        (("train", "mlp", "--out", "x", "--dataset", "imagenet"), ("unknown dataset",)),
+        (("eval", "missing.safetensors"), ("no such checkpoint",)),
+        (("sample", "missing.safetensors", "--out", "x.png"), ("no such checkpoint",)),
+        (("frobnicate",), ("invalid choice",)),
+        (("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"), ("not generative",)),
+        (("eval", tmp_path / "model.pt"), ("never unpickles",)),
+    ]
+    results = aelab_many([args for args, _ in cases], cwd=tmp_path)
+    for (args, fragments), result in zip(cases, results):
+        assert_one_line_error(result, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no command left a file behind
 
 
 def test_train_without_a_class_and_greedy_stacked(tmp_path):

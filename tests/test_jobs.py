@@ -113,6 +113,46 @@ def test_missing_class_dataset_and_gpu_are_refused_up_front():
             jobs.validate_request("mlp", {}, {"device": "cuda"}, "x")
 
 
+# The two long jobs first: until they are stopped they keep both cores busy, slowing every other job down.
+def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started):
+    job = started["stopped"]
+    status = wait_for(job.id, lambda s: s.state == "running" and s.history)
+    assert 0 < status.fraction < 1 and status.eta_s > 0
+    with pytest.raises(ConfigError, match="still running: stop it first"):
+        jobs.remove_job(job.id)
+
+    # A restarted server no longer has the Popen: liveness then comes from the pid, its command line and /proc.
+    jobs._PROCESSES.pop(job.id)
+    assert jobs.job_status(job.id).state == "running"
+
+    jobs.stop_job(job.id)
+    assert jobs.job_status(job.id).stop_requested
+    # The exited process is a zombie until its parent reaps it: it must not count as running.
+    status = wait_for(job.id)
+    assert status.state == "stopped", status.message
+    assert "stopped during train epoch" in status.message and "saved as long-stopped" in status.message
+    model, meta = load_checkpoint(status.checkpoint)
+    assert meta["status"] == "stopped" and 1 <= len(meta["history"]) < LONG["epochs"]
+
+
+def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
+    job = started["killed"]
+    wait_for(job.id, lambda s: s.state == "running" and s.history and s.checkpoint.exists())
+    os.kill(job.pid, signal.SIGKILL)
+    # A kill in the middle of a save leaves the writer's hidden temp file behind: plant one to be sure.
+    stale = checkpoint_folder() / f".{job.name}.safetensors.killed-mid-save.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    status = wait_for(job.id)
+    assert status.state == "interrupted"
+    assert "killed by signal 9" in status.message and "long-killed holds the weights of epoch" in status.message
+    assert not list(checkpoint_folder().glob(".long-killed*.tmp"))
+    model, meta = load_checkpoint(status.checkpoint)
+    assert meta["status"] == "training" and len(meta["history"]) >= 1
+    assert not [path for path, _ in list_checkpoints()[1] if "long-killed" in path.name]
+    # The verdict is frozen: it stays the same when read again (by any session or server).
+    assert jobs.job_status(job.id).message == status.message
+
+
 def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_never_trained_twice(started):
     outcomes = started["outcomes"]
     refused = [o for o in outcomes if isinstance(o, AelabError)]
@@ -179,45 +219,6 @@ def test_job_the_cli_refuses_ends_failed_with_its_one_line_reason(started):
     assert status.message.startswith("kmnist is not available offline")
     assert "\n" not in status.message and "Traceback" not in status.job.log_path.read_text()
     assert not status.checkpoint.exists()
-
-
-def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started):
-    job = started["stopped"]
-    status = wait_for(job.id, lambda s: s.state == "running" and s.history)
-    assert 0 < status.fraction < 1 and status.eta_s > 0
-    with pytest.raises(ConfigError, match="still running: stop it first"):
-        jobs.remove_job(job.id)
-
-    # A restarted server no longer has the Popen: liveness then comes from the pid, its command line and /proc.
-    jobs._PROCESSES.pop(job.id)
-    assert jobs.job_status(job.id).state == "running"
-
-    jobs.stop_job(job.id)
-    assert jobs.job_status(job.id).stop_requested
-    # The exited process is a zombie until its parent reaps it: it must not count as running.
-    status = wait_for(job.id)
-    assert status.state == "stopped", status.message
-    assert "stopped during train epoch" in status.message and "saved as long-stopped" in status.message
-    model, meta = load_checkpoint(status.checkpoint)
-    assert meta["status"] == "stopped" and 1 <= len(meta["history"]) < LONG["epochs"]
-
-
-def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
-    job = started["killed"]
-    wait_for(job.id, lambda s: s.state == "running" and s.history and s.checkpoint.exists())
-    os.kill(job.pid, signal.SIGKILL)
-    # A kill in the middle of a save leaves the writer's hidden temp file behind: plant one to be sure.
-    stale = checkpoint_folder() / f".{job.name}.safetensors.killed-mid-save.tmp"
-    stale.write_bytes(b"half a checkpoint")
-    status = wait_for(job.id)
-    assert status.state == "interrupted"
-    assert "killed by signal 9" in status.message and "long-killed holds the weights of epoch" in status.message
-    assert not list(checkpoint_folder().glob(".long-killed*.tmp"))
-    model, meta = load_checkpoint(status.checkpoint)
-    assert meta["status"] == "training" and len(meta["history"]) >= 1
-    assert not [path for path, _ in list_checkpoints()[1] if "long-killed" in path.name]
-    # The verdict is frozen: it stays the same when read again (by any session or server).
-    assert jobs.job_status(job.id).message == status.message
 
 
 def test_form_fields_follow_the_config_dataclasses():
