@@ -3,6 +3,10 @@ and fixed by its inputs (a UMAP map of some codes, the scores of a checkpoint on
 training sample), so a restarted server shows it at once. Arrays only, as .npz read without pickle; each file is
 named by a hash of everything that determines it, written to a temporary name and renamed; an unreadable file is
 computed again and replaced.
+
+The folder is kept under a size limit ($AELAB_CACHE_LIMIT_MB, default 1024; 0 turns the limit off): after each write
+the least recently used results go first (a read marks a file as used). Each checkpoint version adds about 1.5 MB
+(its test scores and kNN codes) and each map its coordinates, so without a limit the folder would only grow.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -19,6 +25,47 @@ from typing import Callable
 import numpy as np
 
 ROOT = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab"))
+_RESULT = re.compile(r"[0-9a-f]{24}\.npz")  # what arrays() writes; anything else under ROOT is never removed
+_STALE_TMP_S = 3600  # a temporary file this old is left from a crash mid-write
+
+
+def limit_bytes() -> int:
+    """The cache's size limit in bytes ($AELAB_CACHE_LIMIT_MB); 0 means none."""
+    try:
+        return max(0, int(float(os.environ.get("AELAB_CACHE_LIMIT_MB", "1024")) * 2 ** 20))
+    except ValueError:
+        return 1024 * 2 ** 20
+
+
+def trim(limit: int | None = None, keep: Path | None = None) -> int:
+    """Remove the least recently used results under ROOT until they fit in `limit` bytes (default limit_bytes()),
+    never `keep` (the file just written), and temporary files left by crashed writes; returns the bytes freed."""
+    limit = limit_bytes() if limit is None else limit
+    files, freed, now = [], 0, time.time()
+    for kind in (ROOT.iterdir() if ROOT.is_dir() else ()):
+        if not kind.is_dir():
+            continue
+        for path in kind.iterdir():
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                if _RESULT.fullmatch(path.name):
+                    files.append((stat.st_mtime, stat.st_size, path))
+                elif path.name.startswith(".") and path.suffix == ".npz" and now - stat.st_mtime > _STALE_TMP_S:
+                    path.unlink()
+                    freed += stat.st_size
+    total = sum(size for _, size, _ in files)
+    if not limit or total <= limit:
+        return freed
+    for _, size, path in sorted(files, key=lambda f: f[0]):  # least recently used first
+        if total <= limit:
+            break
+        if keep is not None and path == keep:
+            continue
+        with contextlib.suppress(OSError):  # another process removed it first
+            path.unlink()
+            freed += size
+        total -= size
+    return freed
 
 
 def key(*parts) -> str:
@@ -47,7 +94,10 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
     if use_cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as stored:
-                return {name: stored[name] for name in stored.files}, True
+                found = {name: stored[name] for name in stored.files}
+            with contextlib.suppress(OSError):
+                os.utime(path)  # used now: the last to go when the folder is trimmed
+            return found, True
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # unreadable (a crash mid-write elsewhere, a full disk): computed again below
     result = {name: np.asarray(value) for name, value in compute().items()}
@@ -62,4 +112,5 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            trim(keep=path)
     return result, False

@@ -42,6 +42,33 @@ def test_an_unreadable_file_is_computed_again_and_an_unwritable_folder_still_ans
     assert not hit and np.array_equal(values["a"], np.ones(2))
 
 
+def test_the_folder_is_trimmed_to_its_limit_least_recently_used_first(root, monkeypatch):
+    block = {"a": np.zeros(32 * 1024, dtype=np.float64)}  # 256 KiB each
+    for i in range(4):
+        cache.arrays("things", (i,), lambda: block)
+    files = {i: root / "things" / f"{cache.key(i)}.npz" for i in range(4)}
+    size = files[0].stat().st_size
+    for age, i in enumerate((1, 0, 3, 2)):  # oldest first: 1, then 0, ...
+        os.utime(files[i], (1_000_000 + age, 1_000_000 + age))
+    cache.arrays("things", (0,), lambda: block)  # a read: 0 becomes the most recently used
+    (root / "torchvision").mkdir()
+    (root / "torchvision" / "a-download.npz").write_bytes(b"x" * 4 * size)  # not the cache's: never removed
+    stale = root / "things" / f".{cache.key(9)}.abc.npz"
+    stale.write_bytes(b"half written")
+    os.utime(stale, (1_000_000, 1_000_000))
+    monkeypatch.setenv("AELAB_CACHE_LIMIT_MB", str(3.5 * size / 2 ** 20))
+    cache.arrays("things", (4,), lambda: block)  # a fifth file: over the limit of three and a half
+    left = sorted(p.name for p in (root / "things").iterdir())
+    assert left == sorted(f"{cache.key(i)}.npz" for i in (0, 2, 4))  # 1 and 3, the least recently used, went
+    assert (root / "torchvision" / "a-download.npz").exists() and not stale.exists()
+    monkeypatch.setenv("AELAB_CACHE_LIMIT_MB", "0")  # no limit
+    for i in range(5, 9):
+        cache.arrays("things", (i,), lambda: block)
+    assert len(list((root / "things").glob("*.npz"))) == 7
+    assert cache.trim(limit=size) > 0 and [p.name for p in (root / "things").glob("*.npz")] == \
+        [f"{cache.key(8)}.npz"]  # the most recent stays even where one file is the whole limit
+
+
 def test_content_key_follows_values_shape_and_type():
     a = np.arange(12, dtype=np.uint8)
     assert cache.content_key(a) == cache.content_key(a.copy())
