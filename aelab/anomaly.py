@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import cache
 from .data import Dataset
 from .errors import ConfigError
 from .models import Autoencoder
@@ -24,6 +25,21 @@ def score_test_set(model: Autoencoder, dataset: Dataset) -> tuple[np.ndarray, np
     from .metrics import squared_errors
 
     return squared_errors(model, dataset.x_test).numpy(), dataset.y_test.numpy()
+
+
+def stored_test_scores(path, model: Autoencoder, dataset: Dataset,
+                       scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """score_test_set for the checkpoint file at `path` (which holds `model`), kept on disk (aelab.cache) for that
+    version of the file and those images: computed once, by the trainer when it saves (given as `scores`) or by the
+    first page that needs it, then read back by every process."""
+    def compute() -> dict[str, np.ndarray]:
+        if scores is not None:
+            return {"scores": np.asarray(scores), "labels": dataset.y_test.numpy()}
+        found, labels = score_test_set(model, dataset)
+        return {"scores": found, "labels": labels}
+
+    stored = cache.for_checkpoint("test-scores", path, dataset, "test", compute)
+    return stored["scores"], stored["labels"]
 
 
 def anomaly_mask(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:

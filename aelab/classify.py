@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import cache
 from .data import Dataset, stratified_indices
 from .errors import ConfigError
 from .models import Autoencoder
@@ -101,6 +102,18 @@ def fit_on_model(model: Autoencoder, dataset: Dataset, n: int = 10000, k: int = 
     idx = stratified_indices(dataset.y_train, n, seed)
     codes = encode(model, dataset.x_train[idx])
     return CodeKNN(k).fit(codes.numpy(), dataset.y_train[idx].numpy(), sources=idx.numpy())
+
+
+def stored_code_knn(path, model: Autoencoder, dataset: Dataset) -> CodeKNN:
+    """fit_on_model for the checkpoint file at `path` (which holds `model`), its training codes kept on disk
+    (aelab.cache) for that version of the file and those images: encoded once, by the trainer when it saves or by
+    the first Draw page, then read back by every process."""
+    def compute() -> dict[str, np.ndarray]:
+        knn = fit_on_model(model, dataset)
+        return {"codes": knn.codes_, "labels": knn.labels_, "sources": knn.sources_, "k": np.array(knn.k)}
+
+    stored = cache.for_checkpoint("knn-codes", path, dataset, "train", compute)
+    return CodeKNN(int(stored["k"])).fit(stored["codes"], stored["labels"], sources=stored["sources"])
 
 
 class LatentMap:

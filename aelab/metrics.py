@@ -124,10 +124,12 @@ def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64
     return (total[:, None] - captured).mean(0).numpy()
 
 
-def evaluate(model: Autoencoder, dataset: Dataset, knn_train_size: int = 20000) -> dict:
-    """The standard report on the test split: errors, kNN (1 and 5) on codes, and nats for VAEs."""
+def evaluate(model: Autoencoder, dataset: Dataset, knn_train_size: int = 20000,
+             test_errors: torch.Tensor | None = None) -> dict:
+    """The standard report on the test split: errors, kNN (1 and 5) on codes, and nats for VAEs. `test_errors`:
+    squared_errors(model, x_test, y_test) when the caller has them already."""
     x_test, y_test = dataset.x_test, dataset.y_test
-    errors = squared_errors(model, x_test, y_test)
+    errors = squared_errors(model, x_test, y_test) if test_errors is None else test_errors
     pixels = math.prod(x_test.shape[1:])
     report = {"variant": model.variant, "latent_dim": model.latent_dim, "dataset": dataset.name,
               "test_images": len(x_test), "sse_per_image": float(errors.mean()),

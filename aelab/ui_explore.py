@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from . import anomaly, cache, checkpoints, classify, metrics, ui
+from . import anomaly, checkpoints, classify, metrics, ui
 from .data import Dataset, stratified_indices, to_float
 from .errors import AelabError
 
@@ -20,24 +20,10 @@ from .errors import AelabError
 MAP_SAMPLE = 1000
 
 
-def _on_disk(kind: str, path: str, ds: Dataset, split: str, compute) -> dict[str, np.ndarray]:
-    """compute() kept on disk (aelab.cache) for this version of the checkpoint file and these images, so a restarted
-    server does not encode or score the same images again (Anomalies with mnist-conv-30: 6.9 s on 2 slow cores)."""
-    images = ds.x_train if split == "train" else ds.x_test
-    stored, _ = cache.arrays(kind, (cache.file_key(path), ds.name, split, cache.content_key(images.numpy())), compute)
-    return stored
-
-
 @st.cache_resource(show_spinner="Indexing training codes for the nearest-neighbour vote…", max_entries=16)
 def code_knn(path: str, mtime: float, dataset_name: str) -> classify.CodeKNN:
-    ds = ui.load_dataset(dataset_name)
-
-    def fit() -> dict[str, np.ndarray]:
-        knn = classify.fit_on_model(ui.load_model(path, mtime)[0], ds)
-        return {"codes": knn.codes_, "labels": knn.labels_, "sources": knn.sources_, "k": np.array(knn.k)}
-
-    stored = _on_disk("knn-codes", path, ds, "train", fit)
-    return classify.CodeKNN(int(stored["k"])).fit(stored["codes"], stored["labels"], sources=stored["sources"])
+    """The Draw page's vote; its training codes are kept on disk (classify.stored_code_knn), usually by the trainer."""
+    return classify.stored_code_knn(path, ui.load_model(path, mtime)[0], ui.load_dataset(dataset_name))
 
 
 @st.cache_resource(show_spinner="Mapping test codes…", max_entries=16)
@@ -54,14 +40,8 @@ def latent_map(path: str, mtime: float, dataset_name: str) -> tuple[classify.Lat
 
 @st.cache_data(show_spinner="Scoring every test image by its reconstruction error…", max_entries=32)
 def test_scores(path: str, mtime: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
-    ds = ui.load_dataset(dataset_name)
-
-    def score() -> dict[str, np.ndarray]:
-        scores, labels = anomaly.score_test_set(ui.load_model(path, mtime)[0], ds)
-        return {"scores": scores, "labels": labels}
-
-    stored = _on_disk("test-scores", path, ds, "test", score)
-    return stored["scores"], stored["labels"]
+    """The Anomalies page's scores, kept on disk (anomaly.stored_test_scores), usually by the trainer."""
+    return anomaly.stored_test_scores(path, ui.load_model(path, mtime)[0], ui.load_dataset(dataset_name))
 
 
 @st.cache_data(show_spinner="Encoding test images…", max_entries=32)

@@ -119,3 +119,25 @@ def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoin
     finally:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         ui_explore.test_scores.clear()
+
+
+@pytest.mark.parametrize("variant, options", [("conv", {"latent_dim": 4, "channels": [4, 8]}),
+                                              ("cvae", {"latent_dim": 2, "hidden": [32]})])
+def test_a_trained_model_arrives_with_its_page_results_already_on_disk(root, mnist, tmp_path, monkeypatch, variant,
+                                                                       options):
+    """The trainer keeps what Anomalies and Draw would compute on their first visit (the test scores reuse the
+    metrics' errors; a conditional model is scored again, without labels): the pages then compute nothing."""
+    from aelab.checkpoints import load_checkpoint
+    from aelab.train import TrainConfig, train_and_save
+
+    _, path = train_and_save(variant, options, mnist, TrainConfig(epochs=1, batch_size=256), tmp_path / "m")
+    model, _ = load_checkpoint(path)
+    expected_scores, expected_labels = anomaly.score_test_set(model, mnist)
+    expected_knn = classify.fit_on_model(model, mnist)
+    monkeypatch.setattr(anomaly, "score_test_set", lambda *a: pytest.fail("scored again"))
+    monkeypatch.setattr(classify, "fit_on_model", lambda *a, **k: pytest.fail("encoded again"))
+    scores, labels = ui_explore.test_scores(str(path), os.path.getmtime(path), "mnist")
+    knn = ui_explore.code_knn(str(path), os.path.getmtime(path), "mnist")
+    assert np.allclose(scores, expected_scores, rtol=1e-5) and np.array_equal(labels, expected_labels)
+    assert np.allclose(knn.codes_, expected_knn.codes_, atol=1e-5)
+    assert np.array_equal(knn.sources_, expected_knn.sources_) and knn.k == expected_knn.k
