@@ -3,7 +3,10 @@
 Batches of --batch images (uint8 -> float on the device, as the app does), a warm-up pass first, then the median of
 --repeats timed passes. float32 weights (as load_checkpoint gives them), no autocast.
 
-    AELAB_DATA=.data python bench/throughput.py [--device cpu|cuda] [--json bench/results/throughput-cpu.json]
+--layouts: for models with convolutions, also time them with PyTorch's default (contiguous) weight layout, in the
+same run, against the layout aelab gives them (`Autoencoder.place`: channels-last on the CPU), and print the ratio.
+
+    AELAB_DATA=.data python bench/throughput.py [--device cpu|cuda] [--only NAME ...] [--layouts] [--json FILE]
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--only", nargs="*", help="zoo model names (default: all)")
+    parser.add_argument("--layouts", action="store_true", help="conv models: default layout against aelab's too")
     parser.add_argument("--json")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -49,6 +54,8 @@ def main() -> None:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     print(f"{'model':<24} {'params':>9} {'encode img/s':>14} {'reconstruct img/s':>18}")
     for info in found:
+        if args.only and info.name not in args.only:
+            continue
         name = info.meta["dataset"]["name"]
         if name not in data:
             data[name] = load_dataset(name)
@@ -61,6 +68,16 @@ def main() -> None:
                            "encode_images_per_s": len(x) / enc, "reconstruct_images_per_s": len(x) / rec}
         print(f"{info.name:<24} {model.num_parameters():>9,} {len(x) / enc:>14,.0f} {len(x) / rec:>18,.0f}",
               flush=True)
+        convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+        if args.layouts and convolutional:
+            default = model.to(memory_format=torch.contiguous_format)  # PyTorch's layout, as before `place`
+            enc_d = timed(lambda: encode(default, x, y), device, args.repeats)
+            rec_d = timed(lambda: reconstruct(default, x, y), device, args.repeats)
+            rows[info.name].update(default_layout_encode_images_per_s=len(x) / enc_d,
+                                   default_layout_reconstruct_images_per_s=len(x) / rec_d,
+                                   layout_ratio_encode=enc_d / enc, layout_ratio_reconstruct=rec_d / rec)
+            print(f"{'  default layout':<24} {'':>9} {len(x) / enc_d:>14,.0f} {len(x) / rec_d:>18,.0f}   "
+                  f"aelab's layout: encode {enc_d / enc:.2f}x, reconstruct {rec_d / rec:.2f}x", flush=True)
     write_json(args.json, {"where": where(device), "batch": args.batch, "images": args.images, "models": rows})
 
 
