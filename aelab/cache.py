@@ -118,8 +118,10 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
 
 def for_checkpoint(kind: str, path: str | os.PathLike, dataset, split: str,
                    compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """arrays() of one version of a checkpoint file on one split of a dataset (keyed by the file's path, size and
-    mtime and by the SHA-256 of the split's images): what the app's pages and the trainer share."""
-    images = dataset.x_train if split == "train" else dataset.x_test
-    stored, _ = arrays(kind, (file_key(path), dataset.name, split, content_key(images.numpy())), compute)
+    """arrays() of one version of a checkpoint file on a split of a dataset ("train", "test" or "both"; keyed by the
+    file's path, size and mtime and by the SHA-256 of the split's images): what the app's pages and the trainer
+    share."""
+    images = {"train": [dataset.x_train], "test": [dataset.x_test], "both": [dataset.x_train, dataset.x_test]}[split]
+    content = [content_key(x.numpy()) for x in images]
+    stored, _ = arrays(kind, (file_key(path), dataset.name, split, *content), compute)
     return stored

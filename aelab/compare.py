@@ -122,6 +122,20 @@ def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_tra
     return {name: metrics.knn_accuracy(fn(x_tr, y_tr), y_tr, fn(x_te, y_te), y_te, k) for name, fn in features.items()}
 
 
+def stored_knn_comparison(path, model: Autoencoder, dataset: Dataset, pca: Autoencoder | None = None
+                          ) -> dict[str, float]:
+    """knn_comparison (default sizes) for the checkpoint file at `path` (which holds `model`), kept on disk
+    (aelab.cache) for that version of the file and that dataset: computed by the trainer when it saves or by the
+    first PCA-vs-AE page, then read back. `pca`: the PCA of the model's code size, when the caller has it."""
+    def compute() -> dict[str, np.ndarray]:
+        found = knn_comparison(model, pca if pca is not None else
+                               leading_components(dataset_pca(dataset), model.latent_dim), dataset)
+        return {"features": np.array(list(found)), "accuracy": np.array(list(found.values()), dtype=np.float64)}
+
+    stored = cache.for_checkpoint("knn-compare", path, dataset, "both", compute)
+    return dict(zip(stored["features"].tolist(), stored["accuracy"].tolist()))
+
+
 def mean_errors(model: Autoencoder, pca: Autoencoder, x: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[float, float]:
     """Mean squared error per image of the model and of PCA on the same images."""

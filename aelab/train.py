@@ -496,11 +496,17 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
 
 def _prepare_pages(path: Path, model, dataset: Dataset, test_errors: torch.Tensor | None) -> None:
     """What the app's pages would otherwise compute on their first visit, kept on disk (aelab.cache) for this
-    version of the checkpoint: the Anomalies page's test scores (the test errors the metrics already computed) and
-    the Draw page's training codes (mnist-conv-30 on 2 slow cores: 6.5 s and 2.5 s first renders otherwise)."""
+    version of the checkpoint: the Anomalies page's test scores (the test errors the metrics already computed), the
+    Draw page's training codes and the PCA-vs-AE page's kNN accuracies (mnist-conv-30 on 2 slow cores: 6.5 s,
+    2.5 s and about 2 s of those pages' first renders otherwise)."""
     from .anomaly import stored_test_scores
     from .classify import stored_code_knn
+    from .compare import CACHED_PCA_MAX_PIXELS, stored_knn_comparison
 
     stored_test_scores(path, model, dataset, None if test_errors is None else test_errors.numpy())
     if dataset.num_classes and (dataset.y_train >= 0).all():
         stored_code_knn(path, model, dataset)
+        # The page compares an autoencoder with the dataset's PCA, fitted here unless it is kept on disk already; not
+        # for images too large for that (a user's big RGB images: the page fits it if it is ever opened).
+        if model.variant != "pca" and math.prod(dataset.input_shape) <= CACHED_PCA_MAX_PIXELS:
+            stored_knn_comparison(path, model, dataset)

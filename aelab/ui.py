@@ -102,11 +102,11 @@ def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def knn_comparison(path: str, mtime: float, dataset_name: str, n_train: int = 5000, n_test: int = 1000,
-                   k: int = 5) -> dict[str, float]:
+def knn_comparison(path: str, mtime: float, dataset_name: str) -> dict[str, float]:
+    """The PCA-vs-AE page's kNN accuracies, kept on disk (compare.stored_knn_comparison), usually by the trainer."""
     model, _ = load_model(path, mtime)
-    return compare.knn_comparison(model, fitted_pca(dataset_name, model.latent_dim), load_dataset(dataset_name),
-                                  n_train, n_test, k)
+    return compare.stored_knn_comparison(path, model, load_dataset(dataset_name),
+                                         fitted_pca(dataset_name, model.latent_dim))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

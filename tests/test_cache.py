@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from aelab import anomaly, cache, classify, project, ui, ui_explore
+from aelab import anomaly, cache, classify, compare, project, ui, ui_explore
 
 
 @pytest.fixture
@@ -134,10 +134,14 @@ def test_a_trained_model_arrives_with_its_page_results_already_on_disk(root, mni
     model, _ = load_checkpoint(path)
     expected_scores, expected_labels = anomaly.score_test_set(model, mnist)
     expected_knn = classify.fit_on_model(model, mnist)
+    pca = ui.fitted_pca("mnist", model.latent_dim)
+    expected_comparison = compare.knn_comparison(model, pca, mnist)
     monkeypatch.setattr(anomaly, "score_test_set", lambda *a: pytest.fail("scored again"))
     monkeypatch.setattr(classify, "fit_on_model", lambda *a, **k: pytest.fail("encoded again"))
+    monkeypatch.setattr(compare, "knn_comparison", lambda *a, **k: pytest.fail("compared again"))
     scores, labels = ui_explore.test_scores(str(path), os.path.getmtime(path), "mnist")
     knn = ui_explore.code_knn(str(path), os.path.getmtime(path), "mnist")
+    assert ui.knn_comparison(str(path), os.path.getmtime(path), "mnist") == expected_comparison
     assert np.allclose(scores, expected_scores, rtol=1e-5) and np.array_equal(labels, expected_labels)
     assert np.allclose(knn.codes_, expected_knn.codes_, atol=1e-5)
     assert np.array_equal(knn.sources_, expected_knn.sources_) and knn.k == expected_knn.k
