@@ -546,7 +546,7 @@ def job_status(job_id: str | Job) -> JobStatus:
         status.reconstructions = np.asarray(progress.preview["reconstructions"], dtype=np.uint8)
     if alive:
         if progress.done is not None:
-            status.state, status.phase = "saving", "test metrics and final save"
+            status.state, status.phase = "saving", "test metrics, final save and the pages' results"
         elif progress.phase:
             status.state = "running"
             status.eta_s = _eta(job, progress)
