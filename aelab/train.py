@@ -490,6 +490,10 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
                            train_seconds=result.seconds, **meta)
+    if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those
+        from .checkpoints import load_checkpoint
+
+        model, errors = load_checkpoint(path, device=model.device)[0], None
     _prepare_pages(path, model, dataset, errors)
     return result, path
 

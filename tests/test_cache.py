@@ -121,16 +121,19 @@ def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoin
         ui_explore.test_scores.clear()
 
 
-@pytest.mark.parametrize("variant, options", [("conv", {"latent_dim": 4, "channels": [4, 8]}),
-                                              ("cvae", {"latent_dim": 2, "hidden": [32]})])
+@pytest.mark.parametrize("variant, options, float16", [("conv", {"latent_dim": 4, "channels": [4, 8]}, False),
+                                                       ("cvae", {"latent_dim": 2, "hidden": [32]}, False),
+                                                       ("mlp", {"latent_dim": 4, "hidden": [32]}, True)])
 def test_a_trained_model_arrives_with_its_page_results_already_on_disk(root, mnist, tmp_path, monkeypatch, variant,
-                                                                       options):
-    """The trainer keeps what Anomalies and Draw would compute on their first visit (the test scores reuse the
-    metrics' errors; a conditional model is scored again, without labels): the pages then compute nothing."""
+                                                                       options, float16):
+    """The trainer keeps what Anomalies, Draw and PCA vs AE would compute on their first visit (the test scores
+    reuse the metrics' errors; a conditional model is scored again, without labels; a float16 checkpoint with the
+    weights as saved): the pages then compute nothing, and find what they would have computed."""
     from aelab.checkpoints import load_checkpoint
     from aelab.train import TrainConfig, train_and_save
 
-    _, path = train_and_save(variant, options, mnist, TrainConfig(epochs=1, batch_size=256), tmp_path / "m")
+    _, path = train_and_save(variant, options, mnist, TrainConfig(epochs=1, batch_size=256), tmp_path / "m",
+                             float16=float16)
     model, _ = load_checkpoint(path)
     expected_scores, expected_labels = anomaly.score_test_set(model, mnist)
     expected_knn = classify.fit_on_model(model, mnist)
