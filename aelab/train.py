@@ -458,10 +458,10 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     """
     from .checkpoints import save_checkpoint
     from .metrics import evaluate, squared_errors
-    from .models import get_variant
+    from .models import build_model
 
-    options = {**model_options, "input_shape": dataset.input_shape, "num_classes": max(dataset.num_classes, 1)}
-    model = get_variant(variant)(get_variant(variant).config_class.from_dict(options))
+    model = build_model(variant, **model_options, input_shape=dataset.input_shape,
+                        num_classes=max(dataset.num_classes, 1))
     train_set = dataset
     for k, pick in ((without_class, Dataset.without_class), (only_class, Dataset.only_class)):
         if k is not None:
@@ -481,20 +481,19 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
 
     trainer.callbacks = [*callbacks, save_each_epoch]
     result = trainer.run()
-    if not result.history:
-        return result, save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
-                                       message=result.message, metrics={}, device=result.device,
-                                       train_seconds=result.seconds, **meta)
-    errors = None if model.conditional else squared_errors(model, dataset.x_test)  # labels change nothing then
-    metrics = evaluate(model, dataset, test_errors=errors)
+    trained = bool(result.history)
+    # The test errors serve the metrics and the Anomalies page alike; a conditional model's metrics see the labels.
+    errors = squared_errors(model, dataset.x_test) if trained and not model.conditional else None
+    metrics = evaluate(model, dataset, test_errors=errors) if trained else {}
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
                            train_seconds=result.seconds, **meta)
-    if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those
-        from .checkpoints import load_checkpoint
+    if trained:
+        if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those
+            from .checkpoints import load_checkpoint
 
-        model, errors = load_checkpoint(path, device=model.device)[0], None
-    _prepare_pages(path, model, dataset, errors)
+            model, errors = load_checkpoint(path, device=model.device)[0], None
+        _prepare_pages(path, model, dataset, errors)
     return result, path
 
 
