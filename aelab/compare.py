@@ -105,8 +105,20 @@ def map_2d(codes) -> tuple[np.ndarray, str]:
     return PCAProjection(2).fit_transform(codes), f"first two principal components of the {codes.shape[1]}-D code"
 
 
-def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_train: int = 5000, n_test: int = 1000,
-                   k: int = 5, seed: int = 0) -> dict[str, float]:
+KNN_TRAIN, KNN_TEST, KNN_K = 5000, 1000, 5
+
+
+def knn_comparison_caption(dataset: Dataset, n_train: int = KNN_TRAIN, n_test: int = KNN_TEST, k: int = KNN_K) -> str:
+    """What knn_comparison measured on this dataset, in words: the sample sizes it really used (a split smaller than
+    the sample size is used whole)."""
+    def part(n: int, total: int, what: str) -> str:
+        return f"all {total:,} {what}" if n >= total else f"{n:,} {what} (stratified sample)"
+    return (f"{k}-NN classification of {part(n_test, len(dataset.y_test), 'test images')} "
+            f"against {part(n_train, len(dataset.y_train), 'training images')}.")
+
+
+def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_train: int = KNN_TRAIN,
+                   n_test: int = KNN_TEST, k: int = KNN_K, seed: int = 0) -> dict[str, float]:
     """k-NN accuracy of test images against a stratified training sample, on the model's codes, on PCA codes of the
     same size, and on raw pixels."""
     if dataset.num_classes == 0 or (dataset.y_train < 0).any():

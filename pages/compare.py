@@ -73,7 +73,7 @@ else:
     else:
         st.dataframe([{"features": name, "5-NN accuracy": acc} for name, acc in knn.items()], hide_index=True,
                      column_config={"5-NN accuracy": st.column_config.NumberColumn(format="percent")})
-        st.caption("5-NN classification of 1,000 test images against 5,000 training images (stratified samples).")
+        st.caption(compare.knn_comparison_caption(ds))
 
     st.subheader("Subspace angles to PCA")
     if angles is None:

@@ -3,6 +3,7 @@ plus the computations those pages call (aelab.compare)."""
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -169,6 +170,7 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
     assert images(at) == 3 * 10
     knn = at.dataframe[0].value
     assert len(knn) == 3 and ((knn["5-NN accuracy"] > 0.1) & (knn["5-NN accuracy"] <= 1)).all()
+    assert "against all 4,000 training images" in texts(at.caption)  # the offline sample, used whole
     assert "not linear" in texts(at.info)
 
 
@@ -275,6 +277,12 @@ def test_knn_comparison_matches_the_stored_metric(tiny_checkpoints, mnist, pca8)
     assert scores["mlp codes (8-D)"] == pytest.approx(meta["metrics"]["knn5_accuracy"])
     assert all(0.3 < s <= 1 for s in scores.values())  # ten classes: chance is 0.1
     assert scores["raw pixels (784-D)"] > 0.85
+    assert compare.knn_comparison_caption(mnist) == ("5-NN classification of all 1,000 test images "
+                                                     "against all 4,000 training images.")
+    bigger = SimpleNamespace(y_train=torch.zeros(60000), y_test=torch.zeros(10000))
+    assert compare.knn_comparison_caption(bigger) == (
+        "5-NN classification of 1,000 test images (stratified sample) "
+        "against 5,000 training images (stratified sample).")
 
 
 def test_fitted_pca_of_any_size_equals_a_direct_fit(pca8):
