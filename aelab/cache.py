@@ -4,6 +4,10 @@ training sample), so a restarted server shows it at once. Arrays only, as .npz r
 named by a hash of everything that determines it, written to a temporary name and renamed; an unreadable file is
 computed again and replaced.
 
+Results that the pretrained zoo's pages need on the full datasets ship with the code, in aelab/prepared/ (written by
+`python -m aelab zoo --prepare`, read-only, never trimmed): they are looked up, by the same key, after ROOT. Since
+their keys are made of contents (the checkpoint file's bytes, the images' bytes), they serve any clone or copy.
+
 The folder is kept under a size limit ($AELAB_CACHE_LIMIT_MB, default 1024; 0 turns the limit off): after each write
 the least recently used results go first (a read marks a file as used). Each checkpoint version adds about 1.5 MB
 (its test scores and kNN codes) and each map its coordinates, so without a limit the folder would only grow.
@@ -25,8 +29,11 @@ from typing import Callable
 import numpy as np
 
 ROOT = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab"))
+SHIPPED = Path(__file__).resolve().parent / "prepared"
+READ_ONLY: list[Path] = [SHIPPED]  # folders looked in after ROOT, never written by arrays()
 _RESULT = re.compile(r"[0-9a-f]{24}\.npz")  # what arrays() writes; anything else under ROOT is never removed
 _STALE_TMP_S = 3600  # a temporary file this old is left from a crash mid-write
+_save = np.savez
 
 
 def limit_bytes() -> int:
@@ -79,6 +86,25 @@ def file_key(path: str | os.PathLike) -> tuple[str, int, int]:
     return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
 
 
+_file_hashes: dict[tuple, str] = {}
+
+
+def checkpoint_key(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (what identifies a checkpoint wherever it lies and whatever its name), remembered in
+    this process for each version of the file (file_key): 10 ms for a 5 MB checkpoint, once."""
+    version = file_key(path)
+    found = _file_hashes.get(version)
+    if found is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        found = digest.hexdigest()[:24]
+        if file_key(path) == version:  # not replaced while it was read
+            _file_hashes[version] = found
+    return found
+
+
 def content_key(array: np.ndarray) -> str:
     """SHA-256 of an array's bytes and shape (35 ms for the 60,000 MNIST training images)."""
     array = np.ascontiguousarray(array)
@@ -90,16 +116,20 @@ def content_key(array: np.ndarray) -> str:
 def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarray]], use_cache: bool = True
            ) -> tuple[dict[str, np.ndarray], bool]:
     """(arrays, from_disk): the arrays stored under ROOT/kind for key_parts, or compute() stored there."""
-    path = ROOT / kind / f"{key(*key_parts)}.npz"
-    if use_cache and path.is_file():
+    name = f"{key(*key_parts)}.npz"
+    path = ROOT / kind / name
+    for where in ([path, *(folder / kind / name for folder in READ_ONLY)] if use_cache else []):
+        if not where.is_file():
+            continue
         try:
-            with np.load(path, allow_pickle=False) as stored:
+            with np.load(where, allow_pickle=False) as stored:
                 found = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            continue  # unreadable (a crash mid-write elsewhere, a full disk): computed again below
+        if where == path:
             with contextlib.suppress(OSError):
                 os.utime(path)  # used now: the last to go when the folder is trimmed
-            return found, True
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            pass  # unreadable (a crash mid-write elsewhere, a full disk): computed again below
+        return found, True
     result = {name: np.asarray(value) for name, value in compute().items()}
     if use_cache:
         with contextlib.suppress(OSError):  # a read-only or full cache folder: the result is still returned
@@ -107,7 +137,7 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
             handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
             try:
                 with os.fdopen(handle, "wb") as f:
-                    np.savez(f, **result)
+                    _save(f, **result)
                 os.replace(tmp, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -116,12 +146,30 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
     return result, False
 
 
+@contextlib.contextmanager
+def writing_to(folder: Path):
+    """Within it, arrays() reads and writes `folder` alone, compressed and without a size limit: how the zoo's shipped
+    results are made (zoo.prepare). Not for a server: it changes this module's state for every thread."""
+    global ROOT, READ_ONLY, _save
+    saved = ROOT, READ_ONLY, _save, os.environ.get("AELAB_CACHE_LIMIT_MB")
+    ROOT, READ_ONLY, _save = Path(folder), [], np.savez_compressed
+    os.environ["AELAB_CACHE_LIMIT_MB"] = "0"
+    try:
+        yield ROOT
+    finally:
+        ROOT, READ_ONLY, _save, limit = saved
+        if limit is None:
+            os.environ.pop("AELAB_CACHE_LIMIT_MB", None)
+        else:
+            os.environ["AELAB_CACHE_LIMIT_MB"] = limit
+
+
 def for_checkpoint(kind: str, path: str | os.PathLike, dataset, split: str,
                    compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """arrays() of one version of a checkpoint file on a split of a dataset ("train", "test" or "both"; keyed by the
-    file's path, size and mtime and by the SHA-256 of the split's images): what the app's pages and the trainer
+    """arrays() of a checkpoint on a split of a dataset ("train", "test" or "both"; keyed by the SHA-256 of the
+    checkpoint file and of the split's images): what the app's pages, the trainer and the zoo's shipped results
     share."""
     images = {"train": [dataset.x_train], "test": [dataset.x_test], "both": [dataset.x_train, dataset.x_test]}[split]
     content = [content_key(x.numpy()) for x in images]
-    stored, _ = arrays(kind, (file_key(path), dataset.name, split, *content), compute)
+    stored, _ = arrays(kind, (checkpoint_key(path), dataset.name, split, *content), compute)
     return stored

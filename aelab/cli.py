@@ -114,6 +114,8 @@ def build_parser() -> Parser:
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
     zoo.add_argument("--out-dir", help="default: checkpoints/")
     zoo.add_argument("--list", action="store_true", help="list the zoo entries and their commands")
+    zoo.add_argument("--prepare", action="store_true",
+                     help="compute the pages' results for the shipped checkpoints into aelab/prepared/ (full data)")
     return parser
 
 
@@ -214,13 +216,11 @@ def cmd_embed(args) -> int:
     codes = encode(model, x, y).numpy()
     arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
     if args.map != "none":
-        from .project import project_codes
+        from .project import map_sample
 
         print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
-        path = Path(args.checkpoint).resolve()
         params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
-        arrays["coords"], seconds, cached = project_codes(
-            codes, args.map, key_parts=(str(path), path.stat().st_mtime, dataset.name, args.split, len(codes)), **params)
+        arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
         print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
     np.savez(args.out, **arrays)
     print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {args.out}")

@@ -182,6 +182,39 @@ def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = ()
     return stored["coords"], time.perf_counter() - start, from_disk
 
 
+MAP_SIZES = (500, 1000, 2000, 5000, 10000, 20000)
+PAGE_UMAP = {"n_neighbors": 15, "min_dist": 0.1}  # the Latent map page's UMAP settings until a user changes them
+
+
+def map_sizes(total: int) -> list[int]:
+    """The sample sizes a map of a split of `total` images offers (the last is the whole split)."""
+    return sorted({n for n in MAP_SIZES if n < total} | {total})
+
+
+def default_map_size(total: int) -> int:
+    return min(map_sizes(total), key=lambda n: abs(n - 5000))
+
+
+def sample_codes(model, dataset, split: str, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices, codes, labels) of a stratified sample of n images of a split (the whole split, in order, when n is
+    None)."""
+    import torch
+
+    from .data import stratified_indices
+    from .metrics import encode
+
+    x, y = dataset.split(split)
+    idx = stratified_indices(y, n) if n else torch.arange(len(x))
+    return idx.numpy(), encode(model, x[idx], y[idx]).numpy(), y[idx].numpy()
+
+
+def map_sample(codes: np.ndarray, method: str, dataset_name: str, split: str, n: int | None,
+               **params) -> tuple[np.ndarray, float, bool]:
+    """project_codes of sample_codes(..., split, n): the map the Latent map page shows and `embed --map` writes, one
+    entry on disk for both (n is None for a whole split)."""
+    return project_codes(codes, method, key_parts=(dataset_name, split, n), **params)
+
+
 def place_on_map(map_codes: np.ndarray, map_coords: np.ndarray, new_codes: np.ndarray, k: int = 10) -> np.ndarray:
     """2-D positions for new codes on an existing map: inverse-distance weighted mean of the k nearest map points."""
     idx, dist = ExactNeighbours(map_codes).query(new_codes, k)

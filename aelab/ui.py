@@ -78,10 +78,7 @@ def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None 
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices, codes, labels) of a stratified sample of n images of a split (all when n is None)."""
     model, _ = load_model(path, mtime)
-    ds = load_dataset(dataset_name)
-    x, y = ds.split(split)
-    idx = data.stratified_indices(y, n) if n else torch.arange(len(x))
-    return idx.numpy(), metrics.encode(model, x[idx], y[idx]).numpy(), y[idx].numpy()
+    return project.sample_codes(model, load_dataset(dataset_name), split, n)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -131,7 +128,7 @@ def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | 
     idx, z, y = codes(path, mtime, dataset_name, split, n)
     params = {"n_neighbors": n_neighbors, "min_dist": min_dist} if method == "umap" else {}
     start = time.perf_counter()
-    coords, _, from_disk = project.project_codes(z, method, key_parts=(path, mtime, dataset_name, split, n), **params)
+    coords, _, from_disk = project.map_sample(z, method, dataset_name, split, n, **params)
     return {"indices": idx, "codes": z, "labels": y, "coords": coords, "from_disk": from_disk,
             "seconds": time.perf_counter() - start, "computed_at": time.time()}
 

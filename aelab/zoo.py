@@ -3,6 +3,7 @@
     python -m aelab zoo --list                 # the entries and the command that reproduces each
     python -m aelab zoo                        # retrain all of them from scratch (needs the full data: AELAB_DATA)
     python -m aelab zoo --only mnist-deep-30   # one entry
+    python -m aelab zoo --prepare              # the pages' results for the shipped models (aelab/prepared/)
 
 Every entry is trained by `train.train_and_save` (the same function as `python -m aelab train`), stored as float16,
 with its seed and its reproducing command in the metadata. Hyper-parameters were chosen up front (Adam, a cosine
@@ -21,8 +22,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from .errors import ConfigError, DataError
 
@@ -198,11 +197,80 @@ def train_entry(entry: ZooEntry, out_dir: Path, data_root=None, epochs: int | No
     return result, path
 
 
+def prepare(data_root=None, folder: Path | None = None, names: list[str] | None = None) -> dict:
+    """Compute the slowest of what the app's pages compute on a shipped model's first visit, on the full dataset it
+    was trained on, into `folder` (default aelab/prepared/, which the cache reads after its own folder): for every zoo
+    checkpoint, the Anomalies page's test scores, the PCA-vs-AE page's kNN accuracies and the Latent map page's
+    default UMAP map (1.2 MB for the 15 models). The Draw page's kNN codes (18 MB) and the datasets' PCA (4.4 MB) are
+    left to the first visit: 1-2 s each on 2 cores, against several seconds for these.
+
+    The results are keyed by contents (the checkpoint file's and the images' SHA-256), so they serve any copy of the
+    repository and only those exact files; the folder is replaced as a whole and holds a manifest.json of what is in
+    it and which checkpoint each file belongs to."""
+    import shutil
+
+    from . import cache, project
+    from .anomaly import stored_test_scores
+    from .checkpoints import checkpoint_folder, load_checkpoint
+    from .compare import dataset_pca, leading_components, stored_knn_comparison
+    from .data import load_dataset
+
+    folder = Path(folder) if folder else cache.SHIPPED
+    staging = folder.with_name(f".{folder.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    manifest = {"command": "python -m aelab zoo --prepare", "checkpoints": {}}
+    entries = [get_entry(n) for n in names] if names else ENTRIES
+    datasets, pcas = {}, {}
+    for entry in entries:  # everything checked before anything is computed
+        if entry.dataset not in datasets:
+            datasets[entry.dataset] = dataset = load_dataset(entry.dataset, data_root)
+            if "offline sample" in dataset.source:
+                raise DataError(f"the shipped results are for the full {entry.dataset} (found only {dataset.source}): "
+                                "set AELAB_DATA or --data-root to a folder holding the idx files")
+    missing = [e.name for e in entries if not (checkpoint_folder() / f"{e.name}.safetensors").is_file()]
+    if missing:
+        raise ConfigError(f"no checkpoint for {', '.join(missing)} in {checkpoint_folder()}: "
+                          "train it first (python -m aelab zoo --only NAME)")
+    for entry in entries:
+        path = checkpoint_folder() / f"{entry.name}.safetensors"
+        if entry.dataset not in pcas:
+            pcas[entry.dataset] = dataset_pca(datasets[entry.dataset])  # in the user's own cache, not shipped
+        dataset = datasets[entry.dataset]
+        start = time.perf_counter()
+        model, _ = load_checkpoint(path)
+        with cache.writing_to(staging):
+            before = set(staging.rglob("*.npz"))
+            stored_test_scores(path, model, dataset)
+            if model.variant != "pca":
+                stored_knn_comparison(path, model, dataset, leading_components(pcas[entry.dataset], model.latent_dim))
+            if model.latent_dim != 2:  # a 2-D code is its own map
+                n = project.default_map_size(len(dataset.x_test))
+                n = None if n == len(dataset.x_test) else n
+                _, codes, _ = project.sample_codes(model, dataset, "test", n)
+                project.map_sample(codes, "umap", dataset.name, "test", n, **project.PAGE_UMAP)
+            files = sorted(str(p.relative_to(staging)) for p in set(staging.rglob("*.npz")) - before)
+        manifest["checkpoints"][entry.name] = {"sha256": cache.checkpoint_key(path), "dataset": dataset.name,
+                                               "files": files}
+        print(f"  {entry.name}: {len(files)} results in {time.perf_counter() - start:.1f} s", flush=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    manifest["bytes"] = sum(p.stat().st_size for p in staging.rglob("*.npz"))
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    print(f"{folder}: {manifest['bytes'] / 2**20:.2f} MB for {len(manifest['checkpoints'])} checkpoints")
+    return manifest
+
+
 def main(args) -> int:
     """`python -m aelab zoo`: args.only (names or None), args.out_dir (None: checkpoints/), args.list; optional
     args.epochs / args.device / args.allow_sample (tests and quick checks) and args.data_root."""
     if getattr(args, "list", False):
         print_list()
+        return 0
+    if getattr(args, "prepare", False):
+        if getattr(args, "only", None):
+            raise ConfigError("--prepare makes the results of every shipped model at once: leave out --only")
+        prepare(getattr(args, "data_root", None))
         return 0
     from .checkpoints import checkpoint_folder
 
@@ -227,4 +295,6 @@ def main(args) -> int:
         failures += result.status != "finished"
     total = sum(p.stat().st_size for p in out_dir.glob("*.safetensors"))
     print(f"{out_dir}: {total / 2**20:.1f} MB in all" + (" (over the 25 MB budget!)" if total > MAX_ZOO_BYTES else ""))
+    if out_dir.resolve() == checkpoint_folder().resolve():
+        print("The pages' shipped results belong to the old weights: run python -m aelab zoo --prepare")
     return 1 if failures else 0

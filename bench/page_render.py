@@ -9,8 +9,12 @@ app.py only, not here, so the Latent map page is measured with PCA (its UMAP col
 --as-trained: first keep on disk what the trainer keeps when it saves a model (`train._prepare_pages`: the Anomalies
 page's test scores, the Draw page's kNN codes), so the first renders are those of a model just trained (the time it
 took is printed); without it, those of a model that arrived some other way (a shipped or uploaded checkpoint).
+The results shipped for the zoo (aelab/prepared/, `python -m aelab zoo --prepare`) are read as the app reads them;
+--without-shipped ignores them (a shipped model before they existed, or an uploaded one). --map-method UMAP renders
+the Latent map page with its default UMAP map instead of PCA.
 
-    AELAB_DATA=.data python bench/page_render.py [--models mnist-deep-30 mnist-conv-30] [--as-trained] [--json FILE]
+    AELAB_DATA=.data python bench/page_render.py [--models mnist-deep-30 mnist-conv-30] [--as-trained]
+        [--without-shipped] [--map-method UMAP] [--pages pages/anomalies.py ...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["mnist-deep-30", "mnist-conv-30", "mnist-vae-20"])
     parser.add_argument("--as-trained", action="store_true")
     parser.add_argument("--pages", nargs="*", help="page files to render after Home (default: all)")
+    parser.add_argument("--without-shipped", action="store_true")
+    parser.add_argument("--map-method", choices=["PCA", "UMAP"], default="PCA")
     parser.add_argument("--json")
     args = parser.parse_args()
     os.environ["AELAB_CACHE"] = tempfile.mkdtemp(prefix="aelab-page-render-")
@@ -40,15 +46,19 @@ def main() -> None:
     os.environ["AELAB_UMAP_WARMUP"] = "0"
     from streamlit.testing.v1 import AppTest
 
-    from aelab import checkpoints, ui
+    from aelab import cache, checkpoints, ui
+
+    if args.without_shipped:
+        cache.READ_ONLY.clear()
 
     found, _ = checkpoints.list_checkpoints()
     labels = {c.name: ui.model_label(c) for c in found}
     pages = [path for path, *_ in ui.PAGES if not args.pages or path in args.pages or path.endswith("home.py")]
-    results = {"where": where(), "target_s": TARGET_S, "models": {}}
+    results = {"where": where(), "target_s": TARGET_S, "as_trained": args.as_trained,
+               "shipped_results": not args.without_shipped, "map_method": args.map_method, "models": {}}
     for name in args.models:
         rows = {}
-        state = {"model_choice": labels[name], "map_method": "PCA"}
+        state = {"model_choice": labels[name], "map_method": args.map_method}
         if args.as_trained:
             from aelab.data import load_dataset
             from aelab.train import _prepare_pages

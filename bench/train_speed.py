@@ -102,7 +102,7 @@ def main() -> None:
     print(f"median epoch: tutorial {t:.2f} s, aelab {o:.3f} s")
     if graph:
         g = statistics.median(graphed)
-        print(f"final training loss per image, eager vs CUDA graph: "
+        print("final training loss per image, eager vs CUDA graph: "
               + ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(losses, graph_losses)))
         print(f"median epoch with CUDA graph: {g:.3f} s")
         print(f"ratio eager {t / o:.1f}x")

@@ -64,7 +64,7 @@ def main() -> None:
             times[name].append(run())
             print(f"run {i + 1} {name}: {times[name][-1]:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"medians: " + ", ".join(f"{name} {t:.1f} s" for name, t in med.items()))
+    print("medians: " + ", ".join(f"{name} {t:.1f} s" for name, t in med.items()))
     print(f"reproducible (same seeded layout on both sides): raw / ours {med['raw reproducible'] / med['ours reproducible']:.2f}x")
     print(f"ratio raw / ours {med['raw'] / med['ours']:.2f}x (ours takes {med['ours'] / med['raw']:.0%} of the raw time)")
     write_json(args.json, {"where": where("cpu"), "images": len(x), "model": args.model, "seconds": times,

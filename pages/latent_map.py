@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from aelab import cache, compare, export, metrics, ui
+from aelab import cache, compare, export, metrics, project, ui
 from aelab.data import to_float
 from aelab.errors import AelabError
 
@@ -31,10 +31,10 @@ left, middle, right = st.columns([1, 2, 1])
 split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
 x_all, y_all = ds.split(split)
 total = len(x_all)
-sizes = sorted({n for n in (500, 1000, 2000, 5000, 10000, 20000) if n < total} | {total})
-size = middle.select_slider("Sample size (stratified by class)", sizes, value=min(sizes, key=lambda n: abs(n - 5000)),
+sizes = project.map_sizes(total)
+size = middle.select_slider("Sample size (stratified by class)", sizes, value=project.default_map_size(total),
                             format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}")
-n_neighbors, min_dist = 15, 0.1
+n_neighbors, min_dist = project.PAGE_UMAP["n_neighbors"], project.PAGE_UMAP["min_dist"]
 if model.latent_dim == 2:
     right.caption("Map: the 2-D code itself, no projection.")
     method = "PCA"  # project_codes hands 2-D codes back untouched, whatever the method
@@ -42,8 +42,8 @@ else:
     method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
 if method == "UMAP":
     with st.expander("UMAP settings"):
-        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, 15, key="map_neighbors")
-        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, 0.1, 0.01, key="map_min_dist")
+        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, n_neighbors, key="map_neighbors")
+        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01, key="map_min_dist")
 waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
 compiling = method == "UMAP" and ui.umap_warming_up()
 if compiling:

@@ -1,11 +1,13 @@
 """aelab.cache: arrays kept on disk between processes, and what the app keeps there (maps, test scores, kNN codes)."""
 
+import hashlib
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from aelab import anomaly, cache, classify, compare, project, ui, ui_explore
+from aelab import anomaly, cache, classify, compare, project, ui, ui_explore, zoo
 
 
 @pytest.fixture
@@ -89,9 +91,10 @@ def test_maps_are_keyed_by_the_codes_content(root):
     assert (hit, hit2, hit3) == (False, True, False)
 
 
-def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoints, monkeypatch):
+def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoints, monkeypatch, tmp_path):
     """After the in-memory caches are cleared (a restarted server), the Anomalies page's scores and the Draw page's
-    kNN codes come from the disk, not from the model again; a rewritten checkpoint is scored anew."""
+    kNN codes come from the disk, not from the model again; a copy of the checkpoint under another name is not
+    scored again, a rewritten checkpoint is."""
     path = str(tiny_checkpoints["tiny-conv"])
     mtime = os.path.getmtime(path)
     scores, labels = ui_explore.test_scores(path, mtime, "mnist")
@@ -110,15 +113,43 @@ def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoin
     assert np.array_equal(knn2.predict(knn.codes_[:20]), knn.predict(knn.codes_[:20]))
     assert len(list((root / "test-scores").glob("*.npz"))) == 1
 
-    stat = os.stat(path)  # the checkpoint rewritten (same bytes here, a new modification time): scored anew
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    try:
-        ui_explore.test_scores.clear()
-        ui_explore.test_scores(path, os.path.getmtime(path), "mnist")
-        assert score_calls == [1] and len(list((root / "test-scores").glob("*.npz"))) == 2
-    finally:
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        ui_explore.test_scores.clear()
+    copy = tmp_path / "renamed.safetensors"  # the same bytes under another name (a renamed or copied file): read
+    shutil.copy(path, copy)
+    ui_explore.test_scores.clear()
+    assert np.array_equal(ui_explore.test_scores(str(copy), os.path.getmtime(copy), "mnist")[0], scores)
+    assert not score_calls
+    zoo.add_metadata(copy, note="other bytes")  # a rewritten checkpoint: scored anew
+    ui_explore.test_scores.clear()
+    ui_explore.test_scores(str(copy), os.path.getmtime(copy), "mnist")
+    assert score_calls == [1] and len(list((root / "test-scores").glob("*.npz"))) == 2
+    ui_explore.test_scores.clear()
+
+
+def test_checkpoint_key_is_the_files_content(tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"x" * 3_000_000)
+    b.write_bytes(b"x" * 3_000_000)
+    assert cache.checkpoint_key(a) == cache.checkpoint_key(b) == hashlib.sha256(b"x" * 3_000_000).hexdigest()[:24]
+    a.write_bytes(b"x" * 2_999_999 + b"y")  # a new version of the file (its size or time changes)
+    os.utime(a, ns=(0, 10**9))
+    assert cache.checkpoint_key(a) != cache.checkpoint_key(b)
+
+
+def test_read_only_folders_are_read_after_the_cache_never_written(root, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(cache, "READ_ONLY", [shipped])
+    with cache.writing_to(shipped):
+        cache.arrays("things", ("k",), lambda: {"a": np.arange(3)})
+    assert os.environ.get("AELAB_CACHE_LIMIT_MB") != "0" and cache.ROOT == root  # restored
+    found, hit = cache.arrays("things", ("k",), lambda: pytest.fail("computed again"))
+    assert hit and found["a"].tolist() == [0, 1, 2] and not root.exists()
+    cache.arrays("things", ("k",), lambda: {"a": np.arange(4)}, use_cache=False)
+    with cache.writing_to(root):  # one of the user's own, under the same key, comes first
+        cache.arrays("things", ("k",), lambda: {"a": np.arange(4)})
+    assert cache.arrays("things", ("k",), lambda: pytest.fail("computed"))[0]["a"].tolist() == [0, 1, 2, 3]
+    monkeypatch.setenv("AELAB_CACHE_LIMIT_MB", "0.000001")  # a tiny limit trims the cache, never the shipped folder
+    cache.arrays("other", ("j",), lambda: {"a": np.arange(100)})
+    assert len(list(shipped.rglob("*.npz"))) == 1
 
 
 @pytest.mark.parametrize("variant, options, float16", [("conv", {"latent_dim": 4, "channels": [4, 8]}, False),

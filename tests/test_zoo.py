@@ -71,6 +71,11 @@ def test_the_zoo_refuses_the_offline_sample(tmp_path):
     with pytest.raises(DataError, match="full mnist"):
         zoo.main(args)
     assert not list(tmp_path.glob("*.safetensors"))
+    with pytest.raises(DataError, match="full mnist"):  # nor are the shipped results made from it
+        zoo.prepare(folder=tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()
+    with pytest.raises(ConfigError, match="leave out --only"):
+        zoo.main(argparse.Namespace(only=["mnist-pca-30"], list=False, prepare=True))
 
 
 def test_a_tiny_zoo_run(tmp_path, capsys):
@@ -109,6 +114,63 @@ def test_every_zoo_entry_is_shipped_and_the_folder_fits():
     assert names == {e.name for e in zoo.ENTRIES}
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert total <= zoo.MAX_ZOO_BYTES, f"checkpoints/ holds {total / 2**20:.1f} MB"
+
+
+def test_the_shipped_page_results_belong_to_the_shipped_checkpoints():
+    """aelab/prepared/ (python -m aelab zoo --prepare) holds results for these exact checkpoint files: a retrained
+    entry without a new --prepare would leave results nobody can find, and the pages would compute them again."""
+    from aelab import cache
+
+    manifest = json.loads((cache.SHIPPED / "manifest.json").read_text())
+    assert set(manifest["checkpoints"]) == {e.name for e in zoo.ENTRIES}
+    for name, entry in manifest["checkpoints"].items():
+        assert cache.checkpoint_key(SHIPPED / f"{name}.safetensors") == entry["sha256"], \
+            f"{name} changed since its results were made: run python -m aelab zoo --prepare"
+        assert 2 <= len(entry["files"]) <= 3 and any(f.startswith("test-scores/") for f in entry["files"])
+    listed = {f for entry in manifest["checkpoints"].values() for f in entry["files"]}
+    found = {str(p.relative_to(cache.SHIPPED)) for p in cache.SHIPPED.rglob("*") if p.is_file()}
+    assert found == listed | {"manifest.json"}
+    assert manifest["bytes"] == sum((cache.SHIPPED / f).stat().st_size for f in listed) <= 2 * 2**20
+
+
+def test_prepare_keeps_what_the_pages_then_read(tmp_path, monkeypatch, tiny_checkpoints, mnist):
+    """zoo.prepare on two stand-ins for zoo entries (the offline sample posing as the full data): with an empty cache
+    and the prepared folder, the Anomalies page's scores, the PCA-vs-AE page's kNN table and the Latent map page's
+    default UMAP map are read, not computed, and are what the pages would compute."""
+    import shutil
+
+    import numpy as np
+
+    from aelab import anomaly, cache, compare, data, project, ui, ui_explore
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    paths = {"mnist-shallow-32": folder / "mnist-shallow-32.safetensors",
+             "mnist-deep-2d": folder / "mnist-deep-2d.safetensors"}
+    shutil.copy(tiny_checkpoints["tiny-mlp"], paths["mnist-shallow-32"])
+    shutil.copy(tiny_checkpoints["tiny-mlp-2d"], paths["mnist-deep-2d"])
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(folder))
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: dataclasses.replace(mnist, source="the full set"))
+    manifest = zoo.prepare(folder=tmp_path / "prepared", names=list(paths))
+    assert [len(manifest["checkpoints"][n]["files"]) for n in paths] == [3, 2]  # a 2-D code is its own map
+    assert not (tmp_path / ".prepared.new").exists()
+
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "empty-cache")
+    monkeypatch.setattr(cache, "READ_ONLY", [tmp_path / "prepared"])
+    path = str(paths["mnist-shallow-32"])
+    mtime = os.path.getmtime(path)
+    model, _ = ui.load_model(path, mtime)
+    expected_scores = anomaly.score_test_set(model, mnist)[0]
+    expected_knn = compare.knn_comparison(model, ui.fitted_pca("mnist", model.latent_dim), mnist)
+    monkeypatch.setattr(anomaly, "score_test_set", lambda *a: pytest.fail("scored again"))
+    monkeypatch.setattr(compare, "knn_comparison", lambda *a, **k: pytest.fail("compared again"))
+    monkeypatch.setattr(project, "make_projection", lambda *a, **k: pytest.fail("mapped again"))
+    assert np.array_equal(ui_explore.test_scores(path, mtime, "mnist")[0], expected_scores)
+    assert ui.knn_comparison(path, mtime, "mnist") == expected_knn
+    shown = ui.latent_map(path, mtime, "mnist", "test", None, "umap", **project.PAGE_UMAP)
+    assert shown["from_disk"] and shown["coords"].shape == (len(mnist.x_test), 2)
+    written = {p.parent.name for p in (tmp_path / "empty-cache").rglob("*.npz")}
+    assert written <= {"pca"}  # the dataset's PCA, fitted for `expected_knn` above; nothing else computed
 
 
 @pytest.mark.parametrize("path", shipped(), ids=lambda p: p.name)

@@ -20,7 +20,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from aelab.ui import WARMUP_DONE
 
