@@ -253,7 +253,12 @@ def model_label(info: checkpoints.CheckpointInfo) -> str:
 def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source; errors become one-line messages."""
     with st.sidebar:
+        # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
+        # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
+        wanted = st.session_state.get("dataset_name") or st.session_state.get("dataset_choice")
+        st.session_state["dataset_name"] = wanted if wanted in DATASETS else DATASETS[0]
         name = st.selectbox("Dataset", DATASETS, key="dataset_name")
+        st.session_state["dataset_choice"] = name
         try:
             ds = load_dataset(name)
         except AelabError as err:

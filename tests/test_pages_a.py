@@ -79,6 +79,21 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     assert len(warmups) == 1  # started once per process, not on every rerun
 
 
+def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoints, monkeypatch):
+    """Streamlit drops a widget's state when another page runs: the sidebar keeps the choices itself."""
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.sidebar.selectbox(key="dataset_name").set_value("fashion-mnist").run()  # not here offline: an error, kept
+    at.switch_page("pages/models.py").run()
+    assert at.sidebar.selectbox(key="dataset_name").value == "fashion-mnist" and at.sidebar.error
+    at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+    at.sidebar.selectbox(key="model_mnist").set_value(label(tiny_checkpoints["tiny-vae"])).run()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset_name").value == "mnist"
+    assert at.sidebar.selectbox(key="model_mnist").value == label(tiny_checkpoints["tiny-vae"])
+
+
 def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     at = page("models.py", tiny_checkpoints["tiny-mlp"])
     assert not at.exception
