@@ -105,13 +105,13 @@ def at_threshold(scores, is_anomaly, threshold: float) -> ThresholdReport:
                            false_positive_rate=fp / negatives if negatives else 0.0)
 
 
-def best_threshold(scores, is_anomaly) -> float:
-    """The threshold with the highest F1 (a sensible place to start a threshold slider)."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(np.asarray(is_anomaly, dtype=int), np.asarray(scores))
-    f1 = 2 * precision[:-1] * recall[:-1] / np.clip(precision[:-1] + recall[:-1], 1e-12, None)
-    return float(thresholds[int(np.argmax(f1))])
+def starting_threshold(scores, is_anomaly) -> float:
+    """Where a threshold slider starts: the error of the n-th worst reconstructed image, n the number of anomalies, so
+    it flags as many images as there are anomalies (precision equals recall there). Unlike the best-F1 threshold, it
+    never starts by flagging everything when the error hardly tells the classes apart (a model that saw the anomaly
+    class in training): then precision and recall are simply low."""
+    scores, n = np.asarray(scores), int(np.asarray(is_anomaly).sum())
+    return float(np.sort(scores)[::-1][max(n, 1) - 1])
 
 
 @dataclass

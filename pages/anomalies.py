@@ -42,9 +42,9 @@ except AelabError as err:
 
 low, high = float(scores.min()), float(scores.max())
 threshold = st.slider("Threshold: flag test images whose error is at least", low, high,
-                      anomaly.best_threshold(scores, is_anomaly), (high - low) / 200 or 1.0, format="%.1f",
+                      anomaly.starting_threshold(scores, is_anomaly), (high - low) / 200 or 1.0, format="%.1f",
                       key=f"anomaly_threshold_{ctx.model_path}_{k}",
-                      help="starts at the threshold with the best F1 score")
+                      help="starts where it flags as many test images as there are anomalies")
 report = anomaly.at_threshold(scores, is_anomaly, threshold)
 
 m = st.columns(5)
@@ -52,7 +52,8 @@ m[0].metric("AUROC", f"{curve.auroc:.3f}", help=f"chance of ranking a random ima
             "normal one: 1 = perfect, 0.5 = chance")
 m[1].metric("Precision", f"{report.precision:.1%}", help="of the flagged images, the share that are anomalies")
 m[2].metric("Recall", f"{report.recall:.1%}", help="of the anomalies, the share that are flagged")
-m[3].metric("Flagged", f"{report.flagged} of {len(scores)}")
+m[3].metric(f"Flagged (of {len(scores):,})", f"{report.flagged:,}",
+            help=f"test images whose error is at least the threshold; {int(is_anomaly.sum()):,} are anomalies")
 m[4].metric("False positive rate", f"{report.false_positive_rate:.1%}", help="of the normal images, the share flagged")
 
 left, right = st.columns([3, 2])

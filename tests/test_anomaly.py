@@ -34,12 +34,16 @@ def test_precision_recall_at_a_threshold():
     assert everything.recall == 1.0 and everything.precision == 0.5
 
 
-def test_best_threshold_separates_separable_scores():
+def test_the_starting_threshold_flags_as_many_images_as_there_are_anomalies():
     scores = np.array([0.1, 0.2, 0.3, 0.9, 1.0])
     is_anomaly = np.array([0, 0, 0, 1, 1], dtype=bool)
-    best = anomaly.best_threshold(scores, is_anomaly)
-    report = anomaly.at_threshold(scores, is_anomaly, best)
-    assert report.precision == 1.0 and report.recall == 1.0
+    report = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
+    assert report.precision == 1.0 and report.recall == 1.0  # separable: exactly the anomalies
+    rng = np.random.default_rng(0)  # scores that hardly tell the classes apart: 10% flagged, not everything
+    scores, is_anomaly = rng.normal(size=10_000), rng.random(10_000) < 0.1
+    report = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
+    assert report.flagged == is_anomaly.sum() and report.precision == pytest.approx(report.recall)
+    assert report.precision < 0.2
 
 
 def test_class_histograms_share_bins_and_count_every_image():
