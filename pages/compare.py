@@ -12,8 +12,7 @@ from aelab.errors import AelabError
 ctx = ui.sidebar()
 st.title("PCA vs autoencoder")
 if ctx.model is None:
-    st.info("Pick a model in the sidebar: this page compares it with PCA of the same latent size.")
-    st.stop()
+    st.stop()  # the sidebar has said why, under the title
 
 model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
 is_pca = model.variant == "pca"

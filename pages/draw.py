@@ -41,13 +41,13 @@ def board():
     start = time.perf_counter()
     pad, out = st.columns([1, 2], gap="large")
     with pad:
-        st.caption("Draw a digit, white on black. Everything updates when you lift the mouse.")
+        st.caption(f"Draw {ui_explore.what_to_draw(ds)}, white on black. Everything updates when you lift the mouse.")
         drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}")
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.
         st.button("Clear", on_click=clear_canvas)
     with out:
         if drawing is None:
-            st.info("Draw a digit on the canvas to see what the model makes of it.")
+            st.info(f"Draw {ui_explore.what_to_draw(ds)} on the canvas to see what the model makes of it.")
             st.html(ui_explore.map_html(base_map, None, "your drawing will land here"))
             return
         try:

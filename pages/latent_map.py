@@ -16,8 +16,7 @@ SHOWN = 32  # selected images drawn at most; the rest are counted
 ctx = ui.sidebar()
 st.title("Latent map")
 if ctx.model is None:
-    st.info("Pick a model in the sidebar: this page maps its codes.")
-    st.stop()
+    st.stop()  # the sidebar has said why, under the title
 
 model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
 names = ds.class_names

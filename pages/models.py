@@ -59,8 +59,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.rerun()
 
 if ctx.model is None:
-    st.info("Pick a model in the sidebar to see its reconstructions, features, history and file actions.")
-    st.stop()
+    st.stop()  # the sidebar has said why, under the title
 
 model, meta, ds = ctx.model, ctx.meta, ctx.dataset
 found_metrics = meta.get("metrics") or {}

@@ -85,7 +85,7 @@ def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoint
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.sidebar.selectbox(key="dataset_name").set_value("fashion-mnist").run()  # not here offline: an error, kept
     at.switch_page("pages/models.py").run()
-    assert at.sidebar.selectbox(key="dataset_name").value == "fashion-mnist" and at.sidebar.error
+    assert at.sidebar.selectbox(key="dataset_name").value == "fashion-mnist" and at.main.error
     at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
     at.sidebar.selectbox(key="model_mnist").set_value(label(tiny_checkpoints["tiny-vae"])).run()
     at.switch_page("pages/generate.py").run()
@@ -221,12 +221,17 @@ def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
     assert "map_method" not in [r.key for r in at.radio]  # no projection to choose
 
 
-def test_pages_ask_for_a_model_when_there_is_none(tmp_path, monkeypatch):
+def test_pages_say_why_they_stop_under_their_title(tmp_path, monkeypatch):
     monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
-    for name in ("compare.py", "latent_map.py"):
+    for name in ("compare.py", "latent_map.py", "anomalies.py"):
         at = page(name)
-        assert not at.exception
-        assert "Pick a model" in texts(at.info)
+        assert not at.exception and not at.sidebar.warning
+        assert [w.value for w in at.main.warning] == [
+            "No mnist models yet: train one on the Train page, upload one on Models, or run `python -m aelab zoo`."]
+    at = page("latent_map.py", dataset_name="kmnist")  # no kmnist here: no model picker, and the page says so
+    assert not at.exception and at.sidebar.selectbox(key="dataset_name").value == "kmnist"
+    assert len(at.main.error) == 1 and at.main.error[0].value.startswith("kmnist is not available offline")
+    assert at.main.error[0].value.endswith("Pick another dataset in the sidebar.") and len(at.sidebar.selectbox) == 1
 
 
 def test_checkpoint_rows_carry_stored_metrics(tiny_checkpoints):

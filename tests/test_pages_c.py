@@ -57,6 +57,10 @@ def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
     assert not at.main.info and image_count(at) == 1
     at.slider[0].set_value(0.5).run()  # temperature
     assert not at.exception and image_count(at) == 1
+    at.button[0].click().run()  # New samples: the next seed, without Streamlit's default-value warning
+    assert at.number_input(key="generate_seed").value == 1 and not at.exception
+    at.slider[0].set_value(0.0).run()
+    assert "every sample is the same image" in texts(at.main.info)
     at = run_page("generate", "tiny-cvae")
     assert [s.value for s in at.main.subheader] == ["A row per class", "Fixed style, varying class"]
     assert image_count(at) == 2
@@ -217,3 +221,14 @@ def test_the_draw_maps_star_sits_where_the_code_lands():
     assert "left:100.00%;top:100.00%" in far and "off the map" in far and "<b>" not in far
     empty = ui_explore.map_html(picture)  # before the first stroke: the map, no star
     assert 'alt="latent map"' in empty and "your drawing" not in empty and "★" not in empty
+
+
+def test_the_canvas_asks_for_what_the_dataset_holds(mnist):
+    import dataclasses
+
+    from aelab import ui_explore
+    from aelab.data import BUILTIN
+
+    assert ui_explore.what_to_draw(mnist) == "a digit"
+    fashion = dataclasses.replace(mnist, name="fashion-mnist", class_names=list(BUILTIN["fashion-mnist"][0]))
+    assert ui_explore.what_to_draw(fashion) == "something like a trouser (or another fashion-mnist class)"
