@@ -159,6 +159,17 @@ def umap_warming_up() -> bool:
     return any(t.name == WARMUP_THREAD and t.is_alive() for t in threading.enumerate())
 
 
+# One colour per class on every page (maps, the Draw page's map, histograms): D3's ten, then Pastel for more classes.
+CLASS_COLOURS = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+                 "#17BECF", "rgb(102, 197, 204)", "rgb(246, 207, 113)", "rgb(248, 156, 116)", "rgb(220, 176, 242)",
+                 "rgb(135, 197, 95)", "rgb(158, 185, 243)", "rgb(254, 136, 177)", "rgb(201, 219, 116)",
+                 "rgb(139, 224, 164)", "rgb(180, 151, 231)", "rgb(179, 179, 179)")
+
+
+def class_colour(k: int) -> str:
+    return CLASS_COLOURS[k % len(CLASS_COLOURS)] if k >= 0 else "#B3B3B3"
+
+
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
                   title: str = "", height: int = 480):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
@@ -171,9 +182,10 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "class": names, "row": np.arange(len(labels)),
                           "index": np.arange(len(labels)) if indices is None else np.asarray(indices)})
     order = [c for c in class_names if c in set(names)] + (["unlabelled"] if "unlabelled" in names else [])
+    colours = {name: class_colour(k) for k, name in enumerate(class_names)} | {"unlabelled": class_colour(-1)}
     fig = px.scatter(frame, x="x", y="y", color="class", custom_data=["row"], category_orders={"class": order},
                      hover_data={"x": False, "y": False, "class": True, "index": True},
-                     color_discrete_sequence=px.colors.qualitative.D3 + px.colors.qualitative.Pastel, title=title)
+                     color_discrete_map=colours, title=title)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -306,8 +318,13 @@ def select_model(label: str) -> None:
     st.session_state["model_request"] = label
 
 
+ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px
+
+
 def show_images(images, captions=None, columns: int = 8, width: int = 84) -> None:
-    """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1])."""
+    """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1]).
+    Images shrink so that a row fits in ROW_PX: a wider row would wrap in the browser (14 + 2 for 16 of 64 px)."""
+    width = max(24, min(width, ROW_PX // max(1, columns)))
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.ndim == 4:
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)

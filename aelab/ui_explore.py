@@ -157,6 +157,7 @@ def pick_image(ds: Dataset, key: str, title: str,
         i = int(members[int(j)])
     label = int(y[i]) if y[i] >= 0 else None
     caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")
+    ui.show_images(to_float(x[i])[None], [caption], columns=1, width=84)  # which image was picked
     return to_float(x[i]), label, caption
 
 
@@ -171,9 +172,7 @@ def show_tile(images: torch.Tensor, columns: int, width: int | None = None, capt
 
 # --- The Draw page's map ---------------------------------------------------------------------------------------
 
-# Plotly's default qualitative palette has exactly ten colours, one per class of the built-in datasets.
-PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
-           "#FECB52")
+PALETTE = ui.CLASS_COLOURS  # the same colour for a class as on the Latent map and PCA-vs-AE maps
 
 
 # The Draw page's map: its points are drawn once into a picture; after every stroke only a star moves on it.
@@ -275,9 +274,8 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
         odd = c in anomalous_classes
         fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
                                  name=class_label(ds, c) + (" (anomaly)" if odd else ""),
-                                 line={"width": 3.5 if odd else 1.2,
-                                       "color": "#d62728" if odd else PALETTE[c % len(PALETTE)]},
-                                 opacity=1.0 if odd else 0.75))
+                                 line={"width": 3.5 if odd else 1.2, "color": PALETTE[c % len(PALETTE)]},
+                                 opacity=1.0 if odd else 0.6))
     fig.add_vline(x=threshold, line_dash="dash", line_color="black",
                   annotation_text="threshold", annotation_position="top right")
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10},

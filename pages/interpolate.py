@@ -33,7 +33,8 @@ if x_a is None or x_b is None:
 else:
     try:
         path = explore.interpolate(model, x_a, x_b, steps, method, label_a, label_b)
-        ui.show_images(path, [caption_a] + [""] * (steps - 2) + [caption_b], columns=steps, width=64)
+        st.caption(f"From A ({caption_a}) on the left to B ({caption_b}) on the right, in {steps} steps.")
+        ui.show_images(path, columns=steps, width=64)
         if model.conditional and label_a is not None and label_b is not None and label_a != label_b:
             st.caption("Conditional model: the class label switches from A's to B's half-way along the path.")
     except AelabError as err:

@@ -73,11 +73,13 @@ def test_interpolate_2d_vae_shows_path_prior_grid_and_traversals(tiny_checkpoint
     at = run_page("interpolate", "tiny-vae")
     assert [s.value for s in at.main.subheader] == ["Between two images", "The latent plane", "Traversals"]
     assert "prior" in texts(at.main.caption)
-    assert image_count(at) == 10 + 1 + 1  # the strip of 10 steps, the manifold grid, the traversals
+    # the two images picked, the strip of 10 steps, the manifold grid, the traversals
+    assert image_count(at) == 2 + 10 + 1 + 1
+    assert "From A (test #" in texts(at.main.caption)
     at.radio(key="interp_a_source").set_value("Random").run()
-    assert not at.exception and image_count(at) == 12
+    assert not at.exception and image_count(at) == 14
     at.radio[2].set_value("spherical").run()  # the path: slerp instead of lerp
-    assert not at.exception and image_count(at) == 12
+    assert not at.exception and image_count(at) == 14
 
 
 def test_interpolate_plain_2d_model_grid_spans_its_test_codes(tiny_checkpoints):
