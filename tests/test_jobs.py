@@ -227,6 +227,8 @@ def test_form_fields_follow_the_config_dataclasses():
     assert fields["hidden"].kind == "int_list" and fields["tied"].kind == "bool"
     assert fields["activation"].kind == "choice" and "relu" in fields["activation"].choices
     assert (fields["latent_dim"].kind, fields["latent_dim"].minimum, fields["latent_dim"].maximum) == ("int", 1, 4096)
+    linear = {f.name for f in jobs.form_fields(REGISTRY["linear"].config_class)}  # only what keeps it linear
+    assert linear == {"latent_dim", "recon_loss", "tied", "l2_weight"}
     train_fields = {f.name: f for f in jobs.form_fields(TrainConfig)}
     assert "log_every" not in train_fields and train_fields["lr"].kind == "float"
     assert train_fields["lr"].step == pytest.approx(1e-3) and train_fields["device"].default == "auto"

@@ -165,6 +165,13 @@ class LinearConfig(MLPConfig):
                              choices=("mse", "bce"))
     activation: str = option("identity", "no activation: a linear AE", choices=("identity",), hidden=True)
     init: str = option("xavier", "weight initialisation", choices=("xavier", "default"), hidden=True)
+    # What would make it something other than the PCA-equivalent model is not offered (Train page, CLI).
+    hidden: list[int] = option([], "no hidden layers: a linear AE", hidden=True)
+    code_activation: str = option("none", "no code activation: a linear AE", choices=("none",), hidden=True)
+    dropout: float = option(0.0, "no hidden layers to drop units from", minimum=0.0, maximum=0.0, hidden=True)
+    sparsity_target: float = option(0.05, "no sparsity term", minimum=1e-4, maximum=0.9999, hidden=True)
+    sparsity_weight: float = option(0.0, "no sparsity term", minimum=0.0, maximum=0.0, hidden=True)
+    l1_weight: float = option(0.0, "no L1 penalty on the code", minimum=0.0, maximum=0.0, hidden=True)
 
     def validate(self) -> None:
         super().validate()
