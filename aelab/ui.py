@@ -170,8 +170,15 @@ def class_colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)] if k >= 0 else "#B3B3B3"
 
 
+def map_axes(method: str, latent_dim: int) -> tuple[str, str]:
+    """Axis titles of a 2-D map of codes: the code itself, its principal components, or UMAP's two dimensions."""
+    if latent_dim == 2:
+        return "code dimension 1", "code dimension 2"
+    return ("UMAP 1", "UMAP 2") if method.lower() == "umap" else ("principal component 1", "principal component 2")
+
+
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
-                  title: str = "", height: int = 480):
+                  title: str = "", height: int = 480, axes: tuple[str, str] | None = None):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
     to the arrays it came from whatever trace (class) it is in."""
     import pandas as pd
@@ -189,7 +196,8 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      legend={"itemsizing": "constant", "title": ""}, xaxis_title=None, yaxis_title=None)
+                      legend={"itemsizing": "constant", "title": ""},
+                      xaxis_title=axes[0] if axes else None, yaxis_title=axes[1] if axes else None)
     return fig
 
 
@@ -207,7 +215,10 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
             text=[p["name"] for p in group], hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
             marker={"size": [16 if p["name"] == current else 9 for p in group],
                     "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))
+    largest = max([len(curve), *(p["latent_dim"] for p in points)])
+    ticks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if k <= largest]
     fig.update_layout(height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_type="log",
+                      xaxis={"tickvals": ticks, "ticktext": [str(k) for k in ticks]}, yaxis_rangemode="tozero",
                       xaxis_title="latent size (log scale)", yaxis_title="squared error per test image",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return fig
@@ -316,6 +327,21 @@ def sidebar(need_model: bool = True) -> Context:
 def select_model(label: str) -> None:
     """Make the sidebar pick this model (by its label) on the next run, e.g. right after an upload or a rename."""
     st.session_state["model_request"] = label
+
+
+def percent_column(help: str | None = None):
+    """A table column of fractions shown as percentages with one decimal (Streamlit's "percent" drops the decimal
+    when it is 0: "94%" next to "94.1%"); pass the values through `as_percent`."""
+    return st.column_config.NumberColumn(format="%.1f%%", help=help)
+
+
+def as_percent(rows: list[dict], *keys: str) -> list[dict]:
+    return [{k: (v * 100 if k in keys and v is not None else v) for k, v in row.items()} for row in rows]
+
+
+def table_height(rows: int) -> int:
+    """Pixels for a st.dataframe of `rows` rows with no scroll bar (35 px a row and the header)."""
+    return 35 * (rows + 1) + 3
 
 
 ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px

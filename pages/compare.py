@@ -45,11 +45,13 @@ else:
     model_coords, how = compare.map_2d(z)
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA"), width="stretch",
+        st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
+                                         axes=("principal component 1", "principal component 2")), width="stretch",
                         key="compare_pca_map")
         st.caption("PCA: the first two principal components.")
     with right:
-        st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name),
+        st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name,
+                                         axes=ui.map_axes("pca", model.latent_dim)),
                         width="stretch", key="compare_model_map")
         st.caption(f"{model.variant}: {how}.")
 
@@ -70,8 +72,9 @@ else:
     if knn is None:
         st.info(knn_reason)
     else:
-        st.dataframe([{"features": name, "5-NN accuracy": acc} for name, acc in knn.items()], hide_index=True,
-                     column_config={"5-NN accuracy": st.column_config.NumberColumn(format="percent")})
+        st.dataframe(ui.as_percent([{"features": name, "5-NN accuracy": acc} for name, acc in knn.items()],
+                                   "5-NN accuracy"),
+                     hide_index=True, column_config={"5-NN accuracy": ui.percent_column()})
         st.caption(compare.knn_comparison_caption(ds))
 
     st.subheader("Subspace angles to PCA")

@@ -42,7 +42,8 @@ else:
 if method == "UMAP":
     with st.expander("UMAP settings"):
         n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, n_neighbors, key="map_neighbors")
-        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01, key="map_min_dist")
+        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01,
+                             key="map_min_dist")
 waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
 compiling = method == "UMAP" and ui.umap_warming_up()
 if compiling:
@@ -69,7 +70,8 @@ else:
                   if compiling and not result["from_disk"] else ""))
 
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
-event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices), key=map_key, on_select="rerun",
+event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim)),
+                        key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
 rows = [r for r in rows if r < len(codes)]

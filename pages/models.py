@@ -19,14 +19,15 @@ if message := st.session_state.pop("models_flash", None):
 found, broken = checkpoints.list_checkpoints()
 if found:
     st.dataframe(
-        compare.checkpoint_rows(found),
+        ui.as_percent(compare.checkpoint_rows(found), "1-NN accuracy", "5-NN accuracy"),
         hide_index=True,
         width="stretch",
+        height=ui.table_height(len(found)),
         column_config={
             "test error (SSE/image)": st.column_config.NumberColumn(format="%.2f"),
             "MSE/pixel": st.column_config.NumberColumn(format="%.4f"),
-            "1-NN accuracy": st.column_config.NumberColumn(format="percent"),
-            "5-NN accuracy": st.column_config.NumberColumn(format="percent"),
+            "1-NN accuracy": ui.percent_column(),
+            "5-NN accuracy": ui.percent_column(),
             "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
         },
     )

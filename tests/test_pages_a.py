@@ -72,7 +72,7 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     assert set(tiny_checkpoints) <= set(table["name"])
     row = table.set_index("name").loc["tiny-mlp"]
     assert row["variant"] == "mlp" and row["latent size"] == 8 and row["dataset"] == "mnist"
-    assert 0 < row["test error (SSE/image)"] < 100 and 0 < row["5-NN accuracy"] <= 1
+    assert 0 < row["test error (SSE/image)"] < 100 and 30 < row["5-NN accuracy"] <= 100  # percent
     links = [link.proto.page for link in at.get("page_link")]
     assert len(links) == 9 and all(links)
     at.run()
@@ -184,7 +184,7 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
     assert len(at.get("plotly_chart")) == 3  # two maps and the error curve
     assert images(at) == 3 * 10
     knn = at.dataframe[0].value
-    assert len(knn) == 3 and ((knn["5-NN accuracy"] > 0.1) & (knn["5-NN accuracy"] <= 1)).all()
+    assert len(knn) == 3 and ((knn["5-NN accuracy"] > 10) & (knn["5-NN accuracy"] <= 100)).all()  # percent
     assert "against all 4,000 training images" in texts(at.caption)  # the offline sample, used whole
     assert "not linear" in texts(at.info)
 
