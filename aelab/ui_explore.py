@@ -108,6 +108,8 @@ def canvas(key: str, size: int = 280, stroke: int = 18):
     the thickness of an MNIST pen stroke once the digit is scaled to 20 of 28 pixels."""
     from streamlit_drawable_canvas import st_canvas
 
+    # The component draws its toolbar (undo, redo, clear) above the canvas, over whatever comes before it: a spacer.
+    st.html('<div style="height:1.1rem"></div>')
     result = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=size,
                        width=size, drawing_mode="freedraw", return_image_data=True, update_streamlit=True, key=key)
     objects = (result.json_data or {}).get("objects") or []

@@ -71,5 +71,6 @@ top = anomaly.most_anomalous(scores, n)
 ui.show_images(ds.x_test[top].float().div(255),
                [f"{'★ ' if labels[i] in anomalous else ''}{ui_explore.class_label(ds, int(labels[i]))} · "
                 f"{scores[i]:.1f}" for i in top], columns=8, width=84)
-st.caption(f"Highest errors first; ★ marks images of {title}. {int(is_anomaly[top].sum())} of these {len(top)} are "
-           "anomalies.")
+found = int(is_anomaly[top].sum())
+st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "
+           + ("is an anomaly." if found == 1 else "are anomalies."))

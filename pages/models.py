@@ -111,6 +111,10 @@ with history_tab:
                 if model.variant == "pca" else "This checkpoint has no training history.")
     else:
         st.plotly_chart(figure, width="stretch")
+        st.caption("Training loss (solid): the mean over each epoch's batches while the weights change, on the inputs "
+                   "as trained (with noise, augmentation or dropout when the recipe has them). Validation loss "
+                   f"(dashed): the held-out {(meta.get('train_config') or {}).get('val_fraction', 0.05):.0%} of the "
+                   "training split after the epoch, clean, so it can lie below.")
 
 with meta_tab:
     if meta.get("command"):

@@ -103,6 +103,7 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     # 10 originals + 10 reconstructions + 64 first-layer features
     assert images(at) == 10 + 10 + 64
     assert at.get("plotly_chart")  # training history
+    assert "the held-out 5% of the training split" in texts(at.caption)
     assert not at.error and not at.main.info
 
 
