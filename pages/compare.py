@@ -22,7 +22,7 @@ if is_pca:
     st.info("This model is PCA itself: pick an autoencoder in the sidebar to compare; PCA's error curve is below.")
 else:
     map_size = st.select_slider("Test images on the maps", [500, 1000, 2000, 5000, 10000], value=2000,
-                                key="compare_map_size")
+                                format_func=lambda n: f"{n:,}", key="compare_map_size")
     start = time.perf_counter()
     with st.spinner("Fitting PCA, encoding and scoring kNN… (once per model; cached afterwards)"):
         pca = ui.fitted_pca(ds.name, model.latent_dim)
@@ -39,7 +39,8 @@ else:
                                                   knn_values[0], knn_values[1], angles))
     if pca.latent_dim < model.latent_dim:
         st.caption(f"The code has more dimensions than the images have pixels: PCA keeps all {pca.latent_dim}.")
-    st.caption(f"Computed in {time.perf_counter() - start:.1f} s.")
+    st.caption(f"PCA, codes, errors and kNN accuracies ready in {time.perf_counter() - start:.1f} s "
+               "(the charts below are drawn after that).")
 
     st.subheader("Maps of the test codes")
     model_coords, how = compare.map_2d(z)
