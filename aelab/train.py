@@ -61,7 +61,8 @@ class TrainConfig:
     device: str = option("auto", "where to train", choices=("auto", "cuda", "mps", "cpu"))
     noise: str = option("none", "denoising: corrupt inputs, score against the clean image",
                         choices=("none", "gaussian", "masking"))
-    noise_level: float = option(0.3, "std of Gaussian noise, or fraction of pixels masked", minimum=0.0, maximum=1.0)
+    noise_level: float = option(0.3, "std of Gaussian noise, or fraction of pixels masked (used only when noise is "
+                                     "gaussian or masking)", minimum=0.0, maximum=1.0)
     augment: float = option(0.0, "fraction of each batch moved by a small random affine transform (rotation up to "
                             "10 degrees, scale 0.9-1.1, shift up to 2 px) before training on it; 0 = off",
                             minimum=0.0, maximum=1.0)
