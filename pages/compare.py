@@ -9,8 +9,8 @@ from aelab import checkpoints, compare, metrics, ui
 from aelab.data import to_float
 from aelab.errors import AelabError
 
-ctx = ui.sidebar()
 st.title("PCA vs autoencoder")
+ctx = ui.sidebar()
 if ctx.model is None:
     st.stop()  # the sidebar has said why, under the title
 

@@ -4,9 +4,8 @@ import streamlit as st
 
 from aelab import checkpoints, compare, ui
 
-ui.sidebar(need_model=False)
-
 st.title("aelab — an autoencoder lab")
+ui.sidebar(need_model=False)
 st.markdown(
     "aelab trains autoencoders — PCA, linear, fully connected, sparse, denoising, convolutional, VAE and conditional "
     "VAE — on MNIST-like images and keeps each as one checkpoint file. "

@@ -13,8 +13,8 @@ from aelab.errors import AelabError
 
 SHOWN = 32  # selected images drawn at most; the rest are counted
 
-ctx = ui.sidebar()
 st.title("Latent map")
+ctx = ui.sidebar()
 if ctx.model is None:
     st.stop()  # the sidebar has said why, under the title
 

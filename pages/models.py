@@ -9,8 +9,8 @@ from aelab import checkpoints, compare, metrics, ui
 from aelab.data import to_float
 from aelab.errors import AelabError, ConfigError
 
-ctx = ui.sidebar(need_model=False)
 st.title("Models")
+ctx = ui.sidebar(need_model=False)
 # A message from the action that caused this rerun (upload, rename, delete): shown once, after the sidebar has
 # been rebuilt with the new list of files.
 if message := st.session_state.pop("models_flash", None):

@@ -229,6 +229,9 @@ def test_pages_say_why_they_stop_under_their_title(tmp_path, monkeypatch):
         assert not at.exception and not at.sidebar.warning
         assert [w.value for w in at.main.warning] == [
             "No mnist models yet: train one on the Train page, upload one on Models, or run `python -m aelab zoo`."]
+    for name in ("models.py", "compare.py", "latent_map.py", "draw.py"):  # the message comes under the title
+        at = page(name, dataset_name="kmnist")
+        assert [type(e).__name__ for e in at.main if type(e).__name__ in ("Title", "Error")] == ["Title", "Error"]
     at = page("latent_map.py", dataset_name="kmnist")  # no kmnist here: no model picker, and the page says so
     assert not at.exception and at.sidebar.selectbox(key="dataset_name").value == "kmnist"
     assert len(at.main.error) == 1 and at.main.error[0].value.startswith("kmnist is not available offline")
