@@ -583,7 +583,10 @@ def loss_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]
                 xs, ys = curves.setdefault(key, ([], []))
                 xs.append(x)
                 ys.append(value)
-    return curves
+    # A term that is the whole loss of its split is the total's line again, drawn over it: kept once, as the total.
+    return {key: curve for key, curve in curves.items()
+            if not (key.startswith(("train ", "val ")) and not key.endswith(" total")
+                    and curve == curves.get(key.split(" ", 1)[0] + " total"))}
 
 
 def list_jobs() -> list[JobStatus]:

@@ -237,8 +237,11 @@ def history_figure(history: list[dict]):
     names = sorted({name for h in epochs for split in ("train", "val") for name in h.get(split, {})},
                    key=lambda name: (name != "total", name))
     for split, dash in (("train", None), ("val", "dash")):
+        total = [h.get(split, {}).get("total") for h in epochs]
         for name in names:
             y = [h.get(split, {}).get(name) for h in epochs]
+            if name != "total" and y == total:
+                continue  # the only term: the same line as the total, which would hide it
             if any(v is not None for v in y):
                 fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{split} {name}",
                                          line={"dash": dash}, text=[h.get("phase", "") for h in epochs],

@@ -252,6 +252,17 @@ def test_loss_curves_have_every_term_of_both_splits():
     assert curves["train total"] == ([2, 3], [6.0, 4.5]) and curves["val kl"] == ([2, 3], [1.0, 1.5])
     assert curves["stage 1 reconstruction (pre-training)"] == ([1], [9.0])
     assert len(curves) == 1 + 1 + 2 * 3
+    plain = [{"phase": "train", "epoch": 1, "train": {"reconstruction": 5.0, "total": 5.0}, "val": {}}]
+    assert list(jobs.loss_curves(plain)) == ["train total"]  # the one term is the total: one line
+
+
+def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
+    from aelab import ui
+
+    history = [{"phase": "train", "epoch": e, "train": {"reconstruction": 5.0 - e, "total": 5.0 - e},
+                "val": {"reconstruction": 4.0 - e, "kl": 0.5, "total": 4.5 - e}} for e in (1, 2)]
+    names = [trace.name for trace in ui.history_figure(history).data]
+    assert names == ["train total", "val total", "val kl", "val reconstruction"]
 
 
 def test_anomaly_recipe_is_a_valid_request():
