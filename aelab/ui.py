@@ -276,9 +276,25 @@ def model_label(info: checkpoints.CheckpointInfo) -> str:
     return f"{info.name} ({meta['variant']}, {meta['config'].get('latent_dim')}-d)"
 
 
+def ensure_navigation() -> None:
+    """Start again through app.py when a page runs without it.
+
+    Until app.py has called st.navigation once in the server process, Streamlit takes an app with a pages/ folder
+    for an old-style multipage app: the first visitor of a new server who opens /draw directly (or a tab that
+    reconnects after a restart) would get pages/draw.py alone, with file names as the page list, no wide layout, no
+    UMAP warm-up, and every later session the same until someone opened /. Such a run turns that mode off and reruns;
+    the rerun goes through app.py, whose navigation opens the page that was asked for."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
+    ensure_navigation()
     problem = None
     with st.sidebar:
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
@@ -332,10 +348,10 @@ def select_model(label: str) -> None:
     st.session_state["model_request"] = label
 
 
-def percent_column(help: str | None = None):
+def percent_column(label: str | None = None, help: str | None = None):
     """A table column of fractions shown as percentages with one decimal (Streamlit's "percent" drops the decimal
     when it is 0: "94%" next to "94.1%"); pass the values through `as_percent`."""
-    return st.column_config.NumberColumn(format="%.1f%%", help=help)
+    return st.column_config.NumberColumn(label, format="%.1f%%", help=help)
 
 
 def as_percent(rows: list[dict], *keys: str) -> list[dict]:

@@ -23,11 +23,13 @@ if found:
         hide_index=True,
         width="stretch",
         height=ui.table_height(len(found)),
-        column_config={
-            "test error (SSE/image)": st.column_config.NumberColumn(format="%.2f"),
-            "MSE/pixel": st.column_config.NumberColumn(format="%.4f"),
-            "1-NN accuracy": ui.percent_column(),
-            "5-NN accuracy": ui.percent_column(),
+        column_config={  # short headers, so that the table fits the page next to the sidebar
+            "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)"),
+            "test error (SSE/image)": st.column_config.NumberColumn(
+                "SSE/image", format="%.2f", help="test error: mean summed squared pixel error per test image"),
+            "MSE/pixel": st.column_config.NumberColumn(format="%.4f", help="test mean squared error per pixel"),
+            "1-NN accuracy": ui.percent_column("1-NN", help="1-nearest-neighbour accuracy of test codes"),
+            "5-NN accuracy": ui.percent_column("5-NN", help="5-nearest-neighbour accuracy of test codes"),
             "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
         },
     )

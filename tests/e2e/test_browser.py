@@ -20,7 +20,7 @@ from aelab import ui
 
 from harness import (EXTRA_STROKES, SEVEN, SIDEBAR, assert_no_exception, canvas_box, choose_model, draw_stroke,
                       goto, nav, record, screenshot, sidebar_models, wait_idle)
-from harness import IMAGE_CHANGED, IMAGE_SRC
+from harness import IMAGE_CHANGED, IMAGE_SRC, ROOT, streamlit_server
 
 # (sidebar title, url path st.Page derives from the file name); the order of the sidebar.
 PAGES = [("Home", ""), ("Train", "train"), ("Models", "models"), ("PCA vs autoencoder", "compare"),
@@ -324,3 +324,24 @@ def select_points(page) -> None:
     page.mouse.down()
     page.mouse.move(x0 + area["width"] * 0.3, y0 + area["height"] * 0.3, steps=8)
     page.mouse.up()
+
+
+def test_a_deep_link_on_a_new_server_opens_the_page_inside_the_app(browser, tiny_checkpoints, artifacts, tmp_path):
+    """Until app.py has called st.navigation once in a server process, Streamlit treats an app with a pages/ folder
+    as an old-style multipage app and would run pages/models.py alone for a first visitor who opens /models (a
+    bookmark, or a tab reconnecting after a restart): file names as the page list, no wide layout. The page must
+    start again through app.py and show the app's own navigation."""
+    env = {"AELAB_CACHE": str(tmp_path / "cache"), "AELAB_UMAP_WARMUP": "0"}
+    with streamlit_server(ROOT / "app.py", artifacts / "e2e_deep_link_server.log", env) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            goto(page, server.url + "/models")
+            page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMain"] h1')]
+                .some(e => e.innerText.includes("Models"))""", timeout=60_000)
+            links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
+            assert [text.split("\n")[-1] for text in links] == [title for title, _ in PAGES]
+            assert_no_exception(page, "models through a deep link")
+            shot(page, artifacts, "deep_link_models")
+        finally:
+            context.close()
