@@ -23,6 +23,7 @@ if found:
     st.dataframe(
         ui.as_percent([{key: row[key] for key in columns} for row in rows], "5-NN accuracy"),
         hide_index=True,
+        placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
         width="stretch",
         height=ui.table_height(len(rows)),
         column_config={

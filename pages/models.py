@@ -21,6 +21,7 @@ if found:
     st.dataframe(
         ui.as_percent(compare.checkpoint_rows(found), "1-NN accuracy", "5-NN accuracy"),
         hide_index=True,
+        placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
         width="stretch",
         height=ui.table_height(len(found)),
         column_config={  # short headers, so that the table fits the page next to the sidebar
