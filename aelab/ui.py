@@ -85,11 +85,7 @@ def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None 
 def pca_codes(dataset_name: str, latent_dim: int, split: str, n: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like `codes`, for PCA with latent_dim components: the same stratified images, so the two line up."""
-    pca = fitted_pca(dataset_name, latent_dim)
-    ds = load_dataset(dataset_name)
-    x, y = ds.split(split)
-    idx = data.stratified_indices(y, n) if n else torch.arange(len(x))
-    return idx.numpy(), metrics.encode(pca, x[idx]).numpy(), y[idx].numpy()
+    return project.sample_codes(fitted_pca(dataset_name, latent_dim), load_dataset(dataset_name), split, n)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -295,6 +291,13 @@ def ensure_navigation() -> None:
         st.rerun()
 
 
+def _give_back(key: str, options: list, *wanted) -> None:
+    """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
+    else the first option."""
+    choice = next((w for w in wanted if w), None)
+    st.session_state[key] = choice if choice in options else options[0]
+
+
 def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
@@ -303,8 +306,8 @@ def sidebar(need_model: bool = True) -> Context:
     with st.sidebar:
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
-        wanted = st.session_state.get("dataset_name") or st.session_state.get("dataset_choice")
-        st.session_state["dataset_name"] = wanted if wanted in DATASETS else DATASETS[0]
+        _give_back("dataset_name", DATASETS, st.session_state.get("dataset_name"),
+                   st.session_state.get("dataset_choice"))
         name = st.selectbox("Dataset", DATASETS, key="dataset_name")
         st.session_state["dataset_choice"] = name
         try:
@@ -326,9 +329,8 @@ def sidebar(need_model: bool = True) -> Context:
             key = f"model_{name}"
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
             # else the previous choice on this dataset, else the last one on any page, else the first.
-            wanted = st.session_state.pop("model_request", None) or st.session_state.get(key) \
-                or st.session_state.get("model_choice")
-            st.session_state[key] = wanted if wanted in labels else labels[0]
+            _give_back(key, labels, st.session_state.pop("model_request", None), st.session_state.get(key),
+                       st.session_state.get("model_choice"))
             label = st.selectbox("Model", labels, key=key)
             st.session_state["model_choice"] = label
             info = usable[labels.index(label)]

@@ -174,7 +174,6 @@ def show_tile(images: torch.Tensor, columns: int, width: int | None = None, capt
 
 # --- The Draw page's map ---------------------------------------------------------------------------------------
 
-PALETTE = ui.CLASS_COLOURS  # the same colour for a class as on the Latent map and PCA-vs-AE maps
 
 
 # The Draw page's map: its points are drawn once into a picture; after every stroke only a star moves on it.
@@ -197,7 +196,7 @@ def _scatter_picture(coords: np.ndarray, labels: np.ndarray, extent: tuple[float
     py = (y1 - coords[:, 1]) / (y1 - y0) * (height - 1)
     r = DOT_RADIUS * 2
     for x, y, c in zip(px, py, labels):
-        colour = PALETTE[int(c) % len(PALETTE)]
+        colour = ui.class_colour(int(c))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=colour + "B0")
     # A 64-colour palette: it goes to the browser with the star after every stroke, 25 KB instead of 140 KB.
     picture = picture.resize(MAP_PIXELS, Image.Resampling.LANCZOS).quantize(64, method=Image.Quantize.FASTOCTREE)
@@ -217,7 +216,7 @@ def map_picture(path: str, mtime: float, dataset_name: str) -> dict:
     extent = (float(low[0] - pad[0]), float(high[0] + pad[0]), float(low[1] - pad[1]), float(high[1] + pad[1]))
     axis = "z" if fitted.projection_ is None else "PCA"  # 2-D codes are shown as they are
     return {"source": _scatter_picture(coords, labels, extent), "extent": extent, "axis": axis, "count": len(coords),
-            "legend": [(class_label(ds, int(c)), PALETTE[int(c) % len(PALETTE)]) for c in np.unique(labels)]}
+            "legend": [(class_label(ds, int(c)), ui.class_colour(int(c))) for c in np.unique(labels)]}
 
 
 def map_html(picture: dict, position=None, text: str = "") -> str:
@@ -276,7 +275,7 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
         odd = c in anomalous_classes
         fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
                                  name=class_label(ds, c) + (" (anomaly)" if odd else ""),
-                                 line={"width": 3.5 if odd else 1.2, "color": PALETTE[c % len(PALETTE)]},
+                                 line={"width": 3.5 if odd else 1.2, "color": ui.class_colour(c)},
                                  opacity=1.0 if odd else 0.6))
     fig.add_vline(x=threshold, line_dash="dash", line_color="black",
                   annotation_text="threshold", annotation_position="top right")
