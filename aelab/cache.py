@@ -34,10 +34,13 @@ READ_ONLY: list[Path] = [SHIPPED]  # folders looked in after ROOT, never written
 _RESULT = re.compile(r"[0-9a-f]{24}\.npz")  # what arrays() writes; anything else under ROOT is never removed
 _STALE_TMP_S = 3600  # a temporary file this old is left from a crash mid-write
 _save = np.savez
+_limit: int | None = None  # set by writing_to(): no limit, whatever $AELAB_CACHE_LIMIT_MB says
 
 
 def limit_bytes() -> int:
     """The cache's size limit in bytes ($AELAB_CACHE_LIMIT_MB); 0 means none."""
+    if _limit is not None:
+        return _limit
     try:
         return max(0, int(float(os.environ.get("AELAB_CACHE_LIMIT_MB", "1024")) * 2 ** 20))
     except ValueError:
@@ -150,18 +153,13 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
 def writing_to(folder: Path):
     """Within it, arrays() reads and writes `folder` alone, compressed and without a size limit: how the zoo's shipped
     results are made (zoo.prepare). Not for a server: it changes this module's state for every thread."""
-    global ROOT, READ_ONLY, _save
-    saved = ROOT, READ_ONLY, _save, os.environ.get("AELAB_CACHE_LIMIT_MB")
-    ROOT, READ_ONLY, _save = Path(folder), [], np.savez_compressed
-    os.environ["AELAB_CACHE_LIMIT_MB"] = "0"
+    global ROOT, READ_ONLY, _save, _limit
+    saved = ROOT, READ_ONLY, _save, _limit
+    ROOT, READ_ONLY, _save, _limit = Path(folder), [], np.savez_compressed, 0
     try:
         yield ROOT
     finally:
-        ROOT, READ_ONLY, _save, limit = saved
-        if limit is None:
-            os.environ.pop("AELAB_CACHE_LIMIT_MB", None)
-        else:
-            os.environ["AELAB_CACHE_LIMIT_MB"] = limit
+        ROOT, READ_ONLY, _save, _limit = saved
 
 
 def for_checkpoint(kind: str, path: str | os.PathLike, dataset, split: str,

@@ -140,9 +140,11 @@ def test_checkpoint_key_is_the_files_content(tmp_path):
 def test_read_only_folders_are_read_after_the_cache_never_written(root, tmp_path, monkeypatch):
     shipped = tmp_path / "shipped"
     monkeypatch.setattr(cache, "READ_ONLY", [shipped])
+    monkeypatch.setenv("AELAB_CACHE_LIMIT_MB", "5")
     with cache.writing_to(shipped):
+        assert cache.limit_bytes() == 0  # no limit while the shipped results are made
         cache.arrays("things", ("k",), lambda: {"a": np.arange(3)})
-    assert os.environ.get("AELAB_CACHE_LIMIT_MB") != "0" and cache.ROOT == root  # restored
+    assert cache.limit_bytes() == 5 * 2 ** 20 and cache.ROOT == root  # restored
     found, hit = cache.arrays("things", ("k",), lambda: pytest.fail("computed again"))
     assert hit and found["a"].tolist() == [0, 1, 2] and not root.exists()
     cache.arrays("things", ("k",), lambda: {"a": np.arange(4)}, use_cache=False)
