@@ -574,19 +574,28 @@ def _eta(job: Job, progress: _Progress) -> float | None:
 
 
 def loss_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
-    """Every loss term of every split as (epochs, values), epochs counted across phases (pre-training first)."""
+    """Every loss term of every split as (epochs, values), epochs counted across phases (pre-training first), in
+    legend order: training's total and terms, validation's, then pre-training's. A split whose one term is its
+    whole loss would draw the same line twice: training keeps the total (named like validation's), pre-training the
+    term (which names its stage)."""
     curves: dict[str, tuple[list[int], list[float]]] = {}
     for x, entry in enumerate(history, 1):
+        pre_training = entry["phase"] != "train"
         for split in ("train", "val"):
-            for term, value in (entry.get(split) or {}).items():
-                key = f"{split} {term}" if entry["phase"] == "train" else f"{term} (pre-training)"
-                xs, ys = curves.setdefault(key, ([], []))
+            terms = entry.get(split) or {}
+            others = [term for term in terms if term != "total"]
+            same = len(others) == 1 and terms[others[0]] == terms.get("total")
+            for term, value in terms.items():
+                if same and term == ("total" if pre_training else others[0]):
+                    continue
+                xs, ys = curves.setdefault(f"{term} (pre-training)" if pre_training else f"{split} {term}", ([], []))
                 xs.append(x)
                 ys.append(value)
-    # A term that is the whole loss of its split is the total's line again, drawn over it: kept once, as the total.
-    return {key: curve for key, curve in curves.items()
-            if not (key.startswith(("train ", "val ")) and not key.endswith(" total")
-                    and curve == curves.get(key.split(" ", 1)[0] + " total"))}
+    order = {"train": 0, "val": 1}
+    return dict(sorted(curves.items(), key=lambda item: (item[0].endswith("(pre-training)"),
+                                                         order.get(item[0].split(" ", 1)[0], 2),
+                                                         not item[0].startswith(("train total", "val total")),
+                                                         item[0])))
 
 
 def list_jobs() -> list[JobStatus]:

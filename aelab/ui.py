@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from . import checkpoints, compare, data, metrics, project
+from . import checkpoints, compare, data, jobs, metrics, project
 from .errors import AelabError
 from .models import Autoencoder
 from .models.pca import PCA
@@ -224,33 +224,26 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
     return fig
 
 
-def history_figure(history: list[dict]):
-    """Loss terms per epoch from a checkpoint's history (training solid, validation dashed); greedy pre-training
-    epochs come first, and a dotted line marks where fine-tuning starts. None when there are no trained epochs."""
+def history_figure(history: list[dict], height: int = 380):
+    """Loss terms per epoch (jobs.loss_curves) of a checkpoint's or a running job's history: training solid,
+    validation dashed; greedy pre-training epochs come first, and a dotted line marks where fine-tuning starts.
+    None when there are no trained epochs."""
     import plotly.graph_objects as go
 
     epochs = [h for h in history if h.get("train")]
     if not epochs:
         return None
-    x = list(range(1, len(epochs) + 1))
+    phases = [h.get("phase", "") for h in epochs]
     fig = go.Figure()
-    names = sorted({name for h in epochs for split in ("train", "val") for name in h.get(split, {})},
-                   key=lambda name: (name != "total", name))
-    for split, dash in (("train", None), ("val", "dash")):
-        total = [h.get(split, {}).get("total") for h in epochs]
-        for name in names:
-            y = [h.get(split, {}).get(name) for h in epochs]
-            if name != "total" and y == total:
-                continue  # the only term: the same line as the total, which would hide it
-            if any(v is not None for v in y):
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{split} {name}",
-                                         line={"dash": dash}, text=[h.get("phase", "") for h in epochs],
-                                         hovertemplate="epoch %{x} (%{text})<br>%{y:.3f}"))
-    first_train = next((i for i, h in enumerate(epochs) if h.get("phase") == "train"), 0)
+    for name, (x, y) in jobs.loss_curves(epochs).items():
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
+                                 line={"dash": "dash" if name.startswith("val ") else None},
+                                 text=[phases[i - 1] for i in x], hovertemplate="epoch %{x} (%{text})<br>%{y:.3f}"))
+    first_train = next((i for i, phase in enumerate(phases) if phase == "train"), 0)
     if first_train > 0:
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
-    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
-                      yaxis_title="loss per image", legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
+                      yaxis_title="loss per image", legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}})
     return fig
 
 

@@ -9,7 +9,6 @@ Link here with `?without_class=k` to preselect the leave-one-class-out experimen
 import datetime
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from aelab import jobs, ui
@@ -119,17 +118,6 @@ def clock(seconds: float | None) -> str:
     return "–" if seconds is None else str(datetime.timedelta(seconds=round(seconds)))
 
 
-def loss_figure(status: jobs.JobStatus) -> go.Figure:
-    fig = go.Figure()
-    for label, (xs, ys) in jobs.loss_curves(status.history).items():
-        fig.add_scatter(x=xs, y=ys, name=label, mode="lines+markers",
-                        line={"dash": "dot" if label.startswith("val") else "solid"})
-    fig.update_layout(height=260, margin={"l": 0, "r": 0, "t": 24, "b": 0}, xaxis_title="epoch",
-                      yaxis_title="loss per image", legend={"font": {"size": 10}}, title={"text": "Loss",
-                                                                                           "font": {"size": 14}})
-    return fig
-
-
 def act(action, job_id: str) -> None:
     """Stop/Remove callback: another tab may have removed the job already; say so on the next run."""
     try:
@@ -166,10 +154,11 @@ def show_job(status: jobs.JobStatus) -> None:
         st.info(status.message)
     else:
         st.warning(status.message)
-    if status.history or status.originals is not None:
+    figure = ui.history_figure(status.history, height=300)
+    if figure is not None or status.originals is not None:
         curves, preview = st.columns([3, 2])
-        if status.history:
-            curves.plotly_chart(loss_figure(status), key=f"loss_{job.id}")
+        if figure is not None:
+            curves.plotly_chart(figure, key=f"loss_{job.id}")
         picture = status.preview_picture()
         if picture is not None:
             after = f" after epoch {status.history[-1]['epoch']}" if status.history else ""
