@@ -147,7 +147,7 @@ def cmd_train(args) -> int:
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
     train_config = TrainConfig(**picked(args, TrainConfig))
-    train_config.validate()
+    train_config.validate(trainable=cls.trainable)
     cls.config_class.from_dict(model_options).validate()  # refuse bad options before any data is loaded
     dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, args.image_size,
                                                                        args.image_size]}})

@@ -27,6 +27,11 @@ NOISE_HELP = {
 }
 
 
+def db_label(value: float) -> str:
+    """A PSNR for people: metrics.psnr gives 100 dB for an exact copy, which is no measurement: "exact"."""
+    return "exact" if value >= 100 else f"{value:.1f} dB"
+
+
 def add_noise(x: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:
     """A corrupted copy of float images x in [0, 1] (any shape); reproducible for a given seed."""
     if kind not in NOISES:

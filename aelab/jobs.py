@@ -246,6 +246,15 @@ def parse_int_list(text: str, name: str) -> list[int]:
         raise ConfigError(f"{name}: expected comma-separated whole numbers like 1000,500,250, not {text!r}") from None
 
 
+def in_form_words(message: str, fields: list[FormField]) -> str:
+    """An error about an option, named the way the form labels it: "lr must be at least 1e-08" -> "Learning rate
+    must be at least 1e-08"."""
+    for f in fields:
+        if message.startswith((f"{f.name} ", f"{f.name}:")):
+            return f.label + message[len(f.name):]
+    return message
+
+
 def changed_options(fields: list[FormField], values: dict) -> dict:
     """The options whose value differs from the default, list fields parsed: the job's command stays short."""
     options = {}
@@ -321,7 +330,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     _check_types(cls.config_class, model_options, variant)
     _check_types(TrainConfig, train_options, "training")
     train_config = TrainConfig(**train_options)
-    train_config.validate()
+    train_config.validate(trainable=cls.trainable)
     pick_device(train_config.device)  # a GPU asked for by name must exist here
     if isinstance(dataset, str) and dataset not in BUILTIN and not Path(dataset).expanduser().exists():
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")

@@ -75,8 +75,12 @@ class TrainConfig:
     log_every: int = option(20, "steps between step events", minimum=1, hidden=True)
     preview_images: int = option(8, "validation images reconstructed at each epoch end", minimum=0, hidden=True)
 
-    def validate(self) -> None:
+    def validate(self, trainable: bool = True) -> None:
+        """Refuse values no training can run with; `trainable`: for a model trained by steps (not PCA), which
+        would be saved untrained without an epoch."""
         validate_fields(self)
+        if trainable and self.epochs == 0 and self.greedy_epochs == 0:
+            raise ConfigError("epochs must be at least 1: with none the model would be saved untrained")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -275,7 +279,7 @@ class Trainer:
 
     def __init__(self, model: Autoencoder, dataset: Dataset, config: TrainConfig,
                  callbacks: list[Callback] = (), should_stop: Callable[[], bool] = lambda: False):
-        config.validate()
+        config.validate(trainable=False)  # zero epochs is allowed from Python (an untrained baseline)
         self.model, self.dataset, self.cfg = model, dataset, config
         self.callbacks, self.should_stop = list(callbacks), should_stop
         self.device = pick_device(config.device)

@@ -318,15 +318,18 @@ def sidebar(need_model: bool = True) -> Context:
         model = meta = path = None
         mtime, label = 0.0, ""
         if usable:
-            labels = [model_label(c) for c in usable]
+            # Picked by checkpoint name, shown with its variant and code size: a model overwritten with another
+            # code size (a new label) stays picked.
+            by_name = {c.name: c for c in usable}
             key = f"model_{name}"
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
             # else the previous choice on this dataset, else the last one on any page, else the first.
-            _give_back(key, labels, st.session_state.pop("model_request", None), st.session_state.get(key),
+            _give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
                        st.session_state.get("model_choice"))
-            label = st.selectbox("Model", labels, key=key)
-            st.session_state["model_choice"] = label
-            info = usable[labels.index(label)]
+            chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
+            st.session_state["model_choice"] = chosen
+            info = by_name[chosen]
+            label = model_label(info)
             path, mtime = str(info.path), info.path.stat().st_mtime
             try:
                 model, meta = load_model(path, mtime)
@@ -342,9 +345,10 @@ def sidebar(need_model: bool = True) -> Context:
     return Context(ds, model, meta or {}, path, mtime, label)
 
 
-def select_model(label: str) -> None:
-    """Make the sidebar pick this model (by its label) on the next run, e.g. right after an upload or a rename."""
-    st.session_state["model_request"] = label
+def select_model(name: str) -> None:
+    """Make the sidebar pick this model (by its checkpoint name) on the next run, e.g. right after an upload or a
+    rename."""
+    st.session_state["model_request"] = name
 
 
 def percent_column(label: str | None = None, help: str | None = None):

@@ -99,10 +99,15 @@ except AelabError as err:
     st.stop()
 
 means = result.mean_psnr()
+noiseless = means["noisy"] >= 100  # level 0: every input is its clean image, and a gain over it means nothing
+if noiseless:
+    st.info("Level 0 adds no noise: this shows how far each model changes a clean image (PSNR against it).")
 cols = st.columns(len(means))
-cols[0].metric("Noisy input", f"{means['noisy']:.1f} dB", help="mean PSNR against the clean image; higher is better")
+cols[0].metric("Noisy input", "no noise" if noiseless else denoise.db_label(means["noisy"]),
+               help="mean PSNR against the clean image; higher is better")
 for col, name in zip(cols[1:], models):
-    col.metric(name, f"{means[name]:.1f} dB", f"{means[name] - means['noisy']:+.1f} dB vs noisy")
+    col.metric(name, denoise.db_label(means[name]),
+               None if noiseless else f"{means[name] - means['noisy']:+.1f} dB vs noisy")
 
 headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "noisy"] + list(models)
 grid = st.columns(len(headers))
@@ -115,8 +120,8 @@ for i, name in enumerate(names):
         row[0].image(uploads[i], caption=name, width=112)
         j = 1
     row[j].image(ui_explore.enlarge(result.clean[i].numpy(), 4), caption=None if uploads else name, width=112)
-    row[j + 1].image(ui_explore.enlarge(result.noisy[i].numpy(), 4), caption=f"{result.noisy_psnr[i]:.1f} dB",
+    row[j + 1].image(ui_explore.enlarge(result.noisy[i].numpy(), 4), caption=denoise.db_label(result.noisy_psnr[i]),
                      width=112)
     for k, model_name in enumerate(models):
         row[j + 2 + k].image(ui_explore.enlarge(result.outputs[model_name][i].numpy(), 4),
-                             caption=f"{result.output_psnr[model_name][i]:.1f} dB", width=112)
+                             caption=denoise.db_label(result.output_psnr[model_name][i]), width=112)

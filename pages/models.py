@@ -58,7 +58,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.error(str(err))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
-                ui.select_model(ui.model_label(info))
+                ui.select_model(info.name)
                 st.session_state["models_flash"] = f"Installed {target.name}."
                 st.rerun()
 
@@ -147,7 +147,7 @@ with file_tab:
             except AelabError as err:
                 st.error(str(err))
             else:
-                ui.select_model(ui.model_label(checkpoints.CheckpointInfo(target, meta)))
+                ui.select_model(checkpoints.CheckpointInfo(target, meta).name)
                 st.session_state["models_flash"] = f"Renamed {path.name} to {target.name}."
                 st.rerun()
     confirm = st.checkbox(f"Yes, delete {path.name} for good", key=f"confirm_delete_{path.stem}")

@@ -22,13 +22,6 @@ STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running"
                "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
                "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
 
-st.title("Train")
-ctx = ui.sidebar(need_model=False)
-ds = ctx.dataset
-if ds is None:
-    st.stop()  # the sidebar has said why
-
-
 def field_widget(field: jobs.FormField, key: str):
     """The widget for one config field: checkbox, selectbox, number input or comma-separated text."""
     if field.kind == "bool":
@@ -39,11 +32,11 @@ def field_widget(field: jobs.FormField, key: str):
         return st.text_input(field.label, ",".join(map(str, field.default)), help=field.help, key=key,
                              placeholder="empty = no hidden layers" if field.name == "hidden" else "e.g. 32,64")
     if field.kind in ("int", "float"):
+        # No min/max on the widget: the browser would turn an out-of-range value red and submit nothing, without
+        # a word. The job's validation says what the range is.
         cast = int if field.kind == "int" else float
-        bound = lambda v: None if v is None else cast(v)  # noqa: E731
-        return st.number_input(field.label, bound(field.minimum), bound(field.maximum), cast(field.default),
-                               step=cast(field.step), format="%d" if field.kind == "int" else "%g",
-                               help=field.help, key=key)
+        return st.number_input(field.label, value=cast(field.default), step=cast(field.step),
+                               format="%d" if field.kind == "int" else "%g", help=field.help, key=key)
     return st.text_input(field.label, field.default, help=field.help, key=key)
 
 
@@ -55,63 +48,28 @@ def show_form(fields: list[jobs.FormField], prefix: str, columns: int = 3) -> di
     return values
 
 
-def start(**request) -> None:
+def start(fields: list[jobs.FormField], **request) -> None:
+    """Start the job; what came of it is shown by show_outcome (an error until the next submission)."""
     try:
         job = jobs.start_job(**request)
     except AelabError as err:
-        st.error(str(err))
+        refuse(err, fields)
         return
-    st.success(f"Started training {job.name}: follow it below. It keeps running if you leave this page.")
+    st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
+                                                    "running if you leave this page.")
 
 
-st.caption(f"Training runs in the background on {ui.device_label()} (device auto picks the GPU when there is one) "
-           f"and saves a checkpoint at the end of every epoch.")
-variant = st.selectbox("Variant", list(REGISTRY), format_func=lambda v: f"{v} — {REGISTRY[v].description}",
-                       key="train_variant")
-model_fields = jobs.form_fields(REGISTRY[variant].config_class)
-train_fields = jobs.form_fields(TrainConfig)
-class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
-    + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
+def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
+    st.session_state["train_outcome"] = ("error", jobs.in_form_words(str(err), fields))
 
-with st.form("train_form"):
-    st.markdown(f"**Model options** ({variant})")
-    model_values = show_form(model_fields, variant)
-    st.markdown("**Training options**")
-    if not REGISTRY[variant].trainable:
-        st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
-    train_values = show_form(train_fields, "train", columns=4)
-    left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-    name = left.text_input("Model name", jobs.suggest_name(ds.name, variant),
-                           help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
-    picked = middle.selectbox(f"Training classes of {ds.name}", range(len(class_choices)),
-                              format_func=lambda i: class_choices[i][0], key="train_classes",
-                              help="leave a class out (or keep only one) for the Anomalies page")
-    overwrite = right.checkbox("Overwrite", help="replace a model that already has this name")
-    submitted = st.form_submit_button("Start training", type="primary")
 
-if submitted:
-    label, k = class_choices[picked]
-    try:
-        model_options = jobs.changed_options(model_fields, model_values)
-        train_options = jobs.changed_options(train_fields, train_values)
-    except AelabError as err:
-        st.error(str(err))
-    else:
-        start(variant=variant, model_options=model_options, train_options=train_options, name=name, dataset=ds,
-              without_class=k if label.startswith("all but") else None,
-              only_class=k if label.startswith("only") else None, overwrite=overwrite)
-
-if ds.num_classes:  # an unlabelled image folder has no class to leave out
-    with st.expander("Anomaly experiment: one click", expanded="without_class" in st.query_params):
-        st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
-                   "that class. This trains a small convolutional AE (16-d code, 10 epochs) on every other class.")
-        wanted = st.query_params.get("without_class", "")
-        default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
-        a, b = st.columns([1, 2], vertical_alignment="bottom")
-        k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
-                        format_func=lambda c: f"{c}: {ds.class_names[c]}", key="anomaly_class")
-        if b.button(f"Train a model without class {ds.class_names[k]}"):
-            start(**{**jobs.anomaly_recipe(ds.name, k), "dataset": ds})
+def show_outcome() -> None:
+    kind, text = st.session_state.get("train_outcome", (None, ""))
+    if kind == "error":
+        st.error(text)  # kept: the page reruns when a job ends, and the reason must not vanish with it
+    elif kind == "success":
+        st.success(text)
+        del st.session_state["train_outcome"]  # said once
 
 
 def clock(seconds: float | None) -> str:
@@ -142,10 +100,13 @@ def show_job(status: jobs.JobStatus) -> None:
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
             if status.state == "running" and status.steps else (status.phase or "loading the data")
-        speed = f" · {status.images_per_s:,.0f} images/s" if status.images_per_s else ""
-        stopping = " · stopping after this step…" if status.stop_requested else ""
+        running = status.state == "running"  # saving: the speed and the stop request are over
+        speed = f" · {status.images_per_s:,.0f} images/s" if running and status.images_per_s else ""
+        stopping = " · stopping after this step…" if running and status.stop_requested else ""
         elapsed = f" · {clock(time.time() - job.started)} elapsed"
         st.progress(status.fraction, text=f"{where}{speed}{elapsed} · ETA {clock(status.eta_s)}{stopping}")
+        if running and status.terms:
+            st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
     elif status.state == "finished":
         st.success(f"Saved as {job.name}: pick it in the sidebar's model list.")
     elif status.state == "failed":
@@ -164,8 +125,6 @@ def show_job(status: jobs.JobStatus) -> None:
             after = f" after epoch {status.history[-1]['epoch']}" if status.history else ""
             preview.image(picture, clamp=True, width="stretch",
                           caption=f"Validation images (top) and their reconstructions (bottom){after}")
-    elif status.terms:
-        st.caption("Loss now: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
 
 
 @st.fragment(run_every=2)
@@ -188,4 +147,66 @@ def jobs_panel() -> None:
         st.rerun()
 
 
+def training_form(ds) -> None:
+    """The variant's options and TrainConfig's as one form; an error it causes stays on screen (under the button)
+    until the next submission, through the reruns the jobs panel causes when a job ends."""
+    st.caption(f"Training runs in the background on {ui.device_label()} (device auto picks the GPU when there is one) "
+               f"and saves a checkpoint at the end of every epoch.")
+    variant = st.selectbox("Variant", list(REGISTRY), format_func=lambda v: f"{v} — {REGISTRY[v].description}",
+                           key="train_variant")
+    model_fields = jobs.form_fields(REGISTRY[variant].config_class)
+    train_fields = jobs.form_fields(TrainConfig)
+    class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
+        + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
+
+    with st.form("train_form"):
+        st.markdown(f"**Model options** ({variant})")
+        model_values = show_form(model_fields, variant)
+        st.markdown("**Training options**")
+        if not REGISTRY[variant].trainable:
+            st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
+        train_values = show_form(train_fields, "train", columns=4)
+        left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
+        name = left.text_input("Model name", jobs.suggest_name(ds.name, variant),
+                               help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
+        picked = middle.selectbox(f"Training classes of {ds.name}", range(len(class_choices)),
+                                  format_func=lambda i: class_choices[i][0], key="train_classes",
+                                  help="leave a class out (or keep only one) for the Anomalies page")
+        overwrite = right.checkbox("Overwrite", help="replace a model that already has this name")
+        submitted = st.form_submit_button("Start training", type="primary")
+
+    fields = model_fields + train_fields
+    if submitted:
+        st.session_state.pop("train_outcome", None)
+        label, k = class_choices[picked]
+        try:
+            model_options = jobs.changed_options(model_fields, model_values)
+            train_options = jobs.changed_options(train_fields, train_values)
+        except AelabError as err:
+            refuse(err, fields)
+        else:
+            start(fields, variant=variant, model_options=model_options, train_options=train_options, name=name, dataset=ds,
+                  without_class=k if label.startswith("all but") else None,
+                  only_class=k if label.startswith("only") else None, overwrite=overwrite)
+    show_outcome()
+
+    if ds.num_classes:  # an unlabelled image folder has no class to leave out
+        with st.expander("Anomaly experiment: one click", expanded="without_class" in st.query_params):
+            st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
+                       "that class. This trains a small convolutional AE (16-d code, 10 epochs) on every other class.")
+            wanted = st.query_params.get("without_class", "")
+            default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
+            a, b = st.columns([1, 2], vertical_alignment="bottom")
+            k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
+                            format_func=lambda c: f"{c}: {ds.class_names[c]}", key="anomaly_class")
+            if b.button(f"Train a model without class {ds.class_names[k]}"):
+                st.session_state.pop("train_outcome", None)
+                start([], **{**jobs.anomaly_recipe(ds.name, k), "dataset": ds})
+                show_outcome()
+
+
+st.title("Train")
+ctx = ui.sidebar(need_model=False)
+if ctx.dataset is not None:  # else the sidebar has said why; the jobs below can still be followed and stopped
+    training_form(ctx.dataset)
 jobs_panel()

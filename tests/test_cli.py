@@ -173,6 +173,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("latent_dim must be at least 1",)),
         (("train", "mlp", "--out", "x", "--hidden", "a,b"), ("comma-separated",)),
         (("train", "mlp", "--out", "x", "--lr", "-1"), ("lr must be at least",)),
+        (("train", "mlp", "--out", "x", "--epochs", "0"), ("epochs must be at least 1",)),
         (("train", "mlp", "--out", "x", "--activation", "swish"), ("invalid choice",)),
         (("train", "mlp", "--out", "x", "--dataset", "imagenet"), ("unknown dataset",)),
         (("eval", "missing.safetensors"), ("no such checkpoint",)),

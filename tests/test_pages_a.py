@@ -19,14 +19,20 @@ TIMEOUT = 90
 
 
 def label(path: Path) -> str:
+    """How the sidebar and the Models page name a checkpoint to people."""
     return ui.model_label(checkpoints.CheckpointInfo(path, checkpoints.read_metadata(path)))
+
+
+def ckpt_name(path: Path) -> str:
+    """What the sidebar's Model picker holds: the checkpoint's name."""
+    return checkpoints.CheckpointInfo(path, {}).name
 
 
 def page(name: str, model: Path | None = None, **state) -> AppTest:
     """A page run alone (its sidebar included), with `model` chosen in the sidebar's picker."""
     at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=TIMEOUT)
     if model is not None:
-        at.session_state["model_choice"] = label(model)
+        at.session_state["model_choice"] = ckpt_name(model)
     for key, value in state.items():
         at.session_state[key] = value
     return at.run()
@@ -87,11 +93,11 @@ def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoint
     at.switch_page("pages/models.py").run()
     assert at.sidebar.selectbox(key="dataset_name").value == "fashion-mnist" and at.main.error
     at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
-    at.sidebar.selectbox(key="model_mnist").set_value(label(tiny_checkpoints["tiny-vae"])).run()
+    at.sidebar.selectbox(key="model_mnist").set_value(ckpt_name(tiny_checkpoints["tiny-vae"])).run()
     at.switch_page("pages/generate.py").run()
     assert not at.exception
     assert at.sidebar.selectbox(key="dataset_name").value == "mnist"
-    assert at.sidebar.selectbox(key="model_mnist").value == label(tiny_checkpoints["tiny-vae"])
+    assert at.sidebar.selectbox(key="model_mnist").value == ckpt_name(tiny_checkpoints["tiny-vae"])
 
 
 def test_models_page_shows_the_chosen_model(tiny_checkpoints):
@@ -329,3 +335,16 @@ def test_stored_test_error_is_used_only_for_the_same_whole_test_split(tiny_check
     held_out = {**meta, "dataset": {**meta["dataset"], "without_class": 2}}
     assert compare.stored_test_error(held_out, mnist) is None
     assert compare.stored_test_error({**meta, "metrics": {}}, mnist) is None
+
+
+def test_a_model_overwritten_with_another_code_size_stays_picked(spare, tiny_checkpoints):
+    """The picker holds the checkpoint's name: retraining the picked model with another latent size (a new label,
+    "spare-x (vae, 2-d)" for "spare-x (mlp, 8-d)") keeps it picked instead of jumping to another model."""
+    target = spare("tiny-mlp", "x")
+    at = page("models.py", target)
+    assert at.sidebar.selectbox(key="model_mnist").value == "spare-x" and at.header[0].value == label(target)
+    shutil.copyfile(tiny_checkpoints["tiny-vae"], target)  # what an overwriting job does, atomically
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model_mnist").value == "spare-x" and at.header[0].value == label(target)
+    assert "vae" in label(target)

@@ -11,22 +11,16 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from aelab import checkpoints, ui, ui_explore
+from aelab import ui_explore
 from aelab.train import TrainConfig, train_and_save
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 
-def model_label(name: str) -> str:
-    """The sidebar's label for a checkpoint, as its Model selectbox lists it."""
-    found, _ = checkpoints.list_checkpoints()
-    return next(ui.model_label(c) for c in found if c.name == name)
-
-
 def run_page(page: str, model: str, **state) -> AppTest:
     at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)
     # The sidebar starts on the model remembered under "model_choice" (what a user's last pick leaves there).
-    at.session_state["model_choice"] = model_label(model)
+    at.session_state["model_choice"] = model
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -167,6 +161,9 @@ def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpo
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
     assert [m.label for m in at.main.metric] == ["Noisy input", "plain AE (tiny-mlp)", "PCA (8 components)"]
     assert image_count(at) == 6 * 4  # 6 test images x (clean, noisy, plain AE, PCA)
+    at.slider(key="denoise_level").set_value(0.0).run()  # no noise: no "100 dB", no gain over an exact copy
+    assert "adds no noise" in texts(at.main.info) and at.main.metric[0].value == "no noise"
+    assert all(m.value.endswith(" dB") and not m.delta for m in at.main.metric[1:])
 
 
 def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):

@@ -60,20 +60,28 @@ def test_query_parameter_preselects_the_class_to_leave_out():
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("mlp.hidden", "100,abc", "hidden: expected comma-separated whole numbers like 1000,500,250"),
-    ("mlp.hidden", "10000000", "hidden must be at most 20000"),
+    ("mlp.hidden", "100,abc", "Hidden: expected comma-separated whole numbers like 1000,500,250"),
+    ("mlp.hidden", "10000000", "Hidden must be at most 20000"),
     ("mlp.hidden", "20000,20000,20000", "parameters (limit 200,000,000)"),
     ("name", "../evil", "not a valid model name"),
+    # Numbers out of range reach the check (a bounded widget would turn red in the browser and submit nothing):
+    ("train.lr", -1.0, "Learning rate must be at least 1e-08, not -1.0"),
+    ("train.epochs", 0, "Epochs must be at least 1: with none the model would be saved untrained"),
+    ("train.val_fraction", 0.99, "Validation fraction must be at most 0.5"),
 ])
 def test_an_invalid_value_shows_one_error_and_starts_nothing(key, value, expected):
     at = run_page()
     before = job_dirs()
-    (name_input(at) if key == "name" else at.text_input(key=key)).set_value(value)
+    widget = name_input(at) if key == "name" else \
+        at.number_input(key=key) if key.startswith("train.") else at.text_input(key=key)
+    widget.set_value(value)
     at.button(key=START).click().run()
     assert not at.exception
     [error] = [e.value for e in at.error if expected in e.value]  # (the jobs panel may show other jobs' errors)
     assert "\n" not in error
     assert not any("Started training" in s.value for s in at.success) and job_dirs() == before
+    at.run()  # a rerun without a submission (a job ending reruns the page): the reason stays on screen
+    assert [e.value for e in at.error if expected in e.value] == [error]
 
 
 def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar(monkeypatch):
