@@ -70,8 +70,10 @@ def build_parser() -> Parser:
     for name, cls in REGISTRY.items():
         sub = variants.add_parser(name, help=cls.description, description=cls.description)
         sub.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, or a folder/zip of images")
-        sub.add_argument("--image-size", type=int, default=28, help="size for image-folder datasets")
-        sub.add_argument("--image-channels", type=int, default=1, choices=(1, 3), help="1 = grayscale, 3 = RGB (folders)")
+        sub.add_argument("--image-size", type=int, default=None,
+                         help="size for image-folder datasets (default: the size it was added with in the app, else 28)")
+        sub.add_argument("--image-channels", type=int, default=None, choices=(1, 3),
+                         help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 1)")
         sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
         sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
         sub.add_argument("--out", required=True, help="checkpoint path (.safetensors is added)")
@@ -133,7 +135,7 @@ def dataset_for(args, name: str | None, meta: dict | None = None):
 
     dataset_meta = (meta or {}).get("dataset", {})
     name = name or dataset_meta.get("name") or "mnist"
-    shape = dataset_meta.get("input_shape") or (1, 28, 28)
+    shape = dataset_meta.get("input_shape") or (None, None, None)  # None: as the image set was added, else 28x28x1
     dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
     print(f"data: {dataset.name} from {dataset.source}", file=sys.stderr)
     return dataset
@@ -149,7 +151,7 @@ def cmd_train(args) -> int:
     train_config = TrainConfig(**picked(args, TrainConfig))
     train_config.validate(trainable=cls.trainable)
     cls.config_class.from_dict(model_options).validate()  # refuse bad options before any data is loaded
-    dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, args.image_size,
+    dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                        args.image_size]}})
     command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     stop = StopFlag(args.stop_file)

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import cache, metrics
 from .checkpoints import CheckpointInfo
-from .data import Dataset, stratified_indices, to_float
+from .data import Dataset, dataset_label, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
 from .models.pca import PCA, PCAConfig
@@ -61,7 +61,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
             "name": info.name,
             "variant": meta.get("variant"),
             "latent size": meta.get("config", {}).get("latent_dim"),
-            "dataset": meta.get("dataset", {}).get("name"),
+            "dataset": dataset_label(meta.get("dataset", {}).get("name") or "?"),
             "test error (SSE/image)": found.get("sse_per_image"),
             "MSE/pixel": found.get("mse_per_pixel"),
             "1-NN accuracy": found.get("knn1_accuracy"),

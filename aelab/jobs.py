@@ -271,7 +271,7 @@ def changed_options(fields: list[FormField], values: dict) -> dict:
 
 def suggest_name(dataset: str, variant: str) -> str:
     """`mnist-conv`, or `mnist-conv-2`, ... : the first name that is neither a model nor being trained."""
-    base = f"{Path(dataset).name}-{variant}"
+    base = f"{Path(dataset).name.removesuffix('.zip')}-{variant}"
     busy = {s.job.name for s in list_jobs() if s.active}
     for n in range(1, 10000):
         name = base if n == 1 else f"{base}-{n}"
@@ -402,6 +402,9 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
                    "--events", str(folder / "events.jsonl"), "--stop-file", str(folder / "stop"), "--quiet",
                    *_cli_args(model_options),
                    *_cli_args(train_options)]
+        shape, _ = _dataset_shape(dataset)
+        if dataset_name not in BUILTIN and shape:  # the images at the size and colour the page loaded them
+            command += ["--image-size", str(shape[-1]), "--image-channels", str(shape[0])]
         for flag, k in (("--without-class", without_class), ("--only-class", only_class)):
             if k is not None:
                 command += [flag, str(k)]
@@ -641,4 +644,4 @@ def anomaly_recipe(dataset: str, k: int) -> dict:
     """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k."""
     return {"variant": "conv", "model_options": {"latent_dim": 16, "channels": [32, 64]},
             "train_options": {"epochs": 10, "batch_size": 128, "lr": 1e-3},
-            "name": f"{Path(dataset).name}-conv-without-{k}", "dataset": dataset, "without_class": k}
+            "name": f"{Path(dataset).name.removesuffix('.zip')}-conv-without-{k}", "dataset": dataset, "without_class": k}

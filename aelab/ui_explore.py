@@ -89,7 +89,7 @@ def what_to_draw(ds: Dataset) -> str:
     names = ds.class_names or []
     if not names or all(n.isdigit() for n in names):
         return "a digit"
-    return f"something like a {names[min(1, len(names) - 1)].lower()} (or another {ds.name} class)"
+    return f"something like a {names[min(1, len(names) - 1)].lower()} (or another {ds.label} class)"
 
 
 # --- Picking and drawing images ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ model, ds = ctx.model, ctx.dataset
 if model is None:
     st.stop()  # the sidebar has said why
 if not ds.num_classes or (ds.y_test < 0).any():
-    st.info(f"{ds.name} has no class labels, so there is no class to treat as the anomaly: pick a labelled dataset.")
+    st.info(f"{ds.label} has no class labels, so there is no class to treat as the anomaly: pick a labelled dataset.")
     st.stop()
 
 scores, labels = ui_explore.test_scores(ctx.model_path, ctx.model_mtime, ds.name)

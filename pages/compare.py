@@ -92,5 +92,5 @@ with st.spinner("PCA error for 1 to 64 components…"):
 points = compare.error_points(found, ds.name)
 st.plotly_chart(ui.error_curve_figure(curve, points, Path(path).stem), width="stretch",
                 key="compare_error_curve")
-st.caption(f"Line: PCA on {ds.name} with k components. Points: the {len(points)} {ds.name} checkpoints, from the test "
+st.caption(f"Line: PCA on {ds.label} with k components. Points: the {len(points)} {ds.label} checkpoints, from the test "
            "error stored when they were trained; the chosen one is ringed.")

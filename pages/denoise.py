@@ -29,7 +29,7 @@ with left:
     if denoisers:
         denoiser_info = st.selectbox("Denoising autoencoder", denoisers, format_func=ui_explore.denoiser_label)
     else:
-        st.info(f"No denoising model for {ds.name} yet: train one on the Train page with noise gaussian "
+        st.info(f"No denoising model for {ds.label} yet: train one on the Train page with noise gaussian "
                 "(or `python -m aelab train conv --noise gaussian --noise-level 0.5 --out checkpoints/denoiser`).")
 with right:
     plain_info = None
@@ -38,7 +38,7 @@ with right:
         current = next((k for k, i in enumerate(plains) if str(i.path) == ctx.model_path), 0)
         plain_info = st.selectbox("Plain autoencoder", plains, index=current, format_func=ui.model_label)
     else:
-        st.info(f"No plain (non-denoising) autoencoder for {ds.name}: train one on the Train page.")
+        st.info(f"No plain (non-denoising) autoencoder for {ds.label}: train one on the Train page.")
 for title, info in (("denoising AE", denoiser_info), ("plain AE", plain_info)):
     if info is not None:
         try:

@@ -21,7 +21,7 @@ if channels != 1 or height != width:
     st.info(f"Drawing needs a model of single-channel square images; {ctx.model_name} takes {model.input_shape}.")
     st.stop()
 if not ds.num_classes or (ds.y_train < 0).any():
-    st.info(f"{ds.name} has no class labels, so a drawing cannot be classified: pick a labelled dataset.")
+    st.info(f"{ds.label} has no class labels, so a drawing cannot be classified: pick a labelled dataset.")
     st.stop()
 
 knn = ui_explore.code_knn(ctx.model_path, ctx.model_mtime, ds.name)

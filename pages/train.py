@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from aelab import jobs, ui
+from aelab import data, jobs, ui
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
@@ -169,7 +169,7 @@ def training_form(ds) -> None:
         left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
         name = left.text_input("Model name", jobs.suggest_name(ds.name, variant),
                                help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
-        picked = middle.selectbox(f"Training classes of {ds.name}", range(len(class_choices)),
+        picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
                                   format_func=lambda i: class_choices[i][0], key="train_classes",
                                   help="leave a class out (or keep only one) for the Anomalies page")
         overwrite = right.checkbox("Overwrite", help="replace a model that already has this name")
@@ -205,8 +205,45 @@ def training_form(ds) -> None:
                 show_outcome()
 
 
+def own_images() -> None:
+    """Add a zip of one's own images as a dataset: checked, kept on the server, then picked in the sidebar."""
+    added = st.session_state.pop("train_added_images", None)
+    if added:
+        st.success(added)
+    with st.expander("Train on your own images", expanded=False):
+        st.caption("A zip of images (PNG, JPEG, ...): one folder per class inside it gives a labelled dataset, "
+                   "images at the top level an unlabelled one. They are resized to squares, and a fifth is kept "
+                   "aside as the test split. The set is kept on this server and listed in the sidebar's datasets.")
+        with st.form("own_images", border=False):
+            upload = st.file_uploader("Zip of images", type=["zip"], key="own_images_zip")
+            a, b = st.columns(2)
+            size = a.number_input("Image size (pixels, square)", value=28, step=4, key="own_images_size",
+                                  help=f"every image is resized to this ({data.MIN_SIZE} to {data.MAX_SIZE}); "
+                                       "28 lets models compare with MNIST's")
+            colour = b.radio("Colour", ["grayscale", "RGB"], horizontal=True, key="own_images_colour")
+            add = st.form_submit_button("Add these images")
+        if add:
+            if upload is None:
+                st.error("Choose a zip file first.")
+                return
+            try:
+                with st.spinner(f"Reading the images in {upload.name}…"):
+                    ds = data.add_image_set(upload.name, upload.getvalue(), int(size),
+                                            1 if colour == "grayscale" else 3)
+            except AelabError as err:
+                st.error(str(err))
+                return
+            classes = f"{ds.num_classes} classes" if ds.num_classes else "no labels"
+            st.session_state["train_added_images"] = (
+                f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}). It is the sidebar's "
+                "dataset now: pick a variant below and start training.")
+            ui.select_dataset(ds.name)
+            st.rerun()
+
+
 st.title("Train")
 ctx = ui.sidebar(need_model=False)
+own_images()
 if ctx.dataset is not None:  # else the sidebar has said why; the jobs below can still be followed and stopped
     training_form(ctx.dataset)
 jobs_panel()

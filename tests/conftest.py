@@ -11,6 +11,7 @@ os.environ["AELAB_OFFLINE"] = "1"
 os.environ.pop("AELAB_DATA", None)
 os.environ["AELAB_CHECKPOINTS"] = str(_TMP / "checkpoints")
 os.environ["AELAB_CACHE"] = str(_TMP / "cache")
+os.environ["AELAB_USER_DATA"] = str(_TMP / "datasets")  # image sets added on the Train page
 
 import pytest  # noqa: E402
 

@@ -1,0 +1,130 @@
+"""One's own images as a dataset: a zip added on the Train page (checked, kept, listed in the sidebar), trained on,
+and opened on every page; what cannot be used is refused in one line and nothing is kept."""
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from aelab import data
+from aelab.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ROOT / "pages"
+ADD = "FormSubmitter:own_images-Add these images"
+
+
+def shape_image(kind: str, k: int, size: int = 20) -> bytes:
+    """A filled shape of one of three kinds, placed and coloured a little differently for each k."""
+    rng = np.random.default_rng(k)
+    img = np.zeros((size, size, 3), np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    cx, cy, r = size / 2 + rng.integers(-2, 3), size / 2 + rng.integers(-2, 3), size / 3
+    mask = {"circle": (xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2,
+            "square": (abs(xx - cx) < r * 0.8) & (abs(yy - cy) < r * 0.8),
+            "bar": abs(xx - cx) < r / 3}[kind]
+    img[mask] = rng.integers(120, 256, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(img).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def make_zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), content)  # the same bytes every time
+    return buffer.getvalue()
+
+
+def shapes_zip(per_class: int = 12, top: str = "") -> bytes:
+    entries = {f"{top}{kind}/{kind}{k}.png": shape_image(kind, k) for kind in ("circle", "square", "bar")
+               for k in range(per_class)}
+    entries["__MACOSX/circle/._circle0.png"] = b"\x00\x05\x16\x07 resource fork"  # what macOS's zip adds
+    return make_zip(entries)
+
+
+def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with():
+    ds = data.add_image_set("shapes.zip", shapes_zip(), image_size=16, channels=3)
+    assert ds.class_names == ["bar", "circle", "square"] and ds.input_shape == (3, 16, 16)
+    assert len(ds.y_train) + len(ds.y_test) == 36 and ds.label == "shapes (your images)"
+    kept = data.user_data_folder() / "shapes.zip"
+    assert ds.name == str(kept.resolve()) and ds.name in data.user_datasets()
+    again = data.load_dataset(ds.name)  # no size given: the one it was added with
+    assert again.input_shape == (3, 16, 16) and bool((again.x_train == ds.x_train).all())
+    assert data.add_image_set("shapes.zip", shapes_zip(), 16, 3).name == ds.name  # the same zip again: the same set
+    with pytest.raises(DataError, match="was added before with other images"):
+        data.add_image_set("shapes.zip", shapes_zip(per_class=5), 16, 3)
+
+
+@pytest.mark.parametrize("file_name, content, expected", [
+    ("notes.zip", b"just text", "notes.zip is not a zip file"),
+    ("empty.zip", make_zip({"readme.txt": b"hello"}), "no images found in empty.zip"),
+    ("broken.zip", make_zip({"a/one.png": b"not a png", "a/two.png": b"nor this"}),
+     "broken.zip has fewer than two readable images (2 not readable as images, e.g. one.png)"),
+    ("<b>.zip", shapes_zip(2), "name the zip with letters"),
+    ("tiny.zip", shapes_zip(2), "image size must be between 8 and 256"),
+])
+def test_what_cannot_be_used_is_refused_in_one_line_and_nothing_is_kept(file_name, content, expected):
+    before = sorted(data.user_data_folder().glob("*")) if data.user_data_folder().is_dir() else []
+    with pytest.raises(DataError) as err:
+        data.add_image_set(file_name, content, image_size=4 if file_name == "tiny.zip" else 28)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert "aelab-tests-" not in str(err.value)  # the temporary file's path is not shown
+    after = sorted(data.user_data_folder().glob("*")) if data.user_data_folder().is_dir() else []
+    assert after == before
+
+
+def test_added_on_the_train_page_then_picked_in_the_sidebar():
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
+    at.file_uploader(key="own_images_zip").set_value([("my shapes.zip", shapes_zip(), "application/zip")])
+    at.number_input(key="own_images_size").set_value(24)
+    at.button(key=ADD).click().run()
+    assert not at.exception and not at.error
+    assert "Added my shapes (your images): 36 images (3 classes)" in at.success[0].value
+    picked = at.sidebar.selectbox(key="dataset_name")
+    assert picked.value == str((data.user_data_folder() / "my shapes.zip").resolve())
+    assert "my shapes (your images)" in picked.options
+    assert at.selectbox(key="train_classes").label == "Training classes of my shapes (your images)"
+    assert next(w for w in at.text_input if w.label == "Model name").value == "my shapes-mlp"
+    at.file_uploader(key="own_images_zip").set_value([("junk.zip", b"not a zip", "application/zip")])
+    at.button(key=ADD).click().run()
+    assert [e.value for e in at.error] == ["junk.zip is not a zip file: put the images (one folder per class) in a "
+                                           ".zip"]
+
+
+@pytest.fixture(scope="module")
+def shapes_model():
+    """A conv AE trained on an added RGB image set, as a job trains it: `python -m aelab train` given only the
+    set's path (the size and colour it was added with come from the set)."""
+    from aelab.checkpoints import checkpoint_folder
+
+    ds = data.add_image_set("rgb shapes.zip", shapes_zip(top="rgb shapes/"), image_size=16, channels=3)
+    out = checkpoint_folder() / "shapes-conv"
+    result = subprocess.run([sys.executable, "-m", "aelab", "train", "conv", "--dataset", ds.name, "--latent-dim",
+                             "4", "--channels", "8,16", "--epochs", "2", "--batch-size", "8", "--quiet",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    return ds, "shapes-conv"
+
+
+@pytest.mark.parametrize("page", ["models", "latent_map", "compare", "interpolate", "draw", "denoise", "anomalies",
+                                  "generate"])
+def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
+    ds, name = shapes_model
+    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=180)
+    at.session_state["dataset_choice"] = ds.name
+    at.session_state["model_choice"] = name
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="dataset_name").value == ds.name
+    assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
+    assert not [e.value for e in at.main.error]
