@@ -67,7 +67,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
             "1-NN accuracy": found.get("knn1_accuracy"),
             "5-NN accuracy": found.get("knn5_accuracy"),
             "test nats": found.get("test_nats"),
-            "epochs": len(history),
+            "epochs": round(sum(h.get("fraction", 1) for h in history), 2),  # a stopped epoch counts its part
             "status": meta.get("status", ""),
             "created": meta.get("created", ""),
         })

@@ -394,7 +394,8 @@ class Trainer:
                                    "steps": steps_per_epoch, "terms": {k: float(v) for k, v in terms.items()},
                                    "images_per_s": count / max(seconds, 1e-9)})
                     if self.should_stop():
-                        self._finish_epoch(phase, epoch, epochs, runner.sums, count, epoch_start, phase_start)
+                        self._finish_epoch(phase, epoch, epochs, runner.sums, count, epoch_start, phase_start,
+                                           fraction=count / n)
                         self.result.status, self.result.message = "stopped", f"stopped during {phase} epoch {epoch}"
                         raise _Stop
                 self._finish_epoch(phase, epoch, epochs, runner.sums, count, epoch_start, phase_start)
@@ -427,7 +428,10 @@ class Trainer:
             count += len(target)
         return {k: v / count for k, v in sums.items()}
 
-    def _finish_epoch(self, phase, epoch, epochs, sums, count, epoch_start, phase_start) -> None:
+    def _finish_epoch(self, phase, epoch, epochs, sums, count, epoch_start, phase_start, fraction: float = 1.0
+                      ) -> None:
+        """Close an epoch: its history entry and event. `fraction`: the part of the epoch trained (a stop ends one
+        early); the entry records it when it is less than all."""
         seconds = time.perf_counter() - epoch_start
         train_terms = {k: float(v) / max(count, 1) for k, v in sums.items()}
         self._check_finite(torch.tensor(train_terms.get("total", 0.0)), phase, epoch)
@@ -436,6 +440,8 @@ class Trainer:
         elapsed = time.perf_counter() - phase_start
         entry = {"phase": phase, "epoch": epoch, "train": train_terms, "val": val_terms,
                  "images_per_s": count / max(seconds, 1e-9), "seconds": seconds}
+        if fraction < 1:
+            entry["fraction"] = round(fraction, 4)
         self.result.history.append(entry)
         event = {"event": "epoch", **entry, "epochs": epochs, "eta_s": elapsed / epoch * (epochs - epoch)}
         if self.cfg.preview_images and len(self.x_val) and phase == "train":

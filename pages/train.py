@@ -122,7 +122,9 @@ def show_job(status: jobs.JobStatus) -> None:
             curves.plotly_chart(figure, key=f"loss_{job.id}")
         picture = status.preview_picture()
         if picture is not None:
-            after = f" after epoch {status.history[-1]['epoch']}" if status.history else ""
+            last = status.history[-1] if status.history else None
+            after = "" if last is None else f" after epoch {last['epoch']}" if "fraction" not in last else \
+                f" after {last['fraction']:.0%} of epoch {last['epoch']} (stopped)"
             preview.image(picture, clamp=True, width="stretch",
                           caption=f"Validation images (top) and their reconstructions (bottom){after}")
 

@@ -320,7 +320,9 @@ def test_stop_request_ends_after_the_current_step(mnist):
                      callbacks=[lambda e: steps.append(e) if e["event"] == "step" else None],
                      should_stop=lambda: len(steps) >= 3).run()
     assert result.status == "stopped" and len(steps) == 3
-    assert len(result.history) == 1  # the partial epoch is recorded
+    assert len(result.history) == 1  # the partial epoch is recorded, as the part it is: 3 of its steps
+    n_train = len(mnist.y_train) - round(len(mnist.y_train) * TrainConfig().val_fraction)
+    assert result.history[0]["fraction"] == pytest.approx(3 * 32 / n_train, abs=1e-3)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_weights(mnist):
