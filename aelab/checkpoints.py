@@ -235,8 +235,8 @@ def safe_name(name: str) -> str:
     if name.endswith(SUFFIX):
         name = name[: -len(SUFFIX)]
     if not NAME_PATTERN.match(name) or ".." in name:
-        raise CheckpointError(f"{name!r} is not a valid model name: use letters, digits, spaces, '-', '_' or '.' "
-                              "(at most 80, no '..', no '/')")
+        raise CheckpointError(f"{name!r} is not a valid model name: use letters a-z or A-Z, digits, spaces, '-', "
+                              "'_' or '.' (at most 80, no '..', no '/')")
     return name
 
 
@@ -244,10 +244,23 @@ def path_for(name: str, folder: str | os.PathLike | None = None) -> Path:
     return (Path(folder) if folder else checkpoint_folder()) / f"{safe_name(name)}{SUFFIX}"
 
 
+def refuse_case_twin(target: Path, keep: Path | None = None) -> None:
+    """Refuse a new checkpoint whose name differs from an existing one's only in case ('MNIST-CONV-30' next to
+    'mnist-conv-30'): two models people cannot tell apart, and one file on case-insensitive disks. `keep`: the
+    file being renamed, which may change its own case."""
+    if not target.parent.is_dir():
+        return
+    for other in target.parent.glob(f"*{SUFFIX}"):
+        if other.name != target.name and other.name.lower() == target.name.lower() and other != keep:
+            raise CheckpointError(f"a model named {other.name[: -len(SUFFIX)]!r} exists, which differs only in "
+                                  "case: pick another name")
+
+
 def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False) -> Path:
     """Validate an uploaded checkpoint fully, then write it under a safe name (refusing to overwrite unless asked)."""
     target = path_for(name, folder)
     load_bytes(data, name)
+    refuse_case_twin(target)
     if target.exists() and not overwrite:
         raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +275,7 @@ def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False)
 def rename_checkpoint(path: str | os.PathLike, new_name: str, overwrite: bool = False) -> Path:
     path = Path(path)
     target = path_for(new_name, path.parent)
+    refuse_case_twin(target, keep=path)
     if target.exists() and not overwrite:
         raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
     os.replace(path, target)

@@ -178,6 +178,9 @@ def test_upload_validates_then_installs_and_never_overwrites_silently(tmp_path, 
     with pytest.raises(CheckpointError, match="already exists"):
         ck.install_upload(blob, "my model", folder=folder)
     ck.install_upload(blob, "my model", folder=folder, overwrite=True)
+    with pytest.raises(CheckpointError, match="'my model' exists, which differs only in case"):
+        ck.install_upload(blob, "My Model", folder=folder, overwrite=True)  # a twin people cannot tell apart
+    path = ck.rename_checkpoint(path, "My model")  # a model may change its own name's case
     renamed = ck.rename_checkpoint(path, "renamed")
     assert renamed.exists() and not path.exists()
     ck.delete_checkpoint(renamed)
