@@ -169,7 +169,12 @@ def training_form(ds) -> None:
             st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
         train_values = show_form(train_fields, "train", columns=4)
         left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-        name = left.text_input("Model name", jobs.suggest_name(ds.name, variant),
+        # The suggestion follows the variant and the dataset until the user types a name of their own.
+        suggestion = jobs.suggest_name(ds.name, variant)
+        if st.session_state.get("train_name") in (None, "", st.session_state.get("train_name_suggested")):
+            st.session_state["train_name"] = suggestion
+        st.session_state["train_name_suggested"] = suggestion
+        name = left.text_input("Model name", key="train_name",
                                help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
         picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
                                   format_func=lambda i: class_choices[i][0], key="train_classes",

@@ -51,6 +51,11 @@ def test_form_shows_the_fields_of_the_chosen_variant_and_of_training():
     keys = widget_keys(at)
     assert {"vae.beta", "vae.arch", "vae.channels", "vae.hidden"} <= keys and "mlp.tied" not in keys
     assert at.text_input(key="vae.hidden").value == "400" and name_input(at).value == "mnist-vae"
+    name_input(at).set_value("keepme")  # a name of the user's own (sent with a submission that starts nothing)
+    at.text_input(key="vae.hidden").set_value("x")
+    at.button(key=START).click().run()
+    at.selectbox(key="train_variant").set_value("conv").run()
+    assert name_input(at).value == "keepme"  # not replaced by the next variant's suggestion
 
 
 def test_query_parameter_preselects_the_class_to_leave_out():
