@@ -148,17 +148,15 @@ class DrawingReading:
 
 @torch.no_grad()
 def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMap,
-                 name: str = "the drawing") -> DrawingReading:
-    """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) like an MNIST digit, then encode
-    it once, decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank."""
-    from .images import prepare_digit
-
-    channels, height, width = model.input_shape
-    if channels != 1 or height != width:
-        raise ConfigError(f"drawings are single-channel square digits; this model takes {model.input_shape} images")
+                 name: str = "the drawing", like_mnist: bool = True) -> DrawingReading:
+    """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) like an MNIST digit (or, for a
+    model of one's own image set, `like_mnist=False`, resized as drawn: images.prepare_drawing), then encode it once,
+    decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank."""
+    from .images import prepare_drawing
     from .metrics import one_thread
 
-    digit = prepare_digit(drawing, size=height, name=name)
+    height, width = model.input_shape[1:]
+    digit = prepare_drawing(drawing, model.input_shape, name, like_mnist)[0]
     model.eval()
     with one_thread():
         z = model.encode(torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device))

@@ -184,15 +184,18 @@ def cmd_reconstruct(args) -> int:
     import torch
 
     from .checkpoints import load_checkpoint
+    from .data import BUILTIN
     from .images import load_and_prepare, save_png
 
     model, meta = load_checkpoint(args.checkpoint)
+    # A model of one's own image set saw its images only resized: prepare files the same way, not like MNIST digits.
+    like_mnist = meta.get("dataset", {}).get("name", "mnist") in BUILTIN
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for name in args.images:
         try:
-            prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name)
+            prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name, like_mnist=like_mnist)
         except AelabError as err:
             print(f"error: {err}", file=sys.stderr)
             failures += 1

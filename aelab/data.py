@@ -59,6 +59,12 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @property
+    def like_mnist(self) -> bool:
+        """Whether images from outside (uploads, drawings) are prepared like MNIST digits (cropped, centred) for
+        this dataset's models: the built-in ones; one's own image sets were only resized."""
+        return self.name in BUILTIN
+
+    @property
     def label(self) -> str:
         """The name people see (an image set's file name, not its path)."""
         return dataset_label(self.name)

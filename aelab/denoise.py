@@ -81,12 +81,13 @@ def compare(clean: torch.Tensor, models: dict[str, Autoencoder], kind: str = "ga
     return result
 
 
-def prepare_upload(data: bytes, input_shape, name: str) -> tuple[np.ndarray, bytes]:
-    """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file, a small PNG of the
-    original to show beside it). Raises ImageError naming the file when it cannot be used."""
+def prepare_upload(data: bytes, input_shape, name: str, like_mnist: bool = True) -> tuple[np.ndarray, bytes]:
+    """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file (`like_mnist`: see
+    images.load_and_prepare), a small PNG of the original to show beside it). Raises ImageError naming the file when
+    it cannot be used."""
     from .images import array_to_png_bytes, load_and_prepare, open_image, to_rgb_array
 
-    prepared = load_and_prepare(data, tuple(input_shape), name)
+    prepared = load_and_prepare(data, tuple(input_shape), name, like_mnist)
     thumbnail = open_image(data, name)
     thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
     # Through images' converters, so 16-bit, palette and transparent files look as they were prepared.

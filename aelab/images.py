@@ -389,18 +389,35 @@ def prepare_image(img: Image.Image, input_shape: tuple[int, int, int], name: str
 
 
 def load_and_prepare(
-    source, input_shape: tuple[int, int, int] = (1, 28, 28), name: str | None = None
+    source, input_shape: tuple[int, int, int] = (1, 28, 28), name: str | None = None, like_mnist: bool = True
 ) -> np.ndarray:
     """Open `source` (see open_image) and prepare it for a model taking `input_shape` (C, H, W): float32 (C, H, W).
 
-    Square one-channel models get MNIST-style digits (prepare_digit); all others a plain resize (prepare_image).
+    Square one-channel models of MNIST-like data get MNIST-style digits (prepare_digit); all others, and any model
+    of one's own image set (`like_mnist=False`: its images were only resized), a plain resize (prepare_image).
     """
     label = name or _default_name(source)
     img = open_image(source, label)
     channels, height, width = input_shape
-    if channels == 1 and height == width:
+    if like_mnist and channels == 1 and height == width:
         return prepare_digit(img, size=height, name=label)[None]
     return prepare_image(img, input_shape, name=label)
+
+
+def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the drawing",
+                    like_mnist: bool = True) -> np.ndarray:
+    """A canvas drawing (RGBA array, white on black) for a model of square one-channel images: float32 (1, H, W).
+    MNIST-like data: cropped, scaled and centred like an MNIST digit (prepare_digit). One's own image set: the
+    canvas resized as it is, so a shape keeps the place and size it was drawn at, as the set's images did."""
+    channels, height, width = input_shape
+    if channels != 1 or height != width:
+        raise ConfigError(f"drawings are single-channel square images; this model takes {tuple(input_shape)}")
+    if like_mnist:
+        return prepare_digit(drawing, size=height, name=name)[None]
+    gray = _digit_gray(drawing, name)
+    if gray.size == 0 or gray.max() < MIN_INK:
+        raise ImageError(f"nothing drawn in {name}: it is blank")
+    return np.clip(_resize_plane(gray, (width, height)), 0, 1)[None]
 
 
 # --- Writing PNGs ----------------------------------------------------------------------------------------------

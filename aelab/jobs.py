@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import fcntl
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -641,8 +642,15 @@ def remove_job(job_id: str) -> None:
         _PARSED.pop(job.id, None)
 
 
-def anomaly_recipe(dataset: str, k: int) -> dict:
-    """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k."""
+def anomaly_recipe(dataset: str, k: int, n_train: int | None = None) -> dict:
+    """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k.
+    `n_train`: the training images, when known: a small image set gets smaller batches and more epochs, so that
+    the model takes at least 300 steps (10 epochs of MNIST take 4,200)."""
+    batch, epochs = 128, 10
+    if n_train is not None:
+        batch = int(min(128, max(16, n_train // 8)))
+        epochs = int(min(300, max(10, math.ceil(300 / max(1, math.ceil(n_train / batch))))))
     return {"variant": "conv", "model_options": {"latent_dim": 16, "channels": [32, 64]},
-            "train_options": {"epochs": 10, "batch_size": 128, "lr": 1e-3},
-            "name": f"{Path(dataset).name.removesuffix('.zip')}-conv-without-{k}", "dataset": dataset, "without_class": k}
+            "train_options": {"epochs": epochs, "batch_size": batch, "lr": 1e-3},
+            "name": f"{Path(dataset).name.removesuffix('.zip')}-conv-without-{k}", "dataset": dataset,
+            "without_class": k}

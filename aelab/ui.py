@@ -284,7 +284,7 @@ def ensure_navigation() -> None:
         st.rerun()
 
 
-def _give_back(key: str, options: list, *wanted) -> None:
+def give_back(key: str, options: list, *wanted) -> None:
     """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
     else the first option."""
     choice = next((w for w in wanted if w), None)
@@ -302,7 +302,7 @@ def sidebar(need_model: bool = True) -> Context:
         found, broken = checkpoints.list_checkpoints()
         # The built-in datasets, the image sets added on the Train page, and any folder a checkpoint was trained on.
         choices = DATASETS + data.user_datasets([c.meta.get("dataset", {}).get("name", "") for c in found])
-        _give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
+        give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
                    st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
         name = st.selectbox("Dataset", choices, key="dataset_name", format_func=data.dataset_label,
                             help="your own images: add a zip of them on the Train page")
@@ -329,7 +329,7 @@ def sidebar(need_model: bool = True) -> Context:
             key = f"model_{name}"
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
             # else the previous choice on this dataset, else the last one on any page, else the first.
-            _give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
+            give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
                        st.session_state.get("model_choice"))
             chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
             st.session_state["model_choice"] = chosen

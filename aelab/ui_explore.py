@@ -54,11 +54,12 @@ def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
 
 
 @st.cache_data(show_spinner="Preparing the upload…", max_entries=64)
-def prepared_upload(data: bytes, input_shape: tuple, name: str) -> tuple[np.ndarray, bytes]:
+def prepared_upload(data: bytes, input_shape: tuple, name: str, like_mnist: bool = True
+                    ) -> tuple[np.ndarray, bytes]:
     """Decoded and prepared once per file content, not on every slider move."""
     from .denoise import prepare_upload
 
-    return prepare_upload(data, input_shape, name)
+    return prepare_upload(data, input_shape, name, like_mnist)
 
 
 def checkpoints_for(dataset_name: str) -> list[checkpoints.CheckpointInfo]:
@@ -127,7 +128,7 @@ def pick_image(ds: Dataset, key: str, title: str,
     source = st.radio("Source", sources, horizontal=True, key=f"{key}_source", label_visibility="collapsed")
     x, y = ds.x_test, ds.y_test
     if source == "Draw":
-        from .images import prepare_digit
+        from .images import prepare_drawing
 
         # A new key is a new, empty canvas: the component has no "clear" of its own that Python can trigger.
         drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11)
@@ -136,11 +137,11 @@ def pick_image(ds: Dataset, key: str, title: str,
             st.caption(f"Draw {what_to_draw(ds)} in the box.")
             return None, None, ""
         try:
-            digit = prepare_digit(drawing, size=ds.input_shape[1], name="the drawing")
+            drawn = prepare_drawing(drawing, ds.input_shape, like_mnist=ds.like_mnist)
         except AelabError as err:
             st.error(str(err))
             return None, None, ""
-        return torch.from_numpy(digit)[None], None, "drawn"
+        return torch.from_numpy(drawn), None, "drawn"
     if source == "Random":
         st.button("Another one", key=f"{key}_another", on_click=_bump, args=(f"{key}_seed",))
         seed = st.session_state.get(f"{key}_seed", 0)

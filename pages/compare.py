@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from aelab import checkpoints, compare, metrics, ui
+from aelab import checkpoints, compare, metrics, project, ui
 from aelab.data import to_float
 from aelab.errors import AelabError
 
@@ -21,8 +21,9 @@ found, _ = checkpoints.list_checkpoints()
 if is_pca:
     st.info("This model is PCA itself: pick an autoencoder in the sidebar to compare; PCA's error curve is below.")
 else:
-    map_size = st.select_slider("Test images on the maps", [500, 1000, 2000, 5000, 10000], value=2000,
-                                format_func=lambda n: f"{n:,}", key="compare_map_size")
+    sizes = [n for n in project.map_sizes(len(ds.y_test)) if n <= 10000]  # a small image set: up to its own size
+    map_size = st.select_slider("Test images on the maps", sizes, value=min(sizes, key=lambda n: abs(n - 2000)),
+                                format_func=lambda n: f"{n:,}", key="compare_map_size") if len(sizes) > 1 else sizes[0]
     start = time.perf_counter()
     with st.spinner("Fitting PCA, encoding and scoring kNN… (once per model; cached afterwards)"):
         pca = ui.fitted_pca(ds.name, model.latent_dim)
@@ -92,5 +93,5 @@ with st.spinner("PCA error for 1 to 64 components…"):
 points = compare.error_points(found, ds.name)
 st.plotly_chart(ui.error_curve_figure(curve, points, Path(path).stem), width="stretch",
                 key="compare_error_curve")
-st.caption(f"Line: PCA on {ds.label} with k components. Points: the {len(points)} {ds.label} checkpoints, from the test "
-           "error stored when they were trained; the chosen one is ringed.")
+st.caption(f"Line: PCA on {ds.label} with k components. Points: the {ds.label} checkpoints "
+           f"({len(points)}), from the test error stored when they were trained; the chosen one is ringed.")

@@ -62,11 +62,15 @@ seed = n3.number_input("Noise seed", 0, 2**31 - 1, 0)
 source = st.radio("Images", ["Test images", "Upload"], horizontal=True)
 clean, names, uploads = [], [], []
 if source == "Upload":
-    files = st.file_uploader("Photos, scans or drawings of digits (prepared like MNIST: inverted if dark on light, "
-                             "cropped, centred)", type=UPLOAD_TYPES, accept_multiple_files=True)
+    c, h, w = ds.input_shape
+    how = ("Photos, scans or drawings (prepared like MNIST's digits: inverted if dark on light, cropped, centred)"
+           if ds.like_mnist and c == 1 and h == w else
+           f"Images (resized to {w} × {h}, {'grayscale' if c == 1 else 'RGB'}, as {ds.label} was)")
+    files = st.file_uploader(how, type=UPLOAD_TYPES, accept_multiple_files=True)
     for file in files[:MAX_IMAGES]:
         try:
-            prepared, thumbnail = ui_explore.prepared_upload(file.getvalue(), tuple(ds.input_shape), file.name)
+            prepared, thumbnail = ui_explore.prepared_upload(file.getvalue(), tuple(ds.input_shape), file.name,
+                                                             ds.like_mnist)
         except AelabError as err:
             message = str(err)
             st.error(message if file.name in message else f"{file.name}: {message}")

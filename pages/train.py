@@ -89,7 +89,8 @@ def show_job(status: jobs.JobStatus) -> None:
     classes = (f", without class {job.without_class}" if job.without_class is not None else "") + \
         (f", only class {job.only_class}" if job.only_class is not None else "")
     head, buttons = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on {job.dataset}{classes} · "
+    head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
+                  f"{data.dataset_label(job.dataset)}{classes} · "
                   f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
     if status.active:
         buttons.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
@@ -154,8 +155,12 @@ def training_form(ds) -> None:
     until the next submission, through the reruns the jobs panel causes when a job ends."""
     st.caption(f"Training runs in the background on {ui.device_label()} (device auto picks the GPU when there is one) "
                f"and saves a checkpoint at the end of every epoch.")
+    # Kept under a plain key too: Streamlit drops a widget's state when another page runs.
+    ui.give_back("train_variant", list(REGISTRY), st.session_state.get("train_variant"),
+                 st.session_state.get("train_variant_choice"))
     variant = st.selectbox("Variant", list(REGISTRY), format_func=lambda v: f"{v} — {REGISTRY[v].description}",
                            key="train_variant")
+    st.session_state["train_variant_choice"] = variant
     model_fields = jobs.form_fields(REGISTRY[variant].config_class)
     train_fields = jobs.form_fields(TrainConfig)
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
@@ -199,8 +204,10 @@ def training_form(ds) -> None:
 
     if ds.num_classes:  # an unlabelled image folder has no class to leave out
         with st.expander("Anomaly experiment: one click", expanded="without_class" in st.query_params):
+            recipe = jobs.anomaly_recipe(ds.name, 0, len(ds.y_train))
             st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
-                       "that class. This trains a small convolutional AE (16-d code, 10 epochs) on every other class.")
+                       f"that class. This trains a small convolutional AE (16-d code, {recipe['train_options']['epochs']}"
+                       f" epochs of batches of {recipe['train_options']['batch_size']}) on every other class.")
             wanted = st.query_params.get("without_class", "")
             default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
             a, b = st.columns([1, 2], vertical_alignment="bottom")
@@ -208,15 +215,18 @@ def training_form(ds) -> None:
                             format_func=lambda c: f"{c}: {ds.class_names[c]}", key="anomaly_class")
             if b.button(f"Train a model without class {ds.class_names[k]}"):
                 st.session_state.pop("train_outcome", None)
-                start([], **{**jobs.anomaly_recipe(ds.name, k), "dataset": ds})
+                start([], **{**jobs.anomaly_recipe(ds.name, k, len(ds.y_train)), "dataset": ds})
                 show_outcome()
 
 
 def own_images() -> None:
     """Add a zip of one's own images as a dataset: checked, kept on the server, then picked in the sidebar."""
+    # Messages go above the expander, in a container that is always there: an element appearing before the expander
+    # would make it a new one, folded shut with its error inside.
+    note = st.container()
     added = st.session_state.pop("train_added_images", None)
     if added:
-        st.success(added)
+        note.success(added)
     with st.expander("Train on your own images", expanded=False):
         st.caption("A zip of images (PNG, JPEG, ...): one folder per class inside it gives a labelled dataset, "
                    "images at the top level an unlabelled one. They are resized to squares, and a fifth is kept "
@@ -231,14 +241,14 @@ def own_images() -> None:
             add = st.form_submit_button("Add these images")
         if add:
             if upload is None:
-                st.error("Choose a zip file first.")
+                note.error("Choose a zip file first.")
                 return
             try:
                 with st.spinner(f"Reading the images in {upload.name}…"):
                     ds = data.add_image_set(upload.name, upload.getvalue(), int(size),
                                             1 if colour == "grayscale" else 3)
             except AelabError as err:
-                st.error(str(err))
+                note.error(str(err))
                 return
             classes = f"{ds.num_classes} classes" if ds.num_classes else "no labels"
             st.session_state["train_added_images"] = (

@@ -269,5 +269,9 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
 def test_anomaly_recipe_is_a_valid_request():
     recipe = jobs.anomaly_recipe("mnist", 3)
     assert recipe["without_class"] == 3 and recipe["name"] == "mnist-conv-without-3"
+    assert jobs.anomaly_recipe("mnist", 3, 60_000)["train_options"] == recipe["train_options"]
+    small = jobs.anomaly_recipe("/data/shapes.zip", 1, 96)  # an image set of 96 training images: 6 steps an epoch
+    assert small["name"] == "shapes-conv-without-1" and small["train_options"]["batch_size"] == 16
+    assert small["train_options"]["epochs"] * 96 / 16 >= 300
     name, config = jobs.validate_request(**recipe)
     assert name == "mnist-conv-without-3" and config.epochs >= 1

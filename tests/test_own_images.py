@@ -128,3 +128,23 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert at.sidebar.selectbox(key="dataset_name").value == ds.name
     assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
     assert not [e.value for e in at.main.error]
+
+
+def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
+    """A model of one's own images never saw MNIST's cropping and centring: a square drawn small in a corner stays
+    small and in the corner (for MNIST-like data it is enlarged and centred, as MNIST's digits were)."""
+    from aelab.images import ImageError, load_and_prepare, prepare_drawing
+
+    canvas = np.zeros((168, 168, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[10:40, 10:40, :3] = 255  # a small white square, top left
+    as_drawn = prepare_drawing(canvas, (1, 28, 28), like_mnist=False)[0]
+    assert as_drawn.shape == (28, 28) and as_drawn[3, 3] > 0.9 and as_drawn[14:, 14:].max() == 0
+    like_mnist = prepare_drawing(canvas, (1, 28, 28))[0]
+    assert like_mnist[14, 14] > 0.9 and like_mnist[3, 3] == 0  # centred and scaled to 20 px
+    png = io.BytesIO()
+    Image.fromarray(canvas[..., :3]).save(png, "PNG")
+    assert np.allclose(load_and_prepare(png.getvalue(), (1, 28, 28), "square.png", like_mnist=False)[0], as_drawn,
+                       atol=0.02)
+    with pytest.raises(ImageError, match="nothing drawn in the drawing: it is blank"):
+        prepare_drawing(np.zeros((168, 168, 4), np.uint8), (1, 28, 28), like_mnist=False)
