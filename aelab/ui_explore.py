@@ -235,7 +235,8 @@ def map_html(picture: dict, position=None, text: str = "") -> str:
         x0, x1, y0, y1 = picture["extent"]
         fx, fy = (float(position[0]) - x0) / (x1 - x0), (y1 - float(position[1])) / (y1 - y0)
         outside = not (0 <= fx <= 1 and 0 <= fy <= 1)
-        fx, fy = min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+        # Kept a star's half-width inside the frame: at the very edge half of it was cut off.
+        fx, fy = min(max(fx, 0.03), 0.97), min(max(fy, 0.04), 0.96)
         title += f' · ★ {html.escape(text)}' + (" (off the map: shown at its edge)" if outside else "")
         star = (f'<span title="{html.escape(text)}" aria-label="your drawing" style="position:absolute;left:{fx:.2%};'
                 f'top:{fy:.2%};transform:translate(-50%,-55%);font-size:30px;line-height:1;color:#FFD700;'
@@ -296,9 +297,9 @@ def roc_figure(curve: anomaly.ROC, at: anomaly.ThresholdReport):
                              name=f"AUROC {curve.auroc:.3f}", line={"color": "#d62728", "width": 2.5}))
     fig.add_trace(go.Scatter(x=[at.false_positive_rate], y=[at.recall], mode="markers", name="threshold",
                              marker={"size": 12, "color": "black", "symbol": "x"}))
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="false positive rate",
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="false positive rate",
                       yaxis_title="true positive rate (recall)", xaxis_range=[0, 1], yaxis_range=[0, 1.02],
-                      legend={"x": 0.55, "y": 0.1})
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})  # off the curve
     return fig
 
 

@@ -215,9 +215,9 @@ def test_the_draw_maps_star_sits_where_the_code_lands():
     centre = ui_explore.map_html(picture, (0.0, 5.0), "a 7?")
     assert "left:50.00%;top:50.00%" in centre and "off the map" not in centre
     corner = ui_explore.map_html(picture, (-2.0, 10.0), "x")
-    assert "left:0.00%;top:0.00%" in corner
+    assert "left:3.00%;top:4.00%" in corner  # the whole star inside the frame
     far = ui_explore.map_html(picture, (9.0, -4.0), "<b>")  # clamped to the edge, said so, text escaped
-    assert "left:100.00%;top:100.00%" in far and "off the map" in far and "<b>" not in far
+    assert "left:97.00%;top:96.00%" in far and "off the map" in far and "<b>" not in far
     empty = ui_explore.map_html(picture)  # before the first stroke: the map, no star
     assert 'alt="latent map"' in empty and "your drawing" not in empty and "★" not in empty
 
