@@ -318,6 +318,12 @@ def sidebar(need_model: bool = True) -> Context:
         # The models of this dataset at the size and colour it is loaded with (a folder can be used at several).
         usable = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name
                   and tuple(c.meta.get("dataset", {}).get("input_shape", ds.input_shape)) == ds.input_shape]
+        other_size = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name
+                      and c not in usable]
+        if other_size:
+            shape = "×".join(map(str, other_size[0].meta["dataset"]["input_shape"]))
+            st.caption(f"{len(other_size)} model(s) of this set take another image size ({shape}, e.g. "
+                       f"{other_size[0].name}); the set is loaded at {'×'.join(map(str, ds.input_shape))}.")
         for path, reason in broken:
             st.caption(f"Skipped {path.name}: {reason}")
         model = meta = path = None

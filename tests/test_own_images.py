@@ -149,3 +149,25 @@ def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
                        atol=0.02)
     with pytest.raises(ImageError, match="nothing drawn in the drawing: it is blank"):
         prepare_drawing(np.zeros((168, 168, 4), np.uint8), (1, 28, 28), like_mnist=False)
+
+
+def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_why(shapes_model, tmp_path):
+    from aelab.checkpoints import checkpoint_folder
+
+    ds, name = shapes_model
+    other = checkpoint_folder() / "shapes-conv-gray"
+    result = subprocess.run([sys.executable, "-m", "aelab", "train", "mlp", "--dataset", ds.name, "--image-size", "12",
+                             "--image-channels", "1", "--latent-dim", "2", "--hidden", "8", "--epochs", "1",
+                             "--quiet", "--out", str(other)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    try:
+        at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=180)
+        at.session_state["dataset_choice"] = ds.name
+        at.run()
+        assert not at.exception
+        assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (conv, 4-d)"]
+        assert any("1 model(s) of this set take another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
+                   for c in at.sidebar.caption)
+    finally:
+        other.with_suffix(".safetensors").unlink()
