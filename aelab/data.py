@@ -375,7 +375,8 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         is_test = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) < n_test
     order = torch.cat([is_test.nonzero().flatten(), (~is_test).nonzero().flatten()])
     x, y = x[order], y[order]
-    source = f"{path} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
+    # The file's name, not its path: the app shows this (a server's folders are none of its users' business).
+    source = f"{path.name} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
                    source=source)

@@ -90,7 +90,8 @@ def what_to_draw(ds: Dataset) -> str:
     names = ds.class_names or []
     if not names or all(n.isdigit() for n in names):
         return "a digit"
-    return f"something like a {names[min(1, len(names) - 1)].lower()} (or another {ds.label} class)"
+    other = f"another {ds.label} class" if ds.like_mnist else "another of its classes"
+    return f"something like a {names[min(1, len(names) - 1)].lower()} (or {other})"
 
 
 # --- Picking and drawing images ----------------------------------------------------------------------------------
@@ -141,6 +142,7 @@ def pick_image(ds: Dataset, key: str, title: str,
         except AelabError as err:
             st.error(str(err))
             return None, None, ""
+        ui.show_images(drawn[None], ["the model's view"], columns=1, width=84)  # as prepared for the model
         return torch.from_numpy(drawn), None, "drawn"
     if source == "Random":
         st.button("Another one", key=f"{key}_another", on_click=_bump, args=(f"{key}_seed",))

@@ -232,7 +232,9 @@ def own_images() -> None:
                    "images at the top level an unlabelled one. They are resized to squares, and a fifth is kept "
                    "aside as the test split. The set is kept on this server and listed in the sidebar's datasets.")
         with st.form("own_images", border=False):
-            upload = st.file_uploader("Zip of images", type=["zip"], key="own_images_zip")
+            # A new key after each added set: an empty uploader, not the zip just added
+            upload = st.file_uploader("Zip of images", type=["zip"],
+                                      key=f"own_images_zip{st.session_state.get('own_images_added', '')}")
             a, b = st.columns(2)
             size = a.number_input("Image size (pixels, square)", value=28, step=4, key="own_images_size",
                                   help=f"every image is resized to this ({data.MIN_SIZE} to {data.MAX_SIZE}); "
@@ -254,6 +256,7 @@ def own_images() -> None:
             st.session_state["train_added_images"] = (
                 f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}). It is the sidebar's "
                 "dataset now: pick a variant below and start training.")
+            st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
             ui.select_dataset(ds.name)
             st.rerun()
 

@@ -95,7 +95,8 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     assert "my shapes (your images)" in picked.options
     assert at.selectbox(key="train_classes").label == "Training classes of my shapes (your images)"
     assert next(w for w in at.text_input if w.label == "Model name").value == "my shapes-mlp"
-    at.file_uploader(key="own_images_zip").set_value([("junk.zip", b"not a zip", "application/zip")])
+    assert at.file_uploader[0].key == "own_images_zip1" and not at.file_uploader[0].value  # emptied for the next
+    at.file_uploader[0].set_value([("junk.zip", b"not a zip", "application/zip")])
     at.button(key=ADD).click().run()
     assert [e.value for e in at.error if "zip" in e.value] == [
         "junk.zip is not a zip file: put the images (one folder per class) in a .zip"]
@@ -128,6 +129,7 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="dataset_name").value == ds.name
     assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
+    assert "Data: rgb shapes.zip (36 images)" in [c.value for c in at.sidebar.caption]  # its name, not its path
     assert not [e.value for e in at.main.error]
 
 
