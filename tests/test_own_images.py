@@ -59,6 +59,8 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     assert ds.name == str(kept.resolve()) and ds.name in data.user_datasets()
     again = data.load_dataset(ds.name)  # no size given: the one it was added with
     assert again.input_shape == (3, 16, 16) and bool((again.x_train == ds.x_train).all())
+    assert (again.name, again.source, again.class_names) == (ds.name, ds.source, ds.class_names)
+    assert again.y_test.tolist() == ds.y_test.tolist() and ds.source == "shapes.zip (36 images)"
     assert data.add_image_set("shapes.zip", shapes_zip(), 16, 3).name == ds.name  # the same zip again: the same set
     with pytest.raises(DataError, match="was added before with other images"):
         data.add_image_set("shapes.zip", shapes_zip(per_class=5), 16, 3)
