@@ -8,10 +8,11 @@ Link here with `?without_class=k` to preselect the leave-one-class-out experimen
 
 import datetime
 import time
+from pathlib import Path
 
 import streamlit as st
 
-from aelab import data, jobs, ui
+from aelab import checkpoints, data, jobs, ui
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
@@ -219,6 +220,27 @@ def training_form(ds) -> None:
                 show_outcome()
 
 
+def remove_image_set(note) -> None:
+    """Forget an added image set that no model uses any more (confirmed first)."""
+    added = [name for name in data.user_datasets() if Path(name).parent == data.user_data_folder().resolve()]
+    if not added:
+        return
+    st.markdown("**Added image sets**")
+    a, b = st.columns([3, 2], vertical_alignment="bottom")
+    name = a.selectbox("Image set", added, format_func=data.dataset_label, key="own_images_remove_pick")
+    sure = b.checkbox("Yes, remove it", key=f"own_images_remove_sure_{name}")
+    if st.button("Remove this image set", disabled=not sure, key="own_images_remove"):
+        found, _ = checkpoints.list_checkpoints()
+        users = [c.name for c in found if c.meta.get("dataset", {}).get("name") == name]
+        try:
+            data.remove_image_set(name, users)
+        except AelabError as err:
+            note.error(str(err))
+            return
+        st.session_state["train_added_images"] = f"Removed {data.dataset_label(name)}."
+        st.rerun()
+
+
 def own_images() -> None:
     """Add a zip of one's own images as a dataset: checked, kept on the server, then picked in the sidebar."""
     # Messages go above the expander, in a container that is always there: an element appearing before the expander
@@ -259,6 +281,7 @@ def own_images() -> None:
             st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
             ui.select_dataset(ds.name)
             st.rerun()
+        remove_image_set(note)
 
 
 st.title("Train")

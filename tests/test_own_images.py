@@ -175,3 +175,22 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
                    for c in at.sidebar.caption)
     finally:
         other.with_suffix(".safetensors").unlink()
+
+
+def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
+    ds = data.add_image_set("spare set.zip", shapes_zip(per_class=4), 16, 1)
+    with pytest.raises(DataError, match=r"spare set \(your images\) is used by 1 model\(s\) \(m1\): delete them"):
+        data.remove_image_set(ds.name, ["m1"])
+    outside = tmp_path / "mine.zip"
+    outside.write_bytes(shapes_zip(per_class=4))
+    with pytest.raises(DataError, match="was not added in the app"):  # never someone's own folder or file
+        data.remove_image_set(str(outside))
+    assert outside.exists()
+
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
+    at.selectbox(key="own_images_remove_pick").set_value(ds.name).run()
+    assert at.button(key="own_images_remove").disabled  # not before it is confirmed
+    at.checkbox(key=f"own_images_remove_sure_{ds.name}").check().run()
+    at.button(key="own_images_remove").click().run()
+    assert not at.exception and "Removed spare set (your images)." in [s.value for s in at.success]
+    assert ds.name not in data.user_datasets() and not list(data.user_data_folder().glob("spare set*"))
