@@ -560,7 +560,10 @@ def job_status(job_id: str | Job) -> JobStatus:
         status.reconstructions = np.asarray(progress.preview["reconstructions"], dtype=np.uint8)
     if alive:
         if progress.done is not None:
-            status.state, status.phase = "saving", "test metrics, final save and the pages' results"
+            # Two parts: the test metrics and the final save, then the pages' results (the model can be opened)
+            status.state, status.phase = "saving", (
+                "the pages' results; the model is saved and can be opened" if _final_save_done(job)
+                else "test metrics and the final save")
         elif progress.phase:
             status.state = "running"
             status.eta_s = _eta(job, progress)

@@ -203,6 +203,19 @@ def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_neve
     assert load_checkpoint(checkpoint_folder() / f"{gone.name}.safetensors")
 
 
+def test_a_saving_job_says_when_its_model_can_be_opened(started, monkeypatch):
+    """After training, a job saves in two parts: the metrics and the final checkpoint, then the pages' results. The
+    card says which, so nobody waits for the second to open the model."""
+    job = started["stopped"]
+    jobs.stop_job(job.id)
+    assert wait_for(job.id).state == "stopped"
+    monkeypatch.setattr(jobs, "_alive", lambda job: True)  # as it was between its "done" event and its exit
+    status = jobs.job_status(job.id)
+    assert status.state == "saving" and status.phase == "the pages' results; the model is saved and can be opened"
+    monkeypatch.setattr(jobs, "_final_save_done", lambda job: False)
+    assert jobs.job_status(job.id).phase == "test metrics and the final save"
+
+
 def test_diverging_job_ends_diverged_with_finite_weights(started):
     status = wait_for(started["diverged"].id)
     assert status.state == "diverged"
