@@ -348,8 +348,9 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     if busy:
         raise CheckpointError(f"a job is already training a model named {safe!r}: wait for it, stop it, "
                               "or pick another name")
-    checkpoints.refuse_case_twin(checkpoints.path_for(safe))
-    if checkpoints.path_for(safe).exists() and not overwrite:
+    target = checkpoints.path_for(safe)
+    checkpoints.refuse_case_twin(target)
+    if target.exists() and not overwrite:
         raise CheckpointError(f"a model named {safe!r} already exists: pick another name or allow overwriting it")
     return safe, train_config
 

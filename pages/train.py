@@ -8,11 +8,10 @@ Link here with `?without_class=k` to preselect the leave-one-class-out experimen
 
 import datetime
 import time
-from pathlib import Path
 
 import streamlit as st
 
-from aelab import checkpoints, data, jobs, ui
+from aelab import data, jobs, ui, ui_explore
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
@@ -181,7 +180,8 @@ def training_form(ds) -> None:
             st.session_state["train_name"] = suggestion
         st.session_state["train_name_suggested"] = suggestion
         name = left.text_input("Model name", key="train_name",
-                               help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and spaces")
+                               help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and "
+                                    "spaces")
         picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
                                   format_func=lambda i: class_choices[i][0], key="train_classes",
                                   help="leave a class out (or keep only one) for the Anomalies page")
@@ -198,7 +198,8 @@ def training_form(ds) -> None:
         except AelabError as err:
             refuse(err, fields)
         else:
-            start(fields, variant=variant, model_options=model_options, train_options=train_options, name=name, dataset=ds,
+            start(fields, variant=variant, model_options=model_options, train_options=train_options, name=name,
+                  dataset=ds,
                   without_class=k if label.startswith("all but") else None,
                   only_class=k if label.startswith("only") else None, overwrite=overwrite)
     show_outcome()
@@ -222,7 +223,7 @@ def training_form(ds) -> None:
 
 def remove_image_set(note) -> None:
     """Forget an added image set that no model uses any more (confirmed first)."""
-    added = [name for name in data.user_datasets() if Path(name).parent == data.user_data_folder().resolve()]
+    added = data.user_datasets()  # without others: only the sets added here
     if not added:
         return
     st.markdown("**Added image sets**")
@@ -230,10 +231,8 @@ def remove_image_set(note) -> None:
     name = a.selectbox("Image set", added, format_func=data.dataset_label, key="own_images_remove_pick")
     sure = b.checkbox("Yes, remove it", key=f"own_images_remove_sure_{name}")
     if st.button("Remove this image set", disabled=not sure, key="own_images_remove"):
-        found, _ = checkpoints.list_checkpoints()
-        users = [c.name for c in found if c.meta.get("dataset", {}).get("name") == name]
         try:
-            data.remove_image_set(name, users)
+            data.remove_image_set(name, [c.name for c in ui_explore.checkpoints_for(name)])
         except AelabError as err:
             note.error(str(err))
             return
