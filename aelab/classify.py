@@ -92,24 +92,26 @@ class CodeKNN:
         return float((self.predict(codes) == np.asarray(labels)).mean())
 
 
-def fit_on_model(model: Autoencoder, dataset: Dataset, n: int = 10000, k: int = 5, seed: int = 0) -> CodeKNN:
+def fit_on_model(model: Autoencoder, dataset: Dataset, n: int = 10000, k: int = 5, seed: int = 0,
+                 encodings=None) -> CodeKNN:
     """Encode a stratified sample of n training images (without labels, see the module notes) and fit a CodeKNN
-    whose `sources_` are the images' indices in dataset.x_train."""
-    from .metrics import encode
+    whose `sources_` are the images' indices in dataset.x_train. `encodings`: the model's metrics.Encodings of this
+    dataset, to take codes already computed from."""
+    from .metrics import Encodings
 
     if dataset.num_classes == 0 or (dataset.y_train < 0).any():
         raise ConfigError(f"{dataset.name} has no class labels, so codes cannot be classified")
     idx = stratified_indices(dataset.y_train, n, seed)
-    codes = encode(model, dataset.x_train[idx])
+    codes = (encodings or Encodings(model, dataset)).codes("train", idx, with_labels=False)
     return CodeKNN(k).fit(codes.numpy(), dataset.y_train[idx].numpy(), sources=idx.numpy())
 
 
-def stored_code_knn(path, model: Autoencoder, dataset: Dataset) -> CodeKNN:
+def stored_code_knn(path, model: Autoencoder, dataset: Dataset, encodings=None) -> CodeKNN:
     """fit_on_model for the checkpoint file at `path` (which holds `model`), its training codes kept on disk
     (aelab.cache) for that version of the file and those images: encoded once, by the trainer when it saves or by
     the first Draw page, then read back by every process."""
     def compute() -> dict[str, np.ndarray]:
-        knn = fit_on_model(model, dataset)
+        knn = fit_on_model(model, dataset, encodings=encodings)
         return {"codes": knn.codes_, "labels": knn.labels_, "sources": knn.sources_, "k": np.array(knn.k)}
 
     stored = cache.for_checkpoint("knn-codes", path, dataset, "train", compute)

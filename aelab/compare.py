@@ -118,30 +118,36 @@ def knn_comparison_caption(dataset: Dataset, n_train: int = KNN_TRAIN, n_test: i
 
 
 def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_train: int = KNN_TRAIN,
-                   n_test: int = KNN_TEST, k: int = KNN_K, seed: int = 0) -> dict[str, float]:
+                   n_test: int = KNN_TEST, k: int = KNN_K, seed: int = 0,
+                   encodings: metrics.Encodings | None = None) -> dict[str, float]:
     """k-NN accuracy of test images against a stratified training sample, on the model's codes, on PCA codes of the
-    same size, and on raw pixels."""
+    same size, and on raw pixels. `encodings`: the model's Encodings of this dataset, to take codes already computed
+    from."""
     if dataset.num_classes == 0 or (dataset.y_train < 0).any():
         raise ConfigError(f"{dataset.name} has no labels, so there is no kNN accuracy to compare")
     tr = stratified_indices(dataset.y_train, n_train, seed)
     te = stratified_indices(dataset.y_test, n_test, seed)
-    x_tr, y_tr, x_te, y_te = dataset.x_train[tr], dataset.y_train[tr], dataset.x_test[te], dataset.y_test[te]
+    y_tr, y_te = dataset.y_train[tr], dataset.y_test[te]
+    encodings = encodings or metrics.Encodings(model, dataset)
     features = {
-        f"{model.variant} codes ({model.latent_dim}-D)": lambda x, y: metrics.encode(model, x, y),
-        f"PCA codes ({pca.latent_dim}-D)": lambda x, y: metrics.encode(pca, x),
-        f"raw pixels ({math.prod(dataset.input_shape)}-D)": lambda x, y: to_float(x).flatten(1),
+        f"{model.variant} codes ({model.latent_dim}-D)": (encodings.codes("train", tr), encodings.codes("test", te)),
+        f"PCA codes ({pca.latent_dim}-D)": (metrics.encode(pca, dataset.x_train[tr]),
+                                           metrics.encode(pca, dataset.x_test[te])),
+        f"raw pixels ({math.prod(dataset.input_shape)}-D)": (to_float(dataset.x_train[tr]).flatten(1),
+                                                              to_float(dataset.x_test[te]).flatten(1)),
     }
-    return {name: metrics.knn_accuracy(fn(x_tr, y_tr), y_tr, fn(x_te, y_te), y_te, k) for name, fn in features.items()}
+    return {name: metrics.knn_accuracy(train, y_tr, test, y_te, k) for name, (train, test) in features.items()}
 
 
-def stored_knn_comparison(path, model: Autoencoder, dataset: Dataset, pca: Autoencoder | None = None
-                          ) -> dict[str, float]:
+def stored_knn_comparison(path, model: Autoencoder, dataset: Dataset, pca: Autoencoder | None = None,
+                          encodings: metrics.Encodings | None = None) -> dict[str, float]:
     """knn_comparison (default sizes) for the checkpoint file at `path` (which holds `model`), kept on disk
     (aelab.cache) for that version of the file and that dataset: computed by the trainer when it saves or by the
     first PCA-vs-AE page, then read back. `pca`: the PCA of the model's code size, when the caller has it."""
     def compute() -> dict[str, np.ndarray]:
         found = knn_comparison(model, pca if pca is not None else
-                               leading_components(dataset_pca(dataset), model.latent_dim), dataset)
+                               leading_components(dataset_pca(dataset), model.latent_dim), dataset,
+                               encodings=encodings)
         return {"features": np.array(list(found)), "accuracy": np.array(list(found.values()), dtype=np.float64)}
 
     stored = cache.for_checkpoint("knn-compare", path, dataset, "both", compute)

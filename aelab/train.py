@@ -468,7 +468,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     intact; the final save adds the test metrics.
     """
     from .checkpoints import save_checkpoint
-    from .metrics import evaluate, squared_errors
+    from .metrics import Encodings, evaluate
     from .models import build_model
 
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
@@ -493,9 +493,9 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     trainer.callbacks = [*callbacks, save_each_epoch]
     result = trainer.run()
     trained = bool(result.history)
-    # The test errors serve the metrics and the Anomalies page alike; a conditional model's metrics see the labels.
-    errors = squared_errors(model, dataset.x_test) if trained and not model.conditional else None
-    metrics = evaluate(model, dataset, test_errors=errors) if trained else {}
+    # The codes and test errors the metrics compute serve the pages' results too (each image is encoded once).
+    encodings = Encodings(model, dataset)
+    metrics = evaluate(model, dataset, encodings=encodings) if trained else {}
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
                            train_seconds=result.seconds, **meta)
@@ -503,12 +503,13 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
         if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those
             from .checkpoints import load_checkpoint
 
-            model, errors = load_checkpoint(path, device=model.device)[0], None
-        _prepare_pages(path, model, dataset, errors)
+            model = load_checkpoint(path, device=model.device)[0]
+            encodings = Encodings(model, dataset)
+        _prepare_pages(path, model, dataset, encodings)
     return result, path
 
 
-def _prepare_pages(path: Path, model, dataset: Dataset, test_errors: torch.Tensor | None) -> None:
+def _prepare_pages(path: Path, model, dataset: Dataset, encodings) -> None:
     """What the app's pages would otherwise compute on their first visit, kept on disk (aelab.cache) for this
     version of the checkpoint: the Anomalies page's test scores (the test errors the metrics already computed), the
     Draw page's training codes and the PCA-vs-AE page's kNN accuracies (mnist-conv-30 on 2 slow cores: 6.5 s,
@@ -517,10 +518,10 @@ def _prepare_pages(path: Path, model, dataset: Dataset, test_errors: torch.Tenso
     from .classify import stored_code_knn
     from .compare import CACHED_PCA_MAX_PIXELS, stored_knn_comparison
 
-    stored_test_scores(path, model, dataset, None if test_errors is None else test_errors.numpy())
+    stored_test_scores(path, model, dataset, encodings.test_errors().numpy())
     if dataset.num_classes and (dataset.y_train >= 0).all():
-        stored_code_knn(path, model, dataset)
+        stored_code_knn(path, model, dataset, encodings)
         # The page compares an autoencoder with the dataset's PCA, fitted here unless it is kept on disk already; not
         # for images too large for that (a user's big RGB images: the page fits it if it is ever opened).
         if model.variant != "pca" and math.prod(dataset.input_shape) <= CACHED_PCA_MAX_PIXELS:
-            stored_knn_comparison(path, model, dataset)
+            stored_knn_comparison(path, model, dataset, encodings=encodings)

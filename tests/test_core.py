@@ -369,6 +369,38 @@ def test_evaluate_reports_the_standard_metrics(tiny_checkpoints, mnist):
     assert codes.shape == (10, 2)
 
 
+@pytest.mark.parametrize("name", ["tiny-vae", "tiny-cvae"])
+def test_encodings_encode_each_image_once_and_give_what_encode_gives(tiny_checkpoints, mnist, name):
+    """The trainer's final save takes every code from one metrics.Encodings: nested samples of a split are encoded
+    once, the test codes come from the pass that measures the test errors, and the codes and errors are those that
+    metrics.encode and squared_errors give (a conditional model's are kept apart with and without its class)."""
+    from aelab.checkpoints import load_checkpoint
+    from aelab.data import stratified_indices
+
+    model, _ = load_checkpoint(tiny_checkpoints[name])
+    encoded = []
+    original = model.encode
+    model.encode = lambda x, labels=None: encoded.append(len(x)) or original(x, labels)
+    kept = metrics.Encodings(model, mnist)
+    errors = kept.test_errors()
+    assert torch.allclose(errors, metrics.squared_errors(model, mnist.x_test), rtol=1e-5)
+    big, small = stratified_indices(mnist.y_train, 2000), stratified_indices(mnist.y_train, 500)
+    assert set(small.tolist()) <= set(big.tolist())  # what the sharing counts on
+    encoded.clear()
+    for with_labels in (True, False):
+        assert torch.allclose(kept.codes("train", big, with_labels),
+                              metrics.encode(model, mnist.x_train[big], mnist.y_train[big] if with_labels else None),
+                              atol=1e-5)
+        assert torch.allclose(kept.codes("test", with_labels=with_labels),
+                              metrics.encode(model, mnist.x_test, mnist.y_test if with_labels else None), atol=1e-5)
+    direct = 2 * (len(big) + len(mnist.x_test))  # what the metrics.encode calls above encoded
+    # The test codes without a class came with the errors; with or without it is one code for a plain model.
+    assert sum(encoded) - direct == (2 * len(big) + len(mnist.x_test) if model.conditional else len(big))
+    encoded.clear()
+    kept.codes("train", small, False), kept.codes("train", small, True), kept.test_errors()
+    assert encoded == []
+
+
 def test_psnr_and_auroc():
     clean = torch.zeros(2, 1, 4, 4)
     noisy = clean + 0.1
