@@ -8,9 +8,9 @@ st.title("aelab — an autoencoder lab")
 ui.sidebar(need_model=False)
 st.markdown(
     "aelab trains autoencoders — PCA, linear, fully connected, sparse, denoising, convolutional, VAE and conditional "
-    "VAE — on MNIST-like images and keeps each as one checkpoint file. "
-    "It lets you see what they learned: reconstructions next to PCA, maps of the codes, interpolations, digits you "
-    "draw, denoising, samples and anomaly scores. "
+    "VAE — on MNIST, Fashion-MNIST, KMNIST or your own images, and keeps each as one checkpoint file. "
+    "It lets you see what they learned: reconstructions next to PCA, maps of the codes, interpolations, drawings "
+    "read as you draw them, denoising, samples and anomaly scores. "
     "Everything here is also a Python function and a command (`python -m aelab ...`), so results can be reproduced "
     "outside the browser."
 )
