@@ -25,6 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from . import __version__
 from .errors import CheckpointError, ConfigError
 from .models import Autoencoder, get_variant
+from .models.base import check_size
 
 SUFFIX = ".safetensors"
 FORMAT = "aelab-checkpoint"
@@ -53,10 +54,7 @@ def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch
     `metadata` keys are free-form JSON values; usual ones: dataset, train_config, history, metrics, command, seed.
     float16 storage halves the size; loading casts back to float32.
     """
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_path(path)
     tensors = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
@@ -67,7 +65,10 @@ def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch
             "config": model.config.to_dict(), "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "versions": _versions(), **metadata}
     blob = save_safetensors_bytes(tensors, metadata={"aelab": json.dumps(meta, default=_jsonable)})
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise CheckpointError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(blob)
@@ -75,9 +76,33 @@ def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, or a folder made at the target meanwhile: the earlier file is untouched
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {err.strerror or err}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def writable_path(path: str | os.PathLike) -> Path:
+    """The file save_checkpoint writes for `path` (`~` expanded, .safetensors added), its folder made, checked by
+    creating a temp file there: the CLI calls it before loading data and training, so a path that cannot be written
+    is refused at once, not after the work."""
+    text = os.path.expanduser(str(path)).strip()
+    path = Path(text)
+    if not text or path.name in ("", ".", ".."):
+        raise CheckpointError(f"{text!r} is not a file name for a checkpoint")
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: give a file name for the checkpoint")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {err.strerror or err}") from None
     return path
 
 
@@ -109,7 +134,8 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
         raise CheckpointError(f"{name} is too short to be a checkpoint")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{name}: header of {header_len:,} bytes is over the {MAX_HEADER_BYTES:,}-byte limit")
+        raise CheckpointError(f"{name} is not an aelab checkpoint (its first bytes give a header of {header_len:,} "
+                              f"bytes, over the {MAX_HEADER_BYTES:,}-byte limit)")
     if 8 + header_len > len(data):
         raise CheckpointError(f"{name} is truncated (header runs past the end of the file)")
     try:
@@ -124,13 +150,21 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
     for key, kind in (("variant", str), ("config", dict)):
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"{name}: metadata field {key!r} is missing or not a {kind.__name__}")
+    # What the pages and commands read from the metadata, where present, of the kind they read it as.
+    for key, kind in (("dataset", dict), ("history", list), ("metrics", dict), ("train_config", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{name}: metadata field {key!r} is not a {kind.__name__}")
+    if not all(isinstance(entry, dict) for entry in meta.get("history") or []):
+        raise CheckpointError(f"{name}: metadata field 'history' is not a list of epochs")
     return meta, header
 
 
 def build_from_metadata(meta: dict, name: str = "checkpoint") -> Autoencoder:
     try:
         cls = get_variant(meta["variant"])
-        return cls(cls.config_class.from_dict(meta["config"]))
+        config = cls.config_class.from_dict(meta["config"])
+        check_size(cls, config)  # a config edited by hand must not allocate gigabytes before its tensors mismatch
+        return cls(config)
     except (ConfigError, TypeError, ValueError) as err:
         raise CheckpointError(f"{name}: its config cannot build a model ({err})") from None
 

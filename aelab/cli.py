@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shlex
 import sys
 import typing
@@ -130,18 +131,58 @@ def cmd_list(args) -> int:
     return 0
 
 
-def dataset_for(args, name: str | None, meta: dict | None = None):
+def _shape(shape) -> str:
+    channels, height, width = shape
+    return f"{height}x{width} {'RGB' if channels == 3 else 'grayscale' if channels == 1 else f'{channels}-channel'}"
+
+
+def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
+    """The dataset named (else the one in a checkpoint's metadata, else mnist), at the shape the metadata gives;
+    with `model`, refused in one line unless its images have the shape the model takes."""
     from .data import load_dataset
 
     dataset_meta = (meta or {}).get("dataset", {})
     name = name or dataset_meta.get("name") or "mnist"
     shape = dataset_meta.get("input_shape") or (None, None, None)  # None: as the image set was added, else 28x28x1
     dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
+    if model is not None and tuple(dataset.input_shape) != tuple(model.input_shape):
+        raise ConfigError(f"the model takes {_shape(model.input_shape)} images, but {dataset.label} has "
+                          f"{_shape(dataset.input_shape)} ones")
     print(f"data: {dataset.name} from {dataset.source}", file=sys.stderr)
     return dataset
 
 
+def _check_train_args(args, cls, model_options: dict, train_config) -> None:
+    """Everything that can be refused before the data is loaded: options, the dataset's name and shape, the
+    classes to leave out, the model's size where the images' shape is known."""
+    from .data import BUILTIN, MAX_SIZE, MIN_SIZE
+    from .models.base import check_size
+
+    if not args.dataset.strip():
+        raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
+    builtin = args.dataset in BUILTIN
+    if builtin and (args.image_size is not None or args.image_channels is not None):
+        raise ConfigError(f"{args.dataset} has 28x28 grayscale images: --image-size and --image-channels are for "
+                          "your own image sets")
+    if args.image_size is not None and not MIN_SIZE <= args.image_size <= MAX_SIZE:
+        raise ConfigError(f"--image-size must be between {MIN_SIZE} and {MAX_SIZE}, not {args.image_size}")
+    if args.without_class is not None and args.only_class is not None:
+        raise ConfigError("choose at most one of --without-class and --only-class")
+    if builtin:
+        classes = len(BUILTIN[args.dataset][0])
+        for k in (args.without_class, args.only_class):
+            if k is not None and not 0 <= k < classes:
+                raise ConfigError(f"class {k} does not exist in {args.dataset} (0..{classes - 1})")
+        probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": (1, 28, 28),
+                                                             "num_classes": classes}))
+        train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
+    else:  # the shape comes with the images; train_and_save checks the rest once they are loaded
+        cls.config_class.from_dict(model_options).validate()
+        train_config.validate(trainable=cls.trainable, stages=2)
+
+
 def cmd_train(args) -> int:
+    from .checkpoints import writable_path
     from .models import get_variant
     from .progress import StopFlag, TrainingProgress
     from .train import TrainConfig, train_and_save
@@ -149,19 +190,45 @@ def cmd_train(args) -> int:
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
     train_config = TrainConfig(**picked(args, TrainConfig))
-    train_config.validate(trainable=cls.trainable)
-    cls.config_class.from_dict(model_options).validate()  # refuse bad options before any data is loaded
+    _check_train_args(args, cls, model_options, train_config)
+    out = writable_path(args.out)  # a path that cannot be written is refused now, not after the training
+    events = None if args.events is None else _output_file(args.events, "--events")
     dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                        args.image_size]}})
     command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     stop = StopFlag(args.stop_file)
-    with TrainingProgress(show_bar=not args.quiet, events_path=args.events) as progress:
+    with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
         result, path = train_and_save(
-            args.variant, model_options, dataset, train_config, Path(args.out),
+            args.variant, model_options, dataset, train_config, out,
             without_class=args.without_class, only_class=args.only_class, float16=args.float16, command=command,
-            callbacks=[progress], should_stop=stop)
-    print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
+            callbacks=[progress, stop.on_event], should_stop=stop)
+    if path is None:
+        kept = f"; {out} was left as it was" if out.exists() else ""
+        print(f"{result.status}, nothing saved: {result.message}{kept}")
+    else:
+        print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
+    if stop.interrupted:
+        return 130  # Ctrl-C, as a shell expects it; the weights so far are saved all the same
     return 0 if result.status in ("finished", "stopped") else 1
+
+
+def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = ()) -> Path:
+    """An output file's path (`~` expanded, `suffix` added when it has none), refused in one line when it is a
+    folder, has another suffix, or is one of `refuse` (the checkpoint being read)."""
+    text = name.strip()
+    path = Path(text).expanduser()
+    if not text or path.name in ("", ".", ".."):
+        raise ConfigError(f"{option} needs a file name, not {name!r}")
+    if suffix and path.suffix.lower() != suffix:
+        if path.suffix:
+            raise ConfigError(f"{option} must be a {suffix} file, not {path.name}")
+        path = path.with_name(path.name + suffix)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder: give a file name")
+    if any(path.resolve() == Path(other).expanduser().resolve() for other in refuse):
+        raise ConfigError(f"{option} {path} is the checkpoint itself: give another file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def cmd_eval(args) -> int:
@@ -171,9 +238,10 @@ def cmd_eval(args) -> int:
     from .train import pick_device
 
     model, meta = load_checkpoint(args.checkpoint, device=pick_device())
-    report = evaluate(model, dataset_for(args, args.dataset, meta))
-    if args.json:
-        print(json.dumps(report))
+    report = evaluate(model, dataset_for(args, args.dataset, meta, model))
+    if args.json:  # strict JSON: a value that is not a finite number (a broken model's error) is null
+        finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in report.items()}
+        print(json.dumps(finite, allow_nan=False))
     else:
         for key, value in report.items():
             print(f"{key:<16} {value:.4f}" if isinstance(value, float) else f"{key:<16} {value}")
@@ -190,9 +258,12 @@ def cmd_reconstruct(args) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     # A model of one's own image set saw its images only resized: prepare files the same way, not like MNIST digits.
     like_mnist = meta.get("dataset", {}).get("name", "mnist") in BUILTIN
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder for the pictures")
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
+    stems = [Path(name).stem for name in args.images]
     for name in args.images:
         try:
             prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name, like_mnist=like_mnist)
@@ -202,7 +273,8 @@ def cmd_reconstruct(args) -> int:
             continue
         with torch.no_grad():
             recon = model.reconstruct(torch.from_numpy(prepared)[None].float())[0].clamp(0, 1)
-        stem = Path(name).stem
+        # Two inputs of one stem (a.png, a.jpg) keep their suffix in their outputs' names, not overwrite each other.
+        stem = Path(name).stem if stems.count(Path(name).stem) == 1 else Path(name).name
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
         print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png")
@@ -216,7 +288,8 @@ def cmd_embed(args) -> int:
     from .metrics import encode
 
     model, meta = load_checkpoint(args.checkpoint)
-    dataset = dataset_for(args, args.dataset, meta)
+    out = _output_file(args.out, "--out", ".npz", refuse=(Path(args.checkpoint),))
+    dataset = dataset_for(args, args.dataset, meta, model)
     x, y = dataset.split(args.split)
     codes = encode(model, x, y).numpy()
     arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
@@ -227,8 +300,8 @@ def cmd_embed(args) -> int:
         params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
         arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
         print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
-    np.savez(args.out, **arrays)
-    print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {args.out}")
+    np.savez(out, **arrays)
+    print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
     return 0
 
 
@@ -242,9 +315,10 @@ def cmd_sample(args) -> int:
     model, _ = load_checkpoint(args.checkpoint)
     if args.n < 1 or args.n > 10000:
         raise ConfigError("-n must be between 1 and 10000")
+    out = _output_file(args.out, "--out", ".png", refuse=(Path(args.checkpoint),))
     grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
-    save_png(grid.numpy() if isinstance(grid, torch.Tensor) else grid, args.out)
-    print(f"{args.n} samples -> {args.out}")
+    save_png(grid.numpy() if isinstance(grid, torch.Tensor) else grid, out)
+    print(f"{args.n} samples -> {out}")
     return 0
 
 
@@ -259,14 +333,18 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # (imports torch: a Ctrl-C can come here too)
         return COMMANDS[args.command](args)
     except AelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"error: no such file: {err.filename}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output that cannot be written: a read-only folder, a full disk
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

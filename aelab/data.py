@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,8 +105,11 @@ def to_float(x: torch.Tensor, device: torch.device | str | None = None) -> torch
 def read_idx(path: Path) -> np.ndarray:
     """Parse an idx file (optionally gzipped) with one frombuffer: no per-image work."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; a cut .gz ends in EOFError
+        raise DataError(f"{path} cannot be read: {err}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an idx file of unsigned bytes")
     ndim = raw[3]
@@ -129,9 +133,13 @@ def _from_idx_folder(name: str, folder: Path, source: str) -> Dataset | None:
         return None
     arrays = {}
     for split, (images, labels) in paths.items():
-        x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)
-        y = torch.from_numpy(read_idx(labels).astype(np.int64))
-        arrays[split] = (x, y)
+        x, y = read_idx(images), read_idx(labels)
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{images} and {labels} do not match: {x.shape} images of {len(y)} labels "
+                            "(expected N x H x W images and N labels)")
+        if y.size and y.max() >= len(BUILTIN[name][0]):
+            raise DataError(f"{labels} has label {int(y.max())}, but {name} has {len(BUILTIN[name][0])} classes")
+        arrays[split] = (torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
     return Dataset(name, *arrays["train"], *arrays["test"], class_names=list(BUILTIN[name][0]), source=source)
 
 
@@ -234,9 +242,10 @@ def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, ima
     colour given, else those it was added with (`add_image_set`), else 28 x 28 grayscale."""
     if name in BUILTIN:
         return _load_builtin(name, data_root(data_root_path))
-    if Path(name).expanduser().exists():
+    if name.strip() and Path(name).expanduser().exists():
         stored_channels, stored_size = stored_shape(name)
-        return load_image_folder(name, image_size=image_size or stored_size, channels=channels or stored_channels)
+        return load_image_folder(name, image_size=stored_size if image_size is None else image_size,
+                                 channels=stored_channels if channels is None else channels)
     raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
 
 
@@ -255,12 +264,14 @@ def _shape_file(path: Path) -> Path:
 
 
 def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
-    """(channels, size) an image set was added with (a JSON file beside it), else (1, 28)."""
+    """(channels, size) an image set was added with (a JSON file beside it), else (1, 28): also when that file
+    cannot be read or gives a shape no set can have (edited by hand)."""
     try:
         found = json.loads(_shape_file(Path(path).expanduser()).read_text())
-        return int(found["channels"]), int(found["image_size"])
+        channels, size = int(found["channels"]), int(found["image_size"])
     except (OSError, ValueError, KeyError, TypeError):
         return 1, 28
+    return (channels, size) if channels in (1, 3) and MIN_SIZE <= size <= MAX_SIZE else (1, 28)
 
 
 def user_datasets(also: list[str] = ()) -> list[str]:
@@ -334,22 +345,48 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
-    """(class folder or '', file name, bytes) for every image file in a folder or zip, in a stable order."""
+    """(class folder or '', file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
+    are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
+    unpack to gigabytes)."""
+    from .images import MAX_BYTES
+
     entries = []
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for info in sorted(archive.infolist(), key=lambda i: i.filename):
-                member = Path(info.filename)
-                if (not info.is_dir() and member.suffix.lower() in IMAGE_SUFFIXES
-                        and "__MACOSX" not in member.parts and not member.name.startswith("._")):  # macOS's extras
-                    label = member.parent.name if member.parent != Path(".") else ""
-                    entries.append((label, member.name, archive.read(info)))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                    member = Path(info.filename)
+                    if (not info.is_dir() and member.suffix.lower() in IMAGE_SUFFIXES
+                            and "__MACOSX" not in member.parts and not member.name.startswith("._")):  # macOS's extras
+                        label = member.parent.name if member.parent != Path(".") else ""
+                        entries.append((label, member.name, _read_member(archive, info, MAX_BYTES)))
+        except (zipfile.BadZipFile, OSError) as err:
+            raise DataError(f"{path.name} cannot be read as a zip: {err}") from None
+    elif not path.is_dir():
+        raise DataError(f"{path.name} is neither a folder nor a zip file that can be read")
     else:
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
                 label = file.parent.name if file.parent != path else ""
-                entries.append((label, file.name, file.read_bytes()))
+                try:
+                    content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else None
+                except OSError:
+                    content = None
+                entries.append((label, file.name, content))
     return entries
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+    """A zip member's bytes, or None when it is damaged (a bad CRC, a broken stream) or unpacks to over `limit`
+    (its declared size, and what it really unpacks to: a header can lie)."""
+    if info.file_size > limit:
+        return None
+    try:
+        with archive.open(info) as member:
+            content = member.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError):
+        return None  # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile lacks
+    return content if len(content) <= limit else None
 
 
 def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: int = 1,
@@ -361,6 +398,10 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     """
     from . import images
 
+    if not MIN_SIZE <= image_size <= MAX_SIZE:
+        raise DataError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {image_size}")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
     path = Path(path).expanduser()
     entries = _image_entries(path)
     if not entries:
@@ -368,6 +409,8 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     xs, labels, unreadable = [], [], []
     for label, file_name, content in entries:
         try:
+            if content is None:
+                raise images.ImageError(file_name)
             img = images.open_image(content, name=file_name)
         except images.ImageError:
             unreadable.append(file_name)

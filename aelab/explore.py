@@ -5,6 +5,8 @@ All take and return float tensors on the CPU; images are (N, C, H, W) in [0, 1].
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -91,14 +93,20 @@ def manifold_grid(model: Autoencoder, n: int = 15, extent: tuple[float, float, f
     return model.decode(codes, labels).float().clamp(0, 1).cpu()
 
 
+def _check_prior(temperature: float, seed: int) -> None:
+    if not (math.isfinite(temperature) and 0 <= temperature <= 100):
+        raise ConfigError(f"temperature must be a number from 0 to 100, not {temperature}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"the seed must be a whole number from 0 to {2**63 - 1}, not {seed}")
+
+
 @torch.no_grad()
 def samples(model: Autoencoder, n: int, temperature: float = 1.0, seed: int = 0,
             labels: torch.Tensor | None = None) -> torch.Tensor:
     """n images from the prior (scaled by temperature); by class for conditional models. Non-generative -> error."""
     if not model.generative:
         raise ConfigError(f"{model.variant} models are not generative: train a VAE or CVAE to sample")
-    if temperature < 0:
-        raise ConfigError("temperature must be zero or positive")
+    _check_prior(temperature, seed)
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     if model.conditional and labels is None:
@@ -114,6 +122,7 @@ def class_grid(model: Autoencoder, per_class: int = 8, temperature: float = 1.0,
     along a column while the class changes down it. Returns (classes * per_class, C, H, W), row-major."""
     if not model.conditional:
         raise ConfigError("the class grid needs a conditional VAE (cvae)")
+    _check_prior(temperature, seed)
     k = model.config.num_classes
     gen = torch.Generator().manual_seed(seed)
     z = (torch.randn(per_class, model.latent_dim, generator=gen) * temperature).to(model.device)

@@ -41,6 +41,7 @@ from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
+from .models.base import check_size
 from .train import TrainConfig, pick_device
 
 JOBS_FOLDER = ".jobs"
@@ -336,8 +337,12 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     if isinstance(dataset, str) and dataset not in BUILTIN and not Path(dataset).expanduser().exists():
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
     shape, classes = _dataset_shape(dataset)
-    extra = {"input_shape": shape, "num_classes": max(classes, 1)} if shape else {}
-    cls.config_class.from_dict({**model_options, **extra}).validate()
+    if shape:  # the model's size is known: refuse one too large before a job starts
+        probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": shape,
+                                                            "num_classes": max(classes, 1)}))
+        train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
+    else:  # the job checks the rest once the images are loaded
+        cls.config_class.from_dict(model_options).validate()
     if without_class is not None and only_class is not None:
         raise ConfigError("choose at most one of 'without class' and 'only class'")
     for k in (without_class, only_class):
@@ -537,6 +542,9 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
     error = "" if killed else _log_error(job)
     if error:
         return "failed", error + (f"; {_saved_epochs(job)}" if progress.history else "")
+    if (progress.done is not None and not killed and not progress.history
+            and progress.done.get("status") in ("diverged", "failed")):  # train_and_save saved nothing
+        return progress.done["status"], f"{progress.done.get('message', '')}, so nothing was saved"
     if progress.done is not None and not killed and _final_save_done(job):
         state, message = progress.done.get("status", "finished"), progress.done.get("message", "")
         if state == "stopped":

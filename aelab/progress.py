@@ -6,25 +6,41 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 
 
 class StopFlag:
-    """True once SIGTERM/SIGINT arrived or the stop file exists; the trainer then ends after the current step."""
+    """True once SIGTERM/SIGINT arrived or the stop file exists; the trainer then ends after the current step.
+
+    `on_event` is a trainer callback: once training has ended (its "done" event: the test metrics and the final save follow,
+    seconds on a CPU) nothing polls the flag, so a Ctrl-C from then on interrupts at once, as does a second Ctrl-C
+    during training (the checkpoint of the last completed epoch stays)."""
 
     def __init__(self, stop_file: str | os.PathLike | None = None):
         self.stop_file = Path(stop_file) if stop_file else None
         self.raised = False
+        self.interrupted = False  # by Ctrl-C (SIGINT), not by a stop file or SIGTERM
+        self.training = True
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._raise)
 
-    def _raise(self, *_):
+    def _raise(self, signum, _frame):
+        if signum == signal.SIGINT:
+            if self.interrupted or not self.training:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            print("\nstopping after this step (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
         self.raised = True
 
     def __call__(self) -> bool:
         return self.raised or (self.stop_file is not None and self.stop_file.exists())
+
+    def on_event(self, event: dict) -> None:
+        if event["event"] == "done":
+            self.training = False
 
 
 def _plain(event: dict) -> dict:

@@ -115,6 +115,10 @@ class UMAPProjection:
         import umap
 
         codes = np.asarray(codes, dtype=np.float32)
+        if len(codes) < 4:  # (UMAP's spectral start fails on fewer)
+            from .errors import ConfigError
+
+            raise ConfigError(f"a UMAP map needs at least 4 codes, not {len(codes)}: use a PCA map")
         options = self.layout_options(len(codes))
         if n_epochs is not None:
             options["n_epochs"] = n_epochs

@@ -54,10 +54,10 @@ class TrainConfig:
     epochs: int = option(10, "passes over the training set", minimum=0, maximum=10000)
     batch_size: int = option(128, "images per step", minimum=1, maximum=65536)
     lr: float = option(1e-3, "Adam learning rate", minimum=1e-8, maximum=100.0)
-    weight_decay: float = option(0.0, "AdamW-style decoupled weight decay", minimum=0.0)
+    weight_decay: float = option(0.0, "AdamW-style decoupled weight decay", minimum=0.0, maximum=10.0)
     lr_schedule: str = option("constant", "learning rate: constant, or cosine decay to 1% of lr over each phase",
                               choices=("constant", "cosine"))
-    seed: int = option(0, "random seed (CPU runs are reproducible)", minimum=0)
+    seed: int = option(0, "random seed (CPU runs are reproducible)", minimum=0, maximum=2**31 - 1)
     device: str = option("auto", "where to train", choices=("auto", "cuda", "mps", "cpu"))
     noise: str = option("none", "denoising: corrupt inputs, score against the clean image",
                         choices=("none", "gaussian", "masking"))
@@ -75,12 +75,15 @@ class TrainConfig:
     log_every: int = option(20, "steps between step events", minimum=1, hidden=True)
     preview_images: int = option(8, "validation images reconstructed at each epoch end", minimum=0, hidden=True)
 
-    def validate(self, trainable: bool = True) -> None:
+    def validate(self, trainable: bool = True, stages: int = 1) -> None:
         """Refuse values no training can run with; `trainable`: for a model trained by steps (not PCA), which
-        would be saved untrained without an epoch."""
+        would be saved untrained without an epoch; `stages`: the model's greedy pre-training stages (a stacked MLP's
+        layers; 1 for a model that has none, which greedy epochs do not train)."""
         validate_fields(self)
-        if trainable and self.epochs == 0 and self.greedy_epochs == 0:
-            raise ConfigError("epochs must be at least 1: with none the model would be saved untrained")
+        if trainable and self.epochs == 0 and (self.greedy_epochs == 0 or stages < 2):
+            raise ConfigError("epochs must be at least 1: with none the model would be saved untrained"
+                              + (" (greedy pre-training is only for an MLP with hidden layers)"
+                                 if self.greedy_epochs else ""))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -334,8 +337,9 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             self.result.status = "failed"
+            kept = "the last good weights were kept" if self.result.history else "nothing was trained"
             self.result.message = (f"out of {self.device.type.upper()} memory at batch size {self.cfg.batch_size}: "
-                                   "try a smaller batch size or a smaller model; the last good weights were kept")
+                                   f"try a smaller batch size or a smaller model; {kept}")
         model.eval()
         self.result.seconds = time.perf_counter() - start
         self.emit({"event": "done", "status": self.result.status, "message": self.result.message,
@@ -343,15 +347,27 @@ class Trainer:
         return self.result
 
     def _fit_closed_form(self, model) -> None:
+        if len(self.dataset.x_train) == 0:
+            raise ConfigError("the training set is empty")
         self.emit({"event": "phase", "phase": "fit (closed form)", "epochs": 1})
         model.fit(to_float(self.dataset.x_train, self.device))
         model.eval()
         self.result.history.append({"phase": "fit", "epoch": 1, "train": {}, "val": {}, "images_per_s": None})
 
-    def _batches(self, n: int, gen: torch.Generator):
+    def _batches(self, n: int, used: int, gen: torch.Generator):
+        """Shuffled index batches of the first `used` of a permutation of n images (see _images_per_epoch)."""
         perm = torch.randperm(n, generator=gen).to(self.device)
-        for i in range(0, n, self.cfg.batch_size):
-            yield perm[i:i + self.cfg.batch_size]
+        for i in range(0, used, self.cfg.batch_size):
+            yield perm[i:min(i + self.cfg.batch_size, used)]
+
+    def _images_per_epoch(self, n: int) -> int:
+        """All n images, but for batch normalisation, which cannot train on a batch of one image (its feature maps
+        can be 1x1: one value per channel): then a last batch of one is left out (a different one each epoch)."""
+        norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if norms and (self.cfg.batch_size == 1 or n < 2):
+            raise ConfigError("batch normalisation needs at least 2 images per batch: "
+                              + ("use a batch size of 2 or more" if n >= 2 else "this set has 1 training image"))
+        return n - 1 if norms and n > 1 and n % self.cfg.batch_size == 1 else n
 
     def _use_graph(self) -> bool:
         # Augmentation picks its images with nonzero(), which waits for the device: it cannot be captured.
@@ -360,7 +376,8 @@ class Trainer:
     def _train_phase(self, phase: str, params, epochs: int, loss_fn) -> None:
         model, cfg = self.model, self.cfg
         n = len(self.x_train)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        used = self._images_per_epoch(n)
+        steps_per_epoch = math.ceil(used / cfg.batch_size)
         graphed = self._use_graph()
         # The fused kernels update every parameter in one call per step: 0.05 ms instead of 0.12 ms a step for the
         # 784-32 AE on the CPU here, and fewer kernel launches on a GPU. A captured step needs the learning rate and
@@ -382,7 +399,7 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 runner.new_epoch()
                 count = 0
-                for step, idx in enumerate(self._batches(n, gen), 1):
+                for step, idx in enumerate(self._batches(n, used, gen), 1):
                     terms = runner.step(idx)
                     schedule.step()
                     count += len(idx)
@@ -405,12 +422,13 @@ class Trainer:
             self.result.notes.append(runner.fallback)
             self.emit({"event": "note", "message": runner.fallback})
 
-    def _check_finite(self, total: torch.Tensor, phase: str, epoch: int) -> None:
+    def _check_finite(self, total: torch.Tensor, phase: str, epoch: int, what: str = "the loss") -> None:
         if not torch.isfinite(total):
             self.model.load_state_dict(self.last_good)
             self.result.status = "diverged"
-            self.result.message = (f"the loss became NaN/inf in {phase} epoch {epoch}: lower the learning rate "
-                                   f"(now {self.cfg.lr:g}); the last good weights were kept")
+            kept = "the last good weights were kept" if self.result.history else "nothing was trained"
+            self.result.message = (f"{what} became NaN/inf in {phase} epoch {epoch}: lower the learning rate "
+                                   f"(now {self.cfg.lr:g}) or the loss weights; {kept}")
             raise _Stop
 
     @torch.no_grad()
@@ -435,7 +453,12 @@ class Trainer:
         seconds = time.perf_counter() - epoch_start
         train_terms = {k: float(v) / max(count, 1) for k, v in sums.items()}
         self._check_finite(torch.tensor(train_terms.get("total", 0.0)), phase, epoch)
+        # The loss is that of the weights before each step: the last step (a huge weight decay) can still break them.
+        with torch.no_grad():  # one value read back from the device, not one per tensor
+            finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
+        self._check_finite(torch.where(finite, 1.0, math.nan), phase, epoch, "the weights")
         val_terms = self._validate(lambda x, y: self.model.loss_terms(x, x, y)) if phase == "train" else {}
+        self._check_finite(torch.tensor(val_terms.get("total", 0.0)), phase, epoch, "the validation loss")
         self.last_good = copy.deepcopy(self.model.state_dict())
         elapsed = time.perf_counter() - phase_start
         entry = {"phase": phase, "epoch": epoch, "train": train_terms, "val": val_terms,
@@ -461,18 +484,23 @@ def train(model: Autoencoder, dataset: Dataset, config: TrainConfig | None = Non
 def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: TrainConfig, out: Path,
                    *, without_class: int | None = None, only_class: int | None = None, float16: bool = False,
                    command: str = "", callbacks: list[Callback] = (),
-                   should_stop: Callable[[], bool] = lambda: False) -> tuple[TrainResult, Path]:
+                   should_stop: Callable[[], bool] = lambda: False) -> tuple[TrainResult, Path | None]:
     """Build, train and save one model: what `python -m aelab train` and the app's background jobs both run.
 
     A checkpoint is written (atomically) at the end of every epoch, so a killed job leaves its last completed epoch
-    intact; the final save adds the test metrics.
+    intact; the final save adds the test metrics. A run that ends (diverged, out of memory) before it trained
+    anything saves nothing and returns None for the path: a file already there keeps its model.
     """
-    from .checkpoints import save_checkpoint
+    from .checkpoints import save_checkpoint, writable_path
     from .metrics import Encodings, evaluate
     from .models import build_model
 
+    if without_class is not None and only_class is not None:
+        raise ConfigError("choose at most one of without_class and only_class")
+    out = writable_path(out)
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
                         num_classes=max(dataset.num_classes, 1))
+    config.validate(trainable=model.trainable, stages=getattr(model, "num_stages", 1))
     train_set = dataset
     for k, pick in ((without_class, Dataset.without_class), (only_class, Dataset.only_class)):
         if k is not None:
@@ -493,6 +521,8 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     trainer.callbacks = [*callbacks, save_each_epoch]
     result = trainer.run()
     trained = bool(result.history)
+    if not trained and result.status != "finished":
+        return result, None
     # The codes and test errors the metrics compute serve the pages' results too (each image is encoded once).
     encodings = Encodings(model, dataset)
     metrics = evaluate(model, dataset, encodings=encodings) if trained else {}

@@ -192,8 +192,9 @@ def train_entry(entry: ZooEntry, out_dir: Path, data_root=None, epochs: int | No
         result, path = train_and_save(entry.variant, dict(entry.model), dataset, config, out_dir / entry.name,
                                       without_class=entry.without_class, only_class=entry.only_class,
                                       float16=True, command=entry.command, callbacks=[_EpochLines(entry.name), bar])
-    add_metadata(path, zoo={"name": entry.name, "description": entry.description,
-                            "epochs_overridden": epochs is not None})
+    if path is not None:  # None: nothing was trained (and nothing saved)
+        add_metadata(path, zoo={"name": entry.name, "description": entry.description,
+                                "epochs_overridden": epochs is not None})
     return result, path
 
 
@@ -272,12 +273,15 @@ def main(args) -> int:
             raise ConfigError("--prepare makes the results of every shipped model at once: leave out --only")
         prepare(getattr(args, "data_root", None))
         return 0
-    from .checkpoints import checkpoint_folder
+    from .checkpoints import checkpoint_folder, writable_path
 
+    if getattr(args, "only", None) == []:  # `--only` and no name: not "all of them", which replaces every model
+        raise ConfigError("--only needs the names of the zoo entries to train (see python -m aelab zoo --list)")
     names = getattr(args, "only", None) or [e.name for e in ENTRIES]
     entries = [get_entry(n) for n in names]  # unknown names fail before anything trains
-    out_dir = Path(args.out_dir) if getattr(args, "out_dir", None) else checkpoint_folder()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir).expanduser() if getattr(args, "out_dir", None) else checkpoint_folder()
+    for entry in entries:  # a folder that cannot be written fails now, not after the first training
+        writable_path(out_dir / entry.name)
     failures = 0
     for i, entry in enumerate(entries, 1):
         start = time.perf_counter()
@@ -288,11 +292,14 @@ def main(args) -> int:
                                    show_bar=sys.stderr.isatty() and not getattr(args, "quiet", False))
         from .checkpoints import read_metadata
 
+        failures += result.status != "finished"
+        if path is None:
+            print(f"  {result.status}, nothing saved: {result.message}", flush=True)
+            continue
         metrics = read_metadata(path).get("metrics", {})
         size = path.stat().st_size / 2**20
         print(f"  {result.status} in {time.perf_counter() - start:.0f} s on {result.device}: {path} ({size:.2f} MB)"
               f"; {summary(metrics)}", flush=True)
-        failures += result.status != "finished"
     total = sum(p.stat().st_size for p in out_dir.glob("*.safetensors"))
     print(f"{out_dir}: {total / 2**20:.1f} MB in all" + (" (over the 25 MB budget!)" if total > MAX_ZOO_BYTES else ""))
     if out_dir.resolve() == checkpoint_folder().resolve():

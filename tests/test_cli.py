@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from aelab.models import build_model
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -181,11 +183,39 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("frobnicate",), ("invalid choice",)),
         (("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"), ("not generative",)),
         (("eval", tmp_path / "model.pt"), ("never unpickles",)),
+        # Refused before any data is loaded: values no training can use, models too large, impossible requests.
+        (("train", "mlp", "--out", "x", "--lr", "nan"), ("lr must be a finite number",)),
+        (("train", "mlp", "--out", "x", "--weight-decay", "1e30"), ("weight_decay must be at most",)),
+        (("train", "mlp", "--out", "x", "--seed", "99999999999999999999999"), ("seed must be at most",)),
+        (("train", "vae", "--out", "x", "--hidden", ",".join(["20000"] * 10)), ("parameters (limit",)),
+        (("train", "pca", "--out", "x", "--latent-dim", "1000"), ("at most one component per pixel",)),
+        (("train", "conv", "--out", "x", "--epochs", "0", "--greedy-epochs", "1"), ("epochs must be at least 1",)),
+        (("train", "mlp", "--out", "x", "--only-class", "1", "--without-class", "2"), ("at most one of",)),
+        (("train", "mlp", "--out", "x", "--only-class", "10"), ("class 10 does not exist in mnist",)),
+        (("train", "mlp", "--out", "x", "--image-size", "64"), ("for your own image sets",)),
+        (("train", "mlp", "--out", "x", "--dataset", ""), ("--dataset needs a name",)),
+        (("train", "mlp", "--out", ""), ("not a file name",)),
+        (("train", "mlp", "--out", tmp_path / "a folder.safetensors"), ("is a folder",)),
+        (("train", "mlp", "--out", tmp_path / "model.pt" / "x"), ("cannot write a checkpoint in",)),
+        (("zoo", "--only"), ("--only needs the names",)),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", tmp_path / "s.safetensors"), ("must be a .png file",)),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", "s.png", "--temperature", "nan"), ("temperature must",)),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"].with_suffix(".png"),
+          "--seed", str(2**70)), ("seed must be a whole number",)),
+        (("embed", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"]), ("must be a .npz file",)),
+        (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--out", tmp_path / "model.pt"), ("is a file",)),
+        (("eval", tmp_path / "odd.safetensors"), ("metadata field 'dataset' is not a dict",)),
+        (("eval", tmp_path / "model.pt", "--json"), ("never unpickles",)),
     ]
+    (tmp_path / "a folder.safetensors").mkdir()
+    from aelab.checkpoints import save_checkpoint
+
+    save_checkpoint(build_model("mlp", latent_dim=2), tmp_path / "odd", dataset="mnist")  # metadata edited badly
     results = aelab_many([args for args, _ in cases], cwd=tmp_path)
     for (args, fragments), result in zip(cases, results):
         assert_one_line_error(result, *fragments)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no command left a file behind
+    # No command left a file behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "model.pt", "odd.safetensors"]
 
 
 def test_train_without_a_class_and_greedy_stacked(tmp_path):
@@ -198,3 +228,53 @@ def test_train_without_a_class_and_greedy_stacked(tmp_path):
     assert meta["dataset"]["without_class"] == 3 and model.config.tied
     assert [h["phase"] for h in meta["history"]][:3] == ["pre-train layer 1/3", "pre-train layer 2/3",
                                                           "pre-train layer 3/3"]
+
+
+def test_ctrl_c_stops_training_after_the_step_and_keeps_the_weights(tmp_path):
+    """One Ctrl-C: the run ends after the current step, saves the weights so far and exits 130 as a shell expects."""
+    import signal
+    import time
+
+    events = tmp_path / "events.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "aelab", "train", "mlp", "--epochs", "500", "--quiet",
+                                "--events", events, "--out", tmp_path / "m"], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while '"event": "epoch"' not in (events.read_text() if events.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert out.startswith("stopped: ") and "Traceback" not in err
+    from aelab.checkpoints import load_checkpoint
+
+    _, meta = load_checkpoint(tmp_path / "m.safetensors")
+    assert meta["status"] == "stopped" and meta["metrics"]["sse_per_image"] > 0
+
+
+def test_a_second_ctrl_c_or_one_after_training_interrupts_at_once():
+    """Nothing polls the stop flag once training is over (the test metrics and the final save): Ctrl-C then, or a
+    second one during training, raises KeyboardInterrupt (the CLI's "error: interrupted"); SIGTERM only asks."""
+    import signal
+
+    from aelab.progress import StopFlag
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        flag = StopFlag()
+        flag._raise(signal.SIGTERM, None)
+        flag._raise(signal.SIGTERM, None)
+        assert flag() and not flag.interrupted
+        flag = StopFlag()
+        flag._raise(signal.SIGINT, None)
+        assert flag() and flag.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            flag._raise(signal.SIGINT, None)
+        flag = StopFlag()
+        flag.on_event({"event": "done", "status": "finished"})
+        with pytest.raises(KeyboardInterrupt):
+            flag._raise(signal.SIGINT, None)
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])

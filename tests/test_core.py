@@ -1,5 +1,6 @@
 """The core: datasets, every variant, the trainer, PCA, metrics. Real training steps on the 5k offline sample."""
 
+import re
 import time
 
 import numpy as np
@@ -334,6 +335,70 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(mnist):
     for name, tensor in model.state_dict().items():
         assert torch.isfinite(tensor).all()
         assert torch.equal(tensor, start[name])  # diverged within epoch 1: the initial weights are the last good
+
+
+def test_a_run_that_trained_nothing_saves_nothing_and_keeps_the_file_there(mnist, tmp_path):
+    """Diverged in epoch 1 (lr 10): no untrained model is written over the model already at that path."""
+    from aelab.checkpoints import save_checkpoint
+    from aelab.train import train_and_save
+
+    small = data.Dataset("mnist", mnist.x_train[:600], mnist.y_train[:600], mnist.x_test[:100], mnist.y_test[:100],
+                         mnist.class_names)
+    before = save_checkpoint(build_model("mlp", latent_dim=4), tmp_path / "kept", status="finished").read_bytes()
+    result, path = train_and_save("vae", {"latent_dim": 8}, small, TrainConfig(epochs=2, lr=10, batch_size=32,
+                                                                               log_every=1), tmp_path / "kept")
+    assert result.status == "diverged" and path is None and "nothing was trained" in result.message
+    assert (tmp_path / "kept.safetensors").read_bytes() == before
+
+
+def test_weights_broken_by_the_last_step_of_an_epoch_count_as_divergence(mnist):
+    """The loss is that of the weights before each step; the epoch's end checks the weights themselves, and a run
+    they broke ends as diverged with the last good (epoch 1) weights, never as finished with NaN in them."""
+    small = data.Dataset("mnist", mnist.x_train[:640], mnist.y_train[:640], mnist.x_test[:100], mnist.y_test[:100],
+                         mnist.class_names)
+    model = build_model("mlp", latent_dim=4)
+    kept = {}
+
+    def break_weights(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            kept.update({k: v.clone() for k, v in model.state_dict().items()})
+        if event["event"] == "step" and event["epoch"] == 2 and event["step"] == event["steps"]:
+            with torch.no_grad():
+                model.encoder_layers[0].weight[0, 0] = float("inf")
+
+    result = train(model, small, TrainConfig(epochs=3, batch_size=64, val_fraction=0.1), callbacks=[break_weights])
+    assert result.status == "diverged" and "weights became NaN/inf in train epoch 2" in result.message
+    assert len(result.history) == 1
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+
+
+def test_batch_normalisation_trains_when_a_last_batch_would_hold_one_image():
+    """A conv AE with BatchNorm down to 1x1 feature maps cannot train on a batch of one image: a last batch of one is
+    left out of each epoch, and a batch size of 1 is refused in one line."""
+    x = torch.randint(0, 256, (21, 1, 16, 16), dtype=torch.uint8)
+    y = torch.arange(21) % 2
+    tiny = data.Dataset("dots", x[:19], y[:19], x[19:], y[19:], ["a", "b"])
+    model = build_model("conv", channels=[4, 4, 4, 4], batchnorm=True, latent_dim=2, input_shape=(1, 16, 16))
+    events = []
+    result = train(model, tiny, TrainConfig(epochs=2, batch_size=9, val_fraction=0.0), callbacks=[events.append])
+    assert result.status == "finished"
+    assert [e["steps_per_epoch"] for e in events if e["event"] == "phase"] == [2]  # 19 = 9 + 9 + (1 left out)
+    with pytest.raises(ConfigError, match="batch normalisation needs at least 2 images per batch"):
+        train(model, tiny, TrainConfig(epochs=1, batch_size=1))
+
+
+@pytest.mark.parametrize("variant, options, fragment", [
+    ("conv", {"channels": [1024] * 25}, "parameters (limit"),
+    ("vae", {"hidden": [20000] * 10}, "parameters (limit"),
+    ("pca", {"latent_dim": 1000}, "at most one component per pixel"),
+    ("mlp", {"dropout": float("nan")}, "dropout must be a finite number"),
+    ("vae", {"beta": float("inf")}, "beta must be a finite number"),
+])
+def test_models_that_cannot_be_built_are_refused_before_anything_is_allocated(variant, options, fragment):
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        build_model(variant, **options)
+    assert time.perf_counter() - start < 2  # counted on the meta device: the conv one would be 1.8 GB
 
 
 def test_events_report_progress_terms_and_previews(mnist):

@@ -120,6 +120,18 @@ def shapes_model():
     return ds, "shapes-conv"
 
 
+def test_a_model_given_images_of_another_shape_is_refused_in_one_line(shapes_model):
+    from aelab.checkpoints import checkpoint_folder
+
+    path = checkpoint_folder() / "shapes-conv.safetensors"
+    for command in (["eval", path, "--dataset", "mnist"], ["embed", path, "--dataset", "mnist", "--out", "x"]):
+        result = subprocess.run([sys.executable, "-m", "aelab", *map(str, command)], capture_output=True, text=True,
+                                timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+            "error: the model takes 16x16 RGB images, but "), result.stderr
+        assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("page", ["models", "latent_map", "compare", "interpolate", "draw", "denoise", "anomalies",
                                   "generate"])
 def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):

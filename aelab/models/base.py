@@ -56,6 +56,8 @@ def validate_fields(config) -> None:
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(v, (int, float)):
                 continue
+            if not math.isfinite(v):  # NaN passes every comparison below
+                raise ConfigError(f"{f.name} must be a finite number, not {v}")
             if meta.get("minimum") is not None and v < meta["minimum"]:
                 raise ConfigError(f"{f.name} must be at least {meta['minimum']}, not {v}")
             if meta.get("maximum") is not None and v > meta["maximum"]:
@@ -216,6 +218,7 @@ def build_model(variant: str, **options) -> Autoencoder:
     numbers bit for bit."""
     cls = get_variant(variant)
     config = cls.config_class.from_dict(options)
+    check_size(cls, config)
     return cls(config).place("cpu")
 
 
@@ -225,10 +228,17 @@ def get_variant(variant: str) -> type[Autoencoder]:
     return REGISTRY[variant]
 
 
-def check_size(model: nn.Module) -> None:
-    n = sum(p.numel() for p in model.parameters())
+def check_size(cls: type[Autoencoder], config: ModelConfig) -> Autoencoder:
+    """Refuse a model of over MAX_PARAMETERS before it exists: it is built on PyTorch's meta device, which allocates
+    and computes nothing (a conv or VAE config of 7 billion weights would otherwise fill the memory first). Returns
+    that bodiless model, whose structure (e.g. num_stages) can be read."""
+    config.validate()
+    with torch.device("meta"):
+        probe = cls(config)
+    n = sum(t.numel() for t in probe.state_dict().values())
     if n > MAX_PARAMETERS:
         raise ConfigError(f"this model would have {n:,} parameters (limit {MAX_PARAMETERS:,}): use smaller layers")
+    return probe
 
 
 def estimate_parameters(layer_sizes: list[int]) -> int:

@@ -32,12 +32,12 @@ class MLPConfig(ModelConfig):
                                   choices=("none", "sigmoid", "leaky_relu", "relu", "tanh"))
     tied: bool = option(False, "decoder uses the encoder's transposed weights (biases stay separate)")
     dropout: float = option(0.0, "dropout rate on hidden layers", minimum=0.0, maximum=0.95)
-    l2_weight: float = option(0.0, "L2 weight penalty coefficient", minimum=0.0)
+    l2_weight: float = option(0.0, "L2 weight penalty coefficient", minimum=0.0, maximum=10.0)
     sparsity_target: float = option(0.05, "target mean activation of each code unit (KL sparsity)",
                                     minimum=1e-4, maximum=0.9999)
     sparsity_weight: float = option(0.0, "weight of the KL sparsity term (needs code_activation sigmoid)",
-                                    minimum=0.0)
-    l1_weight: float = option(0.0, "weight of an L1 penalty on code activations", minimum=0.0)
+                                    minimum=0.0, maximum=1000.0)
+    l1_weight: float = option(0.0, "weight of an L1 penalty on code activations", minimum=0.0, maximum=1000.0)
 
     def validate(self) -> None:
         super().validate()
@@ -73,7 +73,7 @@ class MLPAutoencoder(Autoencoder):
         if self.config.init == "default":
             return
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear) and not module.weight.is_meta:  # (meta: sized by check_size, no values)
                 if self.config.init == "he":
                     nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 else:
@@ -201,7 +201,7 @@ class LinearAutoencoder(MLPAutoencoder):
 class SparseConfig(MLPConfig):
     latent_dim: int = option(64, "size of the code", minimum=1, maximum=4096)
     code_activation: str = option("sigmoid", "activation of the code layer", choices=("sigmoid",))
-    sparsity_weight: float = option(0.5, "weight of the KL sparsity term", minimum=0.0)
+    sparsity_weight: float = option(0.5, "weight of the KL sparsity term", minimum=0.0, maximum=1000.0)
 
 
 @register("sparse")

@@ -10,12 +10,19 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .base import Autoencoder, ModelConfig, option, register
 
 
 @dataclass
 class PCAConfig(ModelConfig):
     recon_loss: str = option("mse", "PCA minimises squared error", choices=("mse",), hidden=True)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.latent_dim > self.input_size:
+            raise ConfigError(f"PCA has at most one component per pixel value ({self.input_size} here), "
+                              f"not {self.latent_dim}")
 
 
 @register("pca")

@@ -22,7 +22,7 @@ class VAEConfig(ModelConfig):
     channels: list[int] = option([32, 64], "conv channels per stride-2 level (arch conv)", minimum=1, maximum=1024)
     batchnorm: bool = option(True, "batch normalisation in the conv bodies (arch conv)")
     activation: str = option("relu", "activation", choices=ACTIVATIONS)
-    beta: float = option(1.0, "weight of the KL term (beta-VAE when > 1)", minimum=0.0)
+    beta: float = option(1.0, "weight of the KL term (beta-VAE when > 1)", minimum=0.0, maximum=1000.0)
 
 
 def mlp_body(sizes: list[int], activation: str) -> nn.Sequential:
