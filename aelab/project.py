@@ -67,6 +67,9 @@ def _keep_umap_jit_on_disk() -> None:
 # umap-learn warns, on every fit with precomputed neighbours, that a search index which is not pynndescent's cannot
 # transform new data; ExactNeighbours can (it answers umap's query call). Set once: catch_warnings is not thread-safe.
 warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+# A map of a small set (one's own images, a test split of a few dozen) got a multi-line warning that says only that it
+# is small: clusters with no link between them (the spectral start works per piece).
+warnings.filterwarnings("ignore", message=r"Graph is not fully connected")
 
 LARGE_MAP = 20_000  # points: the app's maps (at most 10,000) stay below it, whole datasets from the CLI go above
 EXACT_LIMIT = 100_000  # points: above it an exact graph costs more than compiling NN-descent (~50 s) and running it
@@ -122,12 +125,13 @@ class UMAPProjection:
         options = self.layout_options(len(codes))
         if n_epochs is not None:
             options["n_epochs"] = n_epochs
+        neighbours = min(self.n_neighbors, len(codes) - 1)  # a small set has fewer (as umap would, with a warning)
         if self.uses_exact_neighbours(len(codes), seeded="random_state" in options):
             index = ExactNeighbours(codes)
-            options["precomputed_knn"] = (*index.graph(self.n_neighbors), index)
+            options["precomputed_knn"] = (*index.graph(neighbours), index)
         _keep_umap_jit_on_disk()
         with _PARALLEL_LAYOUT if options["n_jobs"] != 1 else contextlib.nullcontext():
-            self.umap_ = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=self.min_dist, **options).fit(codes)
+            self.umap_ = umap.UMAP(n_neighbors=neighbours, min_dist=self.min_dist, **options).fit(codes)
         return self
 
     def transform(self, codes: np.ndarray) -> np.ndarray:
