@@ -41,7 +41,7 @@ from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
-from .models.base import check_size
+from .models.base import check_size, type_matches
 from .train import TrainConfig, pick_device
 
 JOBS_FOLDER = ".jobs"
@@ -296,17 +296,7 @@ def _check_types(cls, options: dict, what: str) -> None:
         if fields[key].metadata.get("hidden"):
             raise ConfigError(f"{what} option {key!r} is set by aelab itself, not by hand")
         kind = hints[key]
-        if kind is bool:
-            ok = isinstance(value, bool)
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif typing.get_origin(kind) is list:
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        else:
-            ok = isinstance(value, kind)
-        if not ok:
+        if not type_matches(value, kind):
             raise ConfigError(f"{key} must be {getattr(kind, '__name__', str(kind))}, not {value!r}")
 
 

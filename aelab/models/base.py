@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 
 import torch
@@ -47,10 +48,30 @@ def option(default, help: str, choices=None, **extra):
     return field(default=default, metadata=meta)
 
 
+def type_matches(value, kind) -> bool:
+    """Whether a value fits a config field's annotation: bool, int (not a bool), float (or an int), str, or a list or
+    tuple of ints (layer sizes, the input shape)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(kind) in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(type_matches(v, int) for v in value)
+    return isinstance(value, kind) if isinstance(kind, type) else True
+
+
 def validate_fields(config) -> None:
-    """Check every field of a config dataclass against its metadata: choices, minimum, maximum (lists item by item)."""
+    """Check every field of a config dataclass against its annotation and its metadata: choices, minimum, maximum
+    (lists item by item). A config read from a file edited by hand can hold anything."""
+    hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, meta = getattr(config, f.name), f.metadata
+        if not type_matches(value, hints[f.name]):
+            kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
+            raise ConfigError(f"{f.name} must be {'a list of whole numbers' if kind in ('list', 'tuple') else kind}, "
+                              f"not {value!r}")
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}")
         for v in value if isinstance(value, (list, tuple)) else [value]:
