@@ -20,6 +20,7 @@ import torch
 from . import cache
 from .data import Dataset, stratified_indices
 from .errors import ConfigError
+from .images import MNIST_FRAMING
 from .models import Autoencoder
 from .neighbours import ExactNeighbours
 
@@ -150,15 +151,15 @@ class DrawingReading:
 
 @torch.no_grad()
 def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMap,
-                 name: str = "the drawing", like_mnist: bool = True) -> DrawingReading:
-    """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) like an MNIST digit (or, for a
-    model of one's own image set, `like_mnist=False`, resized as drawn: images.prepare_drawing), then encode it once,
+                 name: str = "the drawing", framing=MNIST_FRAMING) -> DrawingReading:
+    """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) framed as the dataset's images were
+    (`framing`; for a model of one's own image set None, resized as drawn: images.prepare_drawing), then encode it once,
     decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank."""
     from .images import prepare_drawing
     from .metrics import one_thread
 
     height, width = model.input_shape[1:]
-    digit = prepare_drawing(drawing, model.input_shape, name, like_mnist)[0]
+    digit = prepare_drawing(drawing, model.input_shape, name, framing)[0]
     model.eval()
     with one_thread():
         z = model.encode(torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device))

@@ -252,12 +252,11 @@ def cmd_reconstruct(args) -> int:
     import torch
 
     from .checkpoints import load_checkpoint
-    from .data import BUILTIN
-    from .images import load_and_prepare, save_png
+    from .images import FRAMING, load_and_prepare, save_png
 
     model, meta = load_checkpoint(args.checkpoint)
-    # A model of one's own image set saw its images only resized: prepare files the same way, not like MNIST digits.
-    like_mnist = meta.get("dataset", {}).get("name", "mnist") in BUILTIN
+    # Files are framed as the model's dataset framed its images; one's own image set's were only resized (None).
+    framing = FRAMING.get(meta.get("dataset", {}).get("name", "mnist"))
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file: give a folder for the pictures")
@@ -266,7 +265,7 @@ def cmd_reconstruct(args) -> int:
     stems = [Path(name).stem for name in args.images]
     for name in args.images:
         try:
-            prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name, like_mnist=like_mnist)
+            prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name, framing=framing)
         except AelabError as err:
             print(f"error: {err}", file=sys.stderr)
             failures += 1

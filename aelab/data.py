@@ -61,10 +61,13 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @property
-    def like_mnist(self) -> bool:
-        """Whether images from outside (uploads, drawings) are prepared like MNIST digits (cropped, centred) for
-        this dataset's models: the built-in ones; one's own image sets were only resized."""
-        return self.name in BUILTIN
+    def framing(self):
+        """How images from outside (uploads, drawings) are framed for this dataset's models (images.Framing): as the
+        built-in dataset's images were (cropped, scaled, centred); None for one's own image sets, which were only
+        resized."""
+        from .images import FRAMING
+
+        return FRAMING.get(self.name)
 
     @property
     def label(self) -> str:

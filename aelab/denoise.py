@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .images import MNIST_FRAMING
 from .metrics import batched, psnr
 from .models import Autoencoder
 
@@ -81,13 +82,13 @@ def compare(clean: torch.Tensor, models: dict[str, Autoencoder], kind: str = "ga
     return result
 
 
-def prepare_upload(data: bytes, input_shape, name: str, like_mnist: bool = True) -> tuple[np.ndarray, bytes]:
-    """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file (`like_mnist`: see
+def prepare_upload(data: bytes, input_shape, name: str, framing=MNIST_FRAMING) -> tuple[np.ndarray, bytes]:
+    """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file (`framing`: see
     images.load_and_prepare), a small PNG of the original to show beside it). Raises ImageError naming the file when
     it cannot be used."""
     from .images import array_to_png_bytes, load_and_prepare, open_image, to_rgb_array
 
-    prepared = load_and_prepare(data, tuple(input_shape), name, like_mnist)
+    prepared = load_and_prepare(data, tuple(input_shape), name, framing)
     thumbnail = open_image(data, name)
     thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
     # Through images' converters, so 16-bit, palette and transparent files look as they were prepared.

@@ -54,12 +54,12 @@ def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
 
 
 @st.cache_data(show_spinner="Preparing the upload…", max_entries=64)
-def prepared_upload(data: bytes, input_shape: tuple, name: str, like_mnist: bool = True
-                    ) -> tuple[np.ndarray, bytes]:
-    """Decoded and prepared once per file content, not on every slider move."""
+def prepared_upload(data: bytes, input_shape: tuple, name: str, dataset_name: str) -> tuple[np.ndarray, bytes]:
+    """Decoded and prepared once per file content, not on every slider move; framed as the dataset's images were."""
     from .denoise import prepare_upload
+    from .images import FRAMING
 
-    return prepare_upload(data, input_shape, name, like_mnist)
+    return prepare_upload(data, input_shape, name, FRAMING.get(dataset_name))
 
 
 def checkpoints_for(dataset_name: str) -> list[checkpoints.CheckpointInfo]:
@@ -90,7 +90,7 @@ def what_to_draw(ds: Dataset) -> str:
     names = ds.class_names or []
     if not names or all(n.isdigit() for n in names):
         return "a digit"
-    other = f"another {ds.label} class" if ds.like_mnist else "another of its classes"
+    other = f"another {ds.label} class" if ds.framing is not None else "another of its classes"
     return f"something like a {names[min(1, len(names) - 1)].lower()} (or {other})"
 
 
@@ -138,7 +138,7 @@ def pick_image(ds: Dataset, key: str, title: str,
             st.caption(f"Draw {what_to_draw(ds)} in the box.")
             return None, None, ""
         try:
-            drawn = prepare_drawing(drawing, ds.input_shape, like_mnist=ds.like_mnist)
+            drawn = prepare_drawing(drawing, ds.input_shape, framing=ds.framing)
         except AelabError as err:
             st.error(str(err))
             return None, None, ""

@@ -63,14 +63,13 @@ source = st.radio("Images", ["Test images", "Upload"], horizontal=True)
 clean, names, uploads = [], [], []
 if source == "Upload":
     c, h, w = ds.input_shape
-    how = ("Photos, scans or drawings (prepared like MNIST's digits: inverted if dark on light, cropped, centred)"
-           if ds.like_mnist and c == 1 and h == w else
+    how = (f"Photos, scans or drawings ({ds.framing.description})" if ds.framing and c == 1 and h == w else
            f"Images (resized to {w} × {h}, {'grayscale' if c == 1 else 'RGB'}, as {ds.label} was)")
     files = st.file_uploader(how, type=UPLOAD_TYPES, accept_multiple_files=True)
     for file in files[:MAX_IMAGES]:
         try:
             prepared, thumbnail = ui_explore.prepared_upload(file.getvalue(), tuple(ds.input_shape), file.name,
-                                                             ds.like_mnist)
+                                                             ds.name)
         except AelabError as err:
             message = str(err)
             st.error(message if file.name in message else f"{file.name}: {message}")

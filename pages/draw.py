@@ -51,7 +51,7 @@ def board():
             st.html(ui_explore.map_html(base_map, None, "your drawing will land here"))
             return
         try:
-            reading = classify.read_drawing(model, drawing, knn, latent_map, like_mnist=ds.like_mnist)
+            reading = classify.read_drawing(model, drawing, knn, latent_map, framing=ds.framing)
         except AelabError as err:
             st.info(str(err))
             return

@@ -105,6 +105,26 @@ def test_other_sizes_scale_the_box():
     assert_mnist_like(prepare_digit(draw_seven(), size=56), size=56)
 
 
+def test_fashion_items_fill_the_frame_as_fashion_mnist_made_them():
+    """Fashion-MNIST's items fill the 28x28 frame (its makers scaled the longest edge to 28 and centred the box):
+    an item framed that way, enlarged and photographed dark on light, comes back as it was; framed like an MNIST
+    digit it would be shrunk to 20 px."""
+    from aelab.images import FRAMING
+
+    item = np.zeros((28, 28), np.float32)
+    item[0:6, 6:22] = 1.0  # a trouser: the waist, then two legs down to the bottom edge
+    item[6:28, 6:12] = item[6:28, 16:22] = 1.0
+    photo = Image.fromarray(((1 - item) * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST)
+    framed = prepare_digit(photo, framing=FRAMING["fashion-mnist"])
+    assert correlation(framed, item) > 0.97
+    rows = np.flatnonzero(framed.max(axis=1) > 0.5)
+    assert rows[0] == 0 and rows[-1] == 27
+    as_digit = prepare_digit(photo)  # MNIST's framing: 20 of 28 px
+    assert np.ptp(np.flatnonzero(as_digit.max(axis=1) > 0.5)) + 1 == 20
+    with pytest.raises(ImageError, match="nothing found in blank: the image is blank"):
+        prepare_digit(Image.new("L", (50, 50), 255), name="blank", framing=FRAMING["fashion-mnist"])
+
+
 def test_dark_on_light_and_light_on_dark_agree():
     light_on_dark = prepare_digit(draw_seven(ink=255, paper=0))
     assert correlation(light_on_dark, reference()) > 0.9

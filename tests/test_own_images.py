@@ -155,16 +155,16 @@ def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
     canvas = np.zeros((168, 168, 4), np.uint8)
     canvas[..., 3] = 255
     canvas[10:40, 10:40, :3] = 255  # a small white square, top left
-    as_drawn = prepare_drawing(canvas, (1, 28, 28), like_mnist=False)[0]
+    as_drawn = prepare_drawing(canvas, (1, 28, 28), framing=None)[0]
     assert as_drawn.shape == (28, 28) and as_drawn[3, 3] > 0.9 and as_drawn[14:, 14:].max() == 0
     like_mnist = prepare_drawing(canvas, (1, 28, 28))[0]
     assert like_mnist[14, 14] > 0.9 and like_mnist[3, 3] == 0  # centred and scaled to 20 px
     png = io.BytesIO()
     Image.fromarray(canvas[..., :3]).save(png, "PNG")
-    assert np.allclose(load_and_prepare(png.getvalue(), (1, 28, 28), "square.png", like_mnist=False)[0], as_drawn,
+    assert np.allclose(load_and_prepare(png.getvalue(), (1, 28, 28), "square.png", framing=None)[0], as_drawn,
                        atol=0.02)
     with pytest.raises(ImageError, match="nothing drawn in the drawing: it is blank"):
-        prepare_drawing(np.zeros((168, 168, 4), np.uint8), (1, 28, 28), like_mnist=False)
+        prepare_drawing(np.zeros((168, 168, 4), np.uint8), (1, 28, 28), framing=None)
 
 
 def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_why(shapes_model, tmp_path):
