@@ -644,6 +644,19 @@ def remove_job(job_id: str) -> None:
         _PARSED.pop(job.id, None)
 
 
+def free_name(name: str) -> str:
+    """`name`, else "name v2", "name v3"...: the first that neither a checkpoint (in any case) nor a running job has."""
+    taken = {path.name[: -len(checkpoints.SUFFIX)].lower()
+             for path in checkpoints.checkpoint_folder().glob(f"*{checkpoints.SUFFIX}")}
+    taken |= {s.job.name.lower() for s in list_jobs() if s.active}
+    version = 1
+    candidate = name
+    while candidate.lower() in taken:
+        version += 1
+        candidate = f"{name} v{version}"
+    return candidate
+
+
 def anomaly_recipe(dataset: str, k: int, n_train: int | None = None) -> dict:
     """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k.
     `n_train`: the training images, when known: a small image set gets smaller batches and more epochs, so that

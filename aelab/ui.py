@@ -179,9 +179,10 @@ def map_axes(method: str, latent_dim: int) -> tuple[str, str]:
 
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
-                  title: str = "", height: int = 480, axes: tuple[str, str] | None = None):
+                  title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
-    to the arrays it came from whatever trace (class) it is in."""
+    to the arrays it came from whatever trace (class) it is in. `legend_below`: a horizontal legend under the map,
+    for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen)."""
     import pandas as pd
     import plotly.express as px
 
@@ -199,6 +200,8 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"itemsizing": "constant", "title": ""},
                       xaxis_title=axes[0] if axes else None, yaxis_title=axes[1] if axes else None)
+    if legend_below:
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
     return fig
 
 
@@ -385,10 +388,30 @@ def table_height(rows: int) -> int:
 
 ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px
 
+# A row of images (st.image given a list) wraps in the browser when it is wider than the page's column: 10
+# reconstructions went 9 + 1 at 1280 px and 6 + 4 at 1024. Rows instead shrink their images to fit, keeping their
+# shape; app.py adds this to every page.
+IMAGE_ROW_CSS = """<style>
+div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
+div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
+div.stImage > [data-testid="stImageContainer"] img { height: auto; }
+</style>"""
+
+
+def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:
+    """st.page_link to another page of the app; a page run on its own (Streamlit's AppTest runs one file) has no
+    navigation to link into, and shows the link's words instead."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query_params)
+    except StreamlitPageNotFoundError:
+        st.caption(f"{label} (page: {page})")
+
 
 def show_images(images, captions=None, columns: int = 8, width: int = 84) -> None:
     """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1]).
-    Images shrink so that a row fits in ROW_PX: a wider row would wrap in the browser (14 + 2 for 16 of 64 px)."""
+    Images shrink so that a row fits in ROW_PX, and further on a narrower screen (IMAGE_ROW_CSS)."""
     width = max(24, min(width, ROW_PX // max(1, columns)))
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.ndim == 4:

@@ -283,9 +283,10 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
                                  opacity=1.0 if odd else 0.6))
     fig.add_vline(x=threshold, line_dash="dash", line_color="black",
                   annotation_text="threshold", annotation_position="top right")
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      xaxis_title="reconstruction error (sum of squared pixel errors)", yaxis_title="test images",
-                      legend_title_text="class")
+    # The legend under the chart: beside it, ten class names left the plot 75 px wide on a 1024 px screen.
+    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis_title="reconstruction error (SSE per image)", yaxis_title="test images",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "title": ""})
     return fig
 
 

@@ -32,6 +32,9 @@ else:
     note, fair = anomaly.training_note(ctx.meta, k)
     title = f"class {ui_explore.class_label(ds, k)}"
 (st.success if fair else st.info)(note)
+if not fair and only is None:  # the Train page's one-click experiment, with this class already picked
+    ui.page_link("pages/train.py", label=f"Train a model without class {ui_explore.class_label(ds, k)}",
+                 icon=":material/model_training:", query_params={"without_class": k})
 
 try:
     is_anomaly = anomaly.anomaly_mask(labels, k, only)
@@ -52,9 +55,10 @@ m[0].metric("AUROC", f"{curve.auroc:.3f}", help=f"chance of ranking a random ima
             "normal one: 1 = perfect, 0.5 = chance")
 m[1].metric("Precision", f"{report.precision:.1%}", help="of the flagged images, the share that are anomalies")
 m[2].metric("Recall", f"{report.recall:.1%}", help="of the anomalies, the share that are flagged")
-m[3].metric(f"Flagged (of {len(scores):,})", f"{report.flagged:,}",
-            help=f"test images whose error is at least the threshold; {int(is_anomaly.sum()):,} are anomalies")
-m[4].metric("False positive rate", f"{report.false_positive_rate:.1%}", help="of the normal images, the share flagged")
+m[3].metric("Flagged", f"{report.flagged:,}", help=f"of the {len(scores):,} test images, those whose error is at "
+            f"least the threshold; {int(is_anomaly.sum()):,} are anomalies")
+m[4].metric("False positives", f"{report.false_positive_rate:.1%}",
+            help="the false positive rate: of the normal images, the share flagged")
 
 left, right = st.columns([3, 2])
 with left:

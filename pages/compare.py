@@ -48,12 +48,13 @@ else:
     left, right = st.columns(2)
     with left:
         st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
-                                         axes=("principal component 1", "principal component 2")), width="stretch",
+                                         axes=("principal component 1", "principal component 2"),
+                                         legend_below=True), width="stretch",
                         key="compare_pca_map")
         st.caption("PCA: the first two principal components.")
     with right:
         st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name,
-                                         axes=ui.map_axes("pca", model.latent_dim)),
+                                         axes=ui.map_axes("pca", model.latent_dim), legend_below=True),
                         width="stretch", key="compare_model_map")
         st.caption(f"{model.variant}: {how}.")
 

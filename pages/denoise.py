@@ -1,6 +1,9 @@
 """Denoise: corrupt test images or your own, then compare a denoising autoencoder, a plain autoencoder and PCA on
 the same noisy inputs, each scored by PSNR against the clean image."""
 
+import shlex
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 import torch
@@ -29,8 +32,11 @@ with left:
     if denoisers:
         denoiser_info = st.selectbox("Denoising autoencoder", denoisers, format_func=ui_explore.denoiser_label)
     else:
+        set_name = Path(ds.name).name  # an image set by its file name: its place on the server is not shown
+        command = (f"python -m aelab train conv --dataset {shlex.quote(set_name)} --noise gaussian --noise-level 0.5 "
+                   f"--out checkpoints/{set_name.removesuffix('.zip')}-denoiser")
         st.info(f"No denoising model for {ds.label} yet: train one on the Train page with noise gaussian "
-                "(or `python -m aelab train conv --noise gaussian --noise-level 0.5 --out checkpoints/denoiser`).")
+                f"(or `{command}`).")
 with right:
     plain_info = None
     if plains:

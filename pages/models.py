@@ -70,15 +70,20 @@ found_metrics = meta.get("metrics") or {}
 st.header(ctx.model_name)
 st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
            + (f" ({meta['message']})" if meta.get("message") else ""))
-cols = st.columns(5)
-cols[0].metric("Parameters", f"{model.num_parameters():,}")
-cols[1].metric("Latent size", model.latent_dim)
+# Short labels (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
+# "Parameters 442,…" and "Test error (SSE…".
+figures = [("Parameters", f"{model.num_parameters():,}", "weights and biases"),
+           ("Latent size", model.latent_dim, "the size of the code")]
 if "sse_per_image" in found_metrics:
-    cols[2].metric("Test error (SSE/image)", f"{found_metrics['sse_per_image']:.2f}")
+    figures.append(("Test error", f"{found_metrics['sse_per_image']:.2f}",
+                    "summed squared pixel error per test image (SSE/image), lower is better"))
 if "knn5_accuracy" in found_metrics:
-    cols[3].metric("5-NN accuracy on codes", f"{found_metrics['knn5_accuracy']:.1%}")
+    figures.append(("5-NN accuracy", f"{found_metrics['knn5_accuracy']:.1%}",
+                    "5-nearest-neighbour classification of the test codes against 20,000 training codes"))
 if "test_nats" in found_metrics:
-    cols[4].metric("Test nats (−ELBO)", f"{found_metrics['test_nats']:.1f}")
+    figures.append(("Test nats", f"{found_metrics['test_nats']:.1f}", "the test loss −ELBO in nats per image"))
+for column, (label, value, explained) in zip(st.columns(len(figures)), figures):
+    column.metric(label, value, help=explained)
 
 recon_tab, features_tab, history_tab, meta_tab, file_tab = st.tabs(
     ["Reconstructions", "Features", "History", "Metadata", "File"])

@@ -84,10 +84,17 @@ def act(action, job_id: str) -> None:
         st.session_state["train_job_error"] = str(err)
 
 
+def class_words(dataset: str, k: int) -> str:
+    """A class as the pages name it ("9: Ankle boot"), where its name is known without loading the dataset."""
+    names = data.BUILTIN[dataset][0] if dataset in data.BUILTIN else []
+    return f"{k}: {names[k]}" if k < len(names) and names[k] != str(k) else str(k)
+
+
 def show_job(status: jobs.JobStatus) -> None:
     job = status.job
-    classes = (f", without class {job.without_class}" if job.without_class is not None else "") + \
-        (f", only class {job.only_class}" if job.only_class is not None else "")
+    classes = (f", without class {class_words(job.dataset, job.without_class)}"
+               if job.without_class is not None else "") + \
+        (f", only class {class_words(job.dataset, job.only_class)}" if job.only_class is not None else "")
     head, buttons = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
@@ -214,11 +221,17 @@ def training_form(ds) -> None:
             default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
             a, b = st.columns([1, 2], vertical_alignment="bottom")
             k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
-                            format_func=lambda c: f"{c}: {ds.class_names[c]}", key="anomaly_class")
-            if b.button(f"Train a model without class {ds.class_names[k]}"):
+                            format_func=lambda c: ui_explore.class_label(ds, c), key="anomaly_class")
+            recipe = jobs.anomaly_recipe(ds.name, k, len(ds.y_train))
+            name = jobs.free_name(recipe["name"])  # a second experiment (or the shipped model's name) gets its own
+            if b.button(f"Train a model without class {ui_explore.class_label(ds, k)}"):
                 st.session_state.pop("train_outcome", None)
-                start([], **{**jobs.anomaly_recipe(ds.name, k, len(ds.y_train)), "dataset": ds})
+                start([], **{**recipe, "name": name, "dataset": ds})
                 show_outcome()
+            if name != recipe["name"]:
+                st.caption(f"A model named {recipe['name']} exists already: pick it in the sidebar of the Anomalies "
+                           f"page, or train another here (saved as {name}).")
+                ui.page_link("pages/anomalies.py", label="Anomalies", icon=":material/troubleshoot:")
 
 
 def remove_image_set(note) -> None:

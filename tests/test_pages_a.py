@@ -105,7 +105,7 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     assert not at.exception
     assert at.header[0].value == label(tiny_checkpoints["tiny-mlp"])
     assert len(at.dataframe[0].value) >= len(tiny_checkpoints)
-    assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error (SSE/image)"}
+    assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error"}
     # 10 originals + 10 reconstructions + 64 first-layer features
     assert images(at) == 10 + 10 + 64
     assert at.get("plotly_chart")  # training history

@@ -64,6 +64,25 @@ def test_query_parameter_preselects_the_class_to_leave_out():
     assert any(b.label == "Train a model without class 7" for b in at.button)
 
 
+def test_the_experiment_trains_under_a_free_name_when_its_model_exists():
+    """A fresh install ships mnist-conv-without-2: the one-click experiment for class 2 (or any experiment run twice)
+    is saved under the next free name instead of being refused for a name the user cannot change there."""
+    from aelab.checkpoints import save_checkpoint
+    from aelab.models import build_model
+
+    taken = save_checkpoint(build_model("mlp", latent_dim=2), checkpoint_folder() / "mnist-conv-without-7")
+    try:
+        assert jobs.free_name("mnist-conv-without-7") == "mnist-conv-without-7 v2"
+        assert jobs.free_name("MNIST-conv-without-7") == "MNIST-conv-without-7 v2"  # names differing in case clash
+        at = run_page(without_class="7")
+        assert not at.exception
+        assert any("A model named mnist-conv-without-7 exists already" in c.value
+                   and "saved as mnist-conv-without-7 v2" in c.value for c in at.caption)
+    finally:
+        taken.unlink()
+    assert jobs.free_name("mnist-conv-without-7") == "mnist-conv-without-7"
+
+
 @pytest.mark.parametrize("key, value, expected", [
     ("mlp.hidden", "100,abc", "Hidden: expected comma-separated whole numbers like 1000,500,250"),
     ("mlp.hidden", "10000000", "Hidden must be at most 20000"),
