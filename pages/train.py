@@ -180,7 +180,7 @@ def training_form(ds) -> None:
         if not REGISTRY[variant].trainable:
             st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
         train_values = show_form(train_fields, "train", columns=4)
-        left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
+        left, middle, right = st.columns([5, 5, 3], vertical_alignment="bottom")
         # The suggestion follows the variant and the dataset until the user types a name of their own.
         suggestion = jobs.suggest_name(ds.name, variant)
         if st.session_state.get("train_name") in (None, "", st.session_state.get("train_name_suggested")):
