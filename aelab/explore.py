@@ -54,12 +54,16 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
 
 @torch.no_grad()
 def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = None, steps: int = 9,
-               span: float = 3.0, reference_codes: torch.Tensor | None = None) -> torch.Tensor:
+               span: float = 3.0, reference_codes: torch.Tensor | None = None, label: int | None = None
+               ) -> torch.Tensor:
     """For each latent dimension, decode the image's code with that one coordinate swept over +-span standard
-    deviations (measured on reference_codes when given, else 1). Returns (len(dims), steps, C, H, W)."""
+    deviations (measured on reference_codes when given, else 1). Returns (len(dims), steps, C, H, W).
+    `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then the
+    model's class-free condition), as `interpolate` does."""
     model.eval()
     device = model.device
-    code = model.encode(x[None].float().to(device)).float()[0]
+    condition = torch.tensor([label], device=device) if model.conditional and label is not None else None
+    code = model.encode(x[None].float().to(device), condition).float()[0]
     dims = list(range(model.latent_dim)) if dims is None else dims
     std = reference_codes.float().std(0).to(device) if reference_codes is not None else torch.ones_like(code)
     mean = reference_codes.float().mean(0).to(device) if reference_codes is not None else torch.zeros_like(code)
@@ -68,7 +72,8 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     for d in dims:
         codes = code.repeat(steps, 1)
         codes[:, d] = mean[d] + offsets * std[d]
-        rows.append(model.decode(codes).float().clamp(0, 1).cpu())
+        rows.append(model.decode(codes, None if condition is None else condition.repeat(steps)).float()
+                    .clamp(0, 1).cpu())
     return torch.stack(rows)
 
 

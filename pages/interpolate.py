@@ -75,7 +75,8 @@ if x_t is None:
 elif not dims:
     st.info("Pick at least one dimension.")
 else:
-    rows = explore.traversals(model, x_t, dims, t_steps, span, torch.from_numpy(reference))
+    rows = explore.traversals(model, x_t, dims, t_steps, span, torch.from_numpy(reference),
+                              label_a if x_a is not None else label_b)
     ui_explore.show_tile(rows.flatten(0, 1), t_steps, width=min(720, 56 * t_steps),
                          caption=f"Rows, top to bottom: dimensions {', '.join(map(str, dims))}; from image "
                                  f"{'A' if x_a is not None else 'B'}")
