@@ -96,6 +96,31 @@ def test_image_folder_dataset_with_classes_rgb_and_resizing(tmp_path):
     assert red[:, 0].mean() > 250 and red[:, 2].mean() < 5
 
 
+def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_path, monkeypatch):
+    import zipfile
+
+    for i in range(4):
+        Image.new("L", (30, 30), 40 * i).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(data, "MAX_SET_BYTES", 3 * 3 * 64 * 64)  # three RGB images of 64 px
+    with pytest.raises(DataError, match=r"4 images at 64x64 RGB would take .* GB of memory .*choose a smaller"):
+        data.load_dataset(str(tmp_path), image_size=64, channels=3)
+    assert len(data.load_dataset(str(tmp_path), image_size=32, channels=3).x_train) == 3  # 4 x 3 x 32 x 32 fits
+    monkeypatch.undo()
+    with pytest.raises(DataError, match="image size must be between 8 and 256 pixels, not 4"):
+        data.load_dataset(str(tmp_path), image_size=4)
+    # A member that unpacks to more than the image limit is skipped without being unpacked (a zip bomb).
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.png", b"\0" * (21 * 2**20))
+        for i in range(2):
+            archive.write(tmp_path / f"{i}.png", f"{i}.png")
+    ds = data.load_dataset(str(bomb), image_size=8)
+    assert "1 unreadable skipped" in ds.source
+    (tmp_path / "cut.zip").write_bytes(bomb.read_bytes()[:300])
+    with pytest.raises(DataError, match="cut.zip is neither a folder nor a zip file that can be read"):
+        data.load_dataset(str(tmp_path / "cut.zip"))
+
+
 def test_stratified_indices_keep_class_proportions(mnist):
     idx = data.stratified_indices(mnist.y_test, 200)
     assert len(idx) == 200 and len(set(idx.tolist())) == 200
