@@ -57,8 +57,8 @@ m[1].metric("Precision", f"{report.precision:.1%}", help="of the flagged images,
 m[2].metric("Recall", f"{report.recall:.1%}", help="of the anomalies, the share that are flagged")
 m[3].metric("Flagged", f"{report.flagged:,}", help=f"of the {len(scores):,} test images, those whose error is at "
             f"least the threshold; {int(is_anomaly.sum()):,} are anomalies")
-m[4].metric("False positives", f"{report.false_positive_rate:.1%}",
-            help="the false positive rate: of the normal images, the share flagged")
+m[4].metric("FP rate", f"{report.false_positive_rate:.1%}",
+            help="false positive rate: of the normal images, the share flagged")
 
 left, right = st.columns([3, 2])
 with left:

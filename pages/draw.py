@@ -39,10 +39,12 @@ def clear_canvas():
 @st.fragment
 def board():
     start = time.perf_counter()
-    pad, out = st.columns([1, 2], gap="large")
+    # The canvas has a fixed size: its column is wide enough for it on a 1024 px screen (a third of the page cut the
+    # right 45% of a 280 px canvas off there, and some of it at 1280).
+    pad, out = st.columns([1, 1.2], gap="small")
     with pad:
         st.caption(f"Draw {ui_explore.what_to_draw(ds)}, white on black. Everything updates when you lift the mouse.")
-        drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}")
+        drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}", size=240, stroke=15)
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.
         st.button("Clear", on_click=clear_canvas)
     with out:

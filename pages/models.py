@@ -72,14 +72,15 @@ st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
            + (f" ({meta['message']})" if meta.get("message") else ""))
 # Short labels (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…".
-figures = [("Parameters", f"{model.num_parameters():,}", "weights and biases"),
+n = model.num_parameters()
+figures = [("Parameters", f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}", f"{n:,} weights and biases"),
            ("Latent size", model.latent_dim, "the size of the code")]
 if "sse_per_image" in found_metrics:
     figures.append(("Test error", f"{found_metrics['sse_per_image']:.2f}",
                     "summed squared pixel error per test image (SSE/image), lower is better"))
 if "knn5_accuracy" in found_metrics:
-    figures.append(("5-NN accuracy", f"{found_metrics['knn5_accuracy']:.1%}",
-                    "5-nearest-neighbour classification of the test codes against 20,000 training codes"))
+    figures.append(("5-NN", f"{found_metrics['knn5_accuracy']:.1%}", "5-NN accuracy: 5-nearest-neighbour "
+                    "classification of the test codes against 20,000 training codes"))
 if "test_nats" in found_metrics:
     figures.append(("Test nats", f"{found_metrics['test_nats']:.1f}", "the test loss −ELBO in nats per image"))
 for column, (label, value, explained) in zip(st.columns(len(figures)), figures):

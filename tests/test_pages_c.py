@@ -210,7 +210,7 @@ def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
     at = run_page("anomalies", "tiny-mlp")
     assert "saw class 0 in training" in texts(at.main.info) and "Train page" in texts(at.main.info)
     assert [m.label for m in at.main.metric] == ["AUROC", "Precision", "Recall", "Flagged",
-                                                  "False positives"]
+                                                  "FP rate"]
     # The slider starts where it flags as many images as there are anomalies (the test split's 0s), not all 1,000
     assert int(at.main.metric[3].value.replace(",", "")) == pytest.approx(100, abs=2)
     assert [e.key for e in at.main.get("plotly_chart")] == ["anomaly_hist", "anomaly_roc"]
