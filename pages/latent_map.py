@@ -87,9 +87,9 @@ else:
     x, y = x_all[indices[shown]], y_all[indices[shown]]
     captions = [f"{name_of(v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
     st.markdown("**Images**")
-    ui.show_images(to_float(x), captions, columns=16, width=64)
+    ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
     st.markdown("**Reconstructions**")
-    ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=16, width=64)
+    ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=8, width=72)
 
     query = st.selectbox("Nearest neighbours in code space of", shown,
                          format_func=lambda r: f"#{indices[r]} ({name_of(labels[r])})",
