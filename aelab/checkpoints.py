@@ -93,6 +93,8 @@ def writable_path(path: str | os.PathLike) -> Path:
     path = Path(text)
     if not text or path.name in ("", ".", ".."):
         raise CheckpointError(f"{text!r} is not a file name for a checkpoint")
+    if text.endswith(os.sep) or path.is_dir():  # "--out checkpoints/" meant a folder, not checkpoints.safetensors
+        raise CheckpointError(f"{path} is a folder: give a file name for the checkpoint (e.g. {path / 'model'})")
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
     if path.is_dir():

@@ -155,7 +155,7 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
 def _check_train_args(args, cls, model_options: dict, train_config) -> None:
     """Everything that can be refused before the data is loaded: options, the dataset's name and shape, the
     classes to leave out, the model's size where the images' shape is known."""
-    from .data import BUILTIN, MAX_SIZE, MIN_SIZE
+    from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
     from .models.base import check_size
 
     if not args.dataset.strip():
@@ -176,8 +176,11 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
         probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": (1, 28, 28),
                                                              "num_classes": classes}))
         train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
-    else:  # the shape comes with the images; train_and_save checks the rest once they are loaded
-        cls.config_class.from_dict(model_options).validate()
+    else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
+        stored_channels, stored_size = stored_shape(args.dataset)
+        channels = stored_channels if args.image_channels is None else args.image_channels
+        size = stored_size if args.image_size is None else args.image_size
+        cls.config_class.from_dict({**model_options, "input_shape": (channels, size, size)}).validate()
         train_config.validate(trainable=cls.trainable, stages=2)
 
 
@@ -213,15 +216,16 @@ def cmd_train(args) -> int:
 
 
 def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = ()) -> Path:
-    """An output file's path (`~` expanded, `suffix` added when it has none), refused in one line when it is a
-    folder, has another suffix, or is one of `refuse` (the checkpoint being read)."""
+    """An output file's path (`~` expanded, `suffix` added unless it ends with it, as np.savez does: "run.v2" ->
+    "run.v2.npz"), refused in one line when it is a folder, a checkpoint's name, or one of `refuse` (the checkpoint
+    being read)."""
     text = name.strip()
     path = Path(text).expanduser()
     if not text or path.name in ("", ".", ".."):
         raise ConfigError(f"{option} needs a file name, not {name!r}")
-    if suffix and path.suffix.lower() != suffix:
-        if path.suffix:
-            raise ConfigError(f"{option} must be a {suffix} file, not {path.name}")
+    if path.suffix.lower() in (".safetensors", ".json"):
+        raise ConfigError(f"{option} {path.name} is a checkpoint's name: give a {suffix or 'file'} name")
+    if suffix and path.suffix != suffix:
         path = path.with_name(path.name + suffix)
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder: give a file name")

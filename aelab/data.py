@@ -255,6 +255,7 @@ def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, ima
 # --- Image sets added in the app -----------------------------------------------------------------------------
 MIN_SIZE, MAX_SIZE = 8, 256
 MAX_SET_BYTES = 4 * 2**30  # an image set in memory, as uint8: 70,000 MNIST digits take 55 MB
+MAX_FILE_BYTES = 2 * 2**30  # an image set's files, read before they are decoded (PNGs of all of MNIST: ~20 MB)
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
 
 
@@ -351,24 +352,33 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
     """(class folder or '', file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
     are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
-    unpack to gigabytes)."""
+    unpack to gigabytes). The files together may hold at most MAX_FILE_BYTES: refused before reading when their
+    declared sizes say so, and when what they unpack to does."""
     from .images import MAX_BYTES
 
     entries = []
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                members = [info for info in sorted(archive.infolist(), key=lambda i: i.filename)
+                           if not info.is_dir() and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
+                           and "__MACOSX" not in Path(info.filename).parts
+                           and not Path(info.filename).name.startswith("._")]  # macOS's extras
+                _check_total(path, sum(min(info.file_size, MAX_BYTES) for info in members))
+                total = 0
+                for info in members:
                     member = Path(info.filename)
-                    if (not info.is_dir() and member.suffix.lower() in IMAGE_SUFFIXES
-                            and "__MACOSX" not in member.parts and not member.name.startswith("._")):  # macOS's extras
-                        label = member.parent.name if member.parent != Path(".") else ""
-                        entries.append((label, member.name, _read_member(archive, info, MAX_BYTES)))
+                    label = member.parent.name if member.parent != Path(".") else ""
+                    content = _read_member(archive, info, MAX_BYTES)
+                    total += len(content or b"")
+                    _check_total(path, total)  # a header can understate what a member unpacks to
+                    entries.append((label, member.name, content))
         except (zipfile.BadZipFile, OSError) as err:
             raise DataError(f"{path.name} cannot be read as a zip: {err}") from None
     elif not path.is_dir():
         raise DataError(f"{path.name} is neither a folder nor a zip file that can be read")
     else:
+        total = 0
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
                 label = file.parent.name if file.parent != path else ""
@@ -376,8 +386,16 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
                     content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else None
                 except OSError:
                     content = None
+                total += len(content or b"")
+                _check_total(path, total)
                 entries.append((label, file.name, content))
     return entries
+
+
+def _check_total(path: Path, total: int) -> None:
+    if total > MAX_FILE_BYTES:
+        raise DataError(f"{path.name} holds over {MAX_FILE_BYTES / 2**30:.0f} GB of image files: use fewer or "
+                        "smaller images")
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:

@@ -322,7 +322,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     _check_types(cls.config_class, model_options, variant)
     _check_types(TrainConfig, train_options, "training")
     train_config = TrainConfig(**train_options)
-    train_config.validate(trainable=cls.trainable)
+    train_config.validate(trainable=cls.trainable, stages=2)  # the model's own stages are checked below, or by the job
     pick_device(train_config.device)  # a GPU asked for by name must exist here
     if isinstance(dataset, str) and dataset not in BUILTIN and not Path(dataset).expanduser().exists():
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")

@@ -88,7 +88,7 @@ class Encodings:
     def codes(self, split: str, idx: torch.Tensor | None = None, with_labels: bool = True) -> torch.Tensor:
         """Codes of dataset.x_{split}[idx] (all of the split when idx is None), as metrics.encode gives them."""
         x, y = getattr(self.dataset, f"x_{split}"), getattr(self.dataset, f"y_{split}")
-        idx = torch.arange(len(x)) if idx is None else torch.as_tensor(idx)
+        idx = torch.arange(len(x)) if idx is None else torch.as_tensor(idx, dtype=torch.long)
         known, kept = self._store(split, with_labels)
         missing = idx[~known[idx]].unique()
         if len(missing):

@@ -1,15 +1,12 @@
 """Denoise: corrupt test images or your own, then compare a denoising autoencoder, a plain autoencoder and PCA on
 the same noisy inputs, each scored by PSNR against the clean image."""
 
-import shlex
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 import torch
 
 from aelab import denoise, ui, ui_explore
-from aelab.data import to_float
+from aelab.data import BUILTIN, to_float
 from aelab.errors import AelabError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
@@ -32,11 +29,10 @@ with left:
     if denoisers:
         denoiser_info = st.selectbox("Denoising autoencoder", denoisers, format_func=ui_explore.denoiser_label)
     else:
-        set_name = Path(ds.name).name  # an image set by its file name: its place on the server is not shown
-        command = (f"python -m aelab train conv --dataset {shlex.quote(set_name)} --noise gaussian --noise-level 0.5 "
-                   f"--out checkpoints/{set_name.removesuffix('.zip')}-denoiser")
-        st.info(f"No denoising model for {ds.label} yet: train one on the Train page with noise gaussian "
-                f"(or `{command}`).")
+        # The command for a built-in set (one's own is named by its place on the server, which is not shown).
+        command = (f" (or `python -m aelab train conv --dataset {ds.name} --noise gaussian --noise-level 0.5 "
+                   f"--out checkpoints/{ds.name}-denoiser`)" if ds.name in BUILTIN else "")
+        st.info(f"No denoising model for {ds.label} yet: train one on the Train page with noise gaussian{command}.")
 with right:
     plain_info = None
     if plains:

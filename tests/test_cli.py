@@ -82,6 +82,9 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     saved = np.load(tmp_path / "codes.npz")
     assert saved["codes"].shape == (1000, 2) and saved["labels"].shape == (1000,)
 
+    dotted = aelab("embed", ckpt, "--out", tmp_path / "codes-lr0.001")  # a dot in the name is not a suffix
+    assert dotted.returncode == 0 and (tmp_path / "codes-lr0.001.npz").exists(), dotted.stderr
+    assert dotted.stdout.strip().endswith("codes-lr0.001.npz")
     sample = aelab("sample", ckpt, "-n", 16, "--out", tmp_path / "samples.png")
     assert sample.returncode == 0, sample.stderr
     grid = Image.open(tmp_path / "samples.png")
@@ -198,11 +201,14 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "mlp", "--out", tmp_path / "a folder.safetensors"), ("is a folder",)),
         (("train", "mlp", "--out", tmp_path / "model.pt" / "x"), ("cannot write a checkpoint in",)),
         (("zoo", "--only"), ("--only needs the names",)),
-        (("sample", tiny_checkpoints["tiny-vae"], "--out", tmp_path / "s.safetensors"), ("must be a .png file",)),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", tmp_path / "s.safetensors"), ("a checkpoint's name",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", "s.png", "--temperature", "nan"), ("temperature must",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"].with_suffix(".png"),
           "--seed", str(2**70)), ("seed must be a whole number",)),
-        (("embed", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"]), ("must be a .npz file",)),
+        (("embed", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"]), ("a checkpoint's name",)),
+        (("train", "mlp", "--out", str(tmp_path) + "/"), ("is a folder",)),
+        (("train", "mlp", "--out", "x", "--epochs", "0", "--greedy-epochs", "1", "--hidden", "8,4", "--dataset",
+          tmp_path / "no such set"), ("unknown dataset",)),  # greedy stages of a stacked MLP: not refused
         (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--out", tmp_path / "model.pt"), ("is a file",)),
         (("eval", tmp_path / "odd.safetensors"), ("metadata field 'dataset' is not a dict",)),
         (("eval", tmp_path / "model.pt", "--json"), ("never unpickles",)),

@@ -105,6 +105,9 @@ def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_pa
     with pytest.raises(DataError, match=r"4 images at 64x64 RGB would take .* GB of memory .*choose a smaller"):
         data.load_dataset(str(tmp_path), image_size=64, channels=3)
     assert len(data.load_dataset(str(tmp_path), image_size=32, channels=3).x_train) == 3  # 4 x 3 x 32 x 32 fits
+    monkeypatch.setattr(data, "MAX_FILE_BYTES", 100)  # the files themselves, before any is decoded
+    with pytest.raises(DataError, match=f"{tmp_path.name} holds over 0 GB of image files"):
+        data.load_dataset(str(tmp_path), image_size=8)
     monkeypatch.undo()
     with pytest.raises(DataError, match="image size must be between 8 and 256 pixels, not 4"):
         data.load_dataset(str(tmp_path), image_size=4)

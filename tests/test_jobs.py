@@ -93,6 +93,7 @@ def started():
     ("nope", {}, {}, "x", "unknown variant 'nope'"),
     ("mlp", {}, {}, "../evil", "not a valid model name"),
     ("mlp", {}, {}, ".hidden", "not a valid model name"),
+    ("conv", {}, {"epochs": 0, "greedy_epochs": 2}, "x", "greedy pre-training is only for an MLP with hidden layers"),
 ])
 def test_invalid_requests_are_refused_before_any_job_starts(variant, model_options, train_options, name, expected):
     before = job_dirs()
@@ -101,6 +102,11 @@ def test_invalid_requests_are_refused_before_any_job_starts(variant, model_optio
     assert expected in str(err.value) and "\n" not in str(err.value)
     assert isinstance(err.value, CheckpointError if "name" in expected else ConfigError)
     assert job_dirs() == before
+
+
+def test_greedy_pre_training_alone_is_a_valid_request_for_a_stacked_mlp():
+    safe, config = jobs.validate_request("mlp", {"hidden": [256]}, {"epochs": 0, "greedy_epochs": 2}, "x")
+    assert safe == "x" and config.greedy_epochs == 2
 
 
 def test_missing_class_dataset_and_gpu_are_refused_up_front():
