@@ -157,6 +157,7 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
     classes to leave out, the model's size where the images' shape is known."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
     from .models.base import check_size
+    from .train import check_batch_size
 
     if not args.dataset.strip():
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
@@ -176,6 +177,7 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
         probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": (1, 28, 28),
                                                              "num_classes": classes}))
         train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
+        check_batch_size(probe, train_config.batch_size)
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
         stored_channels, stored_size = stored_shape(args.dataset)
         channels = stored_channels if args.image_channels is None else args.image_channels

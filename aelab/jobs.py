@@ -42,7 +42,7 @@ from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
 from .models.base import check_size, type_matches
-from .train import TrainConfig, pick_device
+from .train import TrainConfig, check_batch_size, pick_device
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -331,6 +331,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
         probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": shape,
                                                             "num_classes": max(classes, 1)}))
         train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
+        check_batch_size(probe, train_config.batch_size)
     else:  # the job checks the rest once the images are loaded
         cls.config_class.from_dict(model_options).validate()
     if without_class is not None and only_class is not None:

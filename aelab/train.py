@@ -363,10 +363,10 @@ class Trainer:
     def _images_per_epoch(self, n: int) -> int:
         """All n images, but for batch normalisation, which cannot train on a batch of one image (its feature maps
         can be 1x1: one value per channel): then a last batch of one is left out (a different one each epoch)."""
-        norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
-        if norms and (self.cfg.batch_size == 1 or n < 2):
-            raise ConfigError("batch normalisation needs at least 2 images per batch: "
-                              + ("use a batch size of 2 or more" if n >= 2 else "this set has 1 training image"))
+        norms = uses_batch_norm(self.model)
+        check_batch_size(self.model, self.cfg.batch_size)
+        if norms and n < 2:
+            raise ConfigError("batch normalisation needs at least 2 images per batch: this set has 1 training image")
         return n - 1 if norms and n > 1 and n % self.cfg.batch_size == 1 else n
 
     def _use_graph(self) -> bool:
@@ -473,6 +473,17 @@ class Trainer:
                 labels = self.y_val[: self.cfg.preview_images]
                 event["preview"] = (originals.cpu(), self.model.reconstruct(originals, labels).float().cpu())
         self.emit(event)
+
+
+def uses_batch_norm(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
+    """Batch normalisation cannot train on one image a batch (its feature maps can be 1x1: one value per channel).
+    Works on a model built on the meta device, so callers refuse it before loading data."""
+    if batch_size == 1 and uses_batch_norm(model):
+        raise ConfigError("batch normalisation needs at least 2 images per batch: use a batch size of 2 or more")
 
 
 def train(model: Autoencoder, dataset: Dataset, config: TrainConfig | None = None,

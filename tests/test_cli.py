@@ -201,6 +201,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "mlp", "--out", tmp_path / "a folder.safetensors"), ("is a folder",)),
         (("train", "mlp", "--out", tmp_path / "model.pt" / "x"), ("cannot write a checkpoint in",)),
         (("zoo", "--only"), ("--only needs the names",)),
+        (("train", "conv", "--out", "x", "--batchnorm", "--batch-size", "1"), ("at least 2 images per batch",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", tmp_path / "s.safetensors"), ("a checkpoint's name",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", "s.png", "--temperature", "nan"), ("temperature must",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"].with_suffix(".png"),

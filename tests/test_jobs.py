@@ -94,6 +94,7 @@ def started():
     ("mlp", {}, {}, "../evil", "not a valid model name"),
     ("mlp", {}, {}, ".hidden", "not a valid model name"),
     ("conv", {}, {"epochs": 0, "greedy_epochs": 2}, "x", "greedy pre-training is only for an MLP with hidden layers"),
+    ("vae", {"arch": "conv"}, {"batch_size": 1}, "x", "batch normalisation needs at least 2 images per batch"),
 ])
 def test_invalid_requests_are_refused_before_any_job_starts(variant, model_options, train_options, name, expected):
     before = job_dirs()
