@@ -85,26 +85,26 @@ def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch
     return path
 
 
-def writable_path(path: str | os.PathLike) -> Path:
-    """The file save_checkpoint writes for `path` (`~` expanded, .safetensors added), its folder made, checked by
-    creating a temp file there: the CLI calls it before loading data and training, so a path that cannot be written
-    is refused at once, not after the work."""
+def writable_path(path: str | os.PathLike, suffix: str | None = SUFFIX, what: str = "a checkpoint") -> Path:
+    """The file to write for `path` (`~` expanded, `suffix` added unless it ends with it, as np.savez does: "run.v2"
+    -> "run.v2.npz"), its folder made, checked by creating a temp file there: the CLI calls it before loading data
+    and training, so a path that cannot be written is refused at once, not after the work. `what`: the file, in the
+    messages. save_checkpoint writes through it, and the CLI's other outputs (arrays, pictures, event logs) too."""
     text = os.path.expanduser(str(path)).strip()
     path = Path(text)
     if not text or path.name in ("", ".", ".."):
-        raise CheckpointError(f"{text!r} is not a file name for a checkpoint")
-    if text.endswith(os.sep) or path.is_dir():  # "--out checkpoints/" meant a folder, not checkpoints.safetensors
-        raise CheckpointError(f"{path} is a folder: give a file name for the checkpoint (e.g. {path / 'model'})")
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder: give a file name for the checkpoint")
+        raise CheckpointError(f"{text!r} is not a file name for {what}")
+    # "--out checkpoints/" meant a folder, not checkpoints.safetensors; nor may the file with its suffix be one.
+    if suffix and path.suffix != suffix and not (text.endswith(os.sep) or path.is_dir()):
+        path = path.with_name(path.name + suffix)
+    if text.endswith(os.sep) or path.is_dir():
+        raise CheckpointError(f"{path} is a folder: give a file name for {what}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as err:
-        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {err.strerror or err}") from None
+        raise CheckpointError(f"cannot write {what} in {path.parent}: {err.strerror or err}") from None
     return path
 
 

@@ -156,8 +156,7 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
     """Everything that can be refused before the data is loaded: options, the dataset's name and shape, the
     classes to leave out, the model's size where the images' shape is known."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
-    from .models.base import check_size
-    from .train import check_batch_size
+    from .train import check_training
 
     if not args.dataset.strip():
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
@@ -174,10 +173,7 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
         for k in (args.without_class, args.only_class):
             if k is not None and not 0 <= k < classes:
                 raise ConfigError(f"class {k} does not exist in {args.dataset} (0..{classes - 1})")
-        probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": (1, 28, 28),
-                                                             "num_classes": classes}))
-        train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
-        check_batch_size(probe, train_config.batch_size)
+        check_training(cls, model_options, train_config, (1, 28, 28), classes)
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
         stored_channels, stored_size = stored_shape(args.dataset)
         channels = stored_channels if args.image_channels is None else args.image_channels
@@ -218,22 +214,15 @@ def cmd_train(args) -> int:
 
 
 def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = ()) -> Path:
-    """An output file's path (`~` expanded, `suffix` added unless it ends with it, as np.savez does: "run.v2" ->
-    "run.v2.npz"), refused in one line when it is a folder, a checkpoint's name, or one of `refuse` (the checkpoint
-    being read)."""
-    text = name.strip()
-    path = Path(text).expanduser()
-    if not text or path.name in ("", ".", ".."):
-        raise ConfigError(f"{option} needs a file name, not {name!r}")
-    if path.suffix.lower() in (".safetensors", ".json"):
-        raise ConfigError(f"{option} {path.name} is a checkpoint's name: give a {suffix or 'file'} name")
-    if suffix and path.suffix != suffix:
-        path = path.with_name(path.name + suffix)
-    if path.is_dir():
-        raise ConfigError(f"{option} {path} is a folder: give a file name")
+    """An output file's path, as checkpoints.writable_path makes and checks it, refused in one line when it is also
+    a checkpoint's name or one of `refuse` (the checkpoint being read)."""
+    from .checkpoints import writable_path
+
+    if Path(name.strip()).suffix.lower() in (".safetensors", ".json"):
+        raise ConfigError(f"{option} {Path(name.strip()).name} is a checkpoint's name: give a {suffix or 'file'} name")
+    path = writable_path(name, suffix, what=f"the {option} file")
     if any(path.resolve() == Path(other).expanduser().resolve() for other in refuse):
         raise ConfigError(f"{option} {path} is the checkpoint itself: give another file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 

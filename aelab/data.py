@@ -274,9 +274,18 @@ def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
     try:
         found = json.loads(_shape_file(Path(path).expanduser()).read_text())
         channels, size = int(found["channels"]), int(found["image_size"])
-    except (OSError, ValueError, KeyError, TypeError):
+        check_image_shape(size, channels)
+    except (OSError, ValueError, KeyError, TypeError, DataError):
         return 1, 28
-    return (channels, size) if channels in (1, 3) and MIN_SIZE <= size <= MAX_SIZE else (1, 28)
+    return channels, size
+
+
+def check_image_shape(image_size: int, channels: int) -> None:
+    """Refuse a size or colour no image set is loaded at (adding one, loading one, or a size file read back)."""
+    if not MIN_SIZE <= image_size <= MAX_SIZE:
+        raise DataError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {image_size}")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
 
 
 def user_datasets(also: list[str] = ()) -> list[str]:
@@ -311,10 +320,7 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
     user_data_folder(), named after the file: checked by loading it first, so a zip that cannot be used is refused
     with the reason and nothing is kept. The same zip again is the same dataset; another one under a name in use is
     refused (the models trained on the first would silently change data)."""
-    if not MIN_SIZE <= image_size <= MAX_SIZE:
-        raise DataError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {image_size}")
-    if channels not in (1, 3):
-        raise DataError("channels must be 1 (grayscale) or 3 (RGB)")
+    check_image_shape(image_size, channels)
     stem = Path(file_name).stem.strip()
     if not _SET_NAME.fullmatch(stem) or ".." in stem:
         raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, '-', '_' or '.' (at most 60)")
@@ -420,10 +426,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     """
     from . import images
 
-    if not MIN_SIZE <= image_size <= MAX_SIZE:
-        raise DataError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {image_size}")
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
+    check_image_shape(image_size, channels)
     path = Path(path).expanduser()
     entries = _image_entries(path)
     if not entries:

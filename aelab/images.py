@@ -281,12 +281,7 @@ def prepare_digit(img_or_array, size: int = 28, name: str | None = None,
     digit = _fit(_crop_to_ink(ink), max(1, round(size * framing.fill)))
     if digit.max() <= 0:
         raise ImageError(blank)
-    if framing.centre == "mass":
-        return _centre_by_mass(digit, size)
-    out = np.zeros((size, size), dtype=np.float32)
-    top, left = (size - digit.shape[0]) // 2, (size - digit.shape[1]) // 2
-    out[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    return np.clip(out / out.max(), 0, 1)
+    return _centre(digit, size, framing.centre)
 
 
 def _digit_gray(img_or_array, label: str) -> np.ndarray:
@@ -387,16 +382,20 @@ def _resize_plane(plane: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32)
 
 
-def _centre_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
+def _centre(digit: np.ndarray, size: int, centre: str) -> np.ndarray:
+    """Place the digit in a size x size frame with its centre of mass ("mass") or its box ("box") at the centre."""
     height, width = digit.shape
-    total = digit.sum()
-    centre_y = digit.sum(axis=1) @ np.arange(height) / total
-    centre_x = digit.sum(axis=0) @ np.arange(width) / total
-    # MNIST's centres of mass sit at (14, 14) in 28x28, i.e. size / 2, half a pixel past the geometric centre: a
-    # model trained on them sees a digit shifted by a pixel otherwise. Clamped so a lopsided digit stays whole.
-    middle = size / 2
-    top = int(np.clip(round(middle - centre_y), 0, size - height))
-    left = int(np.clip(round(middle - centre_x), 0, size - width))
+    if centre == "box":
+        top, left = (size - height) // 2, (size - width) // 2
+    else:
+        total = digit.sum()
+        centre_y = digit.sum(axis=1) @ np.arange(height) / total
+        centre_x = digit.sum(axis=0) @ np.arange(width) / total
+        # MNIST's centres of mass sit at (14, 14) in 28x28, i.e. size / 2, half a pixel past the geometric centre: a
+        # model trained on them sees a digit shifted by a pixel otherwise. Clamped so a lopsided digit stays whole.
+        middle = size / 2
+        top = int(np.clip(round(middle - centre_y), 0, size - height))
+        left = int(np.clip(round(middle - centre_x), 0, size - width))
     out = np.zeros((size, size), dtype=np.float32)
     out[top : top + height, left : left + width] = digit
     return np.clip(out / out.max(), 0, 1)

@@ -41,8 +41,8 @@ from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
-from .models.base import check_size, type_matches
-from .train import TrainConfig, check_batch_size, pick_device
+from .models.base import type_matches
+from .train import TrainConfig, check_training, pick_device
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -328,10 +328,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
     shape, classes = _dataset_shape(dataset)
     if shape:  # the model's size is known: refuse one too large before a job starts
-        probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": shape,
-                                                            "num_classes": max(classes, 1)}))
-        train_config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
-        check_batch_size(probe, train_config.batch_size)
+        check_training(cls, model_options, train_config, shape, max(classes, 1))
     else:  # the job checks the rest once the images are loaded
         cls.config_class.from_dict(model_options).validate()
     if without_class is not None and only_class is not None:

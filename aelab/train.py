@@ -20,7 +20,7 @@ import torch
 
 from .data import Dataset, to_float
 from .errors import ConfigError
-from .models.base import Autoencoder, option, validate_fields
+from .models.base import Autoencoder, check_size, option, validate_fields
 
 Event = dict
 Callback = Callable[[Event], None]
@@ -484,6 +484,17 @@ def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
     Works on a model built on the meta device, so callers refuse it before loading data."""
     if batch_size == 1 and uses_batch_norm(model):
         raise ConfigError("batch normalisation needs at least 2 images per batch: use a batch size of 2 or more")
+
+
+def check_training(cls: type[Autoencoder], model_options: dict, config: TrainConfig,
+                   input_shape: tuple[int, int, int], num_classes: int) -> None:
+    """Refuse, before any data is loaded, a model and training that cannot run on images of `input_shape`: a model
+    too large (counted on the meta device), no epoch that would train it (its greedy stages counted), batch
+    normalisation with one image a batch. The CLI and the Train page call it where the images' shape is known."""
+    probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": input_shape,
+                                                        "num_classes": num_classes}))
+    config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
+    check_batch_size(probe, config.batch_size)
 
 
 def train(model: Autoencoder, dataset: Dataset, config: TrainConfig | None = None,
