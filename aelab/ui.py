@@ -386,6 +386,43 @@ def table_height(rows: int) -> int:
     return 35 * (rows + 1) + 3
 
 
+# The checkpoints table of Home and Models: short headers (the help says the rest) so that it fits next to the
+# sidebar, the name pinned so that it stays in view when a narrow screen scrolls the table sideways.
+MODEL_COLUMNS = {
+    "name": st.column_config.TextColumn("name", pinned=True),
+    "variant": st.column_config.TextColumn("variant"),
+    "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)"),
+    "dataset": st.column_config.TextColumn("dataset"),
+    "test error (SSE/image)": st.column_config.NumberColumn(
+        "SSE/image", format="%.2f", help="test error: mean summed squared pixel error per test image (lower is better)"),
+    "MSE/pixel": st.column_config.NumberColumn(format="%.4f", help="test mean squared error per pixel"),
+    "1-NN accuracy": percent_column("1-NN", help="1-nearest-neighbour accuracy of the test codes"),
+    "5-NN accuracy": percent_column(
+        "5-NN", help="5-nearest-neighbour classification of the test codes against training codes"),
+    "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
+    "epochs": st.column_config.NumberColumn("epochs"),
+    "status": st.column_config.TextColumn("status"),
+    "created": st.column_config.TextColumn("created", help="when the checkpoint was written (the local time of the machine that wrote it)"),
+}
+
+
+def model_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """The rows of `compare.checkpoint_rows` as a table: the given columns (all by default)."""
+    columns = columns or list(MODEL_COLUMNS)
+    shown = [{key: row[key] for key in columns} for row in rows]
+    for row in shown:  # "2026-11-28T22:04:42" -> "2026-11-28 22:04": a narrower column
+        if row.get("created"):
+            row["created"] = str(row["created"]).replace("T", " ")[:16]
+    st.dataframe(
+        as_percent(shown, "1-NN accuracy", "5-NN accuracy"),
+        hide_index=True,
+        placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
+        width="stretch",
+        height=table_height(len(rows)),
+        column_config={key: MODEL_COLUMNS[key] for key in columns},
+    )
+
+
 ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px
 
 # A row of images (st.image given a list) wraps in the browser when it is wider than the page's column: 10

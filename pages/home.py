@@ -18,21 +18,8 @@ st.markdown(
 found, broken = checkpoints.list_checkpoints()
 st.subheader("Models")
 if found:
-    rows = compare.checkpoint_rows(found)
-    columns = ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy", "status"]
-    st.dataframe(
-        ui.as_percent([{key: row[key] for key in columns} for row in rows], "5-NN accuracy"),
-        hide_index=True,
-        placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
-        width="stretch",
-        height=ui.table_height(len(rows)),
-        column_config={
-            "test error (SSE/image)": st.column_config.NumberColumn(
-                format="%.2f", help="mean summed squared pixel error per test image (lower is better)"),
-            "5-NN accuracy": ui.percent_column(
-                help="5-nearest-neighbour classification of test codes against training codes"),
-        },
-    )
+    ui.model_table(compare.checkpoint_rows(found),
+                   ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy", "status"])
     st.caption(f"{len(found)} checkpoints in {ui.model_root()}. Pick one in the sidebar; the Models page has every "
                "metric and the training history.")
 else:

@@ -18,22 +18,7 @@ if message := st.session_state.pop("models_flash", None):
 
 found, broken = checkpoints.list_checkpoints()
 if found:
-    st.dataframe(
-        ui.as_percent(compare.checkpoint_rows(found), "1-NN accuracy", "5-NN accuracy"),
-        hide_index=True,
-        placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
-        width="stretch",
-        height=ui.table_height(len(found)),
-        column_config={  # short headers, so that the table fits the page next to the sidebar
-            "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)"),
-            "test error (SSE/image)": st.column_config.NumberColumn(
-                "SSE/image", format="%.2f", help="test error: mean summed squared pixel error per test image"),
-            "MSE/pixel": st.column_config.NumberColumn(format="%.4f", help="test mean squared error per pixel"),
-            "1-NN accuracy": ui.percent_column("1-NN", help="1-nearest-neighbour accuracy of test codes"),
-            "5-NN accuracy": ui.percent_column("5-NN", help="5-nearest-neighbour accuracy of test codes"),
-            "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
-        },
-    )
+    ui.model_table(compare.checkpoint_rows(found))
 else:
     st.info(f"No checkpoints in {ui.model_root()} yet: train one on the Train page or upload one below.")
 for path, reason in broken:

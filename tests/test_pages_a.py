@@ -104,7 +104,9 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     at = page("models.py", tiny_checkpoints["tiny-mlp"])
     assert not at.exception
     assert at.header[0].value == label(tiny_checkpoints["tiny-mlp"])
-    assert len(at.dataframe[0].value) >= len(tiny_checkpoints)
+    table = at.dataframe[0].value
+    assert len(table) >= len(tiny_checkpoints) and list(table.columns) == list(ui.MODEL_COLUMNS)
+    assert table["created"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d").all()  # no seconds, no "T"
     assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error"}
     # 10 originals + 10 reconstructions + 64 first-layer features
     assert images(at) == 10 + 10 + 64
