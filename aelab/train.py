@@ -520,6 +520,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     if without_class is not None and only_class is not None:
         raise ConfigError("choose at most one of without_class and only_class")
     out = writable_path(out)
+    torch.manual_seed(config.seed)  # the initial weights are the seed's too, not only the batches and the noise
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
                         num_classes=max(dataset.num_classes, 1))
     config.validate(trainable=model.trainable, stages=getattr(model, "num_stages", 1))

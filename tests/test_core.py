@@ -330,16 +330,23 @@ def test_augmented_training_runs_and_its_loss_falls(mnist):
     assert losses[-1] < losses[0]
 
 
-def test_cpu_training_is_reproducible_with_a_seed(mnist):
+def test_cpu_training_is_reproducible_with_a_seed(mnist, tmp_path):
+    """The path the CLI and the app's jobs run: the same seed gives the same checkpoint (initial weights included),
+    another seed another one."""
+    from safetensors.torch import load_file
+
+    from aelab.train import train_and_save
     small = data.Dataset("mnist", mnist.x_train[:512], mnist.y_train[:512], mnist.x_test, mnist.y_test, mnist.class_names)
-    weights = []
-    for _ in range(2):
-        model = build_model("mlp", hidden=[32], latent_dim=4, dropout=0.1)
-        torch.manual_seed(123)  # initialisation happens before the trainer seeds itself
-        model = build_model("mlp", hidden=[32], latent_dim=4, dropout=0.1)
-        train(model, small, TrainConfig(epochs=1, batch_size=64, seed=7, noise="gaussian"))
-        weights.append(model.encoder_layers[0].weight.detach().clone())
-    assert torch.equal(weights[0], weights[1])
+    torch.manual_seed(1)  # whatever the global generator holds before, it must not matter
+    runs = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        torch.rand(int(name == "b"))  # moves the global generator between the runs
+        _, path = train_and_save("mlp", {"hidden": [32], "latent_dim": 4, "dropout": 0.1}, small,
+                                 TrainConfig(epochs=1, batch_size=64, seed=seed, noise="gaussian"), tmp_path / name)
+        runs.append(load_file(path))
+    assert runs[0].keys() == runs[1].keys()
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not torch.equal(runs[0]["encoder_layers.0.weight"], runs[2]["encoder_layers.0.weight"])
 
 
 def test_stop_request_ends_after_the_current_step(mnist):
