@@ -173,7 +173,7 @@ def training_form(ds) -> None:
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
         + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
 
-    with st.form("train_form"):
+    with st.form("train_form", enter_to_submit=False):  # Enter after typing a value must not start a job
         st.markdown(f"**Model options** ({variant})")
         model_values = show_form(model_fields, variant)
         st.markdown("**Training options**")

@@ -238,6 +238,14 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts,
     fill("Epochs", "1")
     fill("Batch size", "256")
     fill("Model name", name)
+    # Enter in a field of the form does not start a job (Streamlit's forms submit on Enter unless told not to).
+    no_jobs = main.get_by_text("No training jobs yet.")
+    had_none = no_jobs.count() > 0
+    main.get_by_label("Epochs", exact=True).first.press("Enter")
+    page.wait_for_timeout(3000)
+    wait_idle(page)
+    if had_none:
+        assert no_jobs.count() > 0, "pressing Enter in the form started a training job"
     start = time.perf_counter()
     main.get_by_role("button", name="Start training").click()
     page.get_by_text(f"Saved as {name}").first.wait_for(timeout=240_000)
