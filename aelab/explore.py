@@ -56,8 +56,9 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
 def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = None, steps: int = 9,
                span: float = 3.0, reference_codes: torch.Tensor | None = None, label: int | None = None
                ) -> torch.Tensor:
-    """For each latent dimension, decode the image's code with that one coordinate swept over +-span standard
-    deviations (measured on reference_codes when given, else 1). Returns (len(dims), steps, C, H, W).
+    """For each latent dimension, decode the image's code with that one coordinate set to mean + t * std for t from
+    -span to +span (mean and std of that coordinate over reference_codes when given, else 0 and 1: a VAE's prior),
+    the other coordinates kept. Returns (len(dims), steps, C, H, W).
     `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then the
     model's class-free condition), as `interpolate` does."""
     model.eval()

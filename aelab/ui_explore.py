@@ -85,6 +85,11 @@ def class_label(ds: Dataset, k: int) -> str:
     return f"{k}: {ds.class_names[k]}" if ds.class_names and ds.class_names[k] != str(k) else str(k)
 
 
+def class_name(ds: Dataset, k: int) -> str:
+    """The class's name alone ("T-shirt/top", "7"): for captions under small images, where "0: T-shirt/top" wraps."""
+    return ds.class_names[k] if ds.class_names and 0 <= k < len(ds.class_names) else str(k)
+
+
 def what_to_draw(ds: Dataset) -> str:
     """What a canvas asks for: "a digit" on a dataset of digits, else something like one of its classes."""
     names = ds.class_names or []

@@ -59,6 +59,9 @@ m[3].metric("Flagged", f"{report.flagged:,}", help=f"of the {len(scores):,} test
             f"least the threshold; {int(is_anomaly.sum()):,} are anomalies")
 m[4].metric("FP rate", f"{report.false_positive_rate:.1%}",
             help="false positive rate: of the normal images, the share flagged")
+if report.flagged == int(is_anomaly.sum()):
+    st.caption("This threshold flags as many images as there are anomalies, so precision and recall are equal: "
+               "raise it to trade recall for precision, lower it for the reverse.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -73,7 +76,7 @@ st.subheader("Most anomalous test images")
 n = st.slider("How many", 8, 64, 16, 8)
 top = anomaly.most_anomalous(scores, n)
 ui.show_images(ds.x_test[top].float().div(255),
-               [f"{'★ ' if labels[i] in anomalous else ''}{ui_explore.class_label(ds, int(labels[i]))} · "
+               [f"{'★ ' if labels[i] in anomalous else ''}{ui_explore.class_name(ds, int(labels[i]))} · "
                 f"{scores[i]:.1f}" for i in top], columns=8, width=84)
 found = int(is_anomaly[top].sum())
 st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "

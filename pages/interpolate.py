@@ -61,8 +61,9 @@ if model.latent_dim == 2:
     ui_explore.show_tile(explore.manifold_grid(model, n, extent, label), n, width=min(720, 40 * n))
 
 st.subheader("Traversals")
-st.caption("Each row changes one latent coordinate of the image's code from −span to +span standard deviations "
-           "(measured on test codes) and keeps the others.")
+st.caption("Each row keeps the image's code but sets one coordinate to values from −span to +span standard "
+           "deviations around that coordinate's mean over test codes (the usual traversal of β-VAE papers), so the "
+           "image itself need not appear in the row: the columns show what that one coordinate controls.")
 dims_all = list(range(model.latent_dim))
 x_t = x_a if x_a is not None else x_b
 c1, c2, c3 = st.columns([3, 1, 1])
