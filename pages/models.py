@@ -71,8 +71,11 @@ if "test_nats" in found_metrics:
 for column, (label, value, explained) in zip(st.columns(len(figures)), figures):
     column.metric(label, value, help=explained)
 
+# After a rename the page comes back on the File tab (it would open on the first one: the model has a new name).
+stay = st.session_state.get("models_tab_after_rename")
 recon_tab, features_tab, history_tab, meta_tab, file_tab = st.tabs(
-    ["Reconstructions", "Features", "History", "Metadata", "File"])
+    ["Reconstructions", "Features", "History", "Metadata", "File"],
+    default="File" if stay and stay == Path(ctx.model_path).name else None)
 
 with recon_tab:
     seed = st.session_state.get("models_recon_seed")
@@ -139,6 +142,7 @@ with file_tab:
                 st.error(str(err))
             else:
                 ui.select_model(checkpoints.CheckpointInfo(target, meta).name)
+                st.session_state["models_tab_after_rename"] = target.name
                 st.session_state["models_flash"] = f"Renamed {path.name} to {target.name}."
                 st.rerun()
     confirm = st.checkbox(f"Yes, delete {path.name} for good", key=f"confirm_delete_{path.stem}")

@@ -165,6 +165,17 @@ def test_upload_installs_through_the_core_and_refuses_bad_files(tiny_checkpoints
         (folder / "uploaded copy.safetensors").unlink(missing_ok=True)
 
 
+def opened_tab(at) -> str:
+    """The label of the tab a page's (one) st.tabs opens on."""
+    def blocks(node):
+        yield node
+        for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+            yield from blocks(child)
+    container = next(b for b in blocks(at.main) if b.type == "tab_container")
+    labels = [c.label for c in container.children.values()]
+    return labels[container.proto.tab_container.default_tab_index]
+
+
 def test_rename_then_delete_with_confirmation(spare):
     path = spare("tiny-mlp-2d", "one")
     at = page("models.py", path)
@@ -175,6 +186,7 @@ def test_rename_then_delete_with_confirmation(spare):
     renamed = checkpoints.path_for("spare-two")
     assert renamed.exists() and "Renamed" in texts(at.success)
     assert at.header[0].value.startswith("spare-two")
+    assert opened_tab(at) == "File"  # the page comes back on the File tab, where the rename was made
 
     delete = next(b for b in at.button if b.label == "Delete")
     assert delete.disabled  # not until the box is ticked
