@@ -73,7 +73,7 @@ def is_denoiser(meta: dict) -> bool:
 
 def denoiser_label(info: checkpoints.CheckpointInfo) -> str:
     cfg = info.meta.get("train_config") or {}
-    return f"{ui.model_label(info)}, trained on {cfg.get('noise')} noise {cfg.get('noise_level')}"
+    return f"{ui.model_label(info)} · {cfg.get('noise')} noise {cfg.get('noise_level')}"
 
 
 def load(info: checkpoints.CheckpointInfo):

@@ -41,15 +41,20 @@ with right:
         plain_info = st.selectbox("Plain autoencoder", plains, index=current, format_func=ui.model_label)
     else:
         st.info(f"No plain (non-denoising) autoencoder for {ds.label}: train one on the Train page.")
-for title, info in (("denoising AE", denoiser_info), ("plain AE", plain_info)):
+# Short titles (metric labels and column headers are narrow: "denoising AE (mnist-denoising-conv)" was cut); the
+# model's name is in the help and in the caption under the figures.
+explained = {}
+for title, info in (("Denoising AE", denoiser_info), ("Plain AE", plain_info)):
     if info is not None:
         try:
-            models[f"{title} ({info.name})"] = ui_explore.load(info)[0]
+            models[title] = ui_explore.load(info)[0]
+            explained[title] = ui.model_label(info)
         except AelabError as err:
             st.error(str(err))
 # PCA gets the code size of the plain AE (else of the denoiser, else of the sidebar's model): equal code sizes.
 pca_dim = next(iter(reversed(models.values())), model).latent_dim
-models[f"PCA ({pca_dim} components)"] = ui.fitted_pca(ds.name, pca_dim)
+models[f"PCA-{pca_dim}"] = ui.fitted_pca(ds.name, pca_dim)
+explained[f"PCA-{pca_dim}"] = f"PCA with {pca_dim} components, the plain AE's code size, fitted on the training set"
 
 # --- Noise ---------------------------------------------------------------------------------------------------
 trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}
@@ -112,7 +117,9 @@ cols[0].metric("Noisy input", "no noise" if noiseless else denoise.db_label(mean
                help="mean PSNR against the clean image; higher is better")
 for col, name in zip(cols[1:], models):
     col.metric(name, denoise.db_label(means[name]),
-               None if noiseless else f"{means[name] - means['noisy']:+.1f} dB vs noisy")
+               None if noiseless else f"{means[name] - means['noisy']:+.1f} dB vs noisy",
+               help=f"{explained[name]}: mean PSNR of its outputs against the clean images")
+st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 
 headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "noisy"] + list(models)
 grid = st.columns(len(headers))

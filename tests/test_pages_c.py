@@ -179,7 +179,7 @@ def digit_file(fmt: str) -> bytes:
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
     at = run_page("denoise", "tiny-mlp")
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
-    assert [m.label for m in at.main.metric] == ["Noisy input", "plain AE (tiny-mlp)", "PCA (8 components)"]
+    assert [m.label for m in at.main.metric] == ["Noisy input", "Plain AE", "PCA-8"]
     assert image_count(at) == 6 * 4  # 6 test images x (clean, noisy, plain AE, PCA)
     at.slider(key="denoise_level").set_value(0.0).run()  # no noise: no "100 dB", no gain over an exact copy
     assert "adds no noise" in texts(at.main.info) and at.main.metric[0].value == "no noise"
@@ -191,7 +191,9 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     at = run_page("denoise", "tiny-mlp")
     assert not at.main.info
     labels = [m.label for m in at.main.metric]
-    assert labels == ["Noisy input", "denoising AE (tiny-denoiser)", "plain AE (tiny-mlp)", "PCA (8 components)"]
+    assert labels == ["Noisy input", "Denoising AE", "Plain AE", "PCA-8"]
+    said = texts(at.main.caption)  # the short titles are explained: which checkpoint is which
+    assert "Denoising AE: tiny-denoiser (" in said and "Plain AE: tiny-mlp (" in said and "PCA with 8" in said
     noisy, denoised = (float(m.value.split()[0]) for m in at.main.metric[:2])
     assert denoised > noisy  # even one epoch of denoising training beats the noisy input's PSNR
     at.selectbox(key="denoise_noise").set_value("salt-and-pepper").run()
