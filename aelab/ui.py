@@ -179,10 +179,13 @@ def map_axes(method: str, latent_dim: int) -> tuple[str, str]:
 
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
-                  title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False):
+                  title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False,
+                  equal_scale: bool = False):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
     to the arrays it came from whatever trace (class) it is in. `legend_below`: a horizontal legend under the map,
-    for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen)."""
+    for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen). `equal_scale`: one
+    unit is as long on both axes, for maps whose distances mean something (a 2-D code, principal components; not
+    UMAP's)."""
     import pandas as pd
     import plotly.express as px
 
@@ -202,6 +205,8 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
                       xaxis_title=axes[0] if axes else None, yaxis_title=axes[1] if axes else None)
     if legend_below:
         fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    if equal_scale:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 
 
@@ -210,12 +215,13 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
     ringed), log-scaled latent size so 2 and 64 are both readable."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name="PCA",
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name="PCA, k = 1…" + str(len(curve)),
                                line={"color": "grey"}, hovertemplate="PCA, %{x} components: %{y:.2f}<extra></extra>"))
     for variant in sorted({p["variant"] for p in points}):
         group = [p for p in points if p["variant"] == variant]
         fig.add_trace(go.Scatter(
-            x=[p["latent_dim"] for p in group], y=[p["sse_per_image"] for p in group], mode="markers", name=variant,
+            x=[p["latent_dim"] for p in group], y=[p["sse_per_image"] for p in group], mode="markers",
+            name=f"{variant} checkpoints" if variant == "pca" else variant,  # not "PCA" and "pca" side by side
             text=[p["name"] for p in group], hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
             marker={"size": [16 if p["name"] == current else 9 for p in group],
                     "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))

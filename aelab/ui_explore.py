@@ -163,7 +163,9 @@ def pick_image(ds: Dataset, key: str, title: str,
         if len(members) == 0:
             st.info("The test set has no image of this class.")
             return None, None, ""
-        j = st.number_input(f"Index (0–{len(members) - 1})", 0, len(members) - 1, 0, key=f"{key}_index")
+        # Counted within the class (the caption below gives the image's number in the whole test set).
+        j = st.number_input(f"Which one of this class (0–{len(members) - 1})" if len(members) < len(x) else
+                            f"Test image (0–{len(members) - 1})", 0, len(members) - 1, 0, key=f"{key}_index")
         i = int(members[int(j)])
     label = int(y[i]) if y[i] >= 0 else None
     caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")

@@ -49,12 +49,13 @@ else:
     with left:
         st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
                                          axes=("principal component 1", "principal component 2"),
-                                         legend_below=True), width="stretch",
+                                         legend_below=True, equal_scale=True), width="stretch",
                         key="compare_pca_map")
         st.caption("PCA: the first two principal components.")
     with right:
         st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name,
-                                         axes=ui.map_axes("pca", model.latent_dim), legend_below=True),
+                                         axes=ui.map_axes("pca", model.latent_dim), legend_below=True,
+                                         equal_scale=True),
                         width="stretch", key="compare_model_map")
         st.caption(f"{model.variant}: {how}.")
 
@@ -91,9 +92,11 @@ else:
         st.caption("A linear autoencoder trained with squared error should span PCA's subspace: all angles near 0°.")
 
 st.subheader("Reconstruction error against latent size")
-with st.spinner("PCA error for 1 to 64 components…"):
-    curve = ui.pca_error_curve(ds.name, 64)
 points = compare.error_points(found, ds.name)
+# The line reaches the widest checkpoint's code (mnist-sparse-128), at least 64 and at most 512 components.
+reach = min(max([64, *(p["latent_dim"] for p in points)]), 512)
+with st.spinner(f"PCA error for 1 to {reach} components…"):
+    curve = ui.pca_error_curve(ds.name, reach)
 st.plotly_chart(ui.error_curve_figure(curve, points, Path(path).stem), width="stretch",
                 key="compare_error_curve")
 st.caption(f"Line: PCA on {ds.label} with k components. Points: the {ds.label} checkpoints "

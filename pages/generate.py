@@ -13,7 +13,8 @@ model = ctx.model
 if model is None:
     st.stop()  # the sidebar has said why
 if not model.generative:
-    st.info(f"{ctx.model_name} is a plain autoencoder: it has no prior to sample from. Pick a VAE or conditional "
+    kind = "PCA" if model.variant == "pca" else "an autoencoder, not a generative model"
+    st.info(f"{ctx.model_name} is {kind}: it has no prior to sample codes from. Pick a VAE or conditional "
             "VAE in the sidebar, or train one on the Train page (variant vae or cvae).")
     st.stop()
 

@@ -70,7 +70,8 @@ else:
                   if compiling and not result["from_disk"] else ""))
 
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
-event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim)),
+event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim),
+                                        equal_scale=method.lower() != "umap" or model.latent_dim == 2),
                         key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})

@@ -1,6 +1,7 @@
 """Home, Models, PCA vs autoencoder and Latent map pages, run with Streamlit's AppTest on the tiny real checkpoints,
 plus the computations those pages call (aelab.compare)."""
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,6 +224,8 @@ def test_compare_page_for_pca_itself(tiny_checkpoints):
     assert not at.exception
     assert "PCA itself" in texts(at.info)
     assert len(at.get("plotly_chart")) == 1
+    names = [trace.get("name") for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert names[0] == "PCA, k = 1…64" and "pca checkpoints" in names  # the line and PCA's points told apart
 
 
 def test_latent_map_with_pca(tiny_checkpoints):

@@ -42,8 +42,10 @@ def image_count(at: AppTest) -> int:
 
 def test_generate_explains_why_a_plain_autoencoder_cannot_sample(tiny_checkpoints):
     at = run_page("generate", "tiny-mlp")
-    assert "no prior to sample from" in texts(at.main.info)
+    assert "an autoencoder, not a generative model: it has no prior" in texts(at.main.info)
     assert image_count(at) == 0
+    at = run_page("generate", "tiny-pca")
+    assert "is PCA: it has no prior" in texts(at.main.info)  # not "a plain autoencoder"
 
 
 def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
