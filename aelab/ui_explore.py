@@ -173,6 +173,33 @@ def pick_image(ds: Dataset, key: str, title: str,
     return to_float(x[i]), label, caption
 
 
+def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str) -> None:
+    """The decoded grid over a 2-D latent plane (Interpolate and Generate): over the prior's central 90% for a VAE,
+    over where the test codes (`reference`) lie for another model; by class for a conditional one."""
+    from .explore import manifold_grid
+
+    st.subheader("The latent plane")
+    left, right = st.columns(2)
+    n = left.slider("Points per side", 5, 25, 15, key=f"{key}_size", help="the grid is n x n decoded codes")
+    label = None
+    if model.conditional:
+        label = right.selectbox("Class", range(model.config.num_classes), format_func=lambda k: class_label(ds, k),
+                             key=f"{key}_class", help="the label every code of the grid is decoded with")
+    if model.generative:
+        extent = None
+        where = "the prior's central 90% (Gaussian quantiles 5%–95% on each axis)"
+    else:
+        # Percentiles, not min/max: a few outlying codes would otherwise leave most of the grid in empty space.
+        low, high = np.percentile(reference, [2, 98], axis=0)
+        extent = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        where = (f"where the test codes lie (2nd–98th percentile): x {extent[0]:.2f}…{extent[1]:.2f}, "
+                 f"y {extent[2]:.2f}…{extent[3]:.2f}")
+    st.caption(f"Decoded codes on a grid over {where}. Code dimension 1 grows left to right, code dimension 2 "
+               "bottom to top" + (", and every code is decoded with the class picked above." if label is not None
+                                  else "."))
+    show_tile(manifold_grid(model, n, extent, label), n, width=min(720, 40 * n))
+
+
 def show_tile(images: torch.Tensor, columns: int, width: int | None = None, caption: str | None = None) -> None:
     """Images (N, C, H, W) in [0, 1] as one picture, `columns` per row: one element to send, not N."""
     from .explore import tile

@@ -1,5 +1,5 @@
 """Generate: new images from a VAE's prior. The conditional VAE also gets a row per class and a grid where each
-column keeps one latent code (one style) while the class changes down it."""
+column keeps one latent code (one style) while the class changes down it; a 2-D code, the decoded latent plane."""
 
 import streamlit as st
 import torch
@@ -51,3 +51,6 @@ try:
         ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
 except AelabError as err:
     st.error(str(err))
+
+if model.latent_dim == 2:  # a 2-D prior can be shown whole: the plane its samples come from
+    ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane")

@@ -1,7 +1,6 @@
 """Interpolate: walk between the codes of two images and decode each step; for 2-D codes, decode the whole latent
 plane; for any model, sweep one latent dimension at a time (traversals)."""
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -43,22 +42,7 @@ else:
 reference = ui_explore.test_codes_sample(ctx.model_path, ctx.model_mtime, ds.name)
 
 if model.latent_dim == 2:
-    st.subheader("The latent plane")
-    n = st.slider("Grid size", 5, 25, 15)
-    label = None
-    if model.conditional:
-        label = st.selectbox("Class", range(model.config.num_classes),
-                             format_func=lambda k: ui_explore.class_label(ds, k))
-    if model.generative:
-        extent = None
-        st.caption("Decoded codes on a grid over the prior's central 90% (Gaussian quantiles 5%–95% on each axis).")
-    else:
-        # Percentiles, not min/max: a few outlying codes would otherwise leave most of the grid in empty space.
-        low, high = np.percentile(reference, [2, 98], axis=0)
-        extent = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
-        st.caption(f"Decoded codes on a grid over where the test codes lie (2nd–98th percentile): "
-                   f"x {extent[0]:.2f}…{extent[1]:.2f}, y {extent[2]:.2f}…{extent[3]:.2f}.")
-    ui_explore.show_tile(explore.manifold_grid(model, n, extent, label), n, width=min(720, 40 * n))
+    ui_explore.latent_plane(model, ds, reference, key="interpolate_plane")
 
 st.subheader("Traversals")
 st.caption("Each row keeps the image's code but sets one coordinate to values from −span to +span standard "

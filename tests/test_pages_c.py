@@ -50,9 +50,12 @@ def test_generate_explains_why_a_plain_autoencoder_cannot_sample(tiny_checkpoint
 
 def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
     at = run_page("generate", "tiny-vae")
-    assert not at.main.info and image_count(at) == 1
+    # the samples, and (a 2-D code) the plane they come from, with which way each code dimension grows
+    assert not at.main.info and image_count(at) == 2
+    assert [s.value for s in at.main.subheader] == ["The latent plane"]
+    assert "Code dimension 1 grows left to right" in texts(at.main.caption)
     at.slider[0].set_value(0.5).run()  # temperature
-    assert not at.exception and image_count(at) == 1
+    assert not at.exception and image_count(at) == 2
     at.button[0].click().run()  # New samples: the next seed, without Streamlit's default-value warning
     assert at.number_input(key="generate_seed").value == 1 and not at.exception
     at.slider[0].set_value(0.0).run()
