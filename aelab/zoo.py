@@ -101,9 +101,10 @@ ENTRIES: list[ZooEntry] = [
     ZooEntry("mnist-conv-vae-2d", "mnist", "vae", {"latent_dim": 2, "arch": "conv", "channels": [32, 64]},
              {**ADAM, "epochs": 60},
              "conv VAE with a 2-D latent space: the decoded manifold grid"),
-    ZooEntry("mnist-cvae-20", "mnist", "cvae", {"latent_dim": 20, "arch": "mlp", "hidden": [400]},
+    ZooEntry("mnist-cvae-2d", "mnist", "cvae", {"latent_dim": 2, "arch": "mlp", "hidden": [400]},
              {**ADAM, "epochs": 60},
-             "conditional VAE 784(+10)-400-20: sample any digit on demand, style shared along a column"),
+             "conditional VAE 784(+10)-400-2: sample any digit on demand, style shared along a column (a 2-d code "
+             "leaves the class to the label)"),
     ZooEntry("mnist-conv-without-2", "mnist", "conv", {"latent_dim": 16, "channels": [32, 64]},
              {**ADAM, "epochs": 20}, without_class=2,
              description="conv AE trained without digit 2: its reconstruction error flags 2s as anomalies"),

@@ -29,7 +29,7 @@ export -f zoo; export PY
 W1=${W1-"zoo mnist-deep-30 mnist-shallow-32 mnist-conv-without-2 fashion-vae-20"}
 W2=${W2-"zoo mnist-deep-2d mnist-sparse-128 mnist-conv-vae-2d"}
 W3=${W3-"zoo mnist-conv-30 mnist-denoising-conv fashion-conv-64"}
-W4=${W4-"zoo mnist-vae-20 mnist-tied-30 mnist-cvae-20 mnist-pca-30"}
+W4=${W4-"zoo mnist-vae-20 mnist-tied-30 mnist-cvae-2d mnist-pca-30"}
 W5=${W5-"zoo mnist-linear-30"}
 W6=${W6-"$PY bench/quality.py --sections ae64 --train-64d --device cuda --json bench/results/quality-gpu.json"}
 W7=${W7-"$PY bench/anomaly.py --device cuda --json bench/results/anomaly.json"}

@@ -10,7 +10,7 @@ DEADLINE=${1:-400}
 mkdir -p "$OUT" "$LOG" "$C" "$C64" bench/results
 run() { local n=$1; shift; timeout -s TERM "$DEADLINE" bash -c "$*" >"$LOG/$n.log" 2>&1; echo "$n exit $?" | tee -a "$LOG/workers.txt"; }
 start=$(date +%s)
-run zoo "python3 -m aelab zoo --only mnist-cvae-20 mnist-pca-30 fashion-vae-20" &
+run zoo "python3 -m aelab zoo --only mnist-cvae-2d mnist-pca-30 fashion-vae-20" &
 for tag in dropout0.1 dropout0.2 mask0.2 wd0.1; do
   run "d30-$tag" "python3 bench/candidates.py train mnist-deep-30 $tag --out $C" &
   run "d64-$tag" "python3 bench/candidates.py train mnist-deep-30 $tag --latent-dim 64 --out $C64" &
@@ -27,7 +27,7 @@ python3 bench/candidates.py select mnist-conv-30 checkpoints/mnist-conv-30.safet
 timeout 120 python3 bench/quality.py --sections ae64 --device cuda --ae64-checkpoints $C64/*/*.safetensors \
   --json bench/results/quality-gpu2.json 2>&1 | tee "$LOG/quality2.log"
 timeout 90 python3 bench/throughput.py --device cuda --json bench/results/throughput-h100.json 2>&1 | tee "$LOG/throughput.log"
-tar czf "$OUT/zoo.tgz" checkpoints/mnist-cvae-20.safetensors checkpoints/mnist-pca-30.safetensors \
+tar czf "$OUT/zoo.tgz" checkpoints/mnist-cvae-2d.safetensors checkpoints/mnist-pca-30.safetensors \
   checkpoints/fashion-vae-20.safetensors checkpoints/mnist-deep-30.safetensors checkpoints/mnist-conv-30.safetensors
 tar czf "$OUT/results.tgz" bench/results "$LOG"
 ls -la "$OUT"; cat "$LOG/workers.txt"; grep -h "finished in" "$LOG"/*.log | cut -c1-220

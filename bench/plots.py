@@ -86,8 +86,8 @@ def vae_figures() -> None:
     panels = []
     vae, _ = load_zoo("mnist-vae-20")
     panels.append(("mnist-vae-20: 64 samples from the prior", tile(samples(vae, 64, seed=0), 8)))
-    cvae, _ = load_zoo("mnist-cvae-20")
-    panels.append(("mnist-cvae-20: one digit per row, one z per column", tile(class_grid(cvae, 8, seed=0), 8)))
+    cvae, _ = load_zoo("mnist-cvae-2d")
+    panels.append(("mnist-cvae-2d: one digit per row, one z per column", tile(class_grid(cvae, 8, seed=0), 8)))
     grid, _ = load_zoo("mnist-conv-vae-2d")
     panels.append(("mnist-conv-vae-2d: decoded 15 x 15 manifold grid", tile(manifold_grid(grid, 15), 15)))
     fvae, _ = load_zoo("fashion-vae-20")

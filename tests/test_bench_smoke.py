@@ -51,3 +51,16 @@ def test_train_speed_script_runs_on_a_full_size_training_set(mnist, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio ") and float(last.split()[1].rstrip("x")) > 0, result.stdout
+
+
+def test_cvae_labels_script_scores_a_checkpoint_and_a_recipe(tiny_checkpoints, tmp_path):
+    out = tmp_path / "cvae.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "cvae_labels.py"), "--checkpoint",
+                             str(tiny_checkpoints["tiny-cvae"]), "--also-latent", "2", "--epochs", "1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(out.read_text())
+    assert 0.5 < found["judge_test_accuracy"] <= 1 and len(found["models"]) == 2
+    for row in found["models"].values():
+        assert 0 <= row["samples"] <= 1 and 0 <= row["swapped"] <= 1 and len(row["samples_per_class"]) == 10
