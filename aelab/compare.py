@@ -15,6 +15,7 @@ from .checkpoints import CheckpointInfo
 from .data import Dataset, dataset_label, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
+from .models.conv import ConvEncoder
 from .models.pca import PCA, PCAConfig
 from .neighbours import ExactNeighbours
 from .project import PCAProjection
@@ -175,15 +176,27 @@ def stored_test_error(meta: dict, dataset: Dataset) -> float | None:
 
 
 def error_points(infos: list[CheckpointInfo], dataset_name: str) -> list[dict]:
-    """Test error against latent size of every checkpoint of a dataset that has its metrics stored."""
+    """Test error against latent size of every checkpoint of a dataset that has its metrics stored, with a note where
+    the error is not like for like with the others: a model trained without a class (or on one class only) is scored on
+    every test image all the same, and a conditional model is given each image's label."""
+    from .models import REGISTRY
+
     points = []
     for info in infos:
         meta = info.meta
         sse = (meta.get("metrics") or {}).get("sse_per_image")
-        if meta.get("dataset", {}).get("name") != dataset_name or sse is None:
+        trained_on = meta.get("dataset", {})
+        if trained_on.get("name") != dataset_name or sse is None:
             continue
+        note = ""
+        if trained_on.get("without_class") is not None:
+            note = f"trained without class {trained_on['without_class']}"
+        elif trained_on.get("only_class") is not None:
+            note = f"trained on class {trained_on['only_class']} only"
+        elif getattr(REGISTRY.get(meta["variant"]), "conditional", False):
+            note = "given each image's label"
         points.append({"name": info.name, "variant": meta["variant"],
-                       "latent_dim": meta["config"].get("latent_dim"), "sse_per_image": sse})
+                       "latent_dim": meta["config"].get("latent_dim"), "sse_per_image": sse, "note": note})
     return points
 
 
@@ -253,6 +266,8 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
     elif (layer := _pixel_linear(model)) is not None:
         weights = layer.weight.detach().view(-1, *model.input_shape)
         title = "first-layer features (one per hidden unit)"
+    elif isinstance(encoder := getattr(model, "encoder", None), ConvEncoder):  # a conv VAE's body
+        weights, title = encoder.body[0].weight.detach(), "first-layer convolution kernels"
     else:
         raise ConfigError(f"the {model.variant} encoder does not start with a layer over whole images, so its "
                           "first-layer weights are not pictures")

@@ -83,8 +83,8 @@ def manifold_grid(model: Autoencoder, n: int = 15, extent: tuple[float, float, f
                   label: int | None = None) -> torch.Tensor:
     """Decoded images over a regular n x n grid of a 2-D latent plane: (n*n, C, H, W), row-major, top row = high y.
 
-    For VAEs the grid spans the prior's central 90% via the Gaussian inverse CDF (Kingma & Welling's figure); for
-    other models `extent` = (xmin, xmax, ymin, ymax), usually the range of the test codes."""
+    For VAEs the grid spans the prior's 5%-95% quantiles on each axis via the Gaussian inverse CDF (Kingma &
+    Welling's figure); for other models `extent` = (xmin, xmax, ymin, ymax), usually the range of the test codes."""
     if model.latent_dim != 2:
         raise ConfigError(f"the manifold grid needs a 2-D latent space; this model has {model.latent_dim}")
     device = model.device

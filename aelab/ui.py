@@ -222,7 +222,8 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
         fig.add_trace(go.Scatter(
             x=[p["latent_dim"] for p in group], y=[p["sse_per_image"] for p in group], mode="markers",
             name=f"{variant} checkpoints" if variant == "pca" else variant,  # not "PCA" and "pca" side by side
-            text=[p["name"] for p in group], hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
+            text=[p["name"] + (f" ({p['note']})" if p.get("note") else "") for p in group],
+            hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
             marker={"size": [16 if p["name"] == current else 9 for p in group],
                     "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))
     largest = max([len(curve), *(p["latent_dim"] for p in points)])
@@ -392,6 +393,10 @@ def table_height(rows: int) -> int:
     return 35 * (rows + 1) + 3
 
 
+# What a VAE's "test nats" are (metrics.evaluate): how a teacher would want them qualified.
+NATS_HELP = ("−ELBO per test image in nats: a Bernoulli (BCE) decoder on the grey-level pixels plus the KL term, one "
+             "posterior sample. Comparable between VAEs on the same data; not a likelihood of continuous pixels")
+
 # The checkpoints table of Home and Models: short headers (the help says the rest) so that it fits next to the
 # sidebar, the name pinned so that it stays in view when a narrow screen scrolls the table sideways.
 MODEL_COLUMNS = {
@@ -405,7 +410,7 @@ MODEL_COLUMNS = {
     "1-NN accuracy": percent_column("1-NN", help="1-nearest-neighbour accuracy of the test codes"),
     "5-NN accuracy": percent_column(
         "5-NN", help="5-nearest-neighbour classification of the test codes against training codes"),
-    "test nats": st.column_config.NumberColumn(format="%.1f", help="VAE negative ELBO per test image"),
+    "test nats": st.column_config.NumberColumn(format="%.1f", help=NATS_HELP),
     "epochs": st.column_config.NumberColumn("epochs"),
     "status": st.column_config.TextColumn("status"),
     "created": st.column_config.TextColumn("created", help="when the checkpoint was written (the local time of the machine that wrote it)"),

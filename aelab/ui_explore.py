@@ -174,8 +174,8 @@ def pick_image(ds: Dataset, key: str, title: str,
 
 
 def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str) -> None:
-    """The decoded grid over a 2-D latent plane (Interpolate and Generate): over the prior's central 90% for a VAE,
-    over where the test codes (`reference`) lie for another model; by class for a conditional one."""
+    """The decoded grid over a 2-D latent plane (Interpolate and Generate): over the prior's 5%-95% quantiles for a
+    VAE, over where the test codes (`reference`) lie for another model; by class for a conditional one."""
     from .explore import manifold_grid
 
     st.subheader("The latent plane")
@@ -187,7 +187,8 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str) -> 
                              key=f"{key}_class", help="the label every code of the grid is decoded with")
     if model.generative:
         extent = None
-        where = "the prior's central 90% (Gaussian quantiles 5%–95% on each axis)"
+        where = ("the prior's Gaussian quantiles 5%–95% on each axis (81% of its mass; evenly spaced in "
+                 "probability, so denser near 0)")
     else:
         # Percentiles, not min/max: a few outlying codes would otherwise leave most of the grid in empty space.
         low, high = np.percentile(reference, [2, 98], axis=0)

@@ -63,12 +63,14 @@ else:
     pick = compare.one_per_class(ds.y_test, 10)
     x, labels = ds.x_test[pick], ds.y_test[pick]
     originals = to_float(x)
-    rows = [("Original", originals),
-            (f"PCA ({pca.latent_dim} components)", metrics.reconstruct(pca, x).clamp(0, 1)),
-            (f"{model.variant} ({model.latent_dim}-D code)", metrics.reconstruct(model, x, labels).clamp(0, 1))]
-    for title, images in rows:
-        captions = None if images is originals else [
-            f"{e:.1f}" for e in ((images - originals) ** 2).flatten(1).sum(1).tolist()]
+    rows = [("Original", originals, None)]
+    for title, which, condition in ((f"PCA ({pca.latent_dim} components)", pca, None),
+                                    (f"{model.variant} ({model.latent_dim}-D code)", model, labels)):
+        # Shown clipped to [0, 1]; the errors are those of the verdict and the table (PCA's output unclipped).
+        rows.append((title, metrics.reconstruct(which, x, condition).clamp(0, 1),
+                     metrics.squared_errors(which, x, condition)))
+    for title, images, errors in rows:
+        captions = None if errors is None else [f"{e:.1f}" for e in errors.tolist()]
         st.markdown(f"**{title}**" + ("" if captions is None else " — squared error under each image"))
         ui.show_images(images, captions, columns=10)
 
@@ -99,5 +101,7 @@ with st.spinner(f"PCA error for 1 to {reach} components…"):
     curve = ui.pca_error_curve(ds.name, reach)
 st.plotly_chart(ui.error_curve_figure(curve, points, Path(path).stem), width="stretch",
                 key="compare_error_curve")
+noted = [f"{p['name']} ({p['note']})" for p in points if p["note"]]
 st.caption(f"Line: PCA on {ds.label} with k components. Points: the {ds.label} checkpoints "
-           f"({len(points)}), from the test error stored when they were trained; the chosen one is ringed.")
+           f"({len(points)}), from the test error on every test image stored when they were trained; the chosen one "
+           f"is ringed." + (f" Not like for like: {', '.join(noted)}." if noted else ""))

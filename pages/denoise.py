@@ -52,9 +52,11 @@ for title, info in (("Denoising AE", denoiser_info), ("Plain AE", plain_info)):
         except AelabError as err:
             st.error(str(err))
 # PCA gets the code size of the plain AE (else of the denoiser, else of the sidebar's model): equal code sizes.
-pca_dim = next(iter(reversed(models.values())), model).latent_dim
+size_of = next(iter(reversed(models)), None)
+pca_dim = (models[size_of] if size_of else model).latent_dim
 models[f"PCA-{pca_dim}"] = ui.fitted_pca(ds.name, pca_dim)
-explained[f"PCA-{pca_dim}"] = f"PCA with {pca_dim} components, the plain AE's code size, fitted on the training set"
+explained[f"PCA-{pca_dim}"] = (f"PCA with {pca_dim} components (the code size of "
+                               f"{size_of.lower() if size_of else ctx.model_name}), fitted on the training set")
 
 # --- Noise ---------------------------------------------------------------------------------------------------
 trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}

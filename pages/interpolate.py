@@ -26,7 +26,8 @@ with col_b:
 left, right = st.columns(2)
 steps = left.slider("Steps", 2, 20, 10, key="interp_steps")
 method = right.radio("Path", ["linear", "spherical"], horizontal=True,
-                     help="spherical (slerp) keeps the code's length, which suits Gaussian codes of VAEs")
+                     help="spherical (slerp) follows an arc, so the codes between keep about the length of the two ends "
+                          "instead of cutting through shorter codes, atypical for a VAE's Gaussian prior")
 if x_a is None or x_b is None:
     st.info("Choose or draw both images to see the path between them.")
 else:

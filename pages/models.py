@@ -58,18 +58,20 @@ st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
 # Short labels (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…".
 n = model.num_parameters()
-figures = [("Parameters", f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}", f"{n:,} weights and biases"),
+figures = [("Parameters", f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}",
+            f"{n:,} weights and biases" if model.trainable else
+            f"{n:,} numbers: the components and the mean, fitted in closed form (nothing is trained)"),
            ("Latent size", model.latent_dim, "the size of the code")]
 if "sse_per_image" in found_metrics:
     figures.append(("Test error", f"{found_metrics['sse_per_image']:.2f}",
                     "summed squared pixel error per test image (SSE/image), lower is better"))
 if "knn5_accuracy" in found_metrics:
     figures.append(("5-NN", f"{found_metrics['knn5_accuracy']:.1%}", "5-NN accuracy: 5-nearest-neighbour "
-                    "classification of the test codes against 20,000 training codes"
+                    "classification of the test codes against up to 20,000 training codes (a stratified sample)"
                     + (". A conditional model is given the class as its label, so its code need not tell the "
                        "class: low here by design" if model.conditional else "")))
 if "test_nats" in found_metrics:
-    figures.append(("Test nats", f"{found_metrics['test_nats']:.1f}", "the test loss −ELBO in nats per image"))
+    figures.append(("Test nats", f"{found_metrics['test_nats']:.1f}", ui.NATS_HELP))
 for column, (label, value, explained) in zip(st.columns(len(figures)), figures):
     column.metric(label, value, help=explained)
 
@@ -83,8 +85,8 @@ with recon_tab:
     seed = st.session_state.get("models_recon_seed")
     idx = compare.one_per_class(ds.y_test, 10, seed)
     x, y = ds.x_test[idx], ds.y_test[idx]
-    recon = metrics.reconstruct(model, x, y).clamp(0, 1)
-    errors = ((recon - to_float(x)) ** 2).flatten(1).sum(1)
+    recon = metrics.reconstruct(model, x, y).clamp(0, 1)  # shown clipped; errors as in the table (PCA unclipped)
+    errors = metrics.squared_errors(model, x, y)
     st.caption("Test images (top) and their reconstructions (bottom), with each image's squared error.")
     names = ds.class_names
     ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10)

@@ -161,7 +161,7 @@ def training_form(ds) -> None:
     """The variant's options and TrainConfig's as one form; an error it causes stays on screen (under the button)
     until the next submission, through the reruns the jobs panel causes when a job ends."""
     st.caption(f"Training runs in the background on {ui.device_label()} (device auto picks the GPU when there is one) "
-               f"and saves a checkpoint at the end of every epoch.")
+               f"and saves a checkpoint at the end of every training epoch (not during greedy pre-training).")
     # Kept under a plain key too: Streamlit drops a widget's state when another page runs.
     ui.give_back("train_variant", list(REGISTRY), st.session_state.get("train_variant"),
                  st.session_state.get("train_variant_choice"))

@@ -231,6 +231,15 @@ def test_pca_matches_scikit_learn(mnist):
     assert np.allclose(ours.explained_variance.numpy(), sk.explained_variance_, rtol=1e-3)
     angles = metrics.principal_angles(ours.decoder_matrix(), torch.from_numpy(sk.components_.T).float())
     assert angles.max() < 0.1
+    assert ours.num_parameters() == sk.components_.size + sk.mean_.size  # the fitted numbers, not 0 (buffers)
+
+
+def test_a_linear_ae_with_bce_puts_its_output_through_the_sigmoid_of_its_loss():
+    z = torch.randn(5, 3)
+    mse = build_model("linear", latent_dim=3)
+    assert torch.equal(mse.decode(z), mse.decode_logits(z))  # exactly linear: PCA's equivalent
+    bce = build_model("linear", latent_dim=3, recon_loss="bce")
+    assert torch.allclose(bce.decode(z), torch.sigmoid(bce.decode_logits(z)))  # images in [0, 1], as trained
 
 
 def test_pca_error_curve_matches_fitted_pcas(mnist):

@@ -292,8 +292,19 @@ def test_feature_images_per_encoder(tiny_checkpoints):
     assert kernels.shape == (8, 1, 30, 30) and "kernels" in title  # 3x3 kernels enlarged 10x
     vae, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-vae"])
     assert compare.feature_images(vae)[0].shape == (64, 1, 28, 28)
+    kernels, title = compare.feature_images(build_model("vae", arch="conv", latent_dim=2, channels=[4, 8]))
+    assert kernels.shape == (4, 1, 30, 30) and "kernels" in title  # a conv VAE's first kernels, as a conv AE's
     with pytest.raises(ConfigError, match="not pictures"):
-        compare.feature_images(build_model("vae", arch="conv", latent_dim=2, channels=[4, 8]))
+        compare.feature_images(build_model("vae", hidden=[], latent_dim=2))
+
+
+def test_error_points_say_which_errors_are_not_like_for_like(tiny_checkpoints):
+    found, _ = checkpoints.list_checkpoints()
+    notes = {p["name"]: p["note"] for p in compare.error_points(found, "mnist")}
+    assert notes["tiny-cvae"] == "given each image's label" and notes["tiny-mlp"] == ""
+    info = next(i for i in found if i.name == "tiny-mlp")
+    info.meta["dataset"]["without_class"] = 3  # as a model trained without the 3s would say
+    assert compare.error_points([info], "mnist")[0]["note"] == "trained without class 3"
 
 
 def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, pca8):

@@ -161,7 +161,8 @@ class MLPAutoencoder(Autoencoder):
 
 @dataclass
 class LinearConfig(MLPConfig):
-    recon_loss: str = option("mse", "reconstruction loss (MSE makes the optimum the PCA subspace)",
+    recon_loss: str = option("mse", "reconstruction loss: with MSE the optimum spans PCA's subspace; BCE puts a "
+                             "sigmoid on the output (a logistic model, no longer PCA's equivalent)",
                              choices=("mse", "bce"))
     activation: str = option("identity", "no activation: a linear AE", choices=("identity",), hidden=True)
     init: str = option("xavier", "weight initialisation", choices=("xavier", "default"), hidden=True)
@@ -183,13 +184,15 @@ class LinearConfig(MLPConfig):
 class LinearAutoencoder(MLPAutoencoder):
     """No activations and MSE: its optimum spans the same subspace as PCA with the same number of components.
 
-    The decoder output is used as is (no sigmoid), so the model is exactly linear."""
+    With MSE the decoder output is used as is (no sigmoid), so the model is exactly linear; with BCE the output goes
+    through the sigmoid its loss assumes."""
 
     config_class = LinearConfig
     description = "linear AE (no activations, MSE): learns the PCA subspace"
 
     def decode(self, z, labels=None):
-        return self.decode_logits(z, labels)
+        out = self.decode_logits(z, labels)
+        return out if self.config.recon_loss == "mse" else torch.sigmoid(out)
 
     def reconstruction_loss(self, logits, target):
         if self.config.recon_loss == "mse":

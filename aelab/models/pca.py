@@ -38,6 +38,11 @@ class PCA(Autoencoder):
         self.register_buffer("components", torch.zeros(config.latent_dim, d))
         self.register_buffer("explained_variance", torch.zeros(config.latent_dim))
 
+    def num_parameters(self) -> int:
+        """The numbers encode and decode use, the components and the mean: fitted in closed form, not trained (they
+        are buffers, so the base class's count of trainable parameters would say 0)."""
+        return self.components.numel() + self.mean.numel()
+
     def fit(self, x: torch.Tensor) -> "PCA":
         """x: float images (N, C, H, W) or (N, D). The mean and the eigendecomposition are in float64; the covariance
         product is in float32 (half the time of float64: 0.45 s for 60k x 784 here), which moves the top 30
