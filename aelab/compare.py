@@ -57,7 +57,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
     for info in infos:
         meta = info.meta
         found = meta.get("metrics") or {}
-        history = [h for h in meta.get("history") or [] if h.get("phase") in ("train", "fit")]
+        history = [h for h in meta.get("history") or [] if h.get("phase") == "train"]
         rows.append({
             "name": info.name,
             "variant": meta.get("variant"),
@@ -68,7 +68,8 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
             "1-NN accuracy": found.get("knn1_accuracy"),
             "5-NN accuracy": found.get("knn5_accuracy"),
             "test nats": found.get("test_nats"),
-            "epochs": round(sum(h.get("fraction", 1) for h in history), 2),  # a stopped epoch counts its part
+            # A stopped epoch counts its part; a closed-form fit (PCA) has no epochs: "–", not 1.
+            "epochs": round(sum(h.get("fraction", 1) for h in history), 2) if history else None,
             "status": meta.get("status", ""),
             "created": meta.get("created", ""),
         })

@@ -266,6 +266,7 @@ def test_checkpoint_rows_carry_stored_metrics(tiny_checkpoints):
     rows = {r["name"]: r for r in compare.checkpoint_rows(found)}
     assert rows["tiny-vae"]["test nats"] > 0 and rows["tiny-mlp"]["test nats"] is None
     assert rows["tiny-conv"]["epochs"] == 1 and rows["tiny-mlp"]["epochs"] == 2
+    assert rows["tiny-pca"]["epochs"] is None  # fitted in closed form: no epochs, shown as "–"
     stopped = checkpoints.CheckpointInfo(found[0].path, {"history": [  # stopped a quarter into its second epoch
         {"phase": "train", "epoch": 1, "train": {"total": 2.0}}, {"phase": "train", "epoch": 2, "fraction": 0.25,
                                                                   "train": {"total": 1.0}}]})
