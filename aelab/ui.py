@@ -215,7 +215,7 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
     ringed), log-scaled latent size so 2 and 64 are both readable."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name="PCA, k = 1…" + str(len(curve)),
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name=f"PCA, k = 1…{len(curve)}",
                                line={"color": "grey"}, hovertemplate="PCA, %{x} components: %{y:.2f}<extra></extra>"))
     for variant in sorted({p["variant"] for p in points}):
         group = [p for p in points if p["variant"] == variant]
@@ -405,7 +405,8 @@ MODEL_COLUMNS = {
     "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)"),
     "dataset": st.column_config.TextColumn("dataset"),
     "test error (SSE/image)": st.column_config.NumberColumn(
-        "SSE/image", format="%.2f", help="test error: mean summed squared pixel error per test image (lower is better)"),
+        "SSE/image", format="%.2f",
+        help="test error: mean summed squared pixel error per test image (lower is better)"),
     "MSE/pixel": st.column_config.NumberColumn(format="%.4f", help="test mean squared error per pixel"),
     "1-NN accuracy": percent_column("1-NN", help="1-nearest-neighbour accuracy of the test codes"),
     "5-NN accuracy": percent_column(
@@ -413,7 +414,8 @@ MODEL_COLUMNS = {
     "test nats": st.column_config.NumberColumn(format="%.1f", help=NATS_HELP),
     "epochs": st.column_config.NumberColumn("epochs"),
     "status": st.column_config.TextColumn("status"),
-    "created": st.column_config.TextColumn("created", help="when the checkpoint was written (the local time of the machine that wrote it)"),
+    "created": st.column_config.TextColumn(
+        "created", help="when the checkpoint was written (the local time of the machine that wrote it)"),
 }
 
 

@@ -82,7 +82,12 @@ def load(info: checkpoints.CheckpointInfo):
 
 
 def class_label(ds: Dataset, k: int) -> str:
-    return f"{k}: {ds.class_names[k]}" if ds.class_names and ds.class_names[k] != str(k) else str(k)
+    return label_of_class(ds.class_names or [], k)
+
+
+def label_of_class(names: list[str], k: int) -> str:
+    """A class as the pages name it: "9: Ankle boot", or "7" where the name is the number."""
+    return f"{k}: {names[k]}" if k < len(names) and names[k] != str(k) else str(k)
 
 
 def class_name(ds: Dataset, k: int) -> str:

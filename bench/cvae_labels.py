@@ -46,7 +46,8 @@ def adherence(model, judge, ds) -> dict:
     out = model.decode(model.encode(to_float(x).to(model.device), y), swapped_to)
     read_swapped = judge.predict(out.flatten(1).cpu().numpy())
     per_class = [float(np.mean(read[labels.numpy() == k] == k)) for k in range(10)]
-    return {"samples": float(np.mean(read == labels.numpy())), "swapped": float(np.mean(read_swapped == swapped_to.numpy())),
+    return {"samples": float(np.mean(read == labels.numpy())),
+            "swapped": float(np.mean(read_swapped == swapped_to.numpy())),
             "samples_per_class": per_class}
 
 

@@ -67,8 +67,8 @@ else:
     for title, which, condition in ((f"PCA ({pca.latent_dim} components)", pca, None),
                                     (f"{model.variant} ({model.latent_dim}-D code)", model, labels)):
         # Shown clipped to [0, 1]; the errors are those of the verdict and the table (PCA's output unclipped).
-        rows.append((title, metrics.reconstruct(which, x, condition).clamp(0, 1),
-                     metrics.squared_errors(which, x, condition)))
+        output = metrics.reconstruct(which, x, condition)
+        rows.append((title, output.clamp(0, 1), ((output - originals) ** 2).flatten(1).sum(1)))
     for title, images, errors in rows:
         captions = None if errors is None else [f"{e:.1f}" for e in errors.tolist()]
         st.markdown(f"**{title}**" + ("" if captions is None else " — squared error under each image"))

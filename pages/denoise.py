@@ -56,7 +56,8 @@ size_of = next(iter(reversed(models)), None)
 pca_dim = (models[size_of] if size_of else model).latent_dim
 models[f"PCA-{pca_dim}"] = ui.fitted_pca(ds.name, pca_dim)
 explained[f"PCA-{pca_dim}"] = (f"PCA with {pca_dim} components (the code size of "
-                               f"{size_of.lower() if size_of else ctx.model_name}), fitted on the training set")
+                               f"{'the ' + size_of[0].lower() + size_of[1:] if size_of else ctx.model_name}), "
+                               "fitted on the training set")
 
 # --- Noise ---------------------------------------------------------------------------------------------------
 trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}

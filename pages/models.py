@@ -85,8 +85,9 @@ with recon_tab:
     seed = st.session_state.get("models_recon_seed")
     idx = compare.one_per_class(ds.y_test, 10, seed)
     x, y = ds.x_test[idx], ds.y_test[idx]
-    recon = metrics.reconstruct(model, x, y).clamp(0, 1)  # shown clipped; errors as in the table (PCA unclipped)
-    errors = metrics.squared_errors(model, x, y)
+    recon = metrics.reconstruct(model, x, y)
+    errors = ((recon - to_float(x)) ** 2).flatten(1).sum(1)  # of the unclipped output, as in the table (PCA)
+    recon = recon.clamp(0, 1)  # as shown
     st.caption("Test images (top) and their reconstructions (bottom), with each image's squared error.")
     names = ds.class_names
     ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10)

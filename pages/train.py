@@ -86,8 +86,7 @@ def act(action, job_id: str) -> None:
 
 def class_words(dataset: str, k: int) -> str:
     """A class as the pages name it ("9: Ankle boot"), where its name is known without loading the dataset."""
-    names = data.BUILTIN[dataset][0] if dataset in data.BUILTIN else []
-    return f"{k}: {names[k]}" if k < len(names) and names[k] != str(k) else str(k)
+    return ui_explore.label_of_class(data.BUILTIN[dataset][0] if dataset in data.BUILTIN else [], k)
 
 
 def show_job(status: jobs.JobStatus) -> None:

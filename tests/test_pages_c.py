@@ -198,7 +198,7 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     labels = [m.label for m in at.main.metric]
     assert labels == ["Noisy input", "Denoising AE", "Plain AE", "PCA-8"]
     said = texts(at.main.caption)  # the short titles are explained: which checkpoint is which
-    assert "Denoising AE: tiny-denoiser (" in said and "Plain AE: tiny-mlp (" in said and "PCA with 8" in said
+    assert "Denoising AE: tiny-denoiser (" in said and "Plain AE: tiny-mlp (" in said and "PCA with 8 components (the code size of the plain AE)" in said
     noisy, denoised = (float(m.value.split()[0]) for m in at.main.metric[:2])
     assert denoised > noisy  # even one epoch of denoising training beats the noisy input's PSNR
     at.selectbox(key="denoise_noise").set_value("salt-and-pepper").run()
