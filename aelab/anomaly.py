@@ -20,8 +20,9 @@ from .models import Autoencoder
 
 
 def score_test_set(model: Autoencoder, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(per-image squared reconstruction error, label) for every test image. Conditional models are scored without
-    their labels: a detector cannot be told the class of the image it is judging."""
+    """(per-image squared reconstruction error, label) for every test image. Conditional models are not given the
+    labels (a detector cannot be told the class of the image it is judging): each image is reconstructed with the
+    label that explains it best (ConditionalVAE.best_labels)."""
     from .metrics import squared_errors
 
     return squared_errors(model, dataset.x_test).numpy(), dataset.y_test.numpy()
@@ -38,7 +39,10 @@ def stored_test_scores(path, model: Autoencoder, dataset: Dataset,
         found, labels = score_test_set(model, dataset)
         return {"scores": found, "labels": labels}
 
-    stored = cache.for_checkpoint("test-scores", path, dataset, "test", compute)
+    # Conditional models were once scored with the uniform mix of labels: their scores have a name of their own, so
+    # that none kept under the old meaning is read back.
+    kind = "test-scores-best-label" if model.conditional else "test-scores"
+    stored = cache.for_checkpoint(kind, path, dataset, "test", compute)
     return stored["scores"], stored["labels"]
 
 

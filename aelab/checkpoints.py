@@ -136,8 +136,7 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
         raise CheckpointError(f"{name} is too short to be a checkpoint")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{name} is not an aelab checkpoint (its first bytes give a header of {header_len:,} "
-                              f"bytes, over the {MAX_HEADER_BYTES:,}-byte limit)")
+        raise CheckpointError(f"{name} is not an aelab checkpoint (not a safetensors file)")
     if 8 + header_len > len(data):
         raise CheckpointError(f"{name} is truncated (header runs past the end of the file)")
     try:
@@ -292,13 +291,15 @@ def refuse_case_twin(target: Path, keep: Path | None = None) -> None:
                                   "case: pick another name")
 
 
-def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False) -> Path:
-    """Validate an uploaded checkpoint fully, then write it under a safe name (refusing to overwrite unless asked)."""
+def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False, filename: str | None = None) -> Path:
+    """Validate an uploaded checkpoint fully, then write it under a safe name (refusing to overwrite unless asked).
+    `filename`: the uploaded file's own name, for the messages (else `name`)."""
     target = path_for(name, folder)
-    load_bytes(data, name)
+    load_bytes(data, filename or name)
     refuse_case_twin(target)
     if target.exists() and not overwrite:
-        raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
+        raise CheckpointError(f"a model named {target.stem!r} already exists: choose to replace it, or pick another "
+                              "name")
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     with os.fdopen(handle, "wb") as f:
@@ -313,7 +314,7 @@ def rename_checkpoint(path: str | os.PathLike, new_name: str, overwrite: bool = 
     target = path_for(new_name, path.parent)
     refuse_case_twin(target, keep=path)
     if target.exists() and not overwrite:
-        raise CheckpointError(f"a model named {target.stem!r} already exists: confirm to overwrite it")
+        raise CheckpointError(f"a model named {target.stem!r} already exists: pick another name")
     os.replace(path, target)
     return target
 

@@ -147,6 +147,14 @@ class DrawingReading:
     code: np.ndarray  # (D,)
     prediction: Prediction
     map_position: np.ndarray  # (2,) on the LatentMap
+    # A conditional model's own reading: its negative ELBO (nats) under each label, lowest = the label it is read as
+    # (ConditionalVAE.best_labels), and the reconstruction is decoded with that label. None for other models.
+    label_scores: np.ndarray | None = None
+
+    @property
+    def label(self) -> int:
+        """The class the drawing is read as: the best-fitting label of a conditional model, else the kNN vote."""
+        return int(self.label_scores.argmin()) if self.label_scores is not None else self.prediction.label
 
 
 @torch.no_grad()
@@ -154,15 +162,26 @@ def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMa
                  name: str = "the drawing", framing=MNIST_FRAMING) -> DrawingReading:
     """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) framed as the dataset's images were
     (`framing`; for a model of one's own image set None, resized as drawn: images.prepare_drawing), then encode it once,
-    decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank."""
+    decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank.
+
+    A conditional model's code (for the neighbours and the map) is made without a label, as its kNN codes were; its
+    reconstruction is decoded with the label that explains the drawing best, which is also its reading."""
     from .images import prepare_drawing
     from .metrics import one_thread
 
     height, width = model.input_shape[1:]
     digit = prepare_drawing(drawing, model.input_shape, name, framing)[0]
     model.eval()
+    x = torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device)
+    scores = None
     with one_thread():
-        z = model.encode(torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device))
-        reconstruction = model.decode(z).float().clamp(0, 1).cpu().numpy()[0]
+        z = model.encode(x)
+        if model.conditional:
+            best, scores = model.best_labels(x)
+            reconstruction, scores = model.reconstruct(x, best), scores[0].float().cpu().numpy()
+        else:
+            reconstruction = model.decode(z)
+    reconstruction = reconstruction.float().clamp(0, 1).cpu().numpy()[0]
     code = z.float().cpu().numpy()[0]
-    return DrawingReading(digit, reconstruction, code, knn.explain(code[None])[0], latent_map.transform(code[None])[0])
+    return DrawingReading(digit, reconstruction, code, knn.explain(code[None])[0], latent_map.transform(code[None])[0],
+                          scores)

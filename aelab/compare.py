@@ -180,8 +180,6 @@ def error_points(infos: list[CheckpointInfo], dataset_name: str) -> list[dict]:
     """Test error against latent size of every checkpoint of a dataset that has its metrics stored, with a note where
     the error is not like for like with the others: a model trained without a class (or on one class only) is scored on
     every test image all the same, and a conditional model is given each image's label."""
-    from .models import REGISTRY
-
     points = []
     for info in infos:
         meta = info.meta
@@ -189,16 +187,26 @@ def error_points(infos: list[CheckpointInfo], dataset_name: str) -> list[dict]:
         trained_on = meta.get("dataset", {})
         if trained_on.get("name") != dataset_name or sse is None:
             continue
-        note = ""
-        if trained_on.get("without_class") is not None:
-            note = f"trained without class {trained_on['without_class']}"
-        elif trained_on.get("only_class") is not None:
-            note = f"trained on class {trained_on['only_class']} only"
-        elif getattr(REGISTRY.get(meta["variant"]), "conditional", False):
-            note = "given each image's label"
         points.append({"name": info.name, "variant": meta["variant"],
-                       "latent_dim": meta["config"].get("latent_dim"), "sse_per_image": sse, "note": note})
+                       "latent_dim": meta["config"].get("latent_dim"), "sse_per_image": sse,
+                       "note": unfair_note(meta)})
     return points
+
+
+def unfair_note(meta: dict) -> str:
+    """Why a checkpoint's test metrics are not like for like with other models' ("" when they are): a model trained
+    without a class (or on one class only) is scored on every test image all the same, and a conditional model is
+    given each image's label."""
+    from .models import REGISTRY
+
+    trained_on = meta.get("dataset", {})
+    if trained_on.get("without_class") is not None:
+        return f"trained without class {trained_on['without_class']}"
+    if trained_on.get("only_class") is not None:
+        return f"trained on class {trained_on['only_class']} only"
+    if getattr(REGISTRY.get(meta.get("variant")), "conditional", False):
+        return "given each image's label"
+    return ""
 
 
 def pca_subspace_angles(model: Autoencoder, pca: Autoencoder) -> np.ndarray | None:
@@ -212,11 +220,15 @@ def pca_subspace_angles(model: Autoencoder, pca: Autoencoder) -> np.ndarray | No
 
 
 def verdict(variant: str, latent_dim: int, model_sse: float, pca_sse: float, model_knn: float | None = None,
-            pca_knn: float | None = None, angles: np.ndarray | None = None) -> str:
-    """One sentence saying which of the model and PCA did better, and by how much."""
+            pca_knn: float | None = None, angles: np.ndarray | None = None, note: str = "") -> str:
+    """One sentence saying which of the model and PCA did better, and by how much; `note` (unfair_note) says why
+    the comparison is not like for like."""
     change = (model_sse - pca_sse) / max(pca_sse, 1e-12)
     if abs(change) < 0.03:
         error = f"reconstructs as well as PCA ({model_sse:.1f} vs {pca_sse:.1f} squared error per image)"
+    elif change >= 0.5:  # "150% worse" reads oddly: a ratio instead
+        error = (f"has {model_sse / max(pca_sse, 1e-12):.1f}× PCA's error ({model_sse:.1f} vs {pca_sse:.1f} squared "
+                 "error per image)")
     else:
         word = "better" if change < 0 else "worse"
         error = (f"reconstructs {abs(change):.0%} {word} than PCA ({model_sse:.1f} vs {pca_sse:.1f} squared error "
@@ -232,6 +244,8 @@ def verdict(variant: str, latent_dim: int, model_sse: float, pca_sse: float, mod
     if angles is not None and len(angles):
         sentence += (f"; its subspace is {angles.max():.1f}° at most from PCA's" if angles.max() < 10
                      else f"; its subspace is still up to {angles.max():.0f}° from PCA's (train longer)")
+    if note:
+        sentence += f". Not like for like: this model was {note}"
     return sentence + "."
 
 

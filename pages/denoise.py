@@ -48,7 +48,9 @@ for title, info in (("Denoising AE", denoiser_info), ("Plain AE", plain_info)):
     if info is not None:
         try:
             models[title] = ui_explore.load(info)[0]
-            explained[title] = ui.model_label(info)
+            explained[title] = ui.model_label(info) + (
+                ", a conditional VAE given no label: it decodes each noisy image with the label that explains it "
+                "best" if models[title].conditional else "")
         except AelabError as err:
             st.error(str(err))
 # PCA gets the code size of the plain AE (else of the denoiser, else of the sidebar's model): equal code sizes.
@@ -119,8 +121,11 @@ cols = st.columns(len(means))
 cols[0].metric("Noisy input", "no noise" if noiseless else denoise.db_label(means["noisy"]),
                help="mean PSNR against the clean image; higher is better")
 for col, name in zip(cols[1:], models):
+    gain = means[name] - means["noisy"]
+    same = abs(gain) < 0.05  # would show as a red "-0.0"
     col.metric(name, denoise.db_label(means[name]),
-               None if noiseless else f"{means[name] - means['noisy']:+.1f} dB vs noisy",
+               None if noiseless else "±0.0 dB vs noisy" if same else f"{gain:+.1f} dB vs noisy",
+               delta_color="off" if same else "normal", delta_arrow="off" if same else "auto",
                help=f"{explained[name]}: mean PSNR of its outputs against the clean images")
 st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 

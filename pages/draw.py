@@ -28,8 +28,10 @@ knn = ui_explore.code_knn(ctx.model_path, ctx.model_mtime, ds.name)
 latent_map, _, _ = ui_explore.latent_map(ctx.model_path, ctx.model_mtime, ds.name)
 base_map = ui_explore.map_picture(ctx.model_path, ctx.model_mtime, ds.name)
 if model.conditional:
-    st.caption("A conditional VAE's code leaves the class to its label (a drawing has none), so its neighbours "
-               "share the drawing's style more than its class.")
+    st.caption("A conditional VAE is given each image's label; a drawing has none, so the model tries every label and "
+               "reads the drawing as the one that explains it best (the lowest BCE + KL), and decodes it with that "
+               "label. Its code leaves the class to the label, so the nearest codes share the drawing's style more "
+               "than its class.")
 
 
 def clear_canvas():
@@ -58,7 +60,7 @@ def board():
             st.info(str(err))
             return
         st.html(ui_explore.drawing_panel(reading, knn, ds))
-        guess = ds.class_names[reading.prediction.label]
+        guess = ds.class_names[reading.label]
         st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing (a {guess}?)"))
         st.caption(f"Read from the canvas, prepared, encoded, decoded, classified, placed and drawn in "
                    f"{(time.perf_counter() - start) * 1000:.0f} ms of Python.")

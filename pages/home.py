@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from aelab import checkpoints, compare, ui
+from aelab import checkpoints, ui
 
 st.title("aelab — an autoencoder lab")
-ui.sidebar(need_model=False)
+ctx = ui.sidebar(need_model=False)
 st.markdown(
     "aelab trains autoencoders — PCA, linear, fully connected, sparse, denoising, convolutional, VAE and conditional "
     "VAE — on MNIST, Fashion-MNIST, KMNIST or your own images, and keeps each as one checkpoint file. "
@@ -18,10 +18,10 @@ st.markdown(
 found, broken = checkpoints.list_checkpoints()
 st.subheader("Models")
 if found:
-    ui.model_table(compare.checkpoint_rows(found),
-                   ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy", "status"])
-    st.caption(f"{len(found)} checkpoints in {ui.model_root()}. Pick one in the sidebar; the Models page has every "
-               "metric and the training history.")
+    ui.model_table(found, ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy",
+                           "status"], current=ctx.model_path)
+    st.caption(f"{len(found)} checkpoints in {ui.model_root()}. Pick one by clicking its row or in the sidebar; the "
+               "Models page has every metric and the training history.")
 else:
     st.info(f"No checkpoints in {ui.model_root()} yet: train one on the Train page or upload one on Models.")
 for path, reason in broken:

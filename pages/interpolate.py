@@ -49,11 +49,18 @@ st.subheader("Traversals")
 st.caption("Each row keeps the image's code but sets one coordinate to values from −span to +span standard "
            "deviations around that coordinate's mean over test codes (the usual traversal of β-VAE papers), so the "
            "image itself need not appear in the row: the columns show what that one coordinate controls.")
-dims_all = list(range(model.latent_dim))
+dims_all, inactive = explore.dimensions_by_spread(model, reference)
+active = [d for d in dims_all if d not in inactive] or dims_all
 x_t = x_a if x_a is not None else x_b
 c1, c2, c3 = st.columns([3, 1, 1])
-dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all, default=dims_all[:min(8, len(dims_all))],
-                      max_selections=MAX_TRAVERSAL_DIMS)
+dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all, default=active[:8],
+                      format_func=lambda d: f"{d} (unused)" if d in inactive else str(d),
+                      max_selections=MAX_TRAVERSAL_DIMS, key=f"traverse_dims_{ctx.model_name}",
+                      help="listed by how much the coordinate varies over test codes, most first")
+if inactive:
+    st.caption(f"{len(inactive)} of {model.latent_dim} dimensions are unused: their mean code hardly varies over the "
+               f"test images (variance under {explore.ACTIVE_VARIANCE}), so the decoder ignores them and their "
+               "rows would show one image; they are not picked at first.")
 span = c2.slider("Span (std)", 0.5, 5.0, 3.0, 0.5)
 t_steps = c3.slider("Steps", 3, 15, 9, key="traverse_steps")
 if x_t is None:

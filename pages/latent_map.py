@@ -32,7 +32,9 @@ x_all, y_all = ds.split(split)
 total = len(x_all)
 sizes = project.map_sizes(total)
 size = middle.select_slider("Sample size (stratified by class)", sizes, value=project.default_map_size(total),
-                            format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}")
+                            format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}",
+                            help="UMAP of 20,000 to 60,000 codes takes 40 s to a minute on 2 CPU cores the first "
+                                 "time; every map is kept on disk and comes back at once afterwards")
 n_neighbors, min_dist = project.PAGE_UMAP["n_neighbors"], project.PAGE_UMAP["min_dist"]
 if model.latent_dim == 2:
     right.caption("Map: the 2-D code itself, no projection.")
@@ -45,6 +47,8 @@ if method == "UMAP":
         min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01,
                              key="map_min_dist")
 waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
+if method == "UMAP" and model.latent_dim != 2 and size > 10000:
+    waiting += " A large sample: up to a minute on a small CPU the first time (kept on disk afterwards)."
 compiling = method == "UMAP" and ui.umap_warming_up()
 if compiling:
     waiting += " UMAP is still compiling in the background (once per server start), so this first map takes longer."

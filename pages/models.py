@@ -13,12 +13,15 @@ st.title("Models")
 ctx = ui.sidebar(need_model=False)
 # A message from the action that caused this rerun (upload, rename, delete): shown once, after the sidebar has
 # been rebuilt with the new list of files.
+# The slot is there on every run: a message that came and went would move the tabs below, which would then reopen
+# on their first tab (a rename typed in the File tab after an upload landed on Reconstructions).
+flash = st.empty()
 if message := st.session_state.pop("models_flash", None):
-    st.success(message)
+    flash.success(message)
 
 found, broken = checkpoints.list_checkpoints()
 if found:
-    ui.model_table(compare.checkpoint_rows(found))
+    ui.model_table(found, current=ctx.model_path)
 else:
     st.info(f"No checkpoints in {ui.model_root()} yet: train one on the Train page or upload one below.")
 for path, reason in broken:
@@ -38,7 +41,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
         else:
             try:
                 target = checkpoints.install_upload(upload.getvalue(), name.strip() or Path(upload.name).stem,
-                                                    overwrite=overwrite)
+                                                    overwrite=overwrite, filename=upload.name)
             except AelabError as err:
                 st.error(str(err))
             else:
@@ -55,10 +58,10 @@ found_metrics = meta.get("metrics") or {}
 st.header(ctx.model_name)
 st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
            + (f" ({meta['message']})" if meta.get("message") else ""))
-# Short labels (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
-# "Parameters 442,…" and "Test error (SSE…".
+# Short labels and values (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
+# "Parameters 442,…" and "Test error (SSE…", and at 800 px "988,…".
 n = model.num_parameters()
-figures = [("Parameters", f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}",
+figures = [("Parameters", f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.0f} k" if n >= 1e5 else f"{n:,}",
             f"{n:,} weights and biases" if model.trainable else
             f"{n:,} numbers: the components and the mean, fitted in closed form (nothing is trained)"),
            ("Latent size", model.latent_dim, "the size of the code")]

@@ -117,7 +117,7 @@ def make_file(header: dict, body: bytes = b"") -> bytes:
 def test_hostile_headers_are_refused_quickly(tmp_path, conv_model):
     good = ck.save_checkpoint(conv_model, tmp_path / "good").read_bytes()
     cases = {
-        "over the": struct.pack("<Q", 10**12) + b"{}",
+        "not a safetensors file": struct.pack("<Q", 10**12) + b"{}",
         "truncated": struct.pack("<Q", 5000) + b"{}",
         "not an aelab checkpoint": make_file({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
         "too short": b"\x01\x02",

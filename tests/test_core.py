@@ -177,6 +177,24 @@ def test_cvae_decoder_uses_the_class():
     assert not torch.allclose(model.decode(z, torch.tensor([0, 0])), model.decode(z, torch.tensor([0, 7])))
 
 
+def test_a_cvae_reads_an_unlabelled_image_with_the_label_that_explains_it_best():
+    torch.manual_seed(0)
+    model = build_model("cvae", latent_dim=2, hidden=[32]).eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        labels, scores = model.best_labels(x)
+        assert scores.shape == (3, 10) and torch.equal(labels, scores.argmin(1))
+        for k in range(10):  # the score under label k: that label's BCE + KL at the posterior mean, in nats
+            y = torch.full((3,), k)
+            mu, logvar = model.posterior(x, y)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(mu, y), x, reduction="none")
+            kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+            assert torch.allclose(scores[:, k], bce.flatten(1).sum(1) + kl, rtol=1e-4)
+        # Without a label, reconstruct uses that label, not the uniform mix that encode and decode take.
+        assert torch.allclose(model.reconstruct(x), model.reconstruct(x, labels))
+        assert not torch.allclose(model.reconstruct(x), model.decode(model.encode(x)))
+
+
 def test_tied_weights_share_the_encoder_matrix():
     tied = build_model("mlp", hidden=[100], latent_dim=10, tied=True)
     untied = build_model("mlp", hidden=[100], latent_dim=10)

@@ -125,6 +125,20 @@ def test_fashion_items_fill_the_frame_as_fashion_mnist_made_them():
         prepare_digit(Image.new("L", (50, 50), 255), name="blank", framing=FRAMING["fashion-mnist"])
 
 
+@pytest.mark.parametrize("paper, ink", [((30, 60, 170), (230, 220, 40)), ((120, 120, 120), (80, 80, 80))],
+                         ids=["yellow-on-blue", "gray-on-gray"])
+def test_faint_sensor_noise_does_not_shrink_the_digit(paper, ink):
+    """A photo's noise (sigma 6 of 255) over a moderate contrast passes the ink threshold here and there all over the
+    frame: those specks are not ink, and the digit still fills 20 of 28 pixels (it came out 10 px tall)."""
+    photo = Image.new("RGB", (480, 480), paper)
+    ImageDraw.Draw(photo).line([(140, 120), (320, 120), (220, 390)], fill=ink, width=36)
+    noisy = np.asarray(photo, dtype=np.float32) + np.random.default_rng(0).normal(0, 6, (480, 480, 3))
+    digit = prepare_digit(np.clip(noisy, 0, 255).astype(np.uint8))
+    rows = np.flatnonzero((digit > 0.1).any(axis=1))
+    assert rows[-1] - rows[0] + 1 >= 19
+    assert correlation(digit, reference()) > 0.9
+
+
 def test_dark_on_light_and_light_on_dark_agree():
     light_on_dark = prepare_digit(draw_seven(ink=255, paper=0))
     assert correlation(light_on_dark, reference()) > 0.9

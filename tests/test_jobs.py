@@ -281,7 +281,7 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
     history = [{"phase": "train", "epoch": e, "train": {"reconstruction": 5.0 - e, "total": 5.0 - e},
                 "val": {"reconstruction": 4.0 - e, "kl": 0.5, "total": 4.5 - e}} for e in (1, 2)]
     names = [trace.name for trace in ui.history_figure(history).data]
-    assert names == ["train total", "val total", "val kl", "val reconstruction"]
+    assert names == ["train total", "val total", "val kl (right axis)", "val reconstruction"]
 
 
 def test_anomaly_recipe_is_a_valid_request():

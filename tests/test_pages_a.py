@@ -12,6 +12,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from aelab import checkpoints, compare, ui
+from aelab.checkpoints import checkpoint_folder
 from aelab.errors import ConfigError
 from aelab.models import build_model
 
@@ -316,6 +317,42 @@ def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, pca8):
     mlp, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
     assert compare.pca_subspace_angles(mlp, pca) is None
     assert compare.pca_subspace_angles(pca, pca) is None
+
+
+def test_a_model_trained_on_the_full_mnist_is_said_to_have_seen_the_offline_sample(mnist, tiny_checkpoints):
+    """The 5,000 offline digits all come from MNIST's training set: scores of a model trained on the full set are
+    training scores there, and the sidebar says so (the tests run on that sample)."""
+    from aelab import metrics
+
+    full = {"dataset": {"name": "mnist", "source": "/data/mnist (data root)"}}
+    assert "offline sample" in mnist.source and metrics.seen_in_training(full, mnist)
+    assert not metrics.seen_in_training({"dataset": {"name": "mnist", "source": mnist.source}}, mnist)
+    path = checkpoints.save_checkpoint(build_model("mlp", latent_dim=2), checkpoint_folder() / "full-trained",
+                                       dataset={**full["dataset"], "input_shape": [1, 28, 28]})
+    try:
+        at = page("models.py", path)
+        assert "training scores, not test scores" in texts(at.sidebar.warning)
+        at = page("models.py", tiny_checkpoints["tiny-mlp"])
+        assert not at.sidebar.warning
+    finally:
+        path.unlink()
+
+
+def test_verdict_gives_large_gaps_as_a_ratio_and_says_when_it_is_not_like_for_like():
+    assert "has 2.1× PCA's error (30.0 vs 14.3" in compare.verdict("sparse", 128, 30.0, 14.3)
+    cvae = {"variant": "cvae", "dataset": {"name": "mnist"}}
+    assert compare.verdict("cvae", 2, 26.3, 43.6, note=compare.unfair_note(cvae)).endswith(
+        "Not like for like: this model was given each image's label.")
+    left_out = {"variant": "conv", "dataset": {"name": "mnist", "without_class": 2}}
+    assert "trained without class 2" in compare.verdict("conv", 16, 8.6, 20.0, note=compare.unfair_note(left_out))
+    assert compare.unfair_note({"variant": "mlp", "dataset": {"name": "mnist"}}) == ""
+
+
+def test_table_percentages_round_as_the_figures_above_them_do():
+    # 0.9725 is stored a hair under it: f"{:.1%}" says 97.2%, and the table, given 97.25, said 97.3.
+    assert f"{0.9725:.1%}" == "97.2%"
+    assert ui.as_percent([{"5-NN accuracy": 0.9725, "name": "m"}], "5-NN accuracy") == [
+        {"5-NN accuracy": 97.2, "name": "m"}]
 
 
 def test_verdict_says_who_wins():

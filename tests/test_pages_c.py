@@ -110,13 +110,24 @@ def test_interpolate_high_dimensional_model_has_no_plane_and_caps_traversals(tin
     at = run_page("interpolate", "tiny-cvae", interp_b_class=3)
     assert "The latent plane" not in texts(at.main.subheader)
     assert "label switches" in texts(at.main.caption)  # A is a 0, B a 3: the condition changes half-way
-    assert at.multiselect[0].value == [0, 1, 2, 3]  # every dimension of the 4-d code, up to the cap
+    # Every dimension of the 4-d code (up to the cap), the most varied first (none is unused in this one).
+    assert sorted(at.multiselect[0].value) == [0, 1, 2, 3] and "unused" not in texts(at.main.caption)
     at.multiselect[0].set_value([]).run()
     assert "Pick at least one dimension" in texts(at.main.info)
     at.radio(key="interp_a_source").set_value("Draw").run()
     assert not at.exception
     assert "Draw a digit in the box." in texts(at.main.caption)
     assert [e.key for e in at.main.get("bidi_component")] == ["interp_a_canvas_0"]
+
+
+def test_traversals_list_dimensions_by_spread_and_call_a_vaes_flat_ones_unused():
+    from aelab import explore
+    from aelab.models import build_model
+
+    codes = np.random.default_rng(0).normal(0, [0.5, 0.001, 2.0], (200, 3)).astype(np.float32)
+    assert explore.dimensions_by_spread(build_model("vae", latent_dim=3), codes) == ([2, 0, 1], [1])
+    # An autoencoder's code has no common scale: a small spread is not "unused".
+    assert explore.dimensions_by_spread(build_model("mlp", latent_dim=3), codes) == ([2, 0, 1], [])
 
 
 # --- Draw ------------------------------------------------------------------------------------------------------
@@ -150,6 +161,22 @@ def test_draw_page_reads_a_drawing(tiny_checkpoints, mnist, monkeypatch):
     assert 'aria-label="your drawing"' in panel and "test codes" in panel
     assert not at.main.get("plotly_chart")  # the map is a picture with a star, cheap to redraw after each stroke
     assert "ms of Python" in texts(at.main.caption)
+
+
+def test_draw_page_reads_a_drawing_with_a_cvae_by_its_best_fitting_label(tiny_checkpoints, mnist, monkeypatch):
+    from aelab import classify
+
+    index = int((mnist.y_test == 7).nonzero()[0, 0])
+    monkeypatch.setattr(ui_explore, "canvas", canvas_with(mnist.x_test[index, 0].numpy()))
+    readings, read = [], classify.read_drawing
+    monkeypatch.setattr(classify, "read_drawing", lambda *a, **k: readings.append(read(*a, **k)) or readings[-1])
+    at = run_page("draw", "tiny-cvae")
+    panel = texts(at.main.get("html"))
+    assert "Best-fitting label" in panel and "Nearest-neighbour vote" not in panel
+    assert "tries every label" in texts(at.main.caption)
+    (reading,) = readings
+    assert reading.label == int(reading.label_scores.argmin()) and reading.label_scores.shape == (10,)
+    assert f"your drawing (a {reading.label}?)" in panel
 
 
 def test_draw_page_says_when_the_drawing_is_blank(tiny_checkpoints, monkeypatch):

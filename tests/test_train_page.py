@@ -91,6 +91,7 @@ def test_the_experiment_trains_under_a_free_name_when_its_model_exists():
     # Numbers out of range reach the check (a bounded widget would turn red in the browser and submit nothing):
     ("train.lr", -1.0, "Learning rate must be at least 1e-08, not -1.0"),
     ("train.epochs", 0, "Epochs must be at least 1: with none the model would be saved untrained"),
+    ("train.epochs", -3, "Epochs must be at least 1, not -3"),  # not "at least 0" first, then "at least 1"
     ("train.val_fraction", 0.99, "Validation fraction must be at most 0.5"),
 ])
 def test_an_invalid_value_shows_one_error_and_starts_nothing(key, value, expected):

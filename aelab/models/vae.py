@@ -101,7 +101,9 @@ class VAE(Autoencoder):
 
 @register("cvae")
 class ConditionalVAE(VAE):
-    """Without a label (a drawn digit, say), the condition is the uniform mix of all classes."""
+    """encode and decode without a label take the uniform mix of all classes as the condition. reconstruct without
+    a label (a drawn digit, an image to denoise or to judge as an anomaly) uses the label that explains the image
+    best instead: see best_labels."""
 
     config_class = VAEConfig
     description = "conditional VAE: one-hot class fed to encoder and decoder; sample by class"
@@ -112,3 +114,23 @@ class ConditionalVAE(VAE):
         if labels is None:
             return torch.full((n, k), 1.0 / k, device=device)
         return F.one_hot(labels.to(device).long().clamp(0, k - 1), k).float()
+
+    @torch.no_grad()
+    def best_labels(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(labels (N,), scores (N, classes)): each image's negative ELBO in nats (BCE summed over pixels + KL, at
+        the posterior mean, so the same image always gets the same score) under every label, and the label with the
+        lowest. The model used as a classifier: the class under which the image is most probable."""
+        n, k = len(x), self.config.num_classes
+        images = x.repeat_interleave(k, 0)
+        labels = torch.arange(k, device=x.device).repeat(n)
+        mu, logvar = self.posterior(images, labels)
+        mu, logvar = mu.float(), logvar.float()
+        bce = bce_with_logits(self.decode_logits(mu, labels).float(), images.float()).flatten(1).sum(1)
+        kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        scores = (bce + kl).view(n, k)
+        return scores.argmin(1), scores
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            labels = self.best_labels(x)[0]
+        return super().reconstruct(x, labels)

@@ -108,6 +108,27 @@ def test_home_lists_tiny_models_in_the_sidebar(page, app_server, artifacts):
     page.opened = True
 
 
+def test_clicking_a_row_of_the_models_table_picks_that_model(tour, artifacts):
+    """Home's table: a click on a model's row picks it in the sidebar, and its row is then the highlighted one."""
+    from aelab import checkpoints
+
+    page = tour
+    nav(page, "Home")
+    names = [info.name for info in checkpoints.list_checkpoints()[0]]  # the table's rows, in its order
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    row = names.index("tiny-vae")
+    page.mouse.click(box["x"] + 16, box["y"] + 35 * (row + 1) + 17)  # its selection box (35 px rows, a header row)
+    page.wait_for_function("""() => document.querySelector(
+        '[data-testid="stSidebar"] input[role="combobox"][aria-label*="Model"]')?.value.startsWith("tiny-vae (")""",
+                           timeout=30_000)
+    wait_idle(page)
+    shot(page, artifacts, "home_row_picked")
+    assert_no_exception(page, "Home")
+    choose_model(page, MODEL)  # back to the tour's model
+
+
 TOUR = [(title, path) for title, path in PAGES if path != "latent_map"]
 
 
