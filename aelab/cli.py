@@ -1,21 +1,30 @@
 """python -m aelab list | train | eval | reconstruct | embed | sample | zoo
 
 Each command is a thin layer over the same functions the app calls. Errors a user can cause print one line
-(`error: ...`) on stderr and exit with status 2; nothing prints a traceback for them.
+(`error: ...`) on stderr and exit with status 2 (a training that diverged before saving anything: 1); nothing prints
+a traceback for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import shlex
 import sys
 import typing
 from pathlib import Path
 
-from .errors import AelabError, ConfigError
+from .errors import AelabError, CheckpointError, ConfigError
+
+# Extensions of other kinds of file: an --out ending in one of them is refused rather than suffixed ("seven.jpg.png"),
+# while a dot elsewhere in a name ("run.v2", "codes-lr0.001") stays part of the name.
+OTHER_FILE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".svg", ".pdf", ".npz",
+                       ".npy", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".h5", ".hdf5", ".onnx", ".pb",
+                       ".safetensors", ".json", ".jsonl", ".csv", ".txt", ".zip", ".gz", ".tar"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,7 +86,9 @@ def build_parser() -> Parser:
                          help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 1)")
         sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
         sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
-        sub.add_argument("--out", required=True, help="checkpoint path (.safetensors is added)")
+        sub.add_argument("--out", required=True,
+                         help="checkpoint path (.safetensors is added; an existing aelab checkpoint there is replaced, "
+                              "any other file is refused)")
         sub.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
         sub.add_argument("--events", help="append progress events as JSON lines to this file")
         sub.add_argument("--stop-file", help="stop cleanly (keeping the weights so far) once this file exists")
@@ -93,7 +104,10 @@ def build_parser() -> Parser:
     rec = commands.add_parser("reconstruct", help="prepare images like MNIST and reconstruct them")
     rec.add_argument("checkpoint")
     rec.add_argument("images", nargs="+")
-    rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png")
+    rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png (made when the first "
+                                                  "image is written)")
+    rec.add_argument("--label", type=int, help="conditional models (cvae): reconstruct every image as this class "
+                                               "(default: the class that explains each image best, printed)")
 
     emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them), as .npz")
     emb.add_argument("checkpoint")
@@ -104,14 +118,20 @@ def build_parser() -> Parser:
     emb.add_argument("--reproducible", action="store_true",
                      help="UMAP maps of more than 20,000 codes: the seeded one-thread layout (slower) instead of the "
                           "parallel one, so the same command gives the same map")
-    emb.add_argument("--out", required=True)
+    emb.add_argument("--out", required=True, help="the .npz file to write (.npz is added)")
 
     smp = commands.add_parser("sample", help="a grid of samples from a generative model")
     smp.add_argument("checkpoint")
-    smp.add_argument("-n", type=int, default=64)
-    smp.add_argument("--temperature", type=float, default=1.0)
-    smp.add_argument("--seed", type=int, default=0)
-    smp.add_argument("--out", required=True)
+    smp.add_argument("-n", type=int, default=64, help="how many samples, 1 to 10000 (default: 64)")
+    smp.add_argument("--temperature", type=float, default=1.0,
+                     help="scale of the prior's noise, 0 to 100: below 1 gives typical images, above 1 odd ones "
+                          "(default: 1.0)")
+    smp.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2^63-1; the same seed gives the same "
+                                                         "picture (default: 0)")
+    smp.add_argument("--label", type=int,
+                     help="conditional models (cvae): every sample of this class, 0 to classes-1 (default: a grid "
+                          "with one class per column)")
+    smp.add_argument("--out", required=True, help="the PNG to write (.png is added)")
 
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
@@ -136,11 +156,39 @@ def _shape(shape) -> str:
     return f"{height}x{width} {'RGB' if channels == 3 else 'grayscale' if channels == 1 else f'{channels}-channel'}"
 
 
+def _check_data_root(text: str | None) -> None:
+    """An explicit --data-root must be a folder: a typo would otherwise fall through to the next source (the 5,000
+    digit offline sample) and train or score on it without a word."""
+    if text is None:
+        return
+    if not text.strip():
+        raise ConfigError("--data-root needs a folder (the one holding mnist/, fashion-mnist/, kmnist/)")
+    root = Path(text.strip()).expanduser()
+    if not root.exists():
+        raise ConfigError(f"--data-root {text}: no such folder")
+    if not root.is_dir():
+        raise ConfigError(f"--data-root {text} is a file, not a folder")
+
+
+def _unused_root(args, dataset) -> str:
+    """Why a data root in effect gave nothing for a built-in dataset, for the `data:` line: AELAB_DATA is a standing
+    default, so one that names no folder (or a folder without this dataset) is not refused, but said."""
+    from .data import BUILTIN, data_root
+
+    root = data_root(args.data_root)
+    if root is None or dataset.name not in BUILTIN or "(data root)" in dataset.source:
+        return ""
+    where = f"--data-root {root}" if args.data_root else f"AELAB_DATA={root}"
+    return f" ({where}: {f'no {dataset.name}/ with its four idx files' if root.is_dir() else 'no such folder'})"
+
+
 def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     """The dataset named (else the one in a checkpoint's metadata, else mnist), at the shape the metadata gives;
     with `model`, refused in one line unless its images have the shape the model takes."""
-    from .data import load_dataset
+    from .data import BUILTIN, load_dataset
 
+    if name is not None and not name.strip():  # --dataset '' is a mistake, not "the model's own dataset"
+        raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
     dataset_meta = (meta or {}).get("dataset", {})
     name = name or dataset_meta.get("name") or "mnist"
     shape = dataset_meta.get("input_shape") or (None, None, None)  # None: as the image set was added, else 28x28x1
@@ -148,18 +196,20 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     if model is not None and tuple(dataset.input_shape) != tuple(model.input_shape):
         raise ConfigError(f"the model takes {_shape(model.input_shape)} images, but {dataset.label} has "
                           f"{_shape(dataset.input_shape)} ones")
-    print(f"data: {dataset.name} from {dataset.source}", file=sys.stderr)
+    print(f"data: {dataset.name} from {dataset.source}{_unused_root(args, dataset)}", file=sys.stderr)
     return dataset
 
 
-def _check_train_args(args, cls, model_options: dict, train_config) -> None:
-    """Everything that can be refused before the data is loaded: options, the dataset's name and shape, the
-    classes to leave out, the model's size where the images' shape is known."""
+def _check_train_args(args, cls, model_options: dict, train_options: dict, train_config) -> None:
+    """Everything that can be refused before the data is loaded: options, options that do not apply, the device,
+    the dataset's name and shape, the classes to leave out (of a built-in dataset: an image set's classes are known
+    once it is read), the model's size where the images' shape is known."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
-    from .train import check_training
+    from .train import check_training, pick_device, refuse_inapplicable
 
     if not args.dataset.strip():
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
+    refuse_inapplicable(cls, model_options, train_options)
     builtin = args.dataset in BUILTIN
     if builtin and (args.image_size is not None or args.image_channels is not None):
         raise ConfigError(f"{args.dataset} has 28x28 grayscale images: --image-size and --image-channels are for "
@@ -178,33 +228,88 @@ def _check_train_args(args, cls, model_options: dict, train_config) -> None:
         stored_channels, stored_size = stored_shape(args.dataset)
         channels = stored_channels if args.image_channels is None else args.image_channels
         size = stored_size if args.image_size is None else args.image_size
-        cls.config_class.from_dict({**model_options, "input_shape": (channels, size, size)}).validate()
-        train_config.validate(trainable=cls.trainable, stages=2)
+        # One class: the fewest a set can have, so the size counted is a lower bound; the model's greedy stages and
+        # its batch normalisation do not depend on it.
+        check_training(cls, model_options, train_config, (channels, size, size), 1)
+    pick_device(train_config.device)  # a GPU asked for by name must exist before minutes go into loading data
+
+
+def _out_name(name: str, suffix: str, what: str, option: str = "--out") -> str:
+    """An output's name with its extension checked: the right one in any case is written in lower case (np.savez,
+    writable_path and the app's list of checkpoints match it exactly, and would add a second one); another kind of
+    file's extension is refused rather than suffixed ("seven.jpg.png")."""
+    text = name.strip()
+    found = "" if text.endswith(("/", os.sep)) else Path(text).suffix  # Path drops a trailing slash
+    if found.lower() == suffix:
+        return text[: -len(found)] + suffix
+    if found.lower() in OTHER_FILE_SUFFIXES:
+        raise ConfigError(f"{what}: give {option} a {suffix} name (or none: {suffix} is added), not {Path(text).name}")
+    return name
+
+
+@contextlib.contextmanager
+def _no_new_empty_folders(folder: Path):
+    """Remove, on the way out, the folders up to `folder` that this command made and left empty: an output's folder
+    is made while checking it can be written (writable_path), before the data are known to be there, and a run that
+    is refused later, or writes nothing, leaves nothing behind."""
+    new = []
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            break
+        new.append(path)
+    try:
+        yield
+    finally:
+        for path in new:  # deepest first; one that holds anything now stays, and so do those above it
+            try:
+                path.rmdir()
+            except OSError:
+                break
+
+
+def _refuse_foreign_out(out: Path) -> None:
+    """Retraining replaces the aelab checkpoint at --out (saves are atomic, so it survives a failed run); any other
+    file there (notes, another library's weights) is refused before anything is loaded or trained."""
+    from .checkpoints import read_metadata
+
+    if not os.path.lexists(out):
+        return
+    try:
+        read_metadata(out)
+    except (CheckpointError, OSError):
+        raise ConfigError(f"{out} exists and is not an aelab checkpoint: pick another --out") from None
 
 
 def cmd_train(args) -> int:
-    from .checkpoints import writable_path
+    from .checkpoints import SUFFIX, writable_path
     from .models import get_variant
     from .progress import StopFlag, TrainingProgress
     from .train import TrainConfig, train_and_save
 
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
-    train_config = TrainConfig(**picked(args, TrainConfig))
-    _check_train_args(args, cls, model_options, train_config)
-    out = writable_path(args.out)  # a path that cannot be written is refused now, not after the training
-    events = None if args.events is None else _output_file(args.events, "--events")
-    dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
-                                                                       args.image_size]}})
-    command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    stop = StopFlag(args.stop_file)
-    with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
-        result, path = train_and_save(
-            args.variant, model_options, dataset, train_config, out,
-            without_class=args.without_class, only_class=args.only_class, float16=args.float16, command=command,
-            callbacks=[progress, stop.on_event], should_stop=stop)
+    train_options = picked(args, TrainConfig)
+    train_config = TrainConfig(**train_options)
+    _check_train_args(args, cls, model_options, train_options, train_config)
+    name = _out_name(args.out, SUFFIX, f"checkpoints are {SUFFIX} files")
+    with _no_new_empty_folders(Path(os.path.expanduser(name.strip())).parent):
+        out = writable_path(name)  # a path that cannot be written is refused now, not after the training
+        _refuse_foreign_out(out)
+        events = None if args.events is None else _output_file(args.events, "--events")
+        dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
+                                                                           args.image_size]}})
+        command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        stop = StopFlag(args.stop_file)
+        with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
+            result, path = train_and_save(
+                args.variant, model_options, dataset, train_config, out,
+                without_class=args.without_class, only_class=args.only_class, float16=args.float16,
+                command=command, callbacks=[progress, stop.on_event], should_stop=stop)
     if path is None:
         kept = f"; {out} was left as it was" if out.exists() else ""
+        if result.status != "stopped":  # diverged or out of memory before one epoch was trained: a failure
+            print(f"error: {result.status}, nothing saved: {result.message}{kept}", file=sys.stderr)
+            return 1
         print(f"{result.status}, nothing saved: {result.message}{kept}")
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
@@ -213,27 +318,65 @@ def cmd_train(args) -> int:
     return 0 if result.status in ("finished", "stopped") else 1
 
 
-def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = ()) -> Path:
+def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = (),
+                 what: str | None = None) -> Path:
     """An output file's path, as checkpoints.writable_path makes and checks it, refused in one line when it is also
-    a checkpoint's name or one of `refuse` (the checkpoint being read)."""
+    a checkpoint's name or one of `refuse` (the checkpoint being read), or ends with another kind of file's extension
+    than `suffix` (`what`: the command's output, in that message)."""
     from .checkpoints import writable_path
 
     if Path(name.strip()).suffix.lower() in (".safetensors", ".json"):
         raise ConfigError(f"{option} {Path(name.strip()).name} is a checkpoint's name: give a {suffix or 'file'} name")
+    if suffix:
+        name = _out_name(name, suffix, what or f"{option} is a {suffix} file", option)
     path = writable_path(name, suffix, what=f"the {option} file")
     if any(path.resolve() == Path(other).expanduser().resolve() for other in refuse):
         raise ConfigError(f"{option} {path} is the checkpoint itself: give another file name")
     return path
 
 
-def cmd_eval(args) -> int:
-    from .checkpoints import load_checkpoint
-    from .metrics import evaluate
+def _load(name: str, device="cpu"):
+    """load_checkpoint, with a folder named as a folder (not "no such checkpoint") and what it holds."""
+    from .checkpoints import SUFFIX, load_checkpoint
 
+    path = Path(name).expanduser()
+    if path.is_dir():
+        inside = sorted(path.glob(f"*{SUFFIX}"))
+        hint = f" (it holds {len(inside)}, e.g. {inside[0]})" if inside else ""
+        raise CheckpointError(f"{name} is a folder, not a checkpoint: give a {SUFFIX} file{hint}")
+    return load_checkpoint(path, device=device)
+
+
+def _check_label(model, label: int | None) -> int | None:
+    """--label: a class of a conditional model, else refused in one line."""
+    if label is None:
+        return None
+    if not model.conditional:
+        raise ConfigError(f"--label picks the class of a conditional model (cvae): this {model.variant} model takes "
+                          "no class")
+    classes = model.config.num_classes
+    if not 0 <= label < classes:
+        raise ConfigError(f"--label {label} is not a class of this model (0..{classes - 1})")
+    return label
+
+
+def _class_text(meta: dict, k: int) -> str:
+    """A class as people read it: its number, and its name where that says more (Fashion-MNIST's "3 (Dress)")."""
+    names = (meta.get("dataset") or {}).get("class_names") or []
+    name = str(names[k]) if k < len(names) else ""
+    return f"{k}" if name in ("", str(k)) else f"{k} ({name})"
+
+
+def cmd_eval(args) -> int:
+    from .metrics import evaluate, seen_in_training
     from .train import pick_device
 
-    model, meta = load_checkpoint(args.checkpoint, device=pick_device())
-    report = evaluate(model, dataset_for(args, args.dataset, meta, model))
+    model, meta = _load(args.checkpoint, device=pick_device())
+    dataset = dataset_for(args, args.dataset, meta, model)
+    if seen_in_training(meta, dataset):
+        print("note: this model was trained on the full MNIST, whose training set holds every image of the offline "
+              "sample: these are training scores, not test scores", file=sys.stderr)
+    report = evaluate(model, dataset)
     if args.json:  # strict JSON: a value that is not a finite number (a broken model's error) is null
         finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in report.items()}
         print(json.dumps(finite, allow_nan=False))
@@ -243,19 +386,28 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _check_picture_folder(out: Path) -> None:
+    """--out of reconstruct: a folder, or one that can be made (it is made only when the first picture is)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder for the pictures")
+    existing = next(path for path in (out, *out.parents) if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the pictures in {existing}: permission denied")
+
+
 def cmd_reconstruct(args) -> int:
     import torch
 
-    from .checkpoints import load_checkpoint
     from .images import FRAMING, load_and_prepare, save_png
 
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = _load(args.checkpoint)
+    label = _check_label(model, args.label)
     # Files are framed as the model's dataset framed its images; one's own image set's were only resized (None).
     framing = FRAMING.get(meta.get("dataset", {}).get("name", "mnist"))
     out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file: give a folder for the pictures")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_picture_folder(out)
     failures = 0
     stems = [Path(name).stem for name in args.images]
     for name in args.images:
@@ -265,10 +417,17 @@ def cmd_reconstruct(args) -> int:
             print(f"error: {err}", file=sys.stderr)
             failures += 1
             continue
+        x = torch.from_numpy(prepared)[None].float()
+        labels = None
         with torch.no_grad():
-            recon = model.reconstruct(torch.from_numpy(prepared)[None].float())[0].clamp(0, 1)
+            if model.conditional:  # the class asked for, else the one under which the image is most probable
+                labels = torch.tensor([label]) if label is not None else model.best_labels(x)[0]
+            recon = model.reconstruct(x, labels)[0].clamp(0, 1)
+        if model.conditional and label is None:
+            print(f"{Path(name).name}: read as {_class_text(meta, int(labels[0]))}")
         # Two inputs of one stem (a.png, a.jpg) keep their suffix in their outputs' names, not overwrite each other.
         stem = Path(name).stem if stems.count(Path(name).stem) == 1 else Path(name).name
+        out.mkdir(parents=True, exist_ok=True)  # only now: a run whose every image failed leaves no empty folder
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
         print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png")
@@ -278,23 +437,24 @@ def cmd_reconstruct(args) -> int:
 def cmd_embed(args) -> int:
     import numpy as np
 
-    from .checkpoints import load_checkpoint
     from .metrics import encode
 
-    model, meta = load_checkpoint(args.checkpoint)
-    out = _output_file(args.out, "--out", ".npz", refuse=(Path(args.checkpoint),))
-    dataset = dataset_for(args, args.dataset, meta, model)
-    x, y = dataset.split(args.split)
-    codes = encode(model, x, y).numpy()
-    arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
-    if args.map != "none":
-        from .project import map_sample
+    model, meta = _load(args.checkpoint)
+    with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
+        out = _output_file(args.out, "--out", ".npz", refuse=(Path(args.checkpoint),),
+                           what="embed writes a .npz file")
+        dataset = dataset_for(args, args.dataset, meta, model)
+        x, y = dataset.split(args.split)
+        codes = encode(model, x, y).numpy()
+        arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
+        if args.map != "none":
+            from .project import map_sample
 
-        print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
-        params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
-        arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
-        print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
-    np.savez(out, **arrays)
+            print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
+            params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
+            arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
+            print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
+        np.savez(out, **arrays)
     print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
     return 0
 
@@ -302,24 +462,35 @@ def cmd_embed(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .checkpoints import load_checkpoint
-    from .explore import sample_grid
+    from .explore import sample_grid, samples, tile
     from .images import save_png
 
-    model, _ = load_checkpoint(args.checkpoint)
+    model, meta = _load(args.checkpoint)
     if args.n < 1 or args.n > 10000:
-        raise ConfigError("-n must be between 1 and 10000")
-    out = _output_file(args.out, "--out", ".png", refuse=(Path(args.checkpoint),))
-    grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
-    save_png(grid.numpy() if isinstance(grid, torch.Tensor) else grid, out)
-    print(f"{args.n} samples -> {out}")
+        raise ConfigError(f"-n must be between 1 and 10000, not {args.n}")
+    # A model that cannot sample at all is told so by explore (below), not that it takes no class.
+    label = _check_label(model, args.label) if model.generative else None
+    with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
+        out = _output_file(args.out, "--out", ".png", refuse=(Path(args.checkpoint),), what="sample writes a PNG")
+        if label is None:  # a conditional model's grid: one class per column
+            grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
+        else:
+            images = samples(model, args.n, args.temperature, args.seed, labels=torch.full((args.n,), label))
+            grid = tile(images, int(max(1, round(args.n ** 0.5))))
+        save_png(grid.numpy() if isinstance(grid, torch.Tensor) else grid, out)
+    of_class = "" if label is None else f" of class {_class_text(meta, label)}"
+    print(f"{args.n} samples{of_class} -> {out}")
     return 0
 
 
 def cmd_zoo(args) -> int:
     from . import zoo
 
-    return zoo.main(args)
+    if args.out_dir is None or args.list or args.prepare:
+        return zoo.main(args)
+    # zoo.main makes --out-dir while checking it can be written, before it knows the full data are there.
+    with _no_new_empty_folders(Path(args.out_dir).expanduser()):
+        return zoo.main(args)
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct": cmd_reconstruct,
@@ -329,6 +500,7 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)  # (imports torch: a Ctrl-C can come here too)
+        _check_data_root(args.data_root)
         return COMMANDS[args.command](args)
     except AelabError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -42,7 +42,7 @@ from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
 from .models.base import type_matches
-from .train import TrainConfig, check_training, pick_device
+from .train import TrainConfig, check_training, pick_device, refuse_inapplicable
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -192,6 +192,10 @@ LABELS = {"lr": "Learning rate", "latent_dim": "Latent size (code)", "recon_loss
           "augment": "Augmentation"}  # its help says: the fraction of each batch moved
 
 
+def _label(name: str) -> str:
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 @dataclass
 class FormField:
     """One user-facing option of a config dataclass, as a form shows it."""
@@ -206,7 +210,7 @@ class FormField:
 
     @property
     def label(self) -> str:
-        return LABELS.get(self.name) or self.name.replace("_", " ").capitalize()
+        return _label(self.name)
 
     @property
     def step(self) -> float:
@@ -323,6 +327,8 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     _check_types(TrainConfig, train_options, "training")
     train_config = TrainConfig(**train_options)
     train_config.validate(trainable=cls.trainable, stages=2)  # the model's own stages are checked below, or by the job
+    # Options the model would not read (a PCA's learning rate): the job's command would refuse them.
+    refuse_inapplicable(cls, model_options, train_options, named=lambda name: f"'{_label(name)}'")
     pick_device(train_config.device)  # a GPU asked for by name must exist here
     if isinstance(dataset, str) and dataset not in BUILTIN and not Path(dataset).expanduser().exists():
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
@@ -527,12 +533,13 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
     """(state, message) of a job whose process is gone."""
     code = _exit_code(job)
     killed = code is not None and code < 0
-    error = "" if killed else _log_error(job)
-    if error:
-        return "failed", error + (f"; {_saved_epochs(job)}" if progress.history else "")
+    # Before the log's error line: a run that diverged before it trained anything also says so there, as an error.
     if (progress.done is not None and not killed and not progress.history
             and progress.done.get("status") in ("diverged", "failed")):  # train_and_save saved nothing
         return progress.done["status"], f"{progress.done.get('message', '')}, so nothing was saved"
+    error = "" if killed else _log_error(job)
+    if error:
+        return "failed", error + (f"; {_saved_epochs(job)}" if progress.history else "")
     if progress.done is not None and not killed and _final_save_done(job):
         state, message = progress.done.get("status", "finished"), progress.done.get("message", "")
         if state == "stopped":

@@ -79,11 +79,20 @@ class TrainConfig:
         """Refuse values no training can run with; `trainable`: for a model trained by steps (not PCA), which
         would be saved untrained without an epoch; `stages`: the model's greedy pre-training stages (a stacked MLP's
         layers; 1 for a model that has none, which greedy epochs do not train)."""
-        validate_fields(self)
-        if trainable and self.epochs == 0 and (self.greedy_epochs == 0 or stages < 2):
-            raise ConfigError("epochs must be at least 1: with none the model would be saved untrained"
+        # Before the fields' own limits: epochs may be 0 only with greedy pre-training, and a negative number should
+        # not hear "at least 0" first and "at least 1" once it is 0.
+        if trainable and isinstance(self.epochs, int) and self.epochs < 1 and (self.greedy_epochs == 0 or stages < 2):
+            raise ConfigError(("epochs must be at least 1: with none the model would be saved untrained"
+                               if self.epochs == 0 else f"epochs must be at least 1, not {self.epochs}")
                               + (" (greedy pre-training is only for an MLP with hidden layers)"
                                  if self.greedy_epochs else ""))
+        validate_fields(self)
+        # Greedy epochs of a model without layer stages would train nothing, yet be stored in its checkpoint as if
+        # they had. Only for a model trained by steps whose stages are known (the Trainer's own check passes
+        # trainable=False, and callers that do not know the model yet pass stages=2).
+        if trainable and self.greedy_epochs and stages < 2:
+            raise ConfigError("greedy_epochs does not apply: greedy layer-wise pre-training is only for an MLP with "
+                              "hidden layers (a stacked one); leave it at 0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -484,6 +493,43 @@ def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
     Works on a model built on the meta device, so callers refuse it before loading data."""
     if batch_size == 1 and uses_batch_norm(model):
         raise ConfigError("batch normalisation needs at least 2 images per batch: use a batch size of 2 or more")
+
+
+# Training options a model fitted in closed form (PCA, one pass over the training set) never reads.
+CLOSED_FORM_IGNORES = ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "noise", "noise_level", "augment",
+                       "greedy_epochs", "val_fraction")
+
+# Model options that only one architecture of a config with an `arch` field (the VAEs) builds with.
+ARCH_ONLY = {"hidden": "mlp", "channels": "conv", "batchnorm": "conv"}
+
+
+def cli_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def refuse_inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dict,
+                        named: Callable[[str], str] = cli_flag) -> None:
+    """Refuse an option given (set away from its default) that this model or these settings never read: it would
+    change nothing, yet be stored in the checkpoint's config as if it had. The dicts hold only what the user gave
+    (the command line's flags, the Train page's changed fields); `named` says how an option is called to that user.
+    Greedy epochs for a model without layer stages are refused by TrainConfig.validate."""
+    if not cls.trainable:
+        given = [named(name) for name in CLOSED_FORM_IGNORES if name in train_options]
+        if given:
+            one = len(given) == 1
+            raise ConfigError(f"{', '.join(given)}: {cls.variant} is fitted in closed form in one pass, which "
+                              f"{'this option does' if one else 'these options do'} not change: leave "
+                              f"{'it' if one else 'them'} at the default")
+    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
+    if "arch" in fields:
+        arch = model_options.get("arch", fields["arch"].default)
+        for name, only in ARCH_ONLY.items():
+            if name in fields and name in model_options and arch != only:
+                raise ConfigError(f"{named(name)} is only for the {only} architecture, and this {cls.variant} is "
+                                  f"{arch}: leave it at the default (or choose {named('arch')} {only})")
+    if "noise_level" in train_options and train_options.get("noise", "none") == "none":
+        raise ConfigError(f"{named('noise_level')} is the strength of the noise ({named('noise')} gaussian or "
+                          "masking): with no noise it changes nothing")
 
 
 def check_training(cls: type[Autoencoder], model_options: dict, config: TrainConfig,

