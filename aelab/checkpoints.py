@@ -218,6 +218,37 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return load_bytes(path.read_bytes(), path.name, device)
 
 
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, Linux's /proc), to tell it from a later process given the
+    same number; None where /proc is not there or the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def writer() -> dict:
+    """Who is writing a checkpoint that is still being trained (status "training"): this machine and process."""
+    return {"host": platform.node(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def status_of(meta: dict) -> str:
+    """A checkpoint's status, with "training" read as "interrupted" when the process that was training it on this
+    machine is gone (killed, or the machine restarted): the file then holds its last completed epoch for good."""
+    status = meta.get("status", "")
+    by = meta.get("writer") or {}
+    if status != "training" or by.get("host") != platform.node() or not isinstance(by.get("pid"), int):
+        return status
+    try:
+        os.kill(by["pid"], 0)
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:  # alive, another user's
+        return status
+    started = _process_start(by["pid"])
+    return "interrupted" if by.get("started") and started and started != by["started"] else status
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """Only the header: cheap enough to list a folder of checkpoints."""
     path = Path(path)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import cache, metrics
-from .checkpoints import CheckpointInfo
+from .checkpoints import CheckpointInfo, status_of
 from .data import Dataset, dataset_label, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
@@ -70,7 +70,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
             "test nats": found.get("test_nats"),
             # A stopped epoch counts its part; a closed-form fit (PCA) has no epochs: "–", not 1.
             "epochs": round(sum(h.get("fraction", 1) for h in history), 2) if history else None,
-            "status": meta.get("status", ""),
+            "status": status_of(meta),
             "created": meta.get("created", ""),
         })
     return rows

@@ -559,7 +559,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     intact; the final save adds the test metrics. A run that ends (diverged, out of memory) before it trained
     anything saves nothing and returns None for the path: a file already there keeps its model.
     """
-    from .checkpoints import save_checkpoint, writable_path
+    from .checkpoints import save_checkpoint, writable_path, writer
     from .metrics import Encodings, evaluate
     from .models import build_model
 
@@ -585,7 +585,8 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
 
     def save_each_epoch(event):
         if event["event"] == "epoch" and event["phase"] == "train":
-            save_checkpoint(model, out, dtype=dtype, history=trainer.result.history, status="training", **meta)
+            save_checkpoint(model, out, dtype=dtype, history=trainer.result.history, status="training",
+                            writer=writer(), **meta)
 
     trainer.callbacks = [*callbacks, save_each_epoch]
     result = trainer.run()

@@ -56,8 +56,10 @@ if ctx.model is None:
 model, meta, ds = ctx.model, ctx.meta, ctx.dataset
 found_metrics = meta.get("metrics") or {}
 st.header(ctx.model_name)
-st.caption(f"{model.description}. Status: {meta.get('status', 'unknown')}"
-           + (f" ({meta['message']})" if meta.get("message") else ""))
+status = checkpoints.status_of(meta) or "unknown"
+note = ("its training process ended before the run finished: this is its last completed epoch, without test "
+        "metrics") if status == "interrupted" else meta.get("message")
+st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
 # Short labels and values (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…", and at 800 px "988,…".
 n = model.num_parameters()

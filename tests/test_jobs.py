@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from aelab import jobs
+from aelab import checkpoints, compare, jobs
 from aelab.checkpoints import checkpoint_folder, list_checkpoints, load_checkpoint
 from aelab.errors import AelabError, CheckpointError, ConfigError, DataError
 from aelab.models import REGISTRY
@@ -155,6 +155,10 @@ def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
     assert not list(checkpoint_folder().glob(".long-killed*.tmp"))
     model, meta = load_checkpoint(status.checkpoint)
     assert meta["status"] == "training" and len(meta["history"]) >= 1
+    # The file still says "training", but the process that wrote it is gone: the tables say so.
+    assert meta["writer"]["pid"] == job.pid and checkpoints.status_of(meta) == "interrupted"
+    assert checkpoints.status_of({**meta, "writer": checkpoints.writer()}) == "training"  # a live writer
+    assert compare.checkpoint_rows([checkpoints.CheckpointInfo(status.checkpoint, meta)])[0]["status"] == "interrupted"
     assert not [path for path, _ in list_checkpoints()[1] if "long-killed" in path.name]
     # The verdict is frozen: it stays the same when read again (by any session or server).
     assert jobs.job_status(job.id).message == status.message
