@@ -75,6 +75,19 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path):
         data.read_idx(path)
 
 
+def test_download_hosts_are_torchvisions_and_an_unknown_one_skips_the_download_at_once(monkeypatch, tmp_path):
+    import torchvision.datasets as tvd
+    from urllib.parse import urlparse
+
+    for name, (_, class_name) in data.BUILTIN.items():
+        assert data.DOWNLOAD_HOSTS[name] == tuple(urlparse(url).hostname for url in getattr(tvd, class_name).mirrors)
+    monkeypatch.delenv("AELAB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "DOWNLOAD_CACHE", tmp_path / "torchvision")
+    monkeypatch.setattr(data, "DOWNLOAD_HOSTS", {"kmnist": ("no-such-host.invalid",)})  # never resolves (RFC 2606)
+    assert data._from_torchvision("kmnist") is None
+    assert not (tmp_path / "torchvision").exists()  # torchvision made no empty download folder
+
+
 def test_unknown_dataset_and_missing_offline_dataset():
     with pytest.raises(DataError, match="unknown dataset"):
         data.load_dataset("cifar-1000")
