@@ -29,6 +29,18 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega)[:, None] * a[None] + torch.sin(t * omega)[:, None] * b[None]) / so
 
 
+def condition_labels(model: Autoencoder, x: torch.Tensor, labels: list[int | None]) -> torch.Tensor | None:
+    """The class each of images x (on the model's device) is encoded and decoded with by a conditional model: its
+    label where known, else (a drawing) the label that explains it best (ConditionalVAE.best_labels); None for other
+    models."""
+    if not model.conditional:
+        return None
+    known = [k is not None for k in labels]
+    best = model.best_labels(x)[0] if not all(known) else None
+    return torch.stack([torch.tensor(k, device=x.device) if k is not None else best[i]
+                        for i, k in enumerate(labels)]).long()
+
+
 @torch.no_grad()
 def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10,
                 method: str = "linear", label_a=None, label_b=None) -> torch.Tensor:
@@ -40,10 +52,9 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
         raise ConfigError(f"unknown interpolation {method!r}: use linear or spherical")
     model.eval()
     device = model.device
-    labels = None
-    if model.conditional and label_a is not None and label_b is not None:
-        labels = torch.tensor([label_a, label_b], device=device)
-    codes = model.encode(torch.stack([x_a, x_b]).float().to(device), labels).float()
+    x = torch.stack([x_a, x_b]).float().to(device)
+    labels = condition_labels(model, x, [label_a, label_b])
+    codes = model.encode(x, labels).float()
     t = torch.linspace(0, 1, steps, device=device)
     path = fn(codes[0], codes[1], t)
     step_labels = None
@@ -73,12 +84,13 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     """For each latent dimension, decode the image's code with that one coordinate set to mean + t * std for t from
     -span to +span (mean and std of that coordinate over reference_codes when given, else 0 and 1: a VAE's prior),
     the other coordinates kept. Returns (len(dims), steps, C, H, W).
-    `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then the
-    model's class-free condition), as `interpolate` does."""
+    `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then its
+    best-fitting label), as `interpolate` does."""
     model.eval()
     device = model.device
-    condition = torch.tensor([label], device=device) if model.conditional and label is not None else None
-    code = model.encode(x[None].float().to(device), condition).float()[0]
+    image = x[None].float().to(device)
+    condition = condition_labels(model, image, [label])
+    code = model.encode(image, condition).float()[0]
     dims = list(range(model.latent_dim)) if dims is None else dims
     std = reference_codes.float().std(0).to(device) if reference_codes is not None else torch.ones_like(code)
     mean = reference_codes.float().mean(0).to(device) if reference_codes is not None else torch.zeros_like(code)

@@ -35,8 +35,9 @@ else:
         path = explore.interpolate(model, x_a, x_b, steps, method, label_a, label_b)
         st.caption(f"From A ({caption_a}) on the left to B ({caption_b}) on the right, in {steps} steps.")
         ui.show_images(path, columns=steps, width=64)
-        if model.conditional and label_a is not None and label_b is not None and label_a != label_b:
-            st.caption("Conditional model: the class label switches from A's to B's half-way along the path.")
+        if model.conditional:
+            st.caption("Conditional model: each image is encoded with its class label (a drawn one with the label "
+                       "that explains it best), and the label switches from A's to B's half-way along the path.")
     except AelabError as err:
         st.error(str(err))
 

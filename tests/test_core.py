@@ -208,6 +208,19 @@ def test_a_cvae_reads_an_unlabelled_image_with_the_label_that_explains_it_best()
         assert not torch.allclose(model.reconstruct(x), model.decode(model.encode(x)))
 
 
+def test_a_drawn_image_is_interpolated_and_traversed_by_a_cvae_with_its_best_fitting_label():
+    from aelab import explore
+
+    torch.manual_seed(0)
+    model = build_model("cvae", latent_dim=2, hidden=[32]).eval()
+    a, b = torch.rand(2, 1, 28, 28)
+    best = int(model.best_labels(a[None])[0])
+    assert torch.equal(explore.interpolate(model, a, b, 4, label_a=None, label_b=3),
+                       explore.interpolate(model, a, b, 4, label_a=best, label_b=3))
+    assert torch.equal(explore.traversals(model, a, [0], 3), explore.traversals(model, a, [0], 3, label=best))
+    assert explore.condition_labels(build_model("vae", latent_dim=2), a[None], [None]) is None
+
+
 def test_tied_weights_share_the_encoder_matrix():
     tied = build_model("mlp", hidden=[100], latent_dim=10, tied=True)
     untied = build_model("mlp", hidden=[100], latent_dim=10)
