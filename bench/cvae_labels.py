@@ -8,6 +8,9 @@ samples:  100 codes z ~ N(0, I) per class (temperature 1, seed 0), decoded with 
           reads as the class asked for. This is what the Generate page shows.
 swapped:  the first 1,000 test images encoded with their own label and decoded with the next one (y + 1 mod 10); the
           share read as the new label. Low means the code itself carries the class and the decoder ignores the label.
+read:     no judge: the model reads each of the 10,000 test images itself, as the app does an unlabelled image (a
+          drawing, an image to denoise or score), by the label with the lowest BCE + KL (ConditionalVAE.best_labels);
+          the share read as its true class.
 
     AELAB_DATA=.data python bench/cvae_labels.py [--also-latent 8 20] [--json bench/results/cvae_labels.json]
 
@@ -46,8 +49,11 @@ def adherence(model, judge, ds) -> dict:
     out = model.decode(model.encode(to_float(x).to(model.device), y), swapped_to)
     read_swapped = judge.predict(out.flatten(1).cpu().numpy())
     per_class = [float(np.mean(read[labels.numpy() == k] == k)) for k in range(10)]
+    best = torch.cat([model.best_labels(to_float(ds.x_test[i:i + 500]).to(model.device))[0].cpu()
+                      for i in range(0, len(ds.x_test), 500)])
     return {"samples": float(np.mean(read == labels.numpy())),
             "swapped": float(np.mean(read_swapped == swapped_to.numpy())),
+            "read": float((best == ds.y_test).float().mean()),
             "samples_per_class": per_class}
 
 
@@ -80,7 +86,7 @@ def main() -> None:
         print(f"trained code {latent}: {result.status} in {t.seconds:.0f} s")
         rows[f"same recipe, code {latent} (trained here)"] = {"latent_dim": latent, **adherence(model, judge, ds)}
     for name, row in rows.items():
-        print(f"{name:<40} samples {row['samples']:.3f}  swapped {row['swapped']:.3f}")
+        print(f"{name:<40} samples {row['samples']:.3f}  swapped {row['swapped']:.3f}  read {row['read']:.3f}")
     write_json(args.json, {"where": where(), "judge_test_accuracy": judge_accuracy, "entry": dataclasses.asdict(ENTRY),
                            "models": rows})
 

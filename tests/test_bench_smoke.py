@@ -64,3 +64,4 @@ def test_cvae_labels_script_scores_a_checkpoint_and_a_recipe(tiny_checkpoints, t
     assert 0.5 < found["judge_test_accuracy"] <= 1 and len(found["models"]) == 2
     for row in found["models"].values():
         assert 0 <= row["samples"] <= 1 and 0 <= row["swapped"] <= 1 and len(row["samples_per_class"]) == 10
+        assert 0.1 < row["read"] <= 1  # better than chance, even for tiny models
