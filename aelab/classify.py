@@ -101,7 +101,7 @@ def fit_on_model(model: Autoencoder, dataset: Dataset, n: int = 10000, k: int = 
     from .metrics import Encodings
 
     if dataset.num_classes == 0 or (dataset.y_train < 0).any():
-        raise ConfigError(f"{dataset.name} has no class labels, so codes cannot be classified")
+        raise ConfigError(f"{dataset.label} has no class labels, so codes cannot be classified")
     idx = stratified_indices(dataset.y_train, n, seed)
     codes = (encodings or Encodings(model, dataset)).codes("train", idx, with_labels=False)
     return CodeKNN(k).fit(codes.numpy(), dataset.y_train[idx].numpy(), sources=idx.numpy())

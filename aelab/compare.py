@@ -126,7 +126,7 @@ def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_tra
     same size, and on raw pixels. `encodings`: the model's Encodings of this dataset, to take codes already computed
     from."""
     if dataset.num_classes == 0 or (dataset.y_train < 0).any():
-        raise ConfigError(f"{dataset.name} has no labels, so there is no kNN accuracy to compare")
+        raise ConfigError(f"{dataset.label} has no labels, so there is no kNN accuracy to compare")
     tr = stratified_indices(dataset.y_train, n_train, seed)
     te = stratified_indices(dataset.y_test, n_test, seed)
     y_tr, y_te = dataset.y_train[tr], dataset.y_test[te]

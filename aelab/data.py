@@ -63,6 +63,7 @@ class Dataset:
     y_test: torch.Tensor
     class_names: list[str] = field(default_factory=list)
     source: str = ""
+    unreadable: list[str] = field(default_factory=list)  # an image set's files that could not be read as images
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -325,7 +326,8 @@ def remove_image_set(name: str, used_by: list[str] = ()) -> None:
         raise DataError(f"{dataset_label(name)} was not added in the app, so it cannot be removed here")
     if used_by:
         raise DataError(f"{dataset_label(name)} is used by {len(used_by)} model(s) ({', '.join(used_by[:3])}"
-                        f"{', ...' if len(used_by) > 3 else ''}): delete them on the Models page first")
+                        f"{', ...' if len(used_by) > 3 else ''}): delete them on the Models page first"
+                        + (" (a job still training must end first)" if any("training" in u for u in used_by) else ""))
     _shape_file(path).unlink(missing_ok=True)
     path.unlink()
 
@@ -469,6 +471,8 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         xs.append((images.prepare_image(img, (channels, image_size, image_size)) * 255).round().astype(np.uint8))
         labels.append(label)
     class_names = sorted({label for label in labels if label})  # of the images read: no class without one
+    if len(class_names) == 1:  # a folder zipped as it is ("photos/img1.png", ...): one class labels nothing
+        class_names = []
     index = {c: i for i, c in enumerate(class_names)}
     ys = [index.get(label, -1) for label in labels]
     skipped = len(unreadable)
@@ -489,7 +493,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     source = f"{path.name} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
-                   source=source)
+                   source=source, unreadable=unreadable)
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

@@ -124,7 +124,9 @@ class _Progress:
             self.step, self.steps = event["step"], event["steps"]
             self.terms, self.images_per_s = event["terms"], event["images_per_s"]
         elif kind == "epoch":
-            self.history.append({k: event[k] for k in ("phase", "epoch", "train", "val", "images_per_s", "seconds")})
+            # "fraction": a stopped epoch's share of its steps (the preview then says "after 93% of epoch 23").
+            self.history.append({k: event[k] for k in ("phase", "epoch", "train", "val", "images_per_s", "seconds",
+                                                       "fraction") if k in event})
             self.epoch, self.epochs, self.step = event["epoch"], event["epochs"], self.steps
             self.images_per_s, self.epoch_eta_s = event["images_per_s"], event.get("eta_s")
             if event.get("preview"):
@@ -566,8 +568,8 @@ def job_status(job_id: str | Job) -> JobStatus:
         if progress.done is not None:
             # Two parts: the test metrics and the final save, then the pages' results (the model can be opened)
             status.state, status.phase = "saving", (
-                "the pages' results; the model is saved and can be opened" if _final_save_done(job)
-                else "test metrics and the final save")
+                "preparing the pages' results (the model is saved and can be opened)" if _final_save_done(job)
+                else "measuring the test metrics, then saving")
         elif progress.phase:
             status.state = "running"
             status.eta_s = _eta(job, progress)
@@ -617,6 +619,16 @@ def loss_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]
                                                          order.get(item[0].split(" ", 1)[0], 2),
                                                          not item[0].startswith(("train total", "val total")),
                                                          item[0])))
+
+
+def training_on(dataset: str) -> list[str]:
+    """The models that jobs still running are training on this dataset (an image set must not be removed under them:
+    the model they save could then never be opened)."""
+    def same(a: str, b: str) -> bool:
+        return a == b or (a not in BUILTIN and b not in BUILTIN and Path(a).expanduser().resolve() ==
+                          Path(b).expanduser().resolve())
+
+    return [s.job.name for s in list_jobs() if s.active and same(s.job.dataset, dataset)]
 
 
 def list_jobs() -> list[JobStatus]:

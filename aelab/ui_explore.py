@@ -163,7 +163,9 @@ def pick_image(ds: Dataset, key: str, title: str,
         i = int(np.random.default_rng([seed, sum(map(ord, key))]).integers(len(x)))
     else:
         members = np.arange(len(x))
+        start = min(default_class, len(x) - 1)  # without classes, A and B start on different images (0 and 1)
         if ds.num_classes and (y >= 0).all():
+            start = 0
             c = st.selectbox("Class", range(ds.num_classes), index=min(default_class, ds.num_classes - 1),
                              format_func=lambda k: class_label(ds, k), key=f"{key}_class")
             members = (y == c).nonzero().flatten().numpy()
@@ -172,7 +174,7 @@ def pick_image(ds: Dataset, key: str, title: str,
             return None, None, ""
         # Counted within the class (the caption below gives the image's number in the whole test set).
         j = st.number_input(f"Which one of this class (0–{len(members) - 1})" if len(members) < len(x) else
-                            f"Test image (0–{len(members) - 1})", 0, len(members) - 1, 0, key=f"{key}_index")
+                            f"Test image (0–{len(members) - 1})", 0, len(members) - 1, start, key=f"{key}_index")
         i = int(members[int(j)])
     label = int(y[i]) if y[i] >= 0 else None
     caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")

@@ -85,10 +85,13 @@ if not rows:
     st.caption("Click a point, or drag a box or lasso (toolbar, top right of the map), to see those images, their "
                "reconstructions and their nearest neighbours in code space.")
 else:
-    shown = rows[:SHOWN]
     counts = Counter(name_of(v) for v in labels[rows])
-    st.subheader(f"{len(rows):,} selected" + (f", the first {SHOWN} shown" if len(rows) > SHOWN else ""))
-    st.caption("Classes: " + ", ".join(f"{name} × {n}" for name, n in counts.most_common()))
+    # The rarer classes of the selection first: in a lasso round a cluster, the few that do not belong are the ones
+    # to look at (by index they were never among those shown).
+    shown = sorted(rows, key=lambda r: (counts[name_of(labels[r])], r))[:SHOWN]
+    st.subheader(f"{len(rows):,} selected" + (f", {SHOWN} shown (the rarer classes first)" if len(rows) > SHOWN
+                                               else ""))
+    st.caption("Classes (images): " + ", ".join(f"{name}: {n:,}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
     captions = [f"{name_of(v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
     st.markdown("**Images**")

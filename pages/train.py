@@ -99,19 +99,23 @@ def show_job(status: jobs.JobStatus) -> None:
                   f"{data.dataset_label(job.dataset)}{classes} · "
                   f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
     if status.active:
+        # Saving: the training is over, and a stop would change nothing.
         buttons.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
-                       disabled=status.stop_requested, help="stop after the current step, keeping the weights so far")
+                       disabled=status.stop_requested or status.state == "saving",
+                       help="stop after the current step, keeping the weights so far")
     else:
         buttons.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
                        help="forget this job; the model it saved stays")
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
-            if status.state == "running" and status.steps else (status.phase or "loading the data")
+            if status.state == "running" and status.steps else \
+            f"trained · {status.phase}" if status.state == "saving" else (status.phase or "loading the data")
         running = status.state == "running"  # saving: the speed and the stop request are over
         speed = f" · {status.images_per_s:,.0f} images/s" if running and status.images_per_s else ""
         stopping = " · stopping after this step…" if running and status.stop_requested else ""
         elapsed = f" · {clock(time.time() - job.started)} elapsed"
-        st.progress(status.fraction, text=f"{where}{speed}{elapsed} · ETA {clock(status.eta_s)}{stopping}")
+        eta = f" · ETA {clock(status.eta_s)}" if running else ""
+        st.progress(status.fraction, text=f"{where}{speed}{elapsed}{eta}{stopping}")
         if running and status.terms:
             st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
     elif status.state == "finished":
@@ -245,7 +249,8 @@ def remove_image_set(note) -> None:
     sure = b.checkbox("Yes, remove it", key=f"own_images_remove_sure_{name}")
     if st.button("Remove this image set", disabled=not sure, key="own_images_remove"):
         try:
-            data.remove_image_set(name, [c.name for c in ui_explore.checkpoints_for(name)])
+            data.remove_image_set(name, [c.name for c in ui_explore.checkpoints_for(name)]
+                                  + [f"{job} (still training)" for job in jobs.training_on(name)])
         except AelabError as err:
             note.error(str(err))
             return
@@ -287,9 +292,12 @@ def own_images() -> None:
                 note.error(str(err))
                 return
             classes = f"{ds.num_classes} classes" if ds.num_classes else "no labels"
+            bad = ds.unreadable
+            skipped = (f" {len(bad)} file(s) could not be read as images and were left out (e.g. {bad[0]})."
+                       if bad else "")
             st.session_state["train_added_images"] = (
-                f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}). It is the sidebar's "
-                "dataset now: pick a variant below and start training.")
+                f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}).{skipped} It is the "
+                "sidebar's dataset now: pick a variant below and start training.")
             st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
             ui.select_dataset(ds.name)
             st.rerun()

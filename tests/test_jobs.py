@@ -222,9 +222,10 @@ def test_a_saving_job_says_when_its_model_can_be_opened(started, monkeypatch):
     assert wait_for(job.id).state == "stopped"
     monkeypatch.setattr(jobs, "_alive", lambda job: True)  # as it was between its "done" event and its exit
     status = jobs.job_status(job.id)
-    assert status.state == "saving" and status.phase == "the pages' results; the model is saved and can be opened"
+    assert status.state == "saving"
+    assert status.phase == "preparing the pages' results (the model is saved and can be opened)"
     monkeypatch.setattr(jobs, "_final_save_done", lambda job: False)
-    assert jobs.job_status(job.id).phase == "test metrics and the final save"
+    assert jobs.job_status(job.id).phase == "measuring the test metrics, then saving"
 
 
 def test_a_job_diverging_before_it_trained_anything_ends_diverged_and_saves_nothing(started):
@@ -298,6 +299,16 @@ def test_an_option_the_model_would_not_read_is_refused_before_a_job_starts(varia
     # The job's command line refuses these (a checkpoint would record settings that changed nothing): the form first.
     with pytest.raises(ConfigError, match=expected):
         jobs.validate_request(variant, model_options, train_options, "unread-option")
+
+
+def test_a_stopped_epochs_share_reaches_the_job_card():
+    """The card's preview says "after 93% of epoch 23 (stopped)", and the loss chart knows the epoch is partial."""
+    progress = jobs._Progress()
+    epoch = {"event": "epoch", "phase": "train", "epoch": 23, "epochs": 60, "train": {"total": 1.0}, "val": {},
+             "images_per_s": 10.0, "seconds": 1.0}
+    progress.update({**epoch, "epoch": 22})
+    progress.update({**epoch, "fraction": 0.9275})
+    assert "fraction" not in progress.history[0] and progress.history[1]["fraction"] == 0.9275
 
 
 def test_anomaly_recipe_is_a_valid_request():

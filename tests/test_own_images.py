@@ -206,3 +206,39 @@ def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
     at.button(key="own_images_remove").click().run()
     assert not at.exception and "Removed spare set (your images)." in [s.value for s in at.success]
     assert ds.name not in data.user_datasets() and not list(data.user_data_folder().glob("spare set*"))
+
+
+def test_a_set_a_job_is_still_training_on_cannot_be_removed(monkeypatch):
+    """The model such a job saves would name a dataset that is gone: it could never be opened."""
+    from types import SimpleNamespace
+
+    from aelab import jobs
+
+    ds = data.add_image_set("busy set.zip", shapes_zip(per_class=4), 16, 1)
+    running = SimpleNamespace(active=True, job=SimpleNamespace(name="busy-mlp", dataset=str(Path(ds.name).resolve())))
+    ended = SimpleNamespace(active=False, job=SimpleNamespace(name="old-mlp", dataset=ds.name))
+    monkeypatch.setattr(jobs, "list_jobs", lambda: [running, ended])
+    try:
+        assert jobs.training_on(ds.name) == ["busy-mlp"] and jobs.training_on("mnist") == []
+        at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
+        at.selectbox(key="own_images_remove_pick").set_value(ds.name).run()
+        at.checkbox(key=f"own_images_remove_sure_{ds.name}").check().run()
+        at.button(key="own_images_remove").click().run()
+        errors = " ".join(e.value for e in at.error)
+        assert "busy-mlp (still training)" in errors and "a job still training must end first" in errors
+        assert ds.name in data.user_datasets()
+    finally:
+        data.remove_image_set(ds.name)
+
+
+def test_a_folder_zipped_as_it_is_is_an_unlabelled_set_and_unreadable_files_are_named(tmp_path):
+    """Compressing a folder of photos gives "photos/img0.png", ...: one folder is no labelling (it offered "all but 0:
+    photos" and a job that failed with an empty training set). A file that is not an image is kept by name for the
+    Train page's message, not only counted."""
+    entries = {f"photos/img{k}.png": shape_image("circle", k) for k in range(10)}
+    entries["photos/broken.png"] = b"not an image"
+    zipped = tmp_path / "photos.zip"
+    zipped.write_bytes(make_zip(entries))
+    ds = data.load_image_folder(zipped, 16, 1)
+    assert ds.num_classes == 0 and ds.class_names == [] and (ds.y_train == -1).all() and (ds.y_test == -1).all()
+    assert ds.unreadable == ["broken.png"] and "1 unreadable skipped" in ds.source
