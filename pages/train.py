@@ -114,7 +114,7 @@ def show_job(status: jobs.JobStatus) -> None:
         speed = f" · {status.images_per_s:,.0f} images/s" if running and status.images_per_s else ""
         stopping = " · stopping after this step…" if running and status.stop_requested else ""
         elapsed = f" · {clock(time.time() - job.started)} elapsed"
-        eta = f" · ETA {clock(status.eta_s)}" if running else ""
+        eta = "" if status.state == "saving" else f" · ETA {clock(status.eta_s)}"
         st.progress(status.fraction, text=f"{where}{speed}{elapsed}{eta}{stopping}")
         if running and status.terms:
             st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
