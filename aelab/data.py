@@ -318,16 +318,18 @@ def user_datasets(also: list[str] = ()) -> list[str]:
     return added + others
 
 
-def remove_image_set(name: str, used_by: list[str] = ()) -> None:
+def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = ()) -> None:
     """Forget an image set added in the app (its zip and size file in user_data_folder()). Refused while models
-    trained on it are listed in `used_by` (they could no longer be opened), and for anything not added in the app."""
+    trained on it are listed in `used_by`, or jobs still `training` on it (those models could no longer be opened),
+    and for anything not added in the app."""
     path = Path(name)
     if path.parent.resolve() != user_data_folder().resolve() or path.suffix != ".zip" or not path.exists():
         raise DataError(f"{dataset_label(name)} was not added in the app, so it cannot be removed here")
-    if used_by:
-        raise DataError(f"{dataset_label(name)} is used by {len(used_by)} model(s) ({', '.join(used_by[:3])}"
-                        f"{', ...' if len(used_by) > 3 else ''}): delete them on the Models page first"
-                        + (" (a job still training must end first)" if any("training" in u for u in used_by) else ""))
+    users = [*used_by, *(f"{job} (still training)" for job in training)]
+    if users:
+        raise DataError(f"{dataset_label(name)} is used by {len(users)} model(s) ({', '.join(users[:3])}"
+                        f"{', ...' if len(users) > 3 else ''}): delete them on the Models page first"
+                        + (" (a job still training must end first)" if training else ""))
     _shape_file(path).unlink(missing_ok=True)
     path.unlink()
 

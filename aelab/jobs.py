@@ -623,12 +623,9 @@ def loss_curves(history: list[dict]) -> dict[str, tuple[list[int], list[float]]]
 
 def training_on(dataset: str) -> list[str]:
     """The models that jobs still running are training on this dataset (an image set must not be removed under them:
-    the model they save could then never be opened)."""
-    def same(a: str, b: str) -> bool:
-        return a == b or (a not in BUILTIN and b not in BUILTIN and Path(a).expanduser().resolve() ==
-                          Path(b).expanduser().resolve())
-
-    return [s.job.name for s in list_jobs() if s.active and same(s.job.dataset, dataset)]
+    the model they save could then never be opened). Names compare as they are: start_job resolves an image set's
+    path, as data.user_datasets does."""
+    return [s.job.name for s in list_jobs() if s.active and s.job.dataset == dataset]
 
 
 def list_jobs() -> list[JobStatus]:

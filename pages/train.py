@@ -249,8 +249,7 @@ def remove_image_set(note) -> None:
     sure = b.checkbox("Yes, remove it", key=f"own_images_remove_sure_{name}")
     if st.button("Remove this image set", disabled=not sure, key="own_images_remove"):
         try:
-            data.remove_image_set(name, [c.name for c in ui_explore.checkpoints_for(name)]
-                                  + [f"{job} (still training)" for job in jobs.training_on(name)])
+            data.remove_image_set(name, [c.name for c in ui_explore.checkpoints_for(name)], jobs.training_on(name))
         except AelabError as err:
             note.error(str(err))
             return
