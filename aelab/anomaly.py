@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from . import cache
 from .data import Dataset
@@ -46,6 +47,35 @@ def stored_test_scores(path, model: Autoencoder, dataset: Dataset,
     return stored["scores"], stored["labels"]
 
 
+def stored_scores(path, model: Autoencoder, dataset: Dataset, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """stored_test_scores for split "test"; for "all", the scores of the training images then the test images
+    (Dataset.split("all")'s order): to find the odd ones out in a set of one's own images, the model's training
+    images included."""
+    if split == "test":
+        return stored_test_scores(path, model, dataset)
+    if split != "all":
+        raise ConfigError(f"unknown split {split!r}: use test or all")
+
+    def compute() -> dict[str, np.ndarray]:
+        from .metrics import squared_errors
+
+        x, y = dataset.split("all")
+        return {"scores": squared_errors(model, x).numpy(), "labels": y.numpy()}
+
+    kind = "scores-best-label" if model.conditional else "scores"
+    stored = cache.for_checkpoint(kind, path, dataset, "both", compute)
+    return stored["scores"], stored["labels"]
+
+
+def share_threshold(scores, share: float = 0.05) -> float:
+    """The score at which a threshold flags the `share` of the images with the highest scores (at least one): where
+    the slider starts when no class is the anomaly (a set without labels)."""
+    ranked = np.sort(np.asarray(scores))[::-1]
+    if not len(ranked):
+        raise ConfigError("no scores to set a threshold on")
+    return float(ranked[min(len(ranked), max(1, round(share * len(ranked)))) - 1])
+
+
 def anomaly_mask(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:
     """True where an image counts as an anomaly: class `anomaly_class`; or, for a one-class model (trained on
     `only_class` alone), every image not of that class (then `anomaly_class` is ignored)."""
@@ -68,11 +98,14 @@ class Histograms:
         return (self.edges[:-1] + self.edges[1:]) / 2
 
 
-def class_histograms(scores, labels, bins: int = 40) -> Histograms:
-    """One histogram of scores per class, all over the same bins (so they can be overlaid)."""
+def class_histograms(scores, labels, bins: int | None = None) -> Histograms:
+    """One histogram of scores per class, all over the same bins (so they can be overlaid); by default 40 bins, fewer
+    for a few dozen scores (two per image, at least 10), where 40 would leave most bins empty."""
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if len(scores) == 0:
         raise ConfigError("no scores to histogram")
+    if bins is None:
+        bins = int(np.clip(2 * np.sqrt(len(scores)), 10, 40))
     edges = np.histogram_bin_edges(scores, bins=bins)
     return Histograms(edges, {int(c): np.histogram(scores[labels == c], bins=edges)[0] for c in np.unique(labels)})
 
@@ -141,6 +174,26 @@ def most_anomalous(scores, n: int = 16) -> np.ndarray:
     """Indices of the n highest scores, highest first (ties in index order, so the order is reproducible)."""
     scores = np.asarray(scores)
     return np.argsort(-scores, kind="stable")[: max(0, n)]
+
+
+def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None) -> list[dict]:
+    """The n images with the highest scores (all when n is None), highest first, as rows: rank, split and index in
+    it, file (one's own images; "" for the built-in datasets), label (-1: none), class name ("" without a label) and
+    error. `scores`
+    are stored_scores(..., split)'s: the test split's, or the training then the test images' ("all")."""
+    scores = np.asarray(scores)
+    n_train = len(dataset.y_train) if split == "all" else 0
+    labels = (torch.cat([dataset.y_train, dataset.y_test]) if split == "all" else dataset.y_test).tolist()
+    files = (dataset.train_files + dataset.test_files) if split == "all" else dataset.test_files
+    names = dataset.class_names
+    rows = []
+    for rank, i in enumerate(most_anomalous(scores, len(scores) if n is None else n).tolist(), 1):
+        part, index = ("train", i) if i < n_train else ("test", i - n_train)
+        label = labels[i]
+        rows.append({"rank": rank, "split": part, "index": index, "file": files[i] if files else "", "label": label,
+                     "class": (names[label] if label < len(names) else str(label)) if label >= 0 else "",
+                     "error": float(scores[i])})
+    return rows
 
 
 def training_note(meta: dict, anomaly_class: int) -> tuple[str, bool]:

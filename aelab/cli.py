@@ -133,6 +133,20 @@ def build_parser() -> Parser:
                           "with one class per column)")
     smp.add_argument("--out", required=True, help="the PNG to write (.png is added)")
 
+    ano = commands.add_parser("anomalies", help="rank images by reconstruction error, the most anomalous first",
+                              description="Rank a dataset's images by their reconstruction error, the highest (the "
+                                          "most anomalous) first, as the app's Anomalies page does; on a labelled "
+                                          "dataset also how well the error tells one class from the others.")
+    ano.add_argument("checkpoint")
+    ano.add_argument("--dataset", help="default: the dataset the model was trained on")
+    ano.add_argument("--split", default="test", choices=("test", "all"),
+                     help="all: the training images too, to find the odd ones out of one's own images (default: test)")
+    ano.add_argument("--class", dest="anomaly_class", type=int,
+                     help="labelled datasets: the class that counts as the anomaly, for AUROC, precision and recall "
+                          "(default: the class the model was trained without, else 0)")
+    ano.add_argument("--top", type=int, default=20, help="how many images to list, 0 or more (default: 20)")
+    ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
+
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
     zoo.add_argument("--out-dir", help="default: checkpoints/")
@@ -367,6 +381,10 @@ def _class_text(meta: dict, k: int) -> str:
     return f"{k}" if name in ("", str(k)) else f"{k} ({name})"
 
 
+SEEN_NOTE = ("note: this model was trained on the full MNIST, whose training set holds every image of the offline "
+             "sample: these are training scores, not test scores")
+
+
 def cmd_eval(args) -> int:
     from .metrics import evaluate, seen_in_training
     from .train import pick_device
@@ -374,8 +392,7 @@ def cmd_eval(args) -> int:
     model, meta = _load(args.checkpoint, device=pick_device())
     dataset = dataset_for(args, args.dataset, meta, model)
     if seen_in_training(meta, dataset):
-        print("note: this model was trained on the full MNIST, whose training set holds every image of the offline "
-              "sample: these are training scores, not test scores", file=sys.stderr)
+        print(SEEN_NOTE, file=sys.stderr)
     report = evaluate(model, dataset)
     if args.json:  # strict JSON: a value that is not a finite number (a broken model's error) is null
         finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in report.items()}
@@ -483,6 +500,65 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_anomalies(args) -> int:
+    import csv
+
+    import numpy as np
+
+    from . import anomaly
+    from .data import dataset_label
+    from .metrics import seen_in_training
+
+    if args.top < 0:
+        raise ConfigError(f"--top {args.top}: give 0 or more images to list")
+    model, meta = _load(args.checkpoint)
+    path = Path(args.checkpoint).expanduser()
+    with _no_new_empty_folders(Path(os.path.expanduser((args.csv or ".").strip())).parent):
+        out = _output_file(args.csv, "--csv", ".csv", refuse=(path,), what="--csv writes a .csv file") \
+            if args.csv else None
+        trained_on = meta.get("dataset") or {}
+        only = trained_on.get("only_class")
+        k = args.anomaly_class if args.anomaly_class is not None else trained_on.get("without_class") or 0
+
+        def check_class(classes: int, label: str) -> None:
+            if args.anomaly_class is not None and not 0 <= k < classes:
+                raise ConfigError(f"--class {k} is not a class of {label}"
+                                  + (f" (0..{classes - 1})" if classes else ": it has no labels"))
+
+        if args.dataset in (None, trained_on.get("name")):  # refused before the data are loaded
+            check_class(len(trained_on.get("class_names") or []), dataset_label(trained_on.get("name") or "mnist"))
+        dataset = dataset_for(args, args.dataset, meta, model)
+        check_class(dataset.num_classes, dataset.label)
+        if seen_in_training(meta, dataset):
+            print(SEEN_NOTE, file=sys.stderr)
+        scores, labels = anomaly.stored_scores(path, model, dataset, args.split)
+        print(f"{len(scores):,} {'test ' if args.split == 'test' else ''}images scored by reconstruction error "
+              f"(squared error per image): median {np.median(scores):.2f}, highest {scores.max():.2f}")
+        if dataset.num_classes and (labels >= 0).all():
+            is_anomaly = anomaly.anomaly_mask(labels, k, only)
+            curve = anomaly.roc(scores, is_anomaly)
+            at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
+            what = f"every class but {_class_text(meta, only)}" if only is not None else f"class {_class_text(meta, k)}"
+            print(f"anomaly: {what}. {anomaly.training_note(meta, only if only is not None else k)[0]}")
+            print(f"AUROC {curve.auroc:.3f}; at threshold {at.threshold:.2f}, which flags as many images as there are "
+                  f"anomalies ({at.flagged:,}): precision {at.precision:.1%}, recall {at.recall:.1%}")
+        rows = anomaly.ranked(scores, dataset, args.split)
+        if args.top and rows:
+            columns = ["rank", "split", "index"] + [c for c in ("file", "class") if rows[0][c] or any(r[c] for r in rows)]
+            shown = [[str(r[c]) for c in columns] + [f"{r['error']:.2f}"] for r in rows[: args.top]]
+            widths = [max(len(h), *(len(row[i]) for row in shown)) for i, h in enumerate(columns + ["error"])]
+            for row in [columns + ["error"], *shown]:
+                print("  ".join(cell.rjust(w) if cell[:1].isdigit() else cell.ljust(w)
+                                for cell, w in zip(row, widths)).rstrip())
+        if out is not None:
+            with open(out, "w", newline="") as f:
+                writer = csv.DictWriter(f, ["rank", "split", "index", "file", "label", "class", "error"])
+                writer.writeheader()
+                writer.writerows(rows)
+            print(f"{len(rows):,} images ranked -> {out}")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     from . import zoo
 
@@ -494,7 +570,7 @@ def cmd_zoo(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct": cmd_reconstruct,
-            "embed": cmd_embed, "sample": cmd_sample, "zoo": cmd_zoo}
+            "embed": cmd_embed, "sample": cmd_sample, "anomalies": cmd_anomalies, "zoo": cmd_zoo}
 
 
 def main(argv: list[str] | None = None) -> int:

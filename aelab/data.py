@@ -64,6 +64,10 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
     source: str = ""
     unreadable: list[str] = field(default_factory=list)  # an image set's files that could not be read as images
+    # An image set's file of each training and test image (its path inside the folder or zip); empty for the
+    # built-in datasets. The Anomalies page names the files it ranks.
+    train_files: list[str] = field(default_factory=list)
+    test_files: list[str] = field(default_factory=list)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -96,15 +100,16 @@ class Dataset:
 
     def without_class(self, k: int) -> "Dataset":
         """The same dataset with class k removed from the training split (for leave-one-class-out anomaly models)."""
-        keep = self.y_train != k
-        return Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
-                       self.class_names, f"{self.source}, training split without class {self.class_names[k]}")
+        return self._training_subset(self.y_train != k, f"training split without class {self.class_names[k]}")
 
     def only_class(self, k: int) -> "Dataset":
         """Training split reduced to class k (one-class anomaly detection); the test split is kept whole."""
-        keep = self.y_train == k
-        return Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
-                       self.class_names, f"{self.source}, training split of class {self.class_names[k]} only")
+        return self._training_subset(self.y_train == k, f"training split of class {self.class_names[k]} only")
+
+    def _training_subset(self, keep: torch.Tensor, what: str) -> "Dataset":
+        files = [f for f, kept in zip(self.train_files, keep.tolist()) if kept]
+        return dataclasses.replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+                                   source=f"{self.source}, {what}", train_files=files)
 
 
 def to_float(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
@@ -349,6 +354,8 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
     if not _SET_NAME.fullmatch(stem) or ".." in stem:
         raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, '-', '_' or '.' (at most 60)")
     if not zipfile.is_zipfile(io.BytesIO(content)):
+        if content.startswith(ZIP_START):  # a zip's first member is there, its table of contents (at the end) not
+            raise DataError(f"{file_name} is cut short (a zip whose end is missing): upload the whole file again")
         raise DataError(f"{file_name} is not a zip file: put the images (one folder per class) in a .zip")
     folder = user_data_folder()
     target = folder / f"{stem}.zip"
@@ -376,6 +383,7 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
                                source=checked.source.replace(Path(tmp).name, target.name))
 
 
+ZIP_START = b"PK\x03\x04"  # how a zip's first member begins
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -402,10 +410,13 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
                     content = _read_member(archive, info, MAX_BYTES)
                     total += len(content or b"")
                     _check_total(path, total)  # a header can understate what a member unpacks to
-                    entries.append((label, member.name, content))
+                    entries.append((label, info.filename, content))
         except (zipfile.BadZipFile, OSError) as err:
             raise DataError(f"{path.name} cannot be read as a zip: {err}") from None
     elif not path.is_dir():
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            if f.read(len(ZIP_START)) == ZIP_START:
+                raise DataError(f"{path.name} is cut short (a zip whose end is missing): copy the whole file again")
         raise DataError(f"{path.name} is neither a folder nor a zip file that can be read")
     else:
         total = 0
@@ -418,7 +429,7 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
                     content = None
                 total += len(content or b"")
                 _check_total(path, total)
-                entries.append((label, file.name, content))
+                entries.append((label, file.relative_to(path).as_posix(), content))
     return entries
 
 
@@ -460,7 +471,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         raise DataError(f"{path.name}: {len(entries):,} images at {image_size}x{image_size}"
                         f"{' RGB' if channels == 3 else ''} would take {needed / 2**30:.1f} GB of memory (at most "
                         f"{MAX_SET_BYTES / 2**30:.0f} GB): choose a smaller image size or fewer images")
-    xs, labels, unreadable = [], [], []
+    xs, labels, files, unreadable = [], [], [], []
     for label, file_name, content in entries:
         try:
             if content is None:
@@ -472,6 +483,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         # uint8 at once: a list of float32 images took four times the memory of the set it becomes.
         xs.append((images.prepare_image(img, (channels, image_size, image_size)) * 255).round().astype(np.uint8))
         labels.append(label)
+        files.append(file_name)
     class_names = sorted({label for label in labels if label})  # of the images read: no class without one
     if len(class_names) == 1:  # a folder zipped as it is ("photos/img1.png", ...): one class labels nothing
         class_names = []
@@ -490,12 +502,12 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     else:
         is_test = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) < n_test
     order = torch.cat([is_test.nonzero().flatten(), (~is_test).nonzero().flatten()])
-    x, y = x[order], y[order]
+    x, y, files = x[order], y[order], [files[i] for i in order.tolist()]
     # The file's name, not its path: the app shows this (a server's folders are none of its users' business).
     source = f"{path.name} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
-                   source=source, unreadable=unreadable)
+                   source=source, unreadable=unreadable, train_files=files[n_test:], test_files=files[:n_test])
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

@@ -40,10 +40,10 @@ def latent_map(path: str, mtime: float, dataset_name: str) -> tuple[classify.Lat
     return fitted, fitted.transform(codes), ds.y_test[idx].numpy()
 
 
-@st.cache_data(show_spinner="Scoring every test image by its reconstruction error…", max_entries=32)
-def test_scores(path: str, mtime: float, dataset_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The Anomalies page's scores, kept on disk (anomaly.stored_test_scores), usually by the trainer."""
-    return anomaly.stored_test_scores(path, ui.load_model(path, mtime)[0], ui.load_dataset(dataset_name))
+@st.cache_data(show_spinner="Scoring every image by its reconstruction error…", max_entries=32)
+def image_scores(path: str, mtime: float, dataset_name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The Anomalies page's scores, kept on disk (anomaly.stored_scores; the test split's usually by the trainer)."""
+    return anomaly.stored_scores(path, ui.load_model(path, mtime)[0], ui.load_dataset(dataset_name), split)
 
 
 @st.cache_data(show_spinner="Encoding test images…", max_entries=32)
@@ -315,7 +315,8 @@ def enlarge(image, factor: int = 5) -> np.ndarray:
 # --- The Anomalies page's charts -------------------------------------------------------------------------------
 
 
-def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: set[int], threshold: float):
+def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: set[int], threshold: float,
+                     y_title: str = "test images"):
     """Per-class error histograms as step lines over shared bins: anomalous classes thick and red, the others thin,
     and the threshold as a dashed line."""
     import plotly.graph_objects as go
@@ -323,15 +324,18 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
     fig = go.Figure()
     for c, counts in hist.counts.items():
         odd = c in anomalous_classes
+        alone = len(hist.counts) == 1  # one curve (a set without labels): no legend, drawn as plainly as can be
+        name = class_label(ds, c) if c >= 0 else "without a class"
         fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
-                                 name=class_label(ds, c) + (" (anomaly)" if odd else ""),
-                                 line={"width": 3.5 if odd else 1.2, "color": ui.class_colour(c)},
-                                 opacity=1.0 if odd else 0.6))
+                                 name=name + (" (anomaly)" if odd else ""), showlegend=not alone,
+                                 line={"width": 3.5 if odd or alone else 1.2,
+                                       "color": "#4C78A8" if alone and c < 0 else ui.class_colour(c)},
+                                 opacity=1.0 if odd or alone else 0.6))
     fig.add_vline(x=threshold, line_dash="dash", line_color="black",
                   annotation_text="threshold", annotation_position="top right")
     # The legend under the chart: beside it, ten class names left the plot 75 px wide on a 1024 px screen.
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      xaxis_title="reconstruction error (SSE per image)", yaxis_title="test images",
+                      xaxis_title="reconstruction error (SSE per image)", yaxis_title=y_title,
                       legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "title": ""})
     return fig
 
@@ -397,3 +401,27 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
             f'{_figure(reading.reconstruction, "reconstruction", 140, "reconstruction")}{vote}</div>'
             f'<div style="font-size:0.875rem;margin:0.8rem 0 0.3rem">{html.escape(strip_title)}</div>'
             f'<div style="display:flex;gap:0.5rem;flex-wrap:wrap">{strip}</div>')
+
+
+def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
+                          anomalous: set[int] | None = None) -> np.ndarray:
+    """The Anomalies page's ranking of `split`'s images ("test", or "all": training then test) by `scores`: as many
+    as the user asks for, captioned with their class (★ on an `anomalous` class) or, in a set without labels, their
+    rank (training images marked †); for one's own images, a table of their files. Returns the indices shown."""
+    st.subheader("Most anomalous images" if split == "all" else "Most anomalous test images")
+    count = len(scores)
+    n = st.slider("How many", 8, min(64, count), min(16, count), 8, key="anomaly_top") if count > 8 else count
+    rows = anomaly.ranked(scores, ds, split, n)
+    top = anomaly.most_anomalous(scores, n)
+    images = ds.split("all")[0] if split == "all" else ds.x_test
+    labelled = anomalous is not None
+    captions = [(("★ " if r["label"] in anomalous else "") + r["class"]
+                 if labelled else f"#{r['rank']}") + f" · {r['error']:.1f}" + (" †" if r["split"] == "train" else "")
+                for r in rows]
+    ui.show_images(images[top].float().div(255), captions, columns=8, width=84)
+    if rows and rows[0]["file"]:  # one's own images: which files they are
+        shown = [{"rank": r["rank"], "file": r["file"], **({"class": r["class"]} if labelled else {}),
+                  "error": round(r["error"], 2), **({"trained on": r["split"] == "train"} if split == "all" else {})}
+                 for r in rows]
+        st.dataframe(shown, hide_index=True, height=ui.table_height(len(shown)), key="anomaly_files")
+    return top

@@ -1,6 +1,7 @@
 """Anomalies: the reconstruction error as an anomaly score. A model trained without class k should reconstruct
 class k worse than the classes it saw; this page shows how well the error tells them apart."""
 
+import numpy as np
 import streamlit as st
 
 from aelab import anomaly, ui, ui_explore
@@ -11,11 +12,37 @@ ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
 if model is None:
     st.stop()  # the sidebar has said why
-if not ds.num_classes or (ds.y_test < 0).any():
-    st.info(f"{ds.label} has no class labels, so there is no class to treat as the anomaly: pick a labelled dataset.")
+labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
+if not labelled:
+    # No class can be the anomaly: rank the images by error, the odd ones out of one's own set first.
+    st.info(f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
+            "reconstruction error. Those the model reconstructs worst are the least like the rest.")
+    split = st.radio("Images to rank", ["test", "all"], horizontal=True, key="anomaly_split",
+                     format_func={"test": f"Test images ({len(ds.y_test):,}, not trained on)",
+                                  "all": f"All {len(ds.y_train) + len(ds.y_test):,} images"}.get,
+                     help="the model trained on the others: their errors are lower, so an odd image among them "
+                          "ranks lower than it would among images the model never saw")
+    scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name, split)
+    low, high = float(scores.min()), float(scores.max())
+    threshold = st.slider("Threshold: flag images whose error is at least", low, high,
+                          anomaly.share_threshold(scores, 0.05), (high - low) / 200 or 1.0, format="%.1f",
+                          key=f"anomaly_threshold_{ctx.model_path}_{split}",
+                          help="starts where it flags the 5% of the images with the highest errors")
+    flagged = int((scores >= threshold).sum())
+    m = st.columns(3)
+    m[0].metric("Flagged", f"{flagged:,}", help=f"{flagged / len(scores):.1%} of the {len(scores):,} images: those "
+                "whose error is at least the threshold")
+    m[1].metric("Median error", f"{np.median(scores):.1f}", help="half the images have a lower error")
+    m[2].metric("Highest error", f"{high:.1f}")
+    st.markdown("**Reconstruction error** (" + ("test images" if split == "test" else "all images") + ")")
+    st.plotly_chart(ui_explore.histogram_figure(anomaly.class_histograms(scores, labels), ds, set(), threshold,
+                                                "test images" if split == "test" else "images"), key="anomaly_hist")
+    top = ui_explore.most_anomalous_images(scores, ds, split)
+    st.caption(f"Highest errors first{'; † marks images the model trained on' if split == 'all' else ''}. "
+               f"{sum(scores[i] >= threshold for i in top)} of these {len(top)} are flagged at this threshold.")
     st.stop()
 
-scores, labels = ui_explore.test_scores(ctx.model_path, ctx.model_mtime, ds.name)
+scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name)
 trained_on = ctx.meta.get("dataset", {})
 only = trained_on.get("only_class")
 if only is not None:
@@ -72,12 +99,7 @@ with right:
     st.markdown(f"**ROC: {title} as the anomaly**")
     st.plotly_chart(ui_explore.roc_figure(curve, report), key="anomaly_roc")
 
-st.subheader("Most anomalous test images")
-n = st.slider("How many", 8, 64, 16, 8)
-top = anomaly.most_anomalous(scores, n)
-ui.show_images(ds.x_test[top].float().div(255),
-               [f"{'★ ' if labels[i] in anomalous else ''}{ui_explore.class_name(ds, int(labels[i]))} · "
-                f"{scores[i]:.1f}" for i in top], columns=8, width=84)
+top = ui_explore.most_anomalous_images(scores, ds, "test", anomalous)
 found = int(is_anomaly[top].sum())
 st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "
            + ("is an anomaly." if found == 1 else "are anomalies."))

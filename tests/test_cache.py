@@ -97,17 +97,17 @@ def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoin
     scored again, a rewritten checkpoint is."""
     path = str(tiny_checkpoints["tiny-conv"])
     mtime = os.path.getmtime(path)
-    ui_explore.test_scores.clear()  # a page test run earlier in this process may hold them in memory, not on disk here
+    ui_explore.image_scores.clear()  # a page test run earlier in this process may hold them in memory, not on disk here
     ui_explore.code_knn.clear()
-    scores, labels = ui_explore.test_scores(path, mtime, "mnist")
+    scores, labels = ui_explore.image_scores(path, mtime, "mnist")
     knn = ui_explore.code_knn(path, mtime, "mnist")
-    ui_explore.test_scores.clear()
+    ui_explore.image_scores.clear()
     ui_explore.code_knn.clear()
     score_calls, fit_calls = [], []
     score, fit = anomaly.score_test_set, classify.fit_on_model
     monkeypatch.setattr(anomaly, "score_test_set", lambda *a: score_calls.append(1) or score(*a))
     monkeypatch.setattr(classify, "fit_on_model", lambda *a, **k: fit_calls.append(1) or fit(*a, **k))
-    again, labels2 = ui_explore.test_scores(path, mtime, "mnist")
+    again, labels2 = ui_explore.image_scores(path, mtime, "mnist")
     knn2 = ui_explore.code_knn(path, mtime, "mnist")
     assert not score_calls and not fit_calls
     assert np.array_equal(scores, again) and np.array_equal(labels, labels2)
@@ -117,14 +117,14 @@ def test_test_scores_and_knn_codes_survive_a_server_restart(root, tiny_checkpoin
 
     copy = tmp_path / "renamed.safetensors"  # the same bytes under another name (a renamed or copied file): read
     shutil.copy(path, copy)
-    ui_explore.test_scores.clear()
-    assert np.array_equal(ui_explore.test_scores(str(copy), os.path.getmtime(copy), "mnist")[0], scores)
+    ui_explore.image_scores.clear()
+    assert np.array_equal(ui_explore.image_scores(str(copy), os.path.getmtime(copy), "mnist")[0], scores)
     assert not score_calls
     zoo.add_metadata(copy, note="other bytes")  # a rewritten checkpoint: scored anew
-    ui_explore.test_scores.clear()
-    ui_explore.test_scores(str(copy), os.path.getmtime(copy), "mnist")
+    ui_explore.image_scores.clear()
+    ui_explore.image_scores(str(copy), os.path.getmtime(copy), "mnist")
     assert score_calls == [1] and len(list((root / "test-scores").glob("*.npz"))) == 2
-    ui_explore.test_scores.clear()
+    ui_explore.image_scores.clear()
 
 
 def test_checkpoint_key_is_the_files_content(tmp_path):
@@ -177,7 +177,7 @@ def test_a_trained_model_arrives_with_its_page_results_already_on_disk(root, mni
     monkeypatch.setattr(anomaly, "score_test_set", lambda *a: pytest.fail("scored again"))
     monkeypatch.setattr(classify, "fit_on_model", lambda *a, **k: pytest.fail("encoded again"))
     monkeypatch.setattr(compare, "knn_comparison", lambda *a, **k: pytest.fail("compared again"))
-    scores, labels = ui_explore.test_scores(str(path), os.path.getmtime(path), "mnist")
+    scores, labels = ui_explore.image_scores(str(path), os.path.getmtime(path), "mnist")
     knn = ui_explore.code_knn(str(path), os.path.getmtime(path), "mnist")
     assert ui.knn_comparison(str(path), os.path.getmtime(path), "mnist") == expected_comparison
     assert np.allclose(scores, expected_scores, rtol=1e-5) and np.array_equal(labels, expected_labels)

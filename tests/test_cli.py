@@ -252,6 +252,9 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("sample", tiny_checkpoints["tiny-cvae"], "--label", "10", "--out", "s"), ("not a class", "0..9")),
         (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--label", "1", "--out", "r"), ("conditional",)),
         (("reconstruct", tiny_checkpoints["tiny-cvae"], "x.png", "--label", "-1", "--out", "r"), ("not a class",)),
+        (("anomalies", tiny_checkpoints["tiny-mlp"], "--class", "10"), ("--class 10 is not a class of mnist (0..9)",)),
+        (("anomalies", tiny_checkpoints["tiny-mlp"], "--top", "-1"), ("--top -1: give 0 or more",)),
+        (("anomalies", tiny_checkpoints["tiny-mlp"], "--csv", "ranks.npz"), ("--csv writes a .csv file",)),
         # Nothing to write: no folder made for it.
         (("reconstruct", tiny_checkpoints["tiny-mlp"], tmp_path / "model.pt", "--out", tmp_path / "recon3"),
          ("model.pt",)),
@@ -348,6 +351,36 @@ def test_outputs_labels_and_data_roots(tmp_path, tiny_checkpoints, monkeypatch):
     with torch.no_grad():
         three = model.reconstruct(x.float(), torch.tensor([3]))[0, 0].numpy() * 255
     assert np.abs(recon - three).max() <= 2  # (the input went through a PNG on its way there too)
+
+
+def test_anomalies_ranks_the_test_images_and_scores_the_held_out_class(tmp_path, tiny_checkpoints):
+    result = aelab("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--top", 5, "--csv", tmp_path / "ranks")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    scored = int(lines[0].split(" test images scored")[0].replace(",", ""))
+    assert lines[1].startswith("anomaly: class 3. This model saw class 3 in training")
+    auroc = float(lines[2].split()[1].rstrip(";"))
+    assert 0 <= auroc <= 1 and "precision" in lines[2] and "recall" in lines[2]
+    assert lines[3].split() == ["rank", "split", "index", "class", "error"]
+    table = [line.split() for line in lines[4:9]]
+    assert [row[0] for row in table] == ["1", "2", "3", "4", "5"]
+    errors = [float(row[-1]) for row in table]
+    assert errors == sorted(errors, reverse=True)
+    import csv
+
+    with open(tmp_path / "ranks.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == scored and lines[-1] == f"{scored:,} images ranked -> {tmp_path / 'ranks.csv'}"
+    assert [round(float(r["error"]), 2) for r in rows[:5]] == errors
+    assert sorted(int(r["index"]) for r in rows) == list(range(scored))  # every test image once
+    # The scores are the Anomalies page's: the same per-image errors the metrics compute.
+    from aelab import data, metrics
+    from aelab.checkpoints import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    ds = data.load_dataset("mnist")
+    expected = metrics.squared_errors(model, ds.x_test).numpy()
+    assert np.allclose([float(r["error"]) for r in rows], expected[[int(r["index"]) for r in rows]], rtol=1e-4)
 
 
 def test_sample_help_gives_ranges_and_defaults():

@@ -133,8 +133,11 @@ def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_pa
     ds = data.load_dataset(str(bomb), image_size=8)
     assert "1 unreadable skipped" in ds.source
     (tmp_path / "cut.zip").write_bytes(bomb.read_bytes()[:300])
-    with pytest.raises(DataError, match="cut.zip is neither a folder nor a zip file that can be read"):
+    with pytest.raises(DataError, match=r"cut.zip is cut short \(a zip whose end is missing\)"):
         data.load_dataset(str(tmp_path / "cut.zip"))
+    (tmp_path / "notes.zip").write_text("not a zip at all")
+    with pytest.raises(DataError, match="notes.zip is neither a folder nor a zip file that can be read"):
+        data.load_dataset(str(tmp_path / "notes.zip"))
 
 
 def test_stratified_indices_keep_class_proportions(mnist):

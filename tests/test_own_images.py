@@ -70,7 +70,7 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     ("notes.zip", b"just text", "notes.zip is not a zip file"),
     ("empty.zip", make_zip({"readme.txt": b"hello"}), "no images found in empty.zip"),
     ("broken.zip", make_zip({"a/one.png": b"not a png", "a/two.png": b"nor this"}),
-     "broken.zip has fewer than two readable images (2 not readable as images, e.g. one.png)"),
+     "broken.zip has fewer than two readable images (2 not readable as images, e.g. a/one.png)"),
     ("<b>.zip", shapes_zip(2), "name the zip with letters"),
     ("tiny.zip", shapes_zip(2), "image size must be between 8 and 256"),
 ])
@@ -241,4 +241,70 @@ def test_a_folder_zipped_as_it_is_is_an_unlabelled_set_and_unreadable_files_are_
     zipped.write_bytes(make_zip(entries))
     ds = data.load_image_folder(zipped, 16, 1)
     assert ds.num_classes == 0 and ds.class_names == [] and (ds.y_train == -1).all() and (ds.y_test == -1).all()
-    assert ds.unreadable == ["broken.png"] and "1 unreadable skipped" in ds.source
+    assert ds.unreadable == ["photos/broken.png"] and "1 unreadable skipped" in ds.source
+    assert sorted(ds.train_files + ds.test_files) == sorted(f"photos/img{k}.png" for k in range(10))
+    assert len(ds.test_files) == len(ds.x_test) == 2  # each image's file, in the order of its split
+    from aelab import images
+
+    for x, file in ((ds.x_test[0], ds.test_files[0]), (ds.x_train[-1], ds.train_files[-1])):  # the file's image
+        alone = images.prepare_image(images.open_image(entries[file], name=file), (1, 16, 16))
+        assert np.array_equal(x.numpy(), (alone * 255).round().astype(np.uint8))
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(zipped.read_bytes()[:300])  # a download that stopped part way
+    with pytest.raises(DataError, match=r"^cut.zip is cut short \(a zip whose end is missing\)"):
+        data.load_image_folder(cut, 16, 1)
+    with pytest.raises(DataError, match=r"^cut.zip is cut short .*: upload the whole file again"):
+        data.add_image_set("cut.zip", cut.read_bytes())
+
+
+def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_files(tmp_path):
+    """No class can be the anomaly in a flat set of photos: the page ranks the images by error (the test split or all
+    of them) and names the files, so that the odd ones out of one's own images can be found."""
+    from aelab.checkpoints import checkpoint_folder
+
+    entries = {f"circles/c{k:02}.png": shape_image("circle", k) for k in range(40)}
+    entries.update({f"circles/odd{k}.png": shape_image("bar", k) for k in range(4)})  # not like the others
+    zipped = tmp_path / "circles.zip"
+    zipped.write_bytes(make_zip(entries))
+    ds = data.add_image_set("circles.zip", zipped.read_bytes(), image_size=16, channels=1)
+    out = checkpoint_folder() / "circles-mlp"
+    try:
+        result = subprocess.run([sys.executable, "-m", "aelab", "train", "mlp", "--dataset", ds.name, "--latent-dim",
+                                 "2", "--hidden", "16", "--epochs", "3", "--batch-size", "8", "--quiet", "--out",
+                                 str(out)], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr
+        at = AppTest.from_file(str(PAGES / "anomalies.py"), default_timeout=180)
+        at.session_state["dataset_choice"] = ds.name
+        at.session_state["model_choice"] = "circles-mlp"
+        at.run()
+        assert not at.exception and not at.main.error
+        assert "circles (your images) has no class labels" in at.main.info[0].value
+        assert [m.label for m in at.main.metric] == ["Flagged", "Median error", "Highest error"]
+        assert at.main.metric[0].value == "1"  # 5% of the 9 test images, at least one
+        assert [e.key for e in at.main.get("plotly_chart")] == ["anomaly_hist"]
+        captions = [c for e in at.get("image") for c in e.captions]
+        assert len(captions) == len(ds.x_test) and captions[0].startswith("#1 · ")
+        table = at.main.dataframe[0].value
+        assert sorted(table["file"]) == sorted(ds.test_files) and list(table["rank"]) == list(range(1, 10))
+        assert list(table["error"]) == sorted(table["error"], reverse=True)
+        at.radio(key="anomaly_split").set_value("all").run()  # every image, the training ones marked
+        assert not at.exception
+        table = at.main.dataframe[0].value
+        assert len(table) == 16 and table["trained on"].sum() > 0
+        ranked = at.get("image")
+        assert any(c.endswith(" †") for e in ranked for c in e.captions)
+        assert at.main.metric[0].value == "2"  # 5% of 44
+        assert set(table["file"]) <= set(entries) and "odd" in " ".join(table["file"][:4])  # the bars rank high
+        # The command line ranks them the same way, by file.
+        cli = subprocess.run([sys.executable, "-m", "aelab", "anomalies", str(out.with_suffix(".safetensors")),
+                              "--split", "all", "--top", "16"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert cli.returncode == 0, cli.stderr
+        lines = cli.stdout.splitlines()
+        assert lines[0].startswith("44 images scored") and lines[1].split() == ["rank", "split", "index", "file",
+                                                                               "error"]
+        assert [line.split()[3] for line in lines[2:]] == list(table["file"])
+    finally:
+        out.with_suffix(".safetensors").unlink(missing_ok=True)
+        data.remove_image_set(ds.name)

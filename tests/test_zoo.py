@@ -166,7 +166,7 @@ def test_prepare_keeps_what_the_pages_then_read(tmp_path, monkeypatch, tiny_chec
     monkeypatch.setattr(anomaly, "score_test_set", lambda *a: pytest.fail("scored again"))
     monkeypatch.setattr(compare, "knn_comparison", lambda *a, **k: pytest.fail("compared again"))
     monkeypatch.setattr(project, "make_projection", lambda *a, **k: pytest.fail("mapped again"))
-    assert np.array_equal(ui_explore.test_scores(path, mtime, "mnist")[0], expected_scores)
+    assert np.array_equal(ui_explore.image_scores(path, mtime, "mnist")[0], expected_scores)
     assert ui.knn_comparison(path, mtime, "mnist") == expected_knn
     shown = ui.latent_map(path, mtime, "mnist", "test", None, "umap", **project.PAGE_UMAP)
     assert shown["from_disk"] and shown["coords"].shape == (len(mnist.x_test), 2)
