@@ -298,7 +298,7 @@ def cmd_train(args) -> int:
     from .checkpoints import SUFFIX, writable_path
     from .models import get_variant
     from .progress import StopFlag, TrainingProgress
-    from .train import TrainConfig, train_and_save
+    from .train import TrainConfig, steps_note, train_and_save
 
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
@@ -312,6 +312,9 @@ def cmd_train(args) -> int:
         events = None if args.events is None else _output_file(args.events, "--events")
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                            args.image_size]}})
+        note = steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         stop = StopFlag(args.stop_file)
         with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:

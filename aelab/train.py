@@ -488,6 +488,41 @@ def uses_batch_norm(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+# Fewer optimiser steps than this leave a model barely trained (the one-click anomaly recipe aims at this many too).
+MIN_STEPS = 300
+FEW_STEPS_AN_EPOCH = 10
+
+
+def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
+    """What to change when training on `n_images` would take fewer than MIN_STEPS optimiser steps because an epoch is
+    a few batches (a small image set at the default batch of 128 is one step an epoch), else None: a smaller batch and
+    the epochs that reach MIN_STEPS. One short epoch of MNIST (hundreds of steps) is a choice, not a mistake."""
+    n_val = int(n_images * config.val_fraction)
+    used = n_images - n_val if n_images - n_val >= 1 else n_images
+    per_epoch = math.ceil(used / config.batch_size)
+    if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
+        return None
+    batch = min(config.batch_size, 2 ** max(2, int(math.log2(max(1, used // 8)))))  # about 8 batches an epoch
+    epochs = max(config.epochs, math.ceil(MIN_STEPS / math.ceil(used / batch)))
+    return (f"{used:,} training images in batches of {config.batch_size} make {per_epoch:,} step"
+            f"{'s' if per_epoch != 1 else ''} an epoch, {per_epoch * config.epochs:,} in all: too few to train "
+            f"well. A batch size of {batch} and {epochs:,} epochs make {math.ceil(used / batch) * epochs:,}.")
+
+
+def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,
+               only_class: int | None = None) -> str | None:
+    """few_steps_note for a training of `variant` on `dataset` (its training split, less a class or only one);
+    None for a model fitted in closed form (PCA), which takes no steps."""
+    from .models import get_variant
+
+    if not get_variant(variant).trainable:
+        return None
+    y = dataset.y_train
+    n = (int((y != without_class).sum()) if without_class is not None
+         else int((y == only_class).sum()) if only_class is not None else len(y))
+    return few_steps_note(n, config)
+
+
 def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
     """Batch normalisation cannot train on one image a batch (its feature maps can be 1x1: one value per channel).
     Works on a model built on the meta device, so callers refuse it before loading data."""

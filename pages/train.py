@@ -14,7 +14,7 @@ import streamlit as st
 from aelab import data, jobs, ui, ui_explore
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
-from aelab.train import TrainConfig
+from aelab.train import TrainConfig, steps_note
 
 # Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
@@ -55,8 +55,10 @@ def start(fields: list[jobs.FormField], **request) -> None:
     except AelabError as err:
         refuse(err, fields)
         return
+    note = steps_note(request["variant"], request["dataset"], TrainConfig(**request["train_options"]),
+                      request.get("without_class"), request.get("only_class"))
     st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
-                                                    "running if you leave this page.")
+                                                    "running if you leave this page.", note)
 
 
 def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
@@ -64,11 +66,13 @@ def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
 
 
 def show_outcome() -> None:
-    kind, text = st.session_state.get("train_outcome", (None, ""))
+    kind, text, *note = st.session_state.get("train_outcome", (None, ""))
     if kind == "error":
         st.error(text)  # kept: the page reruns when a job ends, and the reason must not vanish with it
     elif kind == "success":
         st.success(text)
+        if note and note[0]:  # started all the same: the user may stop it and start again with other options
+            st.warning(note[0] + " Stop the job below to start again with those.")
         del st.session_state["train_outcome"]  # said once
 
 

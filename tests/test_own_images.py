@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -307,4 +308,45 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         assert [line.split()[3] for line in lines[2:]] == list(table["file"])
     finally:
         out.with_suffix(".safetensors").unlink(missing_ok=True)
+        data.remove_image_set(ds.name)
+
+
+def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkeypatch):
+    """36 images at the default batch of 128 are one step an epoch: the job starts (the user asked for it), and the
+    page says what to change; the command line says the same."""
+    from aelab import jobs
+    from aelab.checkpoints import checkpoint_folder
+    from aelab.train import TrainConfig, few_steps_note
+
+    assert few_steps_note(60_000, TrainConfig(epochs=1)) is None  # one epoch of MNIST: hundreds of steps
+    assert few_steps_note(1_000, TrainConfig(batch_size=128, epochs=20)).endswith(
+        "A batch size of 64 and 20 epochs make 300.")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ds = data.add_image_set("few shapes.zip", shapes_zip(), image_size=12, channels=1)
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)
+    at.session_state["dataset_choice"] = ds.name
+    at.run()
+    at.number_input(key="train.epochs").set_value(3)
+    next(w for w in at.text_input if w.label == "Model name").set_value("few-steps")
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    try:
+        assert not at.exception and any("Started training few-steps" in s.value for s in at.success)
+        [warning] = [w.value for w in at.warning if "too few" in w.value]
+        # (29 training images, less 5% for the validation loss)
+        assert warning == ("28 training images in batches of 128 make 1 step an epoch, 3 in all: too few to train "
+                           "well. A batch size of 4 and 43 epochs make 301. Stop the job below to start again with "
+                           "those.")
+        cli = subprocess.run([sys.executable, "-m", "aelab", "train", "mlp", "--dataset", ds.name, "--epochs", "1",
+                              "--quiet", "--batch-size", "64", "--out", str(checkpoint_folder() / "few-cli")],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert cli.returncode == 0 and "note: 28 training images in batches of 64 make 1 step" in cli.stderr
+    finally:
+        deadline = time.monotonic() + 120
+        for status in jobs.list_jobs():
+            if status.job.name == "few-steps":
+                while jobs.job_status(status.job.id).active and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                jobs.remove_job(status.job.id)
+        for name in ("few-steps", "few-cli"):
+            (checkpoint_folder() / f"{name}.safetensors").unlink(missing_ok=True)
         data.remove_image_set(ds.name)
