@@ -378,6 +378,9 @@ def sidebar(need_model: bool = True) -> Context:
             except AelabError as err:
                 problem = (st.error, f"{err}. Pick another model in the sidebar.")
             else:
+                progress = training_note(meta)
+                if progress:
+                    st.info(progress)
                 if metrics.seen_in_training(meta, ds):
                     st.warning(f"{info.name} was trained on the full MNIST, whose training set holds all of these "
                                "5,000 digits: its errors and scores on them here are training scores, not test "
@@ -390,6 +393,33 @@ def sidebar(need_model: bool = True) -> Context:
         show, text = problem
         show(text)
     return Context(ds, model, meta or {}, path, mtime, label)
+
+
+def training_note(meta: dict) -> str | None:
+    """A line for a model that is not done: still training (the pages show its last saved epoch, and follow it as it
+    goes on) or interrupted (its training process died; this is the last epoch it saved)."""
+    status = checkpoints.status_of(meta)
+    if status not in ("training", "interrupted"):
+        return None
+    trained = [h for h in meta.get("history") or [] if h.get("phase") == "train"]
+    epochs = (meta.get("train_config") or {}).get("epochs")
+    at = f"epoch {trained[-1]['epoch']}" + (f" of {epochs}" if epochs else "") if trained else "its first epoch"
+    if status == "training":
+        return f"Still training: this is {at}. The pages show each new epoch as it is saved."
+    return f"Its training was interrupted: this is {at}, the last one saved."
+
+
+def kept_slider(label: str, low: float, high: float, start: float, step: float, key: str, **kwargs) -> float:
+    """A slider over data that can change under it (a model still training saves a new epoch, and the range moves):
+    Streamlit takes a slider with another range for a new one and would drop the value the user chose; that value is
+    kept, inside the new range. Until the user moves it, it starts at `start`."""
+    chosen = st.session_state.get(f"{key}_chosen")
+    value = start if chosen is None else min(max(chosen, low), high)
+
+    def keep() -> None:
+        st.session_state[f"{key}_chosen"] = st.session_state[key]
+
+    return st.slider(label, low, high, value, step, key=key, on_change=keep, **kwargs)
 
 
 def select_dataset(name: str) -> None:

@@ -24,10 +24,10 @@ if not labelled:
                           "ranks lower than it would among images the model never saw")
     scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name, split)
     low, high = float(scores.min()), float(scores.max())
-    threshold = st.slider("Threshold: flag images whose error is at least", low, high,
-                          anomaly.share_threshold(scores, 0.05), (high - low) / 200 or 1.0, format="%.1f",
-                          key=f"anomaly_threshold_{ctx.model_path}_{split}",
-                          help="starts where it flags the 5% of the images with the highest errors")
+    threshold = ui.kept_slider("Threshold: flag images whose error is at least", low, high,
+                               anomaly.share_threshold(scores, 0.05), (high - low) / 200 or 1.0, format="%.1f",
+                               key=f"anomaly_threshold_{ctx.model_path}_{split}",
+                               help="starts where it flags the 5% of the images with the highest errors")
     flagged = int((scores >= threshold).sum())
     m = st.columns(3)
     m[0].metric("Flagged", f"{flagged:,}", help=f"{flagged / len(scores):.1%} of the {len(scores):,} images: those "
@@ -71,10 +71,10 @@ except AelabError as err:
     st.stop()
 
 low, high = float(scores.min()), float(scores.max())
-threshold = st.slider("Threshold: flag test images whose error is at least", low, high,
-                      anomaly.starting_threshold(scores, is_anomaly), (high - low) / 200 or 1.0, format="%.1f",
-                      key=f"anomaly_threshold_{ctx.model_path}_{k}",
-                      help="starts where it flags as many test images as there are anomalies")
+threshold = ui.kept_slider("Threshold: flag test images whose error is at least", low, high,
+                           anomaly.starting_threshold(scores, is_anomaly), (high - low) / 200 or 1.0, format="%.1f",
+                           key=f"anomaly_threshold_{ctx.model_path}_{k}",
+                           help="starts where it flags as many test images as there are anomalies")
 report = anomaly.at_threshold(scores, is_anomaly, threshold)
 
 m = st.columns(5)

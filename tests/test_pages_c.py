@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
@@ -291,3 +292,37 @@ def test_the_canvas_asks_for_what_the_dataset_holds(mnist):
     assert ui_explore.what_to_draw(mnist) == "a digit"
     fashion = dataclasses.replace(mnist, name="fashion-mnist", class_names=list(BUILTIN["fashion-mnist"][0]))
     assert ui_explore.what_to_draw(fashion) == "something like a trouser (or another fashion-mnist class)"
+
+
+def test_anomalies_of_a_model_still_training_say_so_and_keep_the_threshold(tiny_checkpoints, tmp_path, mnist,
+                                                                            monkeypatch):
+    """A job saves its model after every epoch: the page says the model is still training, and the threshold the
+    user chose stays where it was when the next epoch's file arrives (its scores, and the slider's range, change)."""
+    from aelab import checkpoints
+    from aelab.checkpoints import load_checkpoint, save_checkpoint
+
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
+    model, meta = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    history = [h for h in meta["history"] if h.get("phase") == "train"]
+    assert history
+    mid = {k: v for k, v in meta.items() if k not in ("format", "format_version", "variant", "config", "created",
+                                                      "versions", "metrics")}
+    save_checkpoint(model, tmp_path / "growing", **{**mid, "status": "training", "writer": checkpoints.writer(),
+                                                    "train_config": {**meta["train_config"], "epochs": 9}})
+    at = run_page("anomalies", "growing")
+    assert f"Still training: this is epoch {history[-1]['epoch']} of 9" in texts(at.sidebar.info)
+    threshold = at.main.slider[0]
+    chosen = round((threshold.min + threshold.max) / 2, 1)
+    threshold.set_value(chosen).run()
+    with torch.no_grad():  # the next epoch: other weights, other scores
+        for p in model.parameters():
+            p.mul_(0.9)
+    save_checkpoint(model, tmp_path / "growing", **{**mid, "status": "training", "writer": checkpoints.writer()})
+    at.run()
+    assert not at.exception
+    assert at.main.slider[0].value == pytest.approx(chosen) and at.main.slider[0].max != threshold.max
+    # A job that died: the page says so.
+    save_checkpoint(model, tmp_path / "growing", **{**mid, "status": "training",
+                                                    "writer": {**checkpoints.writer(), "started": "gone"}})
+    at.run()
+    assert "Its training was interrupted" in texts(at.sidebar.info)
