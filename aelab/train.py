@@ -523,6 +523,40 @@ def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_cl
     return few_steps_note(n, config)
 
 
+def estimate_seconds(variant: str, model_options: dict, dataset: Dataset, config: "TrainConfig",
+                     without_class: int | None = None, only_class: int | None = None,
+                     probe_steps: int = 6) -> float | None:
+    """How long a training would take here, timed rather than guessed: `probe_steps` real steps (after two to warm up)
+    of the same model on the same images, batch size and device, scaled to the run's steps, plus the validation
+    passes (forward only: about a third of a training step's work per image). The machine's load at the time counts,
+    as it will for the run. None for a model fitted in closed form (PCA: seconds)."""
+    from .models import build_model, get_variant
+
+    if not get_variant(variant).trainable:
+        return None
+    y = dataset.y_train
+    keep = (y != without_class) if without_class is not None else (y == only_class) if only_class is not None \
+        else torch.ones(len(y), dtype=torch.bool)
+    n = int(keep.sum())
+    n_val = int(n * config.val_fraction) if n - int(n * config.val_fraction) >= 1 else 0
+    per_epoch = math.ceil((n - n_val) / config.batch_size)
+    model = build_model(variant, **model_options, input_shape=dataset.input_shape,
+                        num_classes=max(dataset.num_classes, 1))
+    stages = getattr(model, "num_stages", 1) if config.greedy_epochs else 0
+    take = min(int(keep.sum()), (probe_steps + 2) * config.batch_size)
+    probe = dataclasses.replace(dataset, x_train=dataset.x_train[keep][:take], y_train=y[keep][:take], train_files=[])
+    quick = dataclasses.replace(config, epochs=1, greedy_epochs=0, val_fraction=0.0, preview_images=0, log_every=1,
+                                lr_schedule="constant")
+    times = []
+    Trainer(model, probe, quick, [lambda event: event["event"] == "step" and times.append(time.perf_counter())]).run()
+    # The median gap between steps, the first two left out (the first steps pay for allocations and set-up).
+    gaps = sorted(b - a for a, b in zip(times[2:], times[3:])) or [b - a for a, b in zip(times, times[1:])] or [0.0]
+    per_step = gaps[len(gaps) // 2]
+    steps = per_epoch * (config.epochs + stages * config.greedy_epochs)
+    validation = math.ceil(n_val / config.batch_size) * config.epochs * per_step / 3
+    return steps * per_step + validation
+
+
 def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
     """Batch normalisation cannot train on one image a batch (its feature maps can be 1x1: one value per channel).
     Works on a model built on the meta device, so callers refuse it before loading data."""

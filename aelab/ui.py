@@ -395,6 +395,26 @@ def sidebar(need_model: bool = True) -> Context:
     return Context(ds, model, meta or {}, path, mtime, label)
 
 
+@st.cache_data(show_spinner="Timing a few training steps…", ttl=600, max_entries=16)
+def training_estimate(dataset_name: str, variant: str, model_options: dict, train_options: dict,
+                      without_class: int | None = None) -> float | None:
+    """train.estimate_seconds, timed again at most every 10 minutes (the machine's load changes)."""
+    from .train import TrainConfig, estimate_seconds
+
+    return estimate_seconds(variant, model_options, load_dataset(dataset_name), TrainConfig(**train_options),
+                            without_class=without_class)
+
+
+def duration(seconds: float) -> str:
+    """"40 s", "3 min", "1 h 05 min": as a person reads a wait."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02} min"
+
+
 def training_note(meta: dict) -> str | None:
     """A line for a model that is not done: still training (the pages show its last saved epoch, and follow it as it
     goes on) or interrupted (its training process died; this is the last epoch it saved)."""

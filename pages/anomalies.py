@@ -86,6 +86,9 @@ m[3].metric("Flagged", f"{report.flagged:,}", help=f"of the {len(scores):,} test
             f"least the threshold; {int(is_anomaly.sum()):,} are anomalies")
 m[4].metric("FP rate", f"{report.false_positive_rate:.1%}",
             help="false positive rate: of the normal images, the share flagged")
+hint = anomaly.auroc_hint(curve.auroc, fair, only is not None)
+if hint:
+    st.info(hint)
 if report.flagged == int(is_anomaly.sum()):
     st.caption("This threshold flags as many images as there are anomalies, so precision and recall are equal: "
                "raise it to trade recall for precision, lower it for the reverse.")

@@ -220,7 +220,8 @@ def training_form(ds) -> None:
     show_outcome()
 
     if ds.num_classes:  # an unlabelled image folder has no class to leave out
-        with st.expander("Anomaly experiment: one click", expanded="without_class" in st.query_params):
+        asked = "without_class" in st.query_params
+        with st.expander("Anomaly experiment: one click", expanded=asked, key="anomaly_experiment", on_change="rerun"):
             recipe = jobs.anomaly_recipe(ds.name, 0, len(ds.y_train))
             st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
                        f"that class. This trains a small convolutional AE (16-d code, {recipe['train_options']['epochs']}"
@@ -231,6 +232,11 @@ def training_form(ds) -> None:
             k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
                             format_func=lambda c: ui_explore.class_label(ds, c), key="anomaly_class")
             recipe = jobs.anomaly_recipe(ds.name, k, len(ds.y_train))
+            if asked or st.session_state.get("anomaly_experiment"):  # timed only when the experiment is looked at
+                seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
+                                               recipe["train_options"], k)
+                st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of "
+                           "its steps just now, with whatever else runs here), then a few seconds to evaluate it.")
             name = jobs.free_name(recipe["name"])  # a second experiment (or the shipped model's name) gets its own
             if b.button(f"Train a model without class {ui_explore.class_label(ds, k)}"):
                 st.session_state.pop("train_outcome", None)

@@ -102,3 +102,12 @@ def test_scores_of_a_trained_model(tiny_checkpoints, mnist):
     np.testing.assert_array_equal(labels, mnist.y_test.numpy())
     worst = anomaly.most_anomalous(scores, 10)
     assert scores[worst].min() >= np.median(scores)
+
+
+def test_a_weak_fair_result_says_what_it_means():
+    assert anomaly.auroc_hint(0.95, True, False) is None  # good
+    assert anomaly.auroc_hint(0.6, False, False) is None  # unfair: the page says the model saw the class
+    assert anomaly.auroc_hint(0.35, True, False).startswith("An AUROC of 0.35 is below chance: this class is "
+                                                            "reconstructed *better*")
+    assert "leaving one out gives 0.35 to 0.95" in anomaly.auroc_hint(0.69, True, False)
+    assert "More epochs, or a smaller code" in anomaly.auroc_hint(0.7, True, True)

@@ -62,6 +62,25 @@ def test_query_parameter_preselects_the_class_to_leave_out():
     at = run_page(without_class="7")
     assert at.selectbox(key="anomaly_class").value == 7
     assert any(b.label == "Train a model without class 7" for b in at.button)
+    # The experiment is open: how long it takes here, timed from a few of its steps.
+    [estimate] = [c.value for c in at.caption if c.value.startswith("Training takes about ")]
+    assert " on CPU (timed from a few of its steps just now" in estimate
+    closed = run_page()  # closed: nothing is timed (the page opens without paying for it)
+    assert not any(c.value.startswith("Training takes about ") for c in closed.caption)
+
+
+def test_the_training_estimate_is_timed_from_real_steps(mnist):
+    """The estimate times a few steps of the real model on the real images and scales them to the run: close to the
+    run's own time (within a factor of 2.5 here, where other processes come and go)."""
+    from aelab.models import build_model
+    from aelab.train import TrainConfig, estimate_seconds, train
+
+    config = TrainConfig(epochs=2, batch_size=32)  # 2 x 119 steps of the offline sample's 3,800 training images
+    options = {"latent_dim": 8, "channels": [8, 16]}
+    estimate = estimate_seconds("conv", options, mnist, config, without_class=3)
+    real = train(build_model("conv", **options), mnist.without_class(3), config).seconds
+    assert real / 2.5 < estimate < real * 2.5, (estimate, real)
+    assert estimate_seconds("pca", {"latent_dim": 8}, mnist, config) is None  # fitted in closed form
 
 
 def test_the_experiment_trains_under_a_free_name_when_its_model_exists():
