@@ -347,8 +347,57 @@ def rename_checkpoint(path: str | os.PathLike, new_name: str, overwrite: bool = 
     if target.exists() and not overwrite:
         raise CheckpointError(f"a model named {target.stem!r} already exists: pick another name")
     os.replace(path, target)
+    if previous_path(path).exists():  # the model a retraining replaced goes with the name
+        os.replace(previous_path(path), previous_path(target))
     return target
 
 
 def delete_checkpoint(path: str | os.PathLike) -> None:
     Path(path).unlink(missing_ok=True)
+    previous_path(path).unlink(missing_ok=True)
+
+
+# --- The model a retraining replaces ----------------------------------------------------------------------------
+# Training saves after every epoch, so that the pages can show a model as it trains: a retraining under an existing
+# name replaces the old model at its first epoch. The old file is kept beside it (hidden, not listed) until the run
+# ends well; if the run dies or diverges, it can be put back.
+
+
+def previous_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.previous")
+
+
+def keep_previous(path: str | os.PathLike) -> None:
+    """Before a retraining's first save over `path`: keep the model there (a hard link, else a copy; the file itself
+    stays in place for the pages until the save replaces it). A model kept already stays: it is the last one a run
+    finished, and `path` holds only what an interrupted run left."""
+    path, kept = Path(path), previous_path(path)
+    if not path.is_file() or kept.exists():
+        return
+    try:
+        os.link(path, kept)
+    except OSError:  # a file system without hard links
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as f:
+            f.write(path.read_bytes())
+        os.replace(tmp, kept)
+
+
+def forget_previous(path: str | os.PathLike) -> None:
+    """The retraining ended well (finished, or stopped by the user): the model it replaced goes."""
+    previous_path(path).unlink(missing_ok=True)
+
+
+def has_previous(path: str | os.PathLike) -> bool:
+    return previous_path(path).is_file()
+
+
+def restore_previous(path: str | os.PathLike) -> Path:
+    """Put back the model a retraining replaced (whatever the run left at `path` is dropped)."""
+    path, kept = Path(path), previous_path(path)
+    if not kept.is_file():
+        raise CheckpointError(f"no earlier model of {path.name} is kept")
+    read_metadata(kept)  # an aelab checkpoint still
+    os.replace(kept, path)
+    return path

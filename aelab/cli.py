@@ -88,7 +88,7 @@ def build_parser() -> Parser:
         sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
         sub.add_argument("--out", required=True,
                          help="checkpoint path (.safetensors is added; an existing aelab checkpoint there is replaced, "
-                              "any other file is refused)")
+                              "and kept until the run ends well: see `restore`; any other file is refused)")
         sub.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
         sub.add_argument("--events", help="append progress events as JSON lines to this file")
         sub.add_argument("--stop-file", help="stop cleanly (keeping the weights so far) once this file exists")
@@ -146,6 +146,10 @@ def build_parser() -> Parser:
                           "(default: the class the model was trained without, else 0)")
     ano.add_argument("--top", type=int, default=20, help="how many images to list, 0 or more (default: 20)")
     ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
+
+    res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run died or "
+                                              "diverged")
+    res.add_argument("checkpoint")
 
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
@@ -295,7 +299,7 @@ def _refuse_foreign_out(out: Path) -> None:
 
 
 def cmd_train(args) -> int:
-    from .checkpoints import SUFFIX, writable_path
+    from .checkpoints import SUFFIX, has_previous, writable_path
     from .models import get_variant
     from .progress import StopFlag, TrainingProgress
     from .train import TrainConfig, steps_note, train_and_save
@@ -330,6 +334,9 @@ def cmd_train(args) -> int:
         print(f"{result.status}, nothing saved: {result.message}{kept}")
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
+        if has_previous(path):
+            print(f"the model this run replaced is kept: `python -m aelab restore {shlex.quote(str(path))}` puts it "
+                  "back")
     if stop.interrupted:
         return 130  # Ctrl-C, as a shell expects it; the weights so far are saved all the same
     return 0 if result.status in ("finished", "stopped") else 1
@@ -562,6 +569,14 @@ def cmd_anomalies(args) -> int:
     return 0
 
 
+def cmd_restore(args) -> int:
+    from .checkpoints import restore_previous
+
+    path = restore_previous(Path(args.checkpoint).expanduser())
+    print(f"restored the earlier model of {path}")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     from . import zoo
 
@@ -573,7 +588,8 @@ def cmd_zoo(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct": cmd_reconstruct,
-            "embed": cmd_embed, "sample": cmd_sample, "anomalies": cmd_anomalies, "zoo": cmd_zoo}
+            "embed": cmd_embed, "sample": cmd_sample, "anomalies": cmd_anomalies, "restore": cmd_restore,
+            "zoo": cmd_zoo}
 
 
 def main(argv: list[str] | None = None) -> int:

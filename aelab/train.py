@@ -628,7 +628,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     intact; the final save adds the test metrics. A run that ends (diverged, out of memory) before it trained
     anything saves nothing and returns None for the path: a file already there keeps its model.
     """
-    from .checkpoints import save_checkpoint, writable_path, writer
+    from .checkpoints import forget_previous, keep_previous, save_checkpoint, writable_path, writer
     from .metrics import Encodings, evaluate
     from .models import build_model
 
@@ -652,8 +652,13 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
             "train_config": config.to_dict(), "seed": config.seed, "command": command}
     trainer = Trainer(model, train_set, config, [], should_stop)
 
+    saved = []
+
     def save_each_epoch(event):
         if event["event"] == "epoch" and event["phase"] == "train":
+            if not saved:  # a model there already is kept until this run ends well (checkpoints.restore_previous)
+                keep_previous(out)
+                saved.append(out)
             save_checkpoint(model, out, dtype=dtype, history=trainer.result.history, status="training",
                             writer=writer(), **meta)
 
@@ -668,6 +673,8 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
                            train_seconds=result.seconds, **meta)
+    if result.status in ("finished", "stopped"):  # else (diverged, out of memory) the model it replaced stays
+        forget_previous(path)
     if trained:
         if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those
             from .checkpoints import load_checkpoint

@@ -380,7 +380,7 @@ def sidebar(need_model: bool = True) -> Context:
             else:
                 progress = training_note(meta)
                 if progress:
-                    st.info(progress)
+                    st.info(progress + ("" if progress.startswith("Still") else previous_note(path)))
                 if metrics.seen_in_training(meta, ds):
                     st.warning(f"{info.name} was trained on the full MNIST, whose training set holds all of these "
                                "5,000 digits: its errors and scores on them here are training scores, not test "
@@ -427,6 +427,11 @@ def training_note(meta: dict) -> str | None:
     if status == "training":
         return f"Still training: this is {at}. The pages show each new epoch as it is saved."
     return f"Its training was interrupted: this is {at}, the last one saved."
+
+
+def previous_note(path: str) -> str:
+    """For an interrupted run: where the model it replaced can be restored, if one is kept."""
+    return " The model it replaced can be restored on the Models page." if checkpoints.has_previous(path) else ""
 
 
 def kept_slider(label: str, low: float, high: float, start: float, step: float, key: str, **kwargs) -> float:

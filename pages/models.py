@@ -60,6 +60,19 @@ status = checkpoints.status_of(meta) or "unknown"
 note = ("its training process ended before the run finished: this is its last completed epoch, without test "
         "metrics") if status == "interrupted" else meta.get("message")
 st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
+if status != "training" and checkpoints.has_previous(ctx.model_path):
+    # A retraining under this name died or diverged: the model it replaced is kept, and can come back.
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    stem = Path(ctx.model_path).stem
+    left.warning(f"This run replaced an earlier {stem}, which is kept: restore it to undo the run.")
+    if right.button("Restore the earlier model", key="restore_previous"):
+        try:
+            checkpoints.restore_previous(ctx.model_path)
+        except AelabError as err:
+            st.error(str(err))
+        else:
+            st.session_state["models_flash"] = f"Restored the earlier {stem}."
+            st.rerun()
 # Short labels and values (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…", and at 800 px "988,…".
 n = model.num_parameters()

@@ -200,7 +200,8 @@ def training_form(ds) -> None:
         picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
                                   format_func=lambda i: class_choices[i][0], key="train_classes",
                                   help="leave a class out (or keep only one) for the Anomalies page")
-        overwrite = right.checkbox("Overwrite", help="replace a model that already has this name")
+        overwrite = right.checkbox("Overwrite", help="replace a model that already has this name (the old one is kept "
+                                               "until the new one has trained, and can be restored if the run dies)")
         submitted = st.form_submit_button("Start training", type="primary")
 
     fields = model_fields + train_fields

@@ -185,3 +185,73 @@ def test_upload_validates_then_installs_and_never_overwrites_silently(tmp_path, 
     assert renamed.exists() and not path.exists()
     ck.delete_checkpoint(renamed)
     assert not any(folder.iterdir())
+
+
+def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, monkeypatch):
+    """Training saves after every epoch (the pages show a model as it trains), so a retraining under an existing name
+    replaces the old model at its first epoch. The old one is kept, hidden, until the run ends well; a run that dies
+    or diverges can be undone on the Models page or with `python -m aelab restore`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from aelab.train import TrainConfig, train_and_save
+
+    small = mnist.only_class(1)
+    out = tmp_path / "m.safetensors"
+    train_and_save("mlp", {"latent_dim": 2}, small, TrainConfig(epochs=1), out)
+    old = out.read_bytes()
+
+    def die_in_epoch_2(event):
+        if event["event"] == "step" and event["epoch"] == 2:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train_and_save("mlp", {"latent_dim": 3}, small, TrainConfig(epochs=3, log_every=1), out,
+                       callbacks=[die_in_epoch_2])
+    assert ck.read_metadata(out)["config"]["latent_dim"] == 3  # epoch 1 of the new run, for the pages
+    assert ck.previous_path(out).read_bytes() == old and ck.has_previous(out)
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".safetensors"] == ["m.safetensors"]  # not listed
+    # Retrained again and interrupted again: the kept model is still the last one a run finished.
+    with pytest.raises(RuntimeError):
+        train_and_save("mlp", {"latent_dim": 4}, small, TrainConfig(epochs=3, log_every=1), out,
+                       callbacks=[die_in_epoch_2])
+    assert ck.previous_path(out).read_bytes() == old
+    # Renamed: the kept model goes with it. Then restored from the command line.
+    out = ck.rename_checkpoint(out, "renamed")
+    assert ck.previous_path(out).read_bytes() == old and not ck.previous_path(tmp_path / "m.safetensors").exists()
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "aelab", "restore", str(out)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == f"restored the earlier model of {out}"
+    assert out.read_bytes() == old and not ck.has_previous(out)
+    again = subprocess.run([sys.executable, "-m", "aelab", "restore", str(out)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert again.returncode == 2 and again.stderr.strip() == "error: no earlier model of renamed.safetensors is kept"
+
+    # A run that ends well drops the kept model; one that diverged keeps it, and the Models page puts it back.
+    train_and_save("mlp", {"latent_dim": 5}, small, TrainConfig(epochs=1), out)
+    assert not ck.has_previous(out) and ck.read_metadata(out)["config"]["latent_dim"] == 5
+    finished = out.read_bytes()
+    with pytest.raises(RuntimeError):
+        train_and_save("mlp", {"latent_dim": 6}, small, TrainConfig(epochs=3, log_every=1), out,
+                       callbacks=[die_in_epoch_2])
+    model, meta = ck.load_checkpoint(out)
+    ck.save_checkpoint(model, out, **{**{k: v for k, v in meta.items() if k not in ("format", "format_version",
+                                                                                  "variant", "config", "created",
+                                                                                  "versions")},
+                                      "status": "diverged", "message": "loss became nan"})
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(str(root / "pages" / "models.py"), default_timeout=120)
+    at.session_state["model_choice"] = "renamed"
+    at.run()
+    assert not at.exception
+    assert any("This run replaced an earlier renamed, which is kept" in w.value for w in at.warning), (
+        [e.value for e in [*at.warning, *at.error, *at.caption]])
+    at.button(key="restore_previous").click().run()
+    assert not at.exception and out.read_bytes() == finished and not ck.has_previous(out)
+    assert any("Restored the earlier renamed." in s.value for s in at.success)
+    ck.delete_checkpoint(out)
+    assert list(tmp_path.iterdir()) == []
