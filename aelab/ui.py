@@ -481,24 +481,24 @@ NATS_HELP = ("−ELBO per test image in nats: a Bernoulli (BCE) decoder on the g
              "posterior sample. Comparable between VAEs on the same data; not a likelihood of continuous pixels")
 
 # The checkpoints table of Home and Models: short headers (the help says the rest) so that it fits next to the
-# sidebar, the name pinned so that it stays in view when a narrow screen scrolls the table sideways.
+# sidebar at 1280 px, the name pinned so that it stays in view when a narrow screen scrolls the table sideways. MSE per
+# pixel (SSE/image over the pixels) and 1-NN (next to 5-NN) would push "status" and "created" out of view: a model's
+# Metadata tab and `python -m aelab eval` give them.
 MODEL_COLUMNS = {
     "name": st.column_config.TextColumn("name", pinned=True),
     "variant": st.column_config.TextColumn("variant"),
-    "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)"),
+    "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)", width=56),
     "dataset": st.column_config.TextColumn("dataset"),
     "test error (SSE/image)": st.column_config.NumberColumn(
         "SSE/image", format="%.2f",
         help="test error: mean summed squared pixel error per test image (lower is better)"),
-    "MSE/pixel": st.column_config.NumberColumn(format="%.4f", help="test mean squared error per pixel"),
-    "1-NN accuracy": percent_column("1-NN", help="1-nearest-neighbour accuracy of the test codes"),
     "5-NN accuracy": percent_column(
         "5-NN", help="5-nearest-neighbour classification of the test codes against training codes"),
     "test nats": st.column_config.NumberColumn(format="%.1f", help=NATS_HELP),
-    "epochs": st.column_config.NumberColumn("epochs"),
+    "epochs": st.column_config.NumberColumn("epochs", width=60),
     "status": st.column_config.TextColumn("status"),
     "created": st.column_config.TextColumn(
-        "created", help="when the checkpoint was written (the local time of the machine that wrote it)"),
+        "created", help="when the checkpoint was written (the local time of the machine that wrote it)", width=100),
 }
 
 
@@ -512,10 +512,12 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
     columns = columns or list(MODEL_COLUMNS)
     rows = compare.checkpoint_rows(infos)
     shown = [{name: row[name] for name in columns} for row in rows]
-    for row in shown:  # "2026-11-28T22:04:42" -> "2026-11-28 22:04": a narrower column
+    this_year = f"{time.localtime().tm_year}-"
+    for row in shown:  # "2026-11-28T22:04:42" -> "11-28 22:04" this year, else "2025-11-28": a narrower column
         if row.get("created"):
-            row["created"] = str(row["created"]).replace("T", " ")[:16]
-    frame = pd.DataFrame(as_percent(shown, "1-NN accuracy", "5-NN accuracy"), columns=columns)
+            text = str(row["created"]).replace("T", " ")
+            row["created"] = text[5:16] if text.startswith(this_year) else text[:10]
+    frame = pd.DataFrame(as_percent(shown, "5-NN accuracy"), columns=columns)
     chosen = next((k for k, info in enumerate(infos) if str(info.path) == current), None)
     styled = frame.style.apply(lambda row: [("background-color: rgba(255, 75, 75, 0.13)" if row.name == chosen
                                              else "")] * len(row), axis=1)

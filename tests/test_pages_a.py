@@ -108,7 +108,9 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     assert at.header[0].value == label(tiny_checkpoints["tiny-mlp"])
     table = at.dataframe[0].value
     assert len(table) >= len(tiny_checkpoints) and list(table.columns) == list(ui.MODEL_COLUMNS)
-    assert table["created"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d").all()  # no seconds, no "T"
+    # This year's: month, day and time (no seconds, no "T"); an older one's: the date
+    assert table["created"].str.fullmatch(r"\d\d-\d\d \d\d:\d\d|\d{4}-\d\d-\d\d").all()
+    assert "MSE/pixel" not in table.columns  # (in the Metadata tab: the table fits beside the sidebar)
     assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error"}
     # 10 originals + 10 reconstructions + 64 first-layer features
     assert images(at) == 10 + 10 + 64
