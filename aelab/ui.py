@@ -6,6 +6,7 @@ No model math here: only caching and widgets around functions of the core.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -296,8 +297,11 @@ class Context:
 
 
 def model_label(info: checkpoints.CheckpointInfo) -> str:
+    """"mnist-deep-30 (mlp, 30-d)": the name, the variant unless the name says it ("mnist-vae-20 (20-d)"), the code
+    size. Short, so that the sidebar's picker shows it whole (it cut "mnist-denoising-conv (conv, 32-…")."""
     meta = info.meta
-    return f"{info.name} ({meta['variant']}, {meta['config'].get('latent_dim')}-d)"
+    said = meta["variant"].lower() in re.split(r"[-_ .]+", info.name.lower())
+    return f"{info.name} ({'' if said else meta['variant'] + ', '}{meta['config'].get('latent_dim')}-d)"
 
 
 def ensure_navigation() -> None:

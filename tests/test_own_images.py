@@ -183,7 +183,7 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
         at.session_state["dataset_choice"] = ds.name
         at.run()
         assert not at.exception
-        assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (conv, 4-d)"]
+        assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (4-d)"]
         assert any("1 model(s) of this set take another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
                    for c in at.sidebar.caption)
     finally:

@@ -420,3 +420,16 @@ def test_a_model_overwritten_with_another_code_size_stays_picked(spare, tiny_che
     assert not at.exception
     assert at.sidebar.selectbox(key="model_mnist").value == "spare-x" and at.header[0].value == label(target)
     assert "vae" in label(target)
+
+
+def test_a_model_label_names_the_variant_only_where_the_name_does_not():
+    from pathlib import Path
+
+    def labelled(name, variant, latent):
+        return ui.model_label(checkpoints.CheckpointInfo(Path(f"{name}.safetensors"),
+                                                         {"variant": variant, "config": {"latent_dim": latent}}))
+
+    assert labelled("mnist-deep-30", "mlp", 30) == "mnist-deep-30 (mlp, 30-d)"
+    assert labelled("mnist-denoising-conv", "conv", 32) == "mnist-denoising-conv (32-d)"  # whole in the sidebar
+    assert labelled("Fashion VAE.v2", "vae", 20) == "Fashion VAE.v2 (20-d)"
+    assert labelled("mnist-cvae-2d", "vae", 2) == "mnist-cvae-2d (vae, 2-d)"  # "cvae" is another variant's name
