@@ -199,26 +199,31 @@ def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None) 
 WEAK_AUROC = 0.8
 
 
-def auroc_hint(auroc: float, fair: bool, one_class: bool) -> str | None:
+def auroc_hint(auroc: float, fair: bool, one_class: bool, dataset_name: str = "",
+               how: str = "the Train page") -> str | None:
     """What a weak result of a fair experiment means and what to try (None for a good one, or an unfair one: the page
-    says already that the model saw the class). Numbers from BENCHMARKS' anomaly section (MNIST, conv AE)."""
+    says already that the model saw the class). Numbers from BENCHMARKS' anomaly section (MNIST, conv AE); `how`:
+    how to train a one-class model where the hint is read."""
     if not fair or auroc >= WEAK_AUROC:
         return None
+    mnist = dataset_name == "mnist"
     if auroc < 0.5:
         return (f"An AUROC of {auroc:.2f} is below chance: this class is reconstructed *better* than the others. A "
-                "class of simple images (little ink, like MNIST's 1) is easy for any autoencoder, seen or not, so its "
-                "error cannot flag it. Try another class, or a one-class model (\"only\" a class, on the Train page).")
+                "class of simple images" + (" (little ink, like MNIST's 1)" if mnist else " (little ink or detail)")
+                + " is easy for any autoencoder, seen or not, so the error cannot flag it: try another class.")
     if one_class:
         return (f"An AUROC of {auroc:.2f} is weak: the other classes are reconstructed nearly as well as this one. "
                 "More epochs, or a smaller code, make the model more particular to its class.")
-    return (f"An AUROC of {auroc:.2f} is weak: classes that look like this one teach the model enough to rebuild it "
-            "(MNIST's 7s are much like its 1s, its 9s like its 4s and 7s). How well a held-out class stands out depends on the class: on MNIST, "
-            "leaving one out gives 0.35 to 0.95 (0.81 on average), while a one-class model (\"only\" a class, on "
-            "the Train page) gives 0.90 to 1.00.")
+    alike = " (MNIST's 7s are much like its 1s, its 9s like its 4s and 7s)" if mnist else ""
+    return (f"An AUROC of {auroc:.2f} is weak: classes that look like this one teach the model enough to rebuild it"
+            f"{alike}. How well a held-out class stands out depends on the class: on MNIST, leaving one out gives "
+            f"0.35 to 0.95 (0.81 on average). A smaller code can help; a one-class model (trained on one class only, "
+            f"on {how}) gives 0.90 to 1.00 there, for the question \"is this image of that class?\".")
 
 
-def training_note(meta: dict, anomaly_class: int) -> tuple[str, bool]:
-    """(one-line note on what the model saw of class k in training, whether the experiment is a fair one)."""
+def training_note(meta: dict, anomaly_class: int, how: str = "on the Train page") -> tuple[str, bool]:
+    """(one-line note on what the model saw of class k in training, whether the experiment is a fair one). `how`: how
+    to train a model without the class, where the note is read."""
     info = meta.get("dataset", {})
     names = info.get("class_names") or []
 
@@ -234,4 +239,4 @@ def training_note(meta: dict, anomaly_class: int) -> tuple[str, bool]:
         return (f"This model was trained without class {name(without)}, but saw class {name(anomaly_class)}: "
                 f"pick class {name(without)} for a fair test.", False)
     return (f"This model saw class {name(anomaly_class)} in training, so its errors there are low too: train one "
-            f"without class {name(anomaly_class)} on the Train page for a fair test.", False)
+            f"without class {name(anomaly_class)} {how} for a fair test.", False)

@@ -218,13 +218,19 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return load_bytes(path.read_bytes(), path.name, device)
 
 
-def _process_start(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot, Linux's /proc), to tell it from a later process given the
-    same number; None where /proc is not there or the process is gone."""
+def _process_stat(pid: int) -> list[str] | None:
+    """The fields of Linux's /proc/PID/stat after the command name (state first); None where /proc is not there or
+    the process is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), to tell it from a later process given the same number."""
+    fields = _process_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def writer() -> dict:
@@ -245,6 +251,9 @@ def status_of(meta: dict) -> str:
         return "interrupted"
     except PermissionError:  # alive, another user's
         return status
+    fields = _process_stat(by["pid"])
+    if fields and fields[0] == "Z":  # exited (killed), not yet reaped by its parent (the app's server, for a job)
+        return "interrupted"
     started = _process_start(by["pid"])
     return "interrupted" if by.get("started") and started and started != by["started"] else status
 
@@ -360,7 +369,7 @@ def delete_checkpoint(path: str | os.PathLike) -> None:
 # --- The model a retraining replaces ----------------------------------------------------------------------------
 # Training saves after every epoch, so that the pages can show a model as it trains: a retraining under an existing
 # name replaces the old model at its first epoch. The old file is kept beside it (hidden, not listed) until the run
-# ends well; if the run dies or diverges, it can be put back.
+# finishes; if the run is stopped, dies or diverges, it can be put back.
 
 
 def previous_path(path: str | os.PathLike) -> Path:
@@ -385,7 +394,7 @@ def keep_previous(path: str | os.PathLike) -> None:
 
 
 def forget_previous(path: str | os.PathLike) -> None:
-    """The retraining ended well (finished, or stopped by the user): the model it replaced goes."""
+    """The retraining finished: the model it replaced goes."""
     previous_path(path).unlink(missing_ok=True)
 
 

@@ -147,8 +147,8 @@ def build_parser() -> Parser:
     ano.add_argument("--top", type=int, default=20, help="how many images to list, 0 or more (default: 20)")
     ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
 
-    res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run died or "
-                                              "diverged")
+    res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run was "
+                                              "stopped, died or diverged")
     res.add_argument("checkpoint")
 
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
@@ -549,9 +549,19 @@ def cmd_anomalies(args) -> int:
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
             what = f"every class but {_class_text(meta, only)}" if only is not None else f"class {_class_text(meta, k)}"
-            print(f"anomaly: {what}. {anomaly.training_note(meta, only if only is not None else k)[0]}")
+            if trained_on.get("name", dataset.name) != dataset.name:
+                note, fair = (f"This model was trained on {dataset_label(trained_on['name'])}, not on {dataset.label}: "
+                              "every image here is new to it, so this says little about the class.", False)
+            else:
+                note, fair = anomaly.training_note(meta, only if only is not None else k,
+                                                   f"(train ... --without-class {k})")
+            print(f"anomaly: {what}. {note}")
             print(f"AUROC {curve.auroc:.3f}; at threshold {at.threshold:.2f}, which flags as many images as there are "
                   f"anomalies ({at.flagged:,}): precision {at.precision:.1%}, recall {at.recall:.1%}")
+            hint = anomaly.auroc_hint(curve.auroc, fair, only is not None, dataset.name,
+                                      "the command line: --only-class")
+            if hint:
+                print(hint.replace("*", ""))
         rows = anomaly.ranked(scores, dataset, args.split)
         if args.top and rows:
             columns = ["rank", "split", "index"] + [c for c in ("file", "class") if rows[0][c] or any(r[c] for r in rows)]
@@ -570,9 +580,14 @@ def cmd_anomalies(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .checkpoints import restore_previous
+    from .checkpoints import SUFFIX, has_previous, restore_previous
 
-    path = restore_previous(Path(args.checkpoint).expanduser())
+    path = Path(args.checkpoint).expanduser()
+    if not path.exists() and path.with_name(path.name + SUFFIX).exists():  # named as `train --out` was given
+        path = path.with_name(path.name + SUFFIX)
+    if not path.exists() and not has_previous(path):
+        raise CheckpointError(f"no such checkpoint: {args.checkpoint}")
+    path = restore_previous(path)
     print(f"restored the earlier model of {path}")
     return 0
 

@@ -152,6 +152,7 @@ class JobStatus:
     reconstructions: np.ndarray | None = None
     message: str = ""
     stop_requested: bool = False
+    notes: list[str] = field(default_factory=list)  # the run's `note: ...` lines (too few steps, ...)
 
     @property
     def active(self) -> bool:
@@ -487,6 +488,15 @@ def _read_events(job: Job) -> _Progress:
         return progress
 
 
+def _log_notes(job: Job) -> list[str]:
+    """What the run said of itself on its way (`note: ...` lines of its log: too few steps an epoch, ...)."""
+    try:
+        text = job.log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.strip()[len("note: "):] for line in text.splitlines() if line.strip().startswith("note: ")]
+
+
 def _log_error(job: Job) -> str:
     """The reason a job failed: its `error: ...` line, else the last line of a traceback, else ''."""
     try:
@@ -560,7 +570,7 @@ def job_status(job_id: str | Job) -> JobStatus:
     progress = _read_events(job)
     status = JobStatus(job, "starting", progress.phase, progress.epoch, progress.epochs, progress.step,
                        progress.steps, progress.terms, progress.history, progress.images_per_s,
-                       stop_requested=job.stop_path.exists())
+                       stop_requested=job.stop_path.exists(), notes=_log_notes(job))
     if progress.preview:
         status.originals = np.asarray(progress.preview["originals"], dtype=np.uint8)
         status.reconstructions = np.asarray(progress.preview["reconstructions"], dtype=np.uint8)

@@ -502,11 +502,14 @@ def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
     per_epoch = math.ceil(used / config.batch_size)
     if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
         return None
-    batch = min(config.batch_size, 2 ** max(2, int(math.log2(max(1, used // 8)))))  # about 8 batches an epoch
+    # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
+    batch = config.batch_size if config.batch_size <= max(4, used // 4) else \
+        2 ** max(2, int(math.log2(max(1, used // 8))))
     epochs = max(config.epochs, math.ceil(MIN_STEPS / math.ceil(used / batch)))
     return (f"{used:,} training images in batches of {config.batch_size} make {per_epoch:,} step"
             f"{'s' if per_epoch != 1 else ''} an epoch, {per_epoch * config.epochs:,} in all: too few to train "
-            f"well. A batch size of {batch} and {epochs:,} epochs make {math.ceil(used / batch) * epochs:,}.")
+            f"well. {f'A batch size of {batch} and ' if batch != config.batch_size else ''}{epochs:,} epochs make "
+            f"{math.ceil(used / batch) * epochs:,} steps.")
 
 
 def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,
@@ -673,7 +676,8 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
                            train_seconds=result.seconds, **meta)
-    if result.status in ("finished", "stopped"):  # else (diverged, out of memory) the model it replaced stays
+    # Stopped (perhaps to undo a mistaken overwrite), diverged, out of memory: the model it replaced stays.
+    if result.status == "finished":
         forget_previous(path)
     if trained:
         if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those

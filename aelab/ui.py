@@ -5,6 +5,7 @@ No model math here: only caching and widgets around functions of the core.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -413,9 +414,9 @@ def duration(seconds: float) -> str:
     """"40 s", "3 min", "1 h 05 min": as a person reads a wait."""
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
+    if seconds < 3600:  # rounded up: a wait that ends sooner than said is better than one that runs over
+        return f"{math.ceil(seconds / 60)} min"
+    hours, minutes = divmod(math.ceil(seconds / 60), 60)
     return f"{hours} h {minutes:02} min"
 
 
@@ -429,7 +430,7 @@ def training_note(meta: dict) -> str | None:
     epochs = (meta.get("train_config") or {}).get("epochs")
     at = f"epoch {trained[-1]['epoch']}" + (f" of {epochs}" if epochs else "") if trained else "its first epoch"
     if status == "training":
-        return f"Still training: this is {at}. The pages show each new epoch as it is saved."
+        return f"Still training: this is {at}, the last one saved when this page ran. Rerun (R) for newer ones."
     return f"Its training was interrupted: this is {at}, the last one saved."
 
 

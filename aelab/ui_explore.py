@@ -336,6 +336,9 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
     # The legend under the chart: beside it, ten class names left the plot 75 px wide on a 1024 px screen.
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="reconstruction error (SSE per image)", yaxis_title=y_title,
+                      # counts of images: whole numbers on the axis, even when a few images make the tallest bin 2
+                      yaxis={"tickformat": ",d", "dtick": 1 if max(int(c.max()) for c in hist.counts.values()) <= 8
+                             else None, "rangemode": "tozero"},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "title": ""})
     return fig
 

@@ -16,7 +16,9 @@ labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
 if not labelled:
     # No class can be the anomaly: rank the images by error, the odd ones out of one's own set first.
     st.info(f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
-            "reconstruction error. Those the model reconstructs worst are the least like the rest.")
+            "reconstruction error. Those the model reconstructs worst are the first to look at, but an image with "
+            "more ink or detail has a larger error too: a model with a small code (2 to 8) tells odd images apart "
+            "better than a roomy one, which rebuilds almost anything.")
     split = st.radio("Images to rank", ["test", "all"], horizontal=True, key="anomaly_split",
                      format_func={"test": f"Test images ({len(ds.y_test):,}, not trained on)",
                                   "all": f"All {len(ds.y_train) + len(ds.y_test):,} images"}.get,
@@ -38,8 +40,10 @@ if not labelled:
     st.plotly_chart(ui_explore.histogram_figure(anomaly.class_histograms(scores, labels), ds, set(), threshold,
                                                 "test images" if split == "test" else "images"), key="anomaly_hist")
     top = ui_explore.most_anomalous_images(scores, ds, split)
+    flagged_here = int(sum(scores[i] >= threshold for i in top))
     st.caption(f"Highest errors first{'; † marks images the model trained on' if split == 'all' else ''}. "
-               f"{sum(scores[i] >= threshold for i in top)} of these {len(top)} are flagged at this threshold.")
+               f"{flagged_here} of these {len(top)} {'is' if flagged_here == 1 else 'are'} flagged at this "
+               "threshold.")
     st.stop()
 
 scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name)
@@ -86,7 +90,7 @@ m[3].metric("Flagged", f"{report.flagged:,}", help=f"of the {len(scores):,} test
             f"least the threshold; {int(is_anomaly.sum()):,} are anomalies")
 m[4].metric("FP rate", f"{report.false_positive_rate:.1%}",
             help="false positive rate: of the normal images, the share flagged")
-hint = anomaly.auroc_hint(curve.auroc, fair, only is not None)
+hint = anomaly.auroc_hint(curve.auroc, fair, only is not None, ds.name)
 if hint:
     st.info(hint)
 if report.flagged == int(is_anomaly.sum()):

@@ -62,10 +62,9 @@ note = ("its training process ended before the run finished: this is its last co
 st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
 if status != "training" and checkpoints.has_previous(ctx.model_path):
     # A retraining under this name died or diverged: the model it replaced is kept, and can come back.
-    left, right = st.columns([4, 1], vertical_alignment="center")
     stem = Path(ctx.model_path).stem
-    left.warning(f"This run replaced an earlier {stem}, which is kept: restore it to undo the run.")
-    if right.button("Restore the earlier model", key="restore_previous"):
+    st.warning(f"This run replaced an earlier {stem}, which is kept: restore it to undo the run.")
+    if st.button(f"Restore the earlier {stem}", key="restore_previous"):
         try:
             checkpoints.restore_previous(ctx.model_path)
         except AelabError as err:

@@ -14,7 +14,7 @@ import streamlit as st
 from aelab import data, jobs, ui, ui_explore
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
-from aelab.train import TrainConfig, steps_note
+from aelab.train import TrainConfig
 
 # Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
@@ -55,10 +55,8 @@ def start(fields: list[jobs.FormField], **request) -> None:
     except AelabError as err:
         refuse(err, fields)
         return
-    note = steps_note(request["variant"], request["dataset"], TrainConfig(**request["train_options"]),
-                      request.get("without_class"), request.get("only_class"))
     st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
-                                                    "running if you leave this page.", note)
+                                                    "running if you leave this page.")
 
 
 def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
@@ -66,13 +64,11 @@ def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
 
 
 def show_outcome() -> None:
-    kind, text, *note = st.session_state.get("train_outcome", (None, ""))
+    kind, text = st.session_state.get("train_outcome", (None, ""))
     if kind == "error":
         st.error(text)  # kept: the page reruns when a job ends, and the reason must not vanish with it
     elif kind == "success":
         st.success(text)
-        if note and note[0]:  # started all the same: the user may stop it and start again with other options
-            st.warning(note[0] + " Stop the job below to start again with those.")
         del st.session_state["train_outcome"]  # said once
 
 
@@ -130,6 +126,8 @@ def show_job(status: jobs.JobStatus) -> None:
         st.info(status.message)
     else:
         st.warning(status.message)
+    for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
+        st.warning(note + (" Stop the job to start again with those." if status.active else ""))
     figure = ui.history_figure(status.history, height=300)
     if figure is not None or status.originals is not None:
         curves, preview = st.columns([3, 2])
@@ -197,11 +195,16 @@ def training_form(ds) -> None:
         name = left.text_input("Model name", key="train_name",
                                help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and "
                                     "spaces")
-        picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
-                                  format_func=lambda i: class_choices[i][0], key="train_classes",
-                                  help="leave a class out (or keep only one) for the Anomalies page")
+        if ds.num_classes:
+            picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
+                                      format_func=lambda i: class_choices[i][0], key="train_classes",
+                                      help="leave a class out (or keep only one) for the Anomalies page")
+        else:  # a set without labels has no class to leave out
+            picked = 0
+            middle.caption("Trains on all of the set's training images (it has no class labels).")
         overwrite = right.checkbox("Overwrite", help="replace a model that already has this name (the old one is kept "
-                                               "until the new one has trained, and can be restored if the run dies)")
+                                               "until the new one has finished, and can be restored on the Models "
+                                               "page if the run is stopped, dies or diverges)")
         submitted = st.form_submit_button("Start training", type="primary")
 
     fields = model_fields + train_fields

@@ -111,3 +111,6 @@ def test_a_weak_fair_result_says_what_it_means():
                                                             "reconstructed *better*")
     assert "leaving one out gives 0.35 to 0.95" in anomaly.auroc_hint(0.69, True, False)
     assert "More epochs, or a smaller code" in anomaly.auroc_hint(0.7, True, True)
+    assert "MNIST's" in anomaly.auroc_hint(0.3, True, False, "mnist")  # examples only where they are the data's
+    assert "MNIST's" not in anomaly.auroc_hint(0.3, True, False, "fashion-mnist")
+    assert "MNIST's 7s" not in anomaly.auroc_hint(0.6, True, False, "fashion-mnist")

@@ -231,10 +231,17 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
                            env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
     assert again.returncode == 2 and again.stderr.strip() == "error: no earlier model of renamed.safetensors is kept"
 
-    # A run that ends well drops the kept model; one that diverged keeps it, and the Models page puts it back.
+    # A run that finishes drops the kept model; one stopped (to undo a mistaken overwrite, say) keeps it.
     train_and_save("mlp", {"latent_dim": 5}, small, TrainConfig(epochs=1), out)
     assert not ck.has_previous(out) and ck.read_metadata(out)["config"]["latent_dim"] == 5
     finished = out.read_bytes()
+    steps = []
+    result, _ = train_and_save("mlp", {"latent_dim": 7}, small, TrainConfig(epochs=3, log_every=1), out,
+                               callbacks=[steps.append], should_stop=lambda: any(e.get("epoch") == 2 for e in steps))
+    assert result.status == "stopped" and ck.previous_path(out).read_bytes() == finished
+    ck.restore_previous(out)
+    assert out.read_bytes() == finished
+    # One that diverged keeps it too, and the Models page puts it back.
     with pytest.raises(RuntimeError):
         train_and_save("mlp", {"latent_dim": 6}, small, TrainConfig(epochs=3, log_every=1), out,
                        callbacks=[die_in_epoch_2])
@@ -255,3 +262,24 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
     assert any("Restored the earlier renamed." in s.value for s in at.success)
     ck.delete_checkpoint(out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_training_process_killed_but_not_yet_reaped_is_interrupted():
+    """A job's process killed with -9 stays a zombie of the app's server until the Train page reaps it: it must not
+    read as still training on the other pages."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        started = ck._process_start(child.pid)
+        meta = {"status": "training", "writer": {**ck.writer(), "pid": child.pid, "started": started}}
+        assert ck.status_of(meta) == "training"
+        child.kill()
+        deadline = time.monotonic() + 10
+        while ck._process_stat(child.pid)[0] != "Z" and time.monotonic() < deadline:  # dead, not reaped
+            time.sleep(0.05)
+        assert ck.status_of(meta) == "interrupted"
+    finally:
+        child.kill()
+        child.wait()

@@ -306,6 +306,13 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         assert lines[0].startswith("44 images scored") and lines[1].split() == ["rank", "split", "index", "file",
                                                                                "error"]
         assert [line.split()[3] for line in lines[2:]] == list(table["file"])
+        # The Train page offers no class to leave out of a set without labels.
+        train = AppTest.from_file(str(PAGES / "train.py"), default_timeout=180)
+        train.session_state["dataset_choice"] = ds.name
+        train.run()
+        assert not train.exception and not [b for b in train.selectbox if b.key == "train_classes"]
+        assert "Trains on all of the set's training images (it has no class labels)." in [
+            c.value for c in train.caption]
     finally:
         out.with_suffix(".safetensors").unlink(missing_ok=True)
         data.remove_image_set(ds.name)
@@ -320,7 +327,10 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
 
     assert few_steps_note(60_000, TrainConfig(epochs=1)) is None  # one epoch of MNIST: hundreds of steps
     assert few_steps_note(1_000, TrainConfig(batch_size=128, epochs=20)).endswith(
-        "A batch size of 64 and 20 epochs make 300.")
+        "too few to train well. 38 epochs make 304 steps.")
+    # A batch already small for the set stays: more epochs reach the steps
+    assert few_steps_note(46, TrainConfig(batch_size=8, epochs=30)).endswith(
+        "too few to train well. 50 epochs make 300 steps.")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ds = data.add_image_set("few shapes.zip", shapes_zip(), image_size=12, channels=1)
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)
@@ -331,11 +341,19 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     try:
         assert not at.exception and any("Started training few-steps" in s.value for s in at.success)
+        # On the job's card (from the run's own `note:` line), while it runs and after it ended
+        deadline = time.monotonic() + 120
+        while not [w for w in at.warning if "too few" in w.value] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            at.run()
+        [job] = [s.job for s in jobs.list_jobs() if s.job.name == "few-steps"]
+        while jobs.job_status(job.id).active and time.monotonic() < deadline:
+            time.sleep(0.5)
+        at.run()
         [warning] = [w.value for w in at.warning if "too few" in w.value]
         # (29 training images, less 5% for the validation loss)
         assert warning == ("28 training images in batches of 128 make 1 step an epoch, 3 in all: too few to train "
-                           "well. A batch size of 4 and 43 epochs make 301. Stop the job below to start again with "
-                           "those.")
+                           "well. A batch size of 4 and 43 epochs make 301 steps.")
         cli = subprocess.run([sys.executable, "-m", "aelab", "train", "mlp", "--dataset", ds.name, "--epochs", "1",
                               "--quiet", "--batch-size", "64", "--out", str(checkpoint_folder() / "few-cli")],
                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
