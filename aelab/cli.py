@@ -65,6 +65,9 @@ def picked(args: argparse.Namespace, cls) -> dict:
             if getattr(args, f.name, None) is not None}
 
 
+CHECKPOINT_HELP = "a .safetensors file (the suffix may be left out), or the name of a model in the checkpoint folder"
+
+
 def build_parser() -> Parser:
     from .models import REGISTRY
     from .train import TrainConfig
@@ -97,12 +100,12 @@ def build_parser() -> Parser:
         add_dataclass_options(sub, TrainConfig)
 
     ev = commands.add_parser("eval", help="test-set metrics of a checkpoint")
-    ev.add_argument("checkpoint")
+    ev.add_argument("checkpoint", help=CHECKPOINT_HELP)
     ev.add_argument("--dataset", help="default: the dataset the model was trained on")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     rec = commands.add_parser("reconstruct", help="prepare images like MNIST and reconstruct them")
-    rec.add_argument("checkpoint")
+    rec.add_argument("checkpoint", help=CHECKPOINT_HELP)
     rec.add_argument("images", nargs="+")
     rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png (made when the first "
                                                   "image is written)")
@@ -110,7 +113,7 @@ def build_parser() -> Parser:
                                                "(default: the class that explains each image best, printed)")
 
     emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them), as .npz")
-    emb.add_argument("checkpoint")
+    emb.add_argument("checkpoint", help=CHECKPOINT_HELP)
     emb.add_argument("--dataset")
     emb.add_argument("--split", default="test", choices=("train", "test", "all"), help="all: train then test")
     emb.add_argument("--map", default="none", choices=("none", "pca", "umap"),
@@ -121,7 +124,7 @@ def build_parser() -> Parser:
     emb.add_argument("--out", required=True, help="the .npz file to write (.npz is added)")
 
     smp = commands.add_parser("sample", help="a grid of samples from a generative model")
-    smp.add_argument("checkpoint")
+    smp.add_argument("checkpoint", help=CHECKPOINT_HELP)
     smp.add_argument("-n", type=int, default=64, help="how many samples, 1 to 10000 (default: 64)")
     smp.add_argument("--temperature", type=float, default=1.0,
                      help="scale of the prior's noise, 0 to 100: below 1 gives typical images, above 1 odd ones "
@@ -137,7 +140,7 @@ def build_parser() -> Parser:
                               description="Rank a dataset's images by their reconstruction error, the highest (the "
                                           "most anomalous) first, as the app's Anomalies page does; on a labelled "
                                           "dataset also how well the error tells one class from the others.")
-    ano.add_argument("checkpoint")
+    ano.add_argument("checkpoint", help=CHECKPOINT_HELP)
     ano.add_argument("--dataset", help="default: the dataset the model was trained on")
     ano.add_argument("--split", default="test", choices=("test", "all"),
                      help="all: the training images too, to find the odd ones out of one's own images (default: test)")
@@ -149,7 +152,7 @@ def build_parser() -> Parser:
 
     res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run was "
                                               "stopped, died or diverged")
-    res.add_argument("checkpoint")
+    res.add_argument("checkpoint", help=CHECKPOINT_HELP)
 
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
@@ -359,11 +362,24 @@ def _output_file(name: str, option: str, suffix: str | None = None, refuse: tupl
     return path
 
 
-def _load(name: str, device="cpu"):
-    """load_checkpoint, with a folder named as a folder (not "no such checkpoint") and what it holds."""
-    from .checkpoints import SUFFIX, load_checkpoint
+def _checkpoint_path(name: str) -> Path:
+    """The file a command's CHECKPOINT names: a path as given, else with .safetensors added (as `train --out` adds
+    it), else a model of that name in the checkpoint folder (`eval mnist-conv-30`)."""
+    from .checkpoints import SUFFIX, checkpoint_folder
 
     path = Path(name).expanduser()
+    candidates = [path, path.with_name(path.name + SUFFIX)] if path.name else [path]
+    if path.name and path.parent == Path("."):
+        candidates += [checkpoint_folder() / path.name, checkpoint_folder() / (path.name + SUFFIX)]
+    return next((c for c in candidates if c.exists()), path)
+
+
+def _load(name: str, device="cpu"):
+    """load_checkpoint of _checkpoint_path(name), with a folder named as a folder (not "no such checkpoint") and
+    what it holds."""
+    from .checkpoints import SUFFIX, load_checkpoint
+
+    path = _checkpoint_path(name)
     if path.is_dir():
         inside = sorted(path.glob(f"*{SUFFIX}"))
         hint = f" (it holds {len(inside)}, e.g. {inside[0]})" if inside else ""
@@ -468,7 +484,7 @@ def cmd_embed(args) -> int:
 
     model, meta = _load(args.checkpoint)
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
-        out = _output_file(args.out, "--out", ".npz", refuse=(Path(args.checkpoint),),
+        out = _output_file(args.out, "--out", ".npz", refuse=(_checkpoint_path(args.checkpoint),),
                            what="embed writes a .npz file")
         dataset = dataset_for(args, args.dataset, meta, model)
         x, y = dataset.split(args.split)
@@ -498,7 +514,8 @@ def cmd_sample(args) -> int:
     # A model that cannot sample at all is told so by explore (below), not that it takes no class.
     label = _check_label(model, args.label) if model.generative else None
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
-        out = _output_file(args.out, "--out", ".png", refuse=(Path(args.checkpoint),), what="sample writes a PNG")
+        out = _output_file(args.out, "--out", ".png", refuse=(_checkpoint_path(args.checkpoint),),
+                           what="sample writes a PNG")
         if label is None:  # a conditional model's grid: one class per column
             grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
         else:
@@ -522,7 +539,7 @@ def cmd_anomalies(args) -> int:
     if args.top < 0:
         raise ConfigError(f"--top {args.top}: give 0 or more images to list")
     model, meta = _load(args.checkpoint)
-    path = Path(args.checkpoint).expanduser()
+    path = _checkpoint_path(args.checkpoint)
     with _no_new_empty_folders(Path(os.path.expanduser((args.csv or ".").strip())).parent):
         out = _output_file(args.csv, "--csv", ".csv", refuse=(path,), what="--csv writes a .csv file") \
             if args.csv else None
@@ -580,11 +597,9 @@ def cmd_anomalies(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .checkpoints import SUFFIX, has_previous, restore_previous
+    from .checkpoints import has_previous, restore_previous
 
-    path = Path(args.checkpoint).expanduser()
-    if not path.exists() and path.with_name(path.name + SUFFIX).exists():  # named as `train --out` was given
-        path = path.with_name(path.name + SUFFIX)
+    path = _checkpoint_path(args.checkpoint)
     if not path.exists() and not has_previous(path):
         raise CheckpointError(f"no such checkpoint: {args.checkpoint}")
     path = restore_previous(path)

@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from aelab import data, jobs, ui, ui_explore
+from aelab import checkpoints, data, jobs, ui, ui_explore
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig
@@ -126,6 +126,8 @@ def show_job(status: jobs.JobStatus) -> None:
         st.info(status.message)
     else:
         st.warning(status.message)
+    if not status.active and status.state != "finished" and checkpoints.has_previous(job.checkpoint):
+        st.caption(f"The model this run replaced is kept: restore it on the Models page (with {job.name} picked).")
     for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
         st.warning(note + (" Stop the job to start again with those." if status.active else ""))
     figure = ui.history_figure(status.history, height=300)

@@ -458,3 +458,15 @@ def test_a_second_ctrl_c_or_one_after_training_interrupts_at_once():
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
+
+
+def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder(tmp_path, tiny_checkpoints):
+    """`eval tiny-mlp` finds the model in the checkpoint folder; `eval x` finds x.safetensors (train --out x wrote
+    it); a path that exists is taken as it is."""
+    import shutil
+
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "x.safetensors")
+    results = aelab_many([["eval", "tiny-mlp", "--json"], ["eval", "x", "--json"],
+                          ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "no-such-model"]], cwd=tmp_path)
+    assert [json.loads(r.stdout)["variant"] for r in results[:3]] == ["mlp", "pca", "pca"]
+    assert_one_line_error(results[3], "no such checkpoint: no-such-model")

@@ -162,6 +162,20 @@ def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
     assert not [path for path, _ in list_checkpoints()[1] if "long-killed" in path.name]
     # The verdict is frozen: it stays the same when read again (by any session or server).
     assert jobs.job_status(job.id).message == status.message
+    # Had it replaced a model, its card would say that one can be restored.
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    kept = checkpoints.previous_path(status.checkpoint)
+    kept.write_bytes(Path(status.checkpoint).read_bytes())
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"),
+                               default_timeout=120).run()
+        assert ("The model this run replaced is kept: restore it on the Models page (with long-killed picked)."
+                in [c.value for c in at.caption])
+    finally:
+        kept.unlink()
 
 
 def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_never_trained_twice(started):
