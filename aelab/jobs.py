@@ -532,6 +532,15 @@ def _remove_stale_temp_files(job: Job) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def holds_its_model(job: Job) -> bool:
+    """Does the checkpoint under the job's name still hold what this job saved (not restored, retrained, uploaded or
+    deleted since)? The command recorded in the file names the job's folder."""
+    try:
+        return job.id in checkpoints.read_metadata(job.checkpoint).get("command", "")
+    except (OSError, CheckpointError):
+        return False
+
+
 def _final_save_done(job: Job) -> bool:
     """The trainer's "done" event comes before the test metrics and the final save: did that save happen?"""
     try:

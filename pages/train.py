@@ -126,7 +126,9 @@ def show_job(status: jobs.JobStatus) -> None:
         st.info(status.message)
     else:
         st.warning(status.message)
-    if not status.active and status.state != "finished" and checkpoints.has_previous(job.checkpoint):
+    if not status.active and status.history and not jobs.holds_its_model(job):
+        st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
+    elif not status.active and status.state != "finished" and checkpoints.has_previous(job.checkpoint):
         st.caption(f"The model this run replaced is kept: restore it on the Models page (with {job.name} picked).")
     for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
         st.warning(note + (" Stop the job to start again with those." if status.active else ""))

@@ -174,8 +174,17 @@ def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
                                default_timeout=120).run()
         assert ("The model this run replaced is kept: restore it on the Models page (with long-killed picked)."
                 in [c.value for c in at.caption])
+        # Restored, then overwritten by another run: the card no longer speaks for the file.
+        checkpoints.restore_previous(status.checkpoint)
+        from aelab.checkpoints import save_checkpoint
+
+        save_checkpoint(model, status.checkpoint, **{**meta, "command": "python -m aelab train mlp ..."})
+        at.run()
+        assert "long-killed has been replaced (restored, retrained, uploaded) or deleted since this run saved it." in [
+            c.value for c in at.caption]
+        assert not jobs.holds_its_model(job)
     finally:
-        kept.unlink()
+        kept.unlink(missing_ok=True)
 
 
 def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_never_trained_twice(started):
