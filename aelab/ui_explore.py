@@ -409,8 +409,8 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
 def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
                           anomalous: set[int] | None = None) -> np.ndarray:
     """The Anomalies page's ranking of `split`'s images ("test", or "all": training then test) by `scores`: as many
-    as the user asks for, captioned with their class (★ on an `anomalous` class) or, in a set without labels, their
-    rank (training images marked †); for one's own images, a table of their files. Returns the indices shown."""
+    as the user asks for, captioned with their class (★ on an `anomalous` class) and error (training images marked
+    †); for one's own images, a table of their files. Returns the indices shown."""
     st.subheader("Most anomalous images" if split == "all" else "Most anomalous test images")
     count = len(scores)
     n = st.slider("How many", 8, min(64, count), min(16, count), 8, key="anomaly_top") if count > 8 else count
@@ -418,9 +418,10 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     top = anomaly.most_anomalous(scores, n)
     images = ds.split("all")[0] if split == "all" else ds.x_test
     labelled = anomalous is not None
-    captions = [(("★ " if r["label"] in anomalous else "") + r["class"]
-                 if labelled else f"#{r['rank']}") + f" · {r['error']:.1f}" + (" †" if r["split"] == "train" else "")
-                for r in rows]
+    # Short captions (the images of a row shrink on a narrow screen): the class and the error, or in a set without
+    # labels the error alone (the images come in rank order, and the table numbers them).
+    captions = [(("★ " if r["label"] in anomalous else "") + r["class"] + " · " if labelled else "")
+                + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
     ui.show_images(images[top].float().div(255), captions, columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are
         shown = [{"rank": r["rank"], "file": r["file"], **({"class": r["class"]} if labelled else {}),
