@@ -47,7 +47,8 @@ PAGES = [
      "draw a digit (or a shirt, a letter...) and see how the model encodes and rebuilds it"),
     ("pages/denoise.py", "Denoise", ":material/auto_fix_high:", "add noise to images, or upload your own, and clean them"),
     ("pages/generate.py", "Generate", ":material/casino:", "sample new images from a VAE, by class for a conditional VAE"),
-    ("pages/anomalies.py", "Anomalies", ":material/troubleshoot:", "reconstruction error as an anomaly score"),
+    ("pages/anomalies.py", "Anomalies", ":material/troubleshoot:",
+     "reconstruction error as an anomaly score: a class the model never saw, or the odd ones out of your images"),
 ]
 
 
