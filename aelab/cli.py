@@ -565,7 +565,9 @@ def cmd_anomalies(args) -> int:
             is_anomaly = anomaly.anomaly_mask(labels, k, only)
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
-            what = f"every class but {_class_text(meta, only)}" if only is not None else f"class {_class_text(meta, k)}"
+            names = {"dataset": {"class_names": dataset.class_names}}  # the scored data's (--dataset may differ)
+            what = (f"every class but {_class_text(names, only)}" if only is not None
+                    else f"class {_class_text(names, k)}")
             if trained_on.get("name", dataset.name) != dataset.name:
                 note, fair = (f"This model was trained on {dataset_label(trained_on['name'])}, not on {dataset.label}: "
                               "every image here is new to it, so this says little about the class.", False)
@@ -581,7 +583,7 @@ def cmd_anomalies(args) -> int:
                 print(hint.replace("*", ""))
         rows = anomaly.ranked(scores, dataset, args.split)
         if args.top and rows:
-            columns = ["rank", "split", "index"] + [c for c in ("file", "class") if rows[0][c] or any(r[c] for r in rows)]
+            columns = ["rank", "split", "index"] + [c for c in ("file", "class") if any(r[c] for r in rows)]
             shown = [[str(r[c]) for c in columns] + [f"{r['error']:.2f}"] for r in rows[: args.top]]
             widths = [max(len(h), *(len(row[i]) for row in shown)) for i, h in enumerate(columns + ["error"])]
             for row in [columns + ["error"], *shown]:
