@@ -63,7 +63,8 @@ st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else
 if status != "training" and checkpoints.has_previous(ctx.model_path):
     # A retraining under this name died or diverged: the model it replaced is kept, and can come back.
     stem = Path(ctx.model_path).stem
-    st.warning(f"This run replaced an earlier {stem}, which is kept: restore it to undo the run.")
+    st.warning(f"The run that saved this model ({status}) replaced an earlier {stem}, which is kept: restore it to "
+               "undo that run.")
     if st.button(f"Restore the earlier {stem}", key="restore_previous"):
         try:
             checkpoints.restore_previous(ctx.model_path)

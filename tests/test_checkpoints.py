@@ -255,7 +255,8 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
     at.session_state["model_choice"] = "renamed"
     at.run()
     assert not at.exception
-    assert any("This run replaced an earlier renamed, which is kept" in w.value for w in at.warning), (
+    assert any("The run that saved this model (diverged) replaced an earlier renamed, which is kept" in w.value
+               for w in at.warning), (
         [e.value for e in [*at.warning, *at.error, *at.caption]])
     at.button(key="restore_previous").click().run()
     assert not at.exception and out.read_bytes() == finished and not ck.has_previous(out)
