@@ -402,9 +402,9 @@ def _check_label(model, label: int | None) -> int | None:
 
 def _class_text(meta: dict, k: int) -> str:
     """A class as people read it: its number, and its name where that says more (Fashion-MNIST's "3 (Dress)")."""
-    names = (meta.get("dataset") or {}).get("class_names") or []
-    name = str(names[k]) if k < len(names) else ""
-    return f"{k}" if name in ("", str(k)) else f"{k} ({name})"
+    from .data import class_text
+
+    return class_text((meta.get("dataset") or {}).get("class_names") or [], k, "()")
 
 
 SEEN_NOTE = ("note: this model was trained on the full MNIST, whose training set holds every image of the offline "

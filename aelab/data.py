@@ -112,6 +112,15 @@ class Dataset:
                                    source=f"{self.source}, {what}", train_files=files)
 
 
+def class_text(names: list[str], k: int, around: str = ": ") -> str:
+    """Class k as people read it: its number, and its name where that says more: "3: Dress" (the app), or with
+    around="()" "3 (Dress)" (the command line). MNIST's "7" is just "7"."""
+    name = str(names[k]) if 0 <= k < len(names) else ""
+    if name in ("", str(k)):
+        return str(k)
+    return f"{k} ({name})" if around == "()" else f"{k}{around}{name}"
+
+
 def to_float(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1] on `device` (done per batch, on the device, so the copy stays small)."""
     if device is not None:

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from . import anomaly, checkpoints, classify, metrics, ui
-from .data import Dataset, stratified_indices, to_float
+from .data import Dataset, class_text, stratified_indices, to_float
 from .errors import AelabError
 
 # The Draw page's map: enough codes to show every class's cloud, few enough to redraw quickly after each stroke.
@@ -89,7 +89,7 @@ def class_label(ds: Dataset, k: int) -> str:
 
 def label_of_class(names: list[str], k: int) -> str:
     """A class as the pages name it: "9: Ankle boot", or "7" where the name is the number."""
-    return f"{k}: {names[k]}" if k < len(names) and names[k] != str(k) else str(k)
+    return class_text(names, k)
 
 
 def class_name(ds: Dataset, k: int) -> str:
