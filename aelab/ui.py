@@ -387,6 +387,11 @@ def sidebar(need_model: bool = True) -> Context:
                 progress = training_note(meta)
                 if progress:
                     st.info(progress + ("" if progress.startswith("Still") else previous_note(path)))
+                if checkpoints.status_of(meta) == "training" and st.toggle(
+                        "Follow the training", key="follow_training",
+                        help="rerun this page each time the model saves a new epoch (pages that compute much, "
+                             "like a large latent map, compute it again each time)"):
+                    follow(path, mtime)
                 if metrics.seen_in_training(meta, ds):
                     st.warning(f"{info.name} was trained on the full MNIST, whose training set holds all of these "
                                "5,000 digits: its errors and scores on them here are training scores, not test "
@@ -421,6 +426,18 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02} min"
 
 
+@st.fragment(run_every=2)
+def follow(path: str, mtime: float) -> None:
+    """While the picked model trains: every 2 s, a look at its file (a cheap fragment run); a new epoch saved (or the
+    final save) reruns the whole page on it."""
+    try:
+        changed = os.path.getmtime(path) != mtime
+    except OSError:  # renamed or deleted meanwhile: the page says what became of it
+        changed = True
+    if changed:
+        st.rerun(scope="app")
+
+
 def training_note(meta: dict) -> str | None:
     """A line for a model that is not done: still training (the pages show its last saved epoch, and follow it as it
     goes on) or interrupted (its training process died; this is the last epoch it saved)."""
@@ -431,7 +448,8 @@ def training_note(meta: dict) -> str | None:
     epochs = (meta.get("train_config") or {}).get("epochs")
     at = f"epoch {trained[-1]['epoch']}" + (f" of {epochs}" if epochs else "") if trained else "its first epoch"
     if status == "training":
-        return f"Still training: this is {at}, the last one saved when this page ran. Rerun (R) for newer ones."
+        return (f"Still training: this is {at}, the last one saved when this page ran. Follow the training below, "
+                "or rerun (R), for newer ones.")
     return f"Its training was interrupted: this is {at}, the last one saved."
 
 

@@ -317,6 +317,7 @@ def test_anomalies_of_a_model_still_training_say_so_and_keep_the_threshold(tiny_
                                                     "train_config": {**meta["train_config"], "epochs": 9}})
     at = run_page("anomalies", "growing")
     assert f"Still training: this is epoch {history[-1]['epoch']} of 9" in texts(at.sidebar.info)
+    assert [t.label for t in at.sidebar.toggle] == ["Follow the training"]  # (the browser test follows one)
     threshold = at.main.slider[0]
     chosen = round((threshold.min + threshold.max) / 2, 1)
     threshold.set_value(chosen).run()
@@ -331,4 +332,4 @@ def test_anomalies_of_a_model_still_training_say_so_and_keep_the_threshold(tiny_
     save_checkpoint(model, tmp_path / "growing", **{**mid, "status": "training",
                                                     "writer": {**checkpoints.writer(), "started": "gone"}})
     at.run()
-    assert "Its training was interrupted" in texts(at.sidebar.info)
+    assert "Its training was interrupted" in texts(at.sidebar.info) and not at.sidebar.toggle

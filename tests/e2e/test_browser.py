@@ -374,3 +374,52 @@ def test_a_deep_link_on_a_new_server_opens_the_page_inside_the_app(browser, tiny
             shot(page, artifacts, "deep_link_models")
         finally:
             context.close()
+
+
+def test_following_a_model_that_trains_shows_each_new_epoch(browser, app_server, artifacts, tiny_checkpoints):
+    """A model saved after every epoch by a training still running: with "Follow the training" on, the page shows each
+    new epoch by itself, without a click."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from aelab.checkpoints import checkpoint_folder
+
+    out = checkpoint_folder() / "follow-me"
+    job = subprocess.Popen([sys.executable, "-m", "aelab", "train", "mlp", "--hidden", "64", "--latent-dim", "4",
+                            "--epochs", "200", "--batch-size", "4", "--quiet", "--out", str(out)],
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        deadline = time.monotonic() + 120
+        while not out.with_suffix(".safetensors").exists():  # its first epoch saved
+            assert time.monotonic() < deadline and job.poll() is None, "the training saved no epoch"
+            time.sleep(0.5)
+        page = context.new_page()
+        goto(page, app_server.url + "/models")
+        choose_model(page, "follow-me")
+        wait_idle(page)
+        sidebar = page.locator(SIDEBAR)
+
+        def shown_epoch() -> int:
+            text = sidebar.get_by_text("Still training: this is epoch").first.inner_text()
+            return int(re.search(r"epoch (\d+) of 200", text).group(1))
+
+        first = shown_epoch()
+        sidebar.get_by_text("Follow the training", exact=True).click()
+        deadline = time.monotonic() + 90
+        while shown_epoch() <= first:  # no click: the page follows the file
+            assert time.monotonic() < deadline, f"still epoch {first} after 90 s"
+            page.wait_for_timeout(1000)
+        assert_no_exception(page, "Models, following a training")
+        shot(page, artifacts, "follow_training")
+    finally:
+        context.close()
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        out.with_suffix(".safetensors").unlink(missing_ok=True)
+        for kept in checkpoint_folder().glob(".follow-me.safetensors*"):
+            kept.unlink()
