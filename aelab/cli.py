@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import mimetypes
 import os
 import shlex
 import sys
@@ -65,6 +66,7 @@ def picked(args: argparse.Namespace, cls) -> dict:
             if getattr(args, f.name, None) is not None}
 
 
+DATA_ROOT_HELP = "folder holding mnist/ and fashion-mnist/ idx files (or AELAB_DATA)"
 CHECKPOINT_HELP = "a .safetensors file (the suffix may be left out), or the name of a model in the checkpoint folder"
 
 
@@ -73,7 +75,7 @@ def build_parser() -> Parser:
     from .train import TrainConfig
 
     parser = Parser(prog="python -m aelab", description="aelab: train, inspect and use autoencoders")
-    parser.add_argument("--data-root", help="folder holding mnist/ and fashion-mnist/ idx files (or AELAB_DATA)")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     commands.add_parser("list", help="list the model variants")
@@ -160,6 +162,11 @@ def build_parser() -> Parser:
     zoo.add_argument("--list", action="store_true", help="list the zoo entries and their commands")
     zoo.add_argument("--prepare", action="store_true",
                      help="compute the pages' results for the shipped checkpoints into aelab/prepared/ (full data)")
+    # --data-root is also taken after the command (`eval CHECKPOINT --data-root PATH`), where people put options;
+    # given there it wins over one given before the command.
+    for sub in [*commands.choices.values(), *variants.choices.values()]:
+        if sub is not train:
+            sub.add_argument("--data-root", default=argparse.SUPPRESS, help=DATA_ROOT_HELP)
     return parser
 
 
@@ -263,7 +270,7 @@ def _out_name(name: str, suffix: str, what: str, option: str = "--out") -> str:
     found = "" if text.endswith(("/", os.sep)) else Path(text).suffix  # Path drops a trailing slash
     if found.lower() == suffix:
         return text[: -len(found)] + suffix
-    if found.lower() in OTHER_FILE_SUFFIXES:
+    if found.lower() in OTHER_FILE_SUFFIXES or mimetypes.guess_type("x" + found.lower())[0]:  # README.md, notes.odt
         raise ConfigError(f"{what}: give {option} a {suffix} name (or none: {suffix} is added), not {Path(text).name}")
     return name
 

@@ -121,6 +121,14 @@ def class_text(names: list[str], k: int, around: str = ": ") -> str:
     return f"{k} ({name})" if around == "()" else f"{k}{around}{name}"
 
 
+def short_class_name(names: list[str], k: int) -> str:
+    """A class's name for a caption under a small image: "T-shirt" for Fashion-MNIST's "T-shirt/top" (which wrapped
+    as "T- / shirt/to / p"), the name otherwise, the number where there is none; "unlabelled" for -1."""
+    if k < 0:
+        return "unlabelled"
+    return str(names[k]).split("/")[0] if k < len(names) else str(k)
+
+
 def to_float(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1] on `device` (done per batch, on the device, so the copy stays small)."""
     if device is not None:

@@ -181,3 +181,25 @@ def tile(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
 def sample_grid(model: Autoencoder, n: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
     columns = model.config.num_classes if model.conditional else int(max(1, round(n ** 0.5)))
     return tile(samples(model, n, temperature, seed), columns)
+
+
+def shown_of_selection(rows: list[int], labels, n: int) -> list[int]:
+    """Which n of the selected `rows` (of a latent map) to show: every class of the selection gets a share in
+    proportion to its count and at least one image (so that both the cluster that was circled and the few images
+    that do not belong to it are seen), the rarer classes first, each class's rows in order. `labels[r]`: the class
+    of row r (any hashable)."""
+    rows = sorted(rows)
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(labels[r], []).append(r)
+    classes = sorted(groups, key=lambda c: (len(groups[c]), str(c)))  # rarer first
+    if len(rows) <= n:
+        return [r for c in classes for r in groups[c]]
+    quota = {c: 0 for c in classes}
+    for c in classes[:n]:  # one each, as many classes as fit (rarer first)
+        quota[c] = 1
+    while sum(quota.values()) < n:  # the rest in proportion: to the class furthest below its share
+        c = max(classes, key=lambda c: (len(groups[c]) * n / len(rows) - quota[c]
+                                        if quota[c] < len(groups[c]) else -math.inf))
+        quota[c] += 1
+    return [r for c in classes for r in groups[c][: quota[c]]]

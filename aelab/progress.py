@@ -95,5 +95,6 @@ class TrainingProgress:
         elif kind == "note":
             (self.bar.write if self.bar else print)(event["message"])
         elif kind == "epoch" and self.bar and event.get("val"):
-            self.bar.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train']['total']:.3f}, "
+            part = f" (stopped after {event['fraction']:.0%} of it)" if event.get("fraction", 1) < 1 else ""
+            self.bar.write(f"epoch {event['epoch']}/{event['epochs']}{part}: train {event['train']['total']:.3f}, "
                            f"val {event['val']['total']:.3f}, {event['images_per_s']:.0f} img/s")

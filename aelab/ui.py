@@ -607,5 +607,14 @@ def show_images(images, captions=None, columns: int = 8, width: int = 84) -> Non
                  output_format="PNG")
 
 
+def shown_path(path: Path) -> str:
+    """A server path as a command to paste would need it: relative to where the server was started, when inside it
+    (checkpoints/x.safetensors), else whole (the checkpoint folder set by AELAB_CHECKPOINTS)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def model_root() -> Path:
     return checkpoints.checkpoint_folder()

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from . import anomaly, checkpoints, classify, metrics, ui
-from .data import Dataset, class_text, stratified_indices, to_float
+from .data import Dataset, class_text, short_class_name, stratified_indices, to_float
 from .errors import AelabError
 
 # The Draw page's map: enough codes to show every class's cloud, few enough to redraw quickly after each stroke.
@@ -93,8 +93,8 @@ def label_of_class(names: list[str], k: int) -> str:
 
 
 def class_name(ds: Dataset, k: int) -> str:
-    """The class's name alone ("T-shirt/top", "7"): for captions under small images, where "0: T-shirt/top" wraps."""
-    return ds.class_names[k] if ds.class_names and 0 <= k < len(ds.class_names) else str(k)
+    """The class's short name ("T-shirt", "7"): for captions under small images, where "0: T-shirt/top" wraps."""
+    return short_class_name(ds.class_names or [], k)
 
 
 def what_to_draw(ds: Dataset) -> str:
@@ -325,7 +325,8 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
     for c, counts in hist.counts.items():
         odd = c in anomalous_classes
         alone = len(hist.counts) == 1  # one curve (a set without labels): no legend, drawn as plainly as can be
-        name = class_label(ds, c) if c >= 0 else "without a class"
+        name = (f"{c}: {class_name(ds, c)}" if class_name(ds, c) != str(c) else str(c)) if c >= 0 else \
+            "without a class"
         fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
                                  name=name + (" (anomaly)" if odd else ""), showlegend=not alone,
                                  line={"width": 3.5 if odd or alone else 1.2,
@@ -333,13 +334,15 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
                                  opacity=1.0 if odd or alone else 0.6))
     fig.add_vline(x=threshold, line_dash="dash", line_color="black",
                   annotation_text="threshold", annotation_position="top right")
-    # The legend under the chart: beside it, ten class names left the plot 75 px wide on a 1024 px screen.
-    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    # The legend under the chart, two short names a row: beside it, ten class names left the plot 75 px wide on a
+    # 1024 px screen; under it, one a row (in a column that narrow) squashed the plot and hid the axis title.
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="reconstruction error (SSE per image)", yaxis_title=y_title,
                       # counts of images: whole numbers on the axis, even when a few images make the tallest bin 2
                       yaxis={"tickformat": ",d", "dtick": 1 if max(int(c.max()) for c in hist.counts.values()) <= 8
                              else None, "rangemode": "tozero"},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "title": ""})
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0, "title": "",
+                              "entrywidth": 0.5, "entrywidthmode": "fraction"})
     return fig
 
 
@@ -420,7 +423,7 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     labelled = anomalous is not None
     # Short captions (the images of a row shrink on a narrow screen): the class and the error, or in a set without
     # labels the error alone (the images come in rank order, and the table numbers them).
-    captions = [(("★ " if r["label"] in anomalous else "") + r["class"] + " · " if labelled else "")
+    captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + " · " if labelled else "")
                 + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
     ui.show_images(images[top].float().div(255), captions, columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from aelab import denoise, ui, ui_explore
+from aelab import checkpoints, denoise, ui, ui_explore
 from aelab.data import BUILTIN, to_float
 from aelab.errors import AelabError
 
@@ -31,7 +31,8 @@ with left:
     else:
         # The command for a built-in set (one's own is named by its place on the server, which is not shown).
         command = (f" (or `python -m aelab train conv --dataset {ds.name} --noise gaussian --noise-level 0.5 "
-                   f"--out checkpoints/{ds.name}-denoiser`)" if ds.name in BUILTIN else "")
+                   f"--out {ui.shown_path(checkpoints.path_for(ds.name + '-denoiser'))}`)" if ds.name in BUILTIN
+                   else "")
         st.info(f"No denoising model for {ds.label} yet: train one on the Train page with noise gaussian{command}.")
 with right:
     plain_info = None

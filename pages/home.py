@@ -18,8 +18,9 @@ st.markdown(
 found, broken = checkpoints.list_checkpoints()
 st.subheader("Models")
 if found:
-    ui.model_table(found, ["name", "variant", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy",
-                           "status"], current=ctx.model_path)
+    # (the variant is on Models: with it, "status" was cut at 1024 px)
+    ui.model_table(found, ["name", "latent size", "dataset", "test error (SSE/image)", "5-NN accuracy", "status"],
+                   current=ctx.model_path)
     st.caption(f"{len(found)} checkpoints in {ui.model_root()}. Pick one by clicking its row or in the sidebar; the "
                "Models page has every metric and the training history.")
 else:

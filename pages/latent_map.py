@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from aelab import cache, compare, export, metrics, project, ui
-from aelab.data import to_float
+from aelab import cache, compare, explore, export, metrics, project, ui
+from aelab.data import short_class_name, to_float
 from aelab.errors import AelabError
 
 SHOWN = 32  # selected images drawn at most; the rest are counted
@@ -86,14 +86,14 @@ if not rows:
                "reconstructions and their nearest neighbours in code space.")
 else:
     counts = Counter(name_of(v) for v in labels[rows])
-    # The rarer classes of the selection first: in a lasso round a cluster, the few that do not belong are the ones
-    # to look at (by index they were never among those shown).
-    shown = sorted(rows, key=lambda r: (counts[name_of(labels[r])], r))[:SHOWN]
-    st.subheader(f"{len(rows):,} selected" + (f", {SHOWN} shown (the rarer classes first)" if len(rows) > SHOWN
-                                               else ""))
+    # Every class of the selection, in proportion and at least one each, the rarer first: in a lasso round a cluster
+    # the few that do not belong are seen, and so is the cluster.
+    shown = explore.shown_of_selection(rows, {r: name_of(labels[r]) for r in rows}, SHOWN)
+    st.subheader(f"{len(rows):,} selected" + (f", {SHOWN} shown (each class in proportion, the rarer first)"
+                                               if len(rows) > SHOWN else ""))
     st.caption("Classes (images): " + ", ".join(f"{name}: {n:,}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
-    captions = [f"{name_of(v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
+    captions = [f"{short_class_name(names, v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
     st.markdown("**Reconstructions**")
@@ -106,7 +106,8 @@ else:
     near, dist = near[0], dist[0]
     same = sum(labels[r] == labels[query] for r in near)
     ui.show_images(to_float(x_all[indices[[query, *near]]]),
-                   ["query"] + [f"{name_of(labels[r])} d={d:.2f}" for r, d in zip(near, dist)], columns=11, width=64)
+                   ["query"] + [f"{short_class_name(names, int(labels[r]))} d={d:.2f}" for r, d in zip(near, dist)],
+                   columns=11, width=64)
     st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
 
 st.subheader("Export")

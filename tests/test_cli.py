@@ -238,6 +238,9 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         # Outputs: another kind of file's extension is refused, not suffixed; a file that is no aelab checkpoint
         # is not overwritten by training.
         (("train", "mlp", "--out", "o3.pt"), ("checkpoints are .safetensors files", "not o3.pt")),
+        (("train", "mlp", "--out", "README.md"), ("checkpoints are .safetensors files", "not README.md")),
+        (("eval", tiny_checkpoints["tiny-pca"], "--data-root", tmp_path / "nowhere"),
+         (f"--data-root {tmp_path / 'nowhere'}: no such folder",)),  # taken after the command too
         (("sample", tiny_checkpoints["tiny-vae"], "--out", "seven.jpg"), ("sample writes a PNG", "not seven.jpg")),
         (("embed", tiny_checkpoints["tiny-vae"], "--out", "codes.png"), ("embed writes a .npz file",)),
         (("train", "mlp", "--epochs", "1", "--out", "notes"),

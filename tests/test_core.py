@@ -631,3 +631,19 @@ def test_tile_lays_images_out_like_torchvision_make_grid(n, columns, channels):
     images = torch.rand(n, channels, 5, 4)
     theirs = make_grid(images, nrow=columns, padding=2, pad_value=0.5)[:channels]
     assert torch.equal(tile(images, columns), theirs)
+
+
+def test_a_latent_map_selection_shows_every_class_in_proportion():
+    """Box-selecting a cluster of 193 T-shirts with 35 shirts and 2 dresses in it, 32 shown: some of each, the rarer
+    first (showing the rarer classes alone hid the T-shirts that were circled)."""
+    from collections import Counter
+
+    from aelab.explore import shown_of_selection
+
+    labels = {r: "T-shirt" if r < 193 else "Shirt" if r < 228 else "Dress" for r in range(230)}
+    shown = shown_of_selection(list(range(230))[::-1], labels, 32)
+    assert len(shown) == 32 and Counter(labels[r] for r in shown) == {"T-shirt": 26, "Shirt": 5, "Dress": 1}
+    assert [labels[r] for r in shown[:2]] == ["Dress", "Shirt"] and shown[1:6] == [193, 194, 195, 196, 197]
+    assert shown_of_selection([5, 1, 3], {1: "a", 3: "b", 5: "a"}, 32) == [3, 1, 5]  # all fit: the rarer first
+    many = {r: r for r in range(50)}  # more classes than places: one each of the first n
+    assert len(shown_of_selection(list(range(50)), many, 32)) == 32

@@ -212,6 +212,10 @@ def digit_file(fmt: str) -> bytes:
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
     at = run_page("denoise", "tiny-mlp")
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
+    from aelab.checkpoints import checkpoint_folder
+
+    # The command writes where the app looks ($AELAB_CHECKPOINTS here, outside the working folder: the whole path)
+    assert f"--out {checkpoint_folder() / 'mnist-denoiser.safetensors'}`" in texts(at.main.info)
     assert [m.label for m in at.main.metric] == ["Noisy input", "Plain AE", "PCA-8"]
     assert image_count(at) == 6 * 4  # 6 test images x (clean, noisy, plain AE, PCA)
     at.slider(key="denoise_level").set_value(0.0).run()  # no noise: no "100 dB", no gain over an exact copy
