@@ -1,5 +1,6 @@
 """Anomalies: the reconstruction error as an anomaly score. A model trained without class k should reconstruct
-class k worse than the classes it saw; this page shows how well the error tells them apart."""
+class k worse than the classes it saw; this page shows how well the error tells them apart. In a set without labels
+(one's own images) it ranks the images by error instead, the odd ones out first."""
 
 import numpy as np
 import streamlit as st
