@@ -389,9 +389,10 @@ def test_following_a_model_that_trains_shows_each_new_epoch(browser, app_server,
 
     out = checkpoint_folder() / "follow-me"
     job = subprocess.Popen([sys.executable, "-m", "aelab", "train", "mlp", "--hidden", "64", "--latent-dim", "4",
-                            "--epochs", "200", "--batch-size", "4", "--quiet", "--out", str(out)],
+                            "--epochs", "2000", "--batch-size", "4", "--only-class", "1", "--quiet", "--out", str(out)],
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           preexec_fn=lambda: os.nice(15))  # the server and the browser first: this only has to go on
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         deadline = time.monotonic() + 120
@@ -399,14 +400,14 @@ def test_following_a_model_that_trains_shows_each_new_epoch(browser, app_server,
             assert time.monotonic() < deadline and job.poll() is None, "the training saved no epoch"
             time.sleep(0.5)
         page = context.new_page()
-        goto(page, app_server.url + "/models")
+        goto(page, app_server.url)  # Home: the lightest page with the sidebar
         choose_model(page, "follow-me")
         wait_idle(page)
         sidebar = page.locator(SIDEBAR)
 
         def shown_epoch() -> int:
             text = sidebar.get_by_text("Still training: this is epoch").first.inner_text()
-            return int(re.search(r"epoch (\d+) of 200", text).group(1))
+            return int(re.search(r"epoch (\d+) of 2000", text).group(1))
 
         first = shown_epoch()
         sidebar.get_by_text("Follow the training", exact=True).click()
@@ -414,7 +415,7 @@ def test_following_a_model_that_trains_shows_each_new_epoch(browser, app_server,
         while shown_epoch() <= first:  # no click: the page follows the file
             assert time.monotonic() < deadline, f"still epoch {first} after 90 s"
             page.wait_for_timeout(1000)
-        assert_no_exception(page, "Models, following a training")
+        assert_no_exception(page, "Home, following a training")
         shot(page, artifacts, "follow_training")
     finally:
         context.close()
