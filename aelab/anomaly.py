@@ -179,8 +179,8 @@ def most_anomalous(scores, n: int = 16) -> np.ndarray:
 def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None) -> list[dict]:
     """The n images with the highest scores (all when n is None), highest first, as rows: rank, split and index in
     it, file (one's own images; "" for the built-in datasets), label (-1: none), class name ("" without a label) and
-    error. `scores`
-    are stored_scores(..., split)'s: the test split's, or the training then the test images' ("all")."""
+    error. `scores` are stored_scores(..., split)'s: the test split's, or the training then the test images' ("all").
+    """
     scores = np.asarray(scores)
     n_train = len(dataset.y_train) if split == "all" else 0
     labels = (torch.cat([dataset.y_train, dataset.y_test]) if split == "all" else dataset.y_test).tolist()

@@ -540,7 +540,7 @@ def cmd_anomalies(args) -> int:
     import numpy as np
 
     from . import anomaly
-    from .data import dataset_label
+    from .data import class_text, dataset_label
     from .metrics import seen_in_training
 
     if args.top < 0:
@@ -572,9 +572,9 @@ def cmd_anomalies(args) -> int:
             is_anomaly = anomaly.anomaly_mask(labels, k, only)
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
-            names = {"dataset": {"class_names": dataset.class_names}}  # the scored data's (--dataset may differ)
-            what = (f"every class but {_class_text(names, only)}" if only is not None
-                    else f"class {_class_text(names, k)}")
+            # Named as the scored data names them (--dataset may differ from the model's)
+            what = (f"every class but {class_text(dataset.class_names, only, '()')}" if only is not None
+                    else f"class {class_text(dataset.class_names, k, '()')}")
             if trained_on.get("name", dataset.name) != dataset.name:
                 note, fair = (f"This model was trained on {dataset_label(trained_on['name'])}, not on {dataset.label}: "
                               "every image here is new to it, so this says little about the class.", False)

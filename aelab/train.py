@@ -306,9 +306,7 @@ class Trainer:
         x, y = self.dataset.x_train, self.dataset.y_train
         gen = torch.Generator().manual_seed(self.cfg.seed)
         order = torch.randperm(len(x), generator=gen)
-        n_val = int(len(x) * self.cfg.val_fraction)
-        if n_val and len(x) - n_val < 1:
-            n_val = 0
+        n_val = held_out(len(x), self.cfg.val_fraction)
         val, train = order[:n_val], order[n_val:]
         x, y = x.to(self.device), y.to(self.device)
         if n_val == 0:  # nothing held out: train on the tensors as they are (batches are shuffled anyway), no gather
@@ -488,6 +486,22 @@ def uses_batch_norm(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def held_out(n: int, val_fraction: float) -> int:
+    """How many of n training images the Trainer holds out for the validation loss (none where that would leave no
+    image to train on)."""
+    n_val = int(n * val_fraction)
+    return n_val if n - n_val >= 1 else 0
+
+
+def training_mask(dataset: Dataset, without_class: int | None = None, only_class: int | None = None) -> torch.Tensor:
+    """The training images a run less a class (or of one class only) trains on, as Dataset.without_class and
+    Dataset.only_class pick them."""
+    y = dataset.y_train
+    if without_class is not None:
+        return y != without_class
+    return y == only_class if only_class is not None else torch.ones(len(y), dtype=torch.bool)
+
+
 # Fewer optimiser steps than this leave a model barely trained (the one-click anomaly recipe aims at this many too).
 MIN_STEPS = 300
 FEW_STEPS_AN_EPOCH = 10
@@ -497,8 +511,7 @@ def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
     """What to change when training on `n_images` would take fewer than MIN_STEPS optimiser steps because an epoch is
     a few batches (a small image set at the default batch of 128 is one step an epoch), else None: a smaller batch and
     the epochs that reach MIN_STEPS. One short epoch of MNIST (hundreds of steps) is a choice, not a mistake."""
-    n_val = int(n_images * config.val_fraction)
-    used = n_images - n_val if n_images - n_val >= 1 else n_images
+    used = n_images - held_out(n_images, config.val_fraction)
     per_epoch = math.ceil(used / config.batch_size)
     if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
         return None
@@ -520,10 +533,7 @@ def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_cl
 
     if not get_variant(variant).trainable:
         return None
-    y = dataset.y_train
-    n = (int((y != without_class).sum()) if without_class is not None
-         else int((y == only_class).sum()) if only_class is not None else len(y))
-    return few_steps_note(n, config)
+    return few_steps_note(int(training_mask(dataset, without_class, only_class).sum()), config)
 
 
 def estimate_seconds(variant: str, model_options: dict, dataset: Dataset, config: "TrainConfig",
@@ -537,17 +547,16 @@ def estimate_seconds(variant: str, model_options: dict, dataset: Dataset, config
 
     if not get_variant(variant).trainable:
         return None
-    y = dataset.y_train
-    keep = (y != without_class) if without_class is not None else (y == only_class) if only_class is not None \
-        else torch.ones(len(y), dtype=torch.bool)
+    keep = training_mask(dataset, without_class, only_class)
     n = int(keep.sum())
-    n_val = int(n * config.val_fraction) if n - int(n * config.val_fraction) >= 1 else 0
+    n_val = held_out(n, config.val_fraction)
     per_epoch = math.ceil((n - n_val) / config.batch_size)
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
                         num_classes=max(dataset.num_classes, 1))
     stages = getattr(model, "num_stages", 1) if config.greedy_epochs else 0
-    take = min(int(keep.sum()), (probe_steps + 2) * config.batch_size)
-    probe = dataclasses.replace(dataset, x_train=dataset.x_train[keep][:take], y_train=y[keep][:take], train_files=[])
+    take = min(n, (probe_steps + 2) * config.batch_size)
+    probe = dataclasses.replace(dataset, x_train=dataset.x_train[keep][:take], y_train=dataset.y_train[keep][:take],
+                                train_files=[])
     quick = dataclasses.replace(config, epochs=1, greedy_epochs=0, val_fraction=0.0, preview_images=0, log_every=1,
                                 lr_schedule="constant")
     times = []

@@ -384,10 +384,11 @@ def sidebar(need_model: bool = True) -> Context:
             except AelabError as err:
                 problem = (st.error, f"{err}. Pick another model in the sidebar.")
             else:
-                progress = training_note(meta)
+                status = checkpoints.status_of(meta)  # (a look at /proc for a model still training)
+                progress = training_note(meta, status)
                 if progress:
-                    st.info(progress + ("" if progress.startswith("Still") else previous_note(path)))
-                if checkpoints.status_of(meta) == "training" and st.toggle(
+                    st.info(progress + ("" if status == "training" else previous_note(path)))
+                if status == "training" and st.toggle(
                         "Follow the training", key="follow_training",
                         help="rerun this page each time the model saves a new epoch (pages that compute much, "
                              "like a large latent map, compute it again each time)"):
@@ -438,10 +439,10 @@ def follow(path: str, mtime: float) -> None:
         st.rerun(scope="app")
 
 
-def training_note(meta: dict) -> str | None:
-    """A line for a model that is not done: still training (the pages show its last saved epoch, and follow it as it
-    goes on) or interrupted (its training process died; this is the last epoch it saved)."""
-    status = checkpoints.status_of(meta)
+def training_note(meta: dict, status: str) -> str | None:
+    """A line for a model that is not done (`status`, checkpoints.status_of's): still training (the pages show its
+    last saved epoch, and follow it as it goes on) or interrupted (its training process died; this is the last epoch
+    it saved)."""
     if status not in ("training", "interrupted"):
         return None
     trained = [h for h in meta.get("history") or [] if h.get("phase") == "train"]

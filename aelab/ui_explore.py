@@ -418,14 +418,16 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     count = len(scores)
     n = st.slider("How many", 8, min(64, count), min(16, count), 8, key="anomaly_top") if count > 8 else count
     rows = anomaly.ranked(scores, ds, split, n)
-    top = anomaly.most_anomalous(scores, n)
-    images = ds.split("all")[0] if split == "all" else ds.x_test
+    # Each row's image, and its place in `scores` (split "all": the training images, then the test images)
+    images = torch.stack([(ds.x_train if r["split"] == "train" else ds.x_test)[r["index"]] for r in rows])
+    top = np.array([r["index"] + (len(ds.y_train) if split == "all" and r["split"] == "test" else 0) for r in rows],
+                   dtype=np.int64)
     labelled = anomalous is not None
     # Short captions (the images of a row shrink on a narrow screen): the class and the error, or in a set without
     # labels the error alone (the images come in rank order, and the table numbers them).
     captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + " · " if labelled else "")
                 + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
-    ui.show_images(images[top].float().div(255), captions, columns=8, width=84)
+    ui.show_images(images.float().div(255), captions, columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are
         shown = [{"rank": r["rank"], "file": r["file"], **({"class": r["class"]} if labelled else {}),
                   "error": round(r["error"], 2), **({"trained on": r["split"] == "train"} if split == "all" else {})}
