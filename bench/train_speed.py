@@ -5,7 +5,7 @@ On CUDA the trainer runs twice per repeat, eagerly and with its step captured in
 (TrainConfig.cuda_graph); the last line is the graph's ratio, the line before it the eager one, and the two runs'
 final training losses are printed side by side (the same training, within bf16 and cuBLAS rounding).
 
-    AELAB_DATA=../shared/data python bench/train_speed.py [--device cpu|cuda] [--repeats 3]
+    AELAB_DATA=../shared/data python bench/train_speed.py [--device cpu|cuda] [--repeats 3] [--no-warmup]
 """
 
 import argparse
@@ -74,6 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed first epochs (for the tests' smoke run; figures then include warm-up)")
     args = parser.parse_args()
     device = torch.device(args.device)
     dataset = load_dataset("mnist")
@@ -82,9 +84,10 @@ def main() -> None:
     root = torchvision_root(Path(dataset.source.split(" ")[0]).parent)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, data {dataset.source}")
     graph = device.type == "cuda"
-    tutorial_epoch(root, device), aelab_epoch(dataset, device)  # warm-up: imports, allocator, cuDNN
-    if graph:
-        aelab_epoch(dataset, device, cuda_graph=True)
+    if not args.no_warmup:
+        tutorial_epoch(root, device), aelab_epoch(dataset, device)  # warm-up: imports, allocator, cuDNN
+        if graph:
+            aelab_epoch(dataset, device, cuda_graph=True)
     tutorial, ours, graphed, losses, graph_losses = [], [], [], [], []
     for i in range(args.repeats):
         gc.collect()  # each loop starts without the other's garbage (the tutorial's leaves 60,000 PIL images)

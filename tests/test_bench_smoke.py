@@ -46,7 +46,8 @@ def test_train_speed_script_runs_on_a_full_size_training_set(mnist, tmp_path):
     _write_idx_gz(folder / "t10k-images-idx3-ubyte.gz", mnist.x_test[:, 0].numpy())
     _write_idx_gz(folder / "t10k-labels-idx1-ubyte.gz", mnist.y_test.numpy())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AELAB_DATA": str(tmp_path / "data")}
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--repeats", "1"],
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--repeats", "1",
+                             "--no-warmup"],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
