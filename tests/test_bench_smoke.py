@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import write_idx_gz
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,18 +23,6 @@ def test_throughput_script_runs_on_the_tiny_checkpoints(tiny_checkpoints, tmp_pa
     assert all(m["encode_images_per_s"] > 0 and m["reconstruct_images_per_s"] > 0 for m in models.values())
 
 
-def _write_idx_gz(path: Path, array) -> None:
-    import gzip
-    import struct
-
-    import numpy as np
-
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(header + array.tobytes())
-
-
 def test_train_speed_script_runs_on_a_full_size_training_set(mnist, tmp_path):
     """bench/train_speed.py needs 60,000 training images: the offline sample's digits, repeated, in idx files."""
 
@@ -41,10 +31,10 @@ def test_train_speed_script_runs_on_a_full_size_training_set(mnist, tmp_path):
     reps = -(-60000 // len(mnist.x_train))
     x = mnist.x_train.repeat(reps, 1, 1, 1)[:60000, 0].numpy()
     y = mnist.y_train.repeat(reps)[:60000].numpy()
-    _write_idx_gz(folder / "train-images-idx3-ubyte.gz", x)
-    _write_idx_gz(folder / "train-labels-idx1-ubyte.gz", y)
-    _write_idx_gz(folder / "t10k-images-idx3-ubyte.gz", mnist.x_test[:, 0].numpy())
-    _write_idx_gz(folder / "t10k-labels-idx1-ubyte.gz", mnist.y_test.numpy())
+    write_idx_gz(folder / "train-images-idx3-ubyte.gz", x)
+    write_idx_gz(folder / "train-labels-idx1-ubyte.gz", y)
+    write_idx_gz(folder / "t10k-images-idx3-ubyte.gz", mnist.x_test[:, 0].numpy())
+    write_idx_gz(folder / "t10k-labels-idx1-ubyte.gz", mnist.y_test.numpy())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AELAB_DATA": str(tmp_path / "data")}
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--repeats", "1",
                              "--no-warmup"],

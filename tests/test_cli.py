@@ -473,3 +473,27 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
                           ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "no-such-model"]], cwd=tmp_path)
     assert [json.loads(r.stdout)["variant"] for r in results[:3]] == ["mlp", "pca", "pca"]
     assert_one_line_error(results[3], "no such checkpoint: no-such-model")
+
+
+def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to_it(tmp_path, tiny_checkpoints,
+                                                                                       mnist):
+    """`--dataset` names a set the model never saw: the AUROC of a class then says little, and the output says so."""
+    from conftest import write_idx_gz
+
+    folder = tmp_path / "root" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    x, y = 255 - mnist.x_test[:300, 0].numpy(), mnist.y_test[:300].numpy()  # new images, Fashion's layout
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+    result = aelab("anomalies", "tiny-mlp", "--dataset", "fashion-mnist", "--data-root", tmp_path / "root",
+                   "--class", 1, "--top", 0)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("300 test images scored by reconstruction error"), lines
+    assert lines[1] == ("anomaly: class 1 (Trouser). This model was trained on mnist, not on fashion-mnist: every "
+                        "image here is new to it, so this says little about the class."), lines
+    assert lines[2].startswith("AUROC "), lines
+    # Its own dataset: the usual note on what the model saw.
+    own = aelab("anomalies", "tiny-mlp", "--class", 1, "--top", 0)
+    assert own.returncode == 0 and "This model saw class 1 in training" in own.stdout.splitlines()[1], own.stdout
