@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -369,7 +370,12 @@ def delete_checkpoint(path: str | os.PathLike) -> None:
 # --- The model a retraining replaces ----------------------------------------------------------------------------
 # Training saves after every epoch, so that the pages can show a model as it trains: a retraining under an existing
 # name replaces the old model at its first epoch. The old file is kept beside it (hidden, not listed) until the run
-# finishes; if the run is stopped, dies or diverges, it can be put back.
+# finishes; if the run is stopped, dies or diverges, it can be put back. A run that finishes with a worse test figure
+# than the model it replaced keeps that one too (better_previous), until it is restored or let go.
+
+# The test figure two models of one dataset are compared by, in this order: (metrics key, unit); lower is better.
+COMPARED_METRICS = (("test_nats", "nats"), ("sse_per_image", "SSE/image"))
+WORSE_BY = 1.01  # what counts as worse: more than 1% higher (two seeds of one recipe differ by less)
 
 
 def previous_path(path: str | os.PathLike) -> Path:
@@ -394,8 +400,47 @@ def keep_previous(path: str | os.PathLike) -> None:
 
 
 def forget_previous(path: str | os.PathLike) -> None:
-    """The retraining finished: the model it replaced goes."""
+    """The retraining finished (or the user keeps what it made): the model it replaced goes."""
     previous_path(path).unlink(missing_ok=True)
+
+
+def better_previous(path: str | os.PathLike, metrics: dict, dataset: dict) -> dict | None:
+    """Whether the model kept for `path` beats a finished retraining's test `metrics` (its "dataset" metadata:
+    the same dataset, image shape and number of test images, else nothing is compared): {"metric", "unit", "previous", "this"} when its
+    test figure is lower by more than 1%, or the new one is not a finite number; None otherwise."""
+    kept = previous_path(path)
+    if not kept.is_file():
+        return None
+    try:
+        meta = read_metadata(kept)
+    except CheckpointError:
+        return None
+    theirs, same = meta.get("metrics") or {}, meta.get("dataset") or {}
+    if ((same.get("name"), same.get("input_shape"), theirs.get("test_images"))
+            != (dataset.get("name"), dataset.get("input_shape"), metrics.get("test_images"))):
+        return None  # another dataset, shape or test set (the offline sample's 1,000 test digits, say)
+    for key, unit in COMPARED_METRICS:
+        if key in theirs and key in metrics:
+            before, after = float(theirs[key]), float(metrics[key])
+            if math.isfinite(before) and not after <= before * WORSE_BY:
+                return {"metric": key, "unit": unit, "previous": before, "this": after}
+            return None
+    return None
+
+
+def compared_figures(worse: dict) -> str:
+    """A finished retraining's test figure against the model it replaced (better_previous's dict)."""
+    this = f"{worse['this']:.2f}" if math.isfinite(worse["this"]) else "not a number"
+    return f"{this} against {worse['previous']:.2f} {worse['unit']}"
+
+
+def previous_text(meta: dict, name: str) -> str:
+    """Why the model a run replaced is kept, for a checkpoint's metadata `meta` (the file named `name`)."""
+    worse = meta.get("previous_better")
+    if meta.get("status") == "finished" and worse:
+        return (f"This run finished with a higher test error than the earlier {name} it replaced "
+                f"({compared_figures(worse)}), which is kept")
+    return f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced an earlier {name}, which is kept"
 
 
 def has_previous(path: str | os.PathLike) -> bool:

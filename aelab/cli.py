@@ -153,8 +153,9 @@ def build_parser() -> Parser:
     ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
 
     res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run was "
-                                              "stopped, died or diverged")
+                                              "stopped, died, diverged or finished with a higher test error")
     res.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    res.add_argument("--drop", action="store_true", help="keep the new model instead: the earlier one is deleted")
 
     zoo = commands.add_parser("zoo", help="(re)train the pretrained models shipped in checkpoints/")
     zoo.add_argument("--only", nargs="*", help="names of zoo entries to train (default: all)")
@@ -345,8 +346,15 @@ def cmd_train(args) -> int:
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
         if has_previous(path):
-            print(f"the model this run replaced is kept: `python -m aelab restore {shlex.quote(str(path))}` puts it "
-                  "back")
+            from .checkpoints import compared_figures, read_metadata
+
+            meta = read_metadata(path)
+            why = (f"it finished with a higher test error than the model it replaced "
+                   f"({compared_figures(meta['previous_better'])}), which" if meta.get("previous_better") else
+                   "the model this run replaced")
+            where = shlex.quote(str(path))
+            print(f"{why} is kept: `python -m aelab restore {where}` puts it back, "
+                  f"`python -m aelab restore --drop {where}` deletes it")
     if stop.interrupted:
         return 130  # Ctrl-C, as a shell expects it; the weights so far are saved all the same
     return 0 if result.status in ("finished", "stopped") else 1
@@ -606,11 +614,17 @@ def cmd_anomalies(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .checkpoints import has_previous, restore_previous
+    from .checkpoints import forget_previous, has_previous, restore_previous
 
     path = _checkpoint_path(args.checkpoint)
     if not path.exists() and not has_previous(path):
         raise CheckpointError(f"no such checkpoint: {args.checkpoint}")
+    if args.drop:
+        if not has_previous(path):
+            raise CheckpointError(f"no earlier model of {path.name} is kept")
+        forget_previous(path)
+        print(f"deleted the earlier model of {path}; {path.name} stays as it is")
+        return 0
     path = restore_previous(path)
     print(f"restored the earlier model of {path}")
     return 0

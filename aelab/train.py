@@ -640,7 +640,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     intact; the final save adds the test metrics. A run that ends (diverged, out of memory) before it trained
     anything saves nothing and returns None for the path: a file already there keeps its model.
     """
-    from .checkpoints import forget_previous, keep_previous, save_checkpoint, writable_path, writer
+    from .checkpoints import better_previous, forget_previous, keep_previous, save_checkpoint, writable_path, writer
     from .metrics import Encodings, evaluate
     from .models import build_model
 
@@ -682,11 +682,13 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     # The codes and test errors the metrics compute serve the pages' results too (each image is encoded once).
     encodings = Encodings(model, dataset)
     metrics = evaluate(model, dataset, encodings=encodings) if trained else {}
+    # Stopped (perhaps to undo a mistaken overwrite), diverged, out of memory: the model it replaced stays; and
+    # when this run finished worse than that one on the test set, it stays too, for the user to choose.
+    worse = better_previous(out, metrics, meta["dataset"]) if result.status == "finished" else None
     path = save_checkpoint(model, out, dtype=dtype, history=result.history, status=result.status,
                            message=result.message, metrics=metrics, device=result.device,
-                           train_seconds=result.seconds, **meta)
-    # Stopped (perhaps to undo a mistaken overwrite), diverged, out of memory: the model it replaced stays.
-    if result.status == "finished":
+                           train_seconds=result.seconds, **meta, **({"previous_better": worse} if worse else {}))
+    if result.status == "finished" and not worse:
         forget_previous(path)
     if trained:
         if float16:  # the pages will use the weights as saved, rounded to float16: prepare with those

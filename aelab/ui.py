@@ -454,6 +454,19 @@ def training_note(meta: dict, status: str) -> str | None:
     return f"Its training was interrupted: this is {at}, the last one saved."
 
 
+def previous_caption(path, name: str) -> str:
+    """A finished run's card, when the model it replaced is kept: why, and where to restore it."""
+    where = f"restore it on the Models page (with {name} picked)."
+    try:
+        meta = checkpoints.read_metadata(path)
+    except AelabError:
+        meta = {}
+    if meta.get("status") == "finished" and meta.get("previous_better"):
+        return (f"It finished with a higher test error than the model it replaced "
+                f"({checkpoints.compared_figures(meta['previous_better'])}): that one is kept, {where}")
+    return f"The model this run replaced is kept: {where}"
+
+
 def previous_note(path: str) -> str:
     """For an interrupted run: where the model it replaced can be restored, if one is kept."""
     return " The model it replaced can be restored on the Models page." if checkpoints.has_previous(path) else ""

@@ -61,11 +61,11 @@ note = ("its training process ended before the run finished: this is its last co
         "metrics") if status == "interrupted" else meta.get("message")
 st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
 if status != "training" and checkpoints.has_previous(ctx.model_path):
-    # A retraining under this name died or diverged: the model it replaced is kept, and can come back.
+    # A retraining under this name died, diverged or finished worse: the model it replaced is kept, and can come back.
     stem = Path(ctx.model_path).stem
-    st.warning(f"The run that saved this model ({status}) replaced an earlier {stem}, which is kept: restore it to "
-               "undo that run.")
-    if st.button(f"Restore the earlier {stem}", key="restore_previous"):
+    st.warning(checkpoints.previous_text(meta, stem) + ": restore it to undo that run, or keep this one.")
+    restore, drop = st.columns(2)
+    if restore.button(f"Restore the earlier {stem}", key="restore_previous"):
         try:
             checkpoints.restore_previous(ctx.model_path)
         except AelabError as err:
@@ -73,6 +73,10 @@ if status != "training" and checkpoints.has_previous(ctx.model_path):
         else:
             st.session_state["models_flash"] = f"Restored the earlier {stem}."
             st.rerun()
+    if drop.button("Keep this one", key="drop_previous", help=f"delete the earlier {stem}"):
+        checkpoints.forget_previous(ctx.model_path)
+        st.session_state["models_flash"] = f"Kept this {stem}; the earlier one is deleted."
+        st.rerun()
 # Short labels and values (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…", and at 800 px "988,…".
 n = model.num_parameters()

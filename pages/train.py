@@ -128,8 +128,8 @@ def show_job(status: jobs.JobStatus) -> None:
         st.warning(status.message)
     if not status.active and status.history and not jobs.holds_its_model(job):
         st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
-    elif not status.active and status.state != "finished" and checkpoints.has_previous(job.checkpoint):
-        st.caption(f"The model this run replaced is kept: restore it on the Models page (with {job.name} picked).")
+    elif not status.active and checkpoints.has_previous(job.checkpoint):
+        st.caption(ui.previous_caption(job.checkpoint, job.name))
     for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
         st.warning(note + (" Stop the job to start again with those." if status.active else ""))
     figure = ui.history_figure(status.history, height=300)

@@ -284,3 +284,57 @@ def test_a_training_process_killed_but_not_yet_reaped_is_interrupted():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_retraining_that_finishes_worse_keeps_the_model_it_replaced(tmp_path, monkeypatch, capsys):
+    """A run that finishes with a clearly higher test error than the model it replaced (a 1-d code in place of a
+    16-d one, say) keeps that model: the CLI, the job card and the Models page say so, and the user restores it or
+    keeps the new one. A run as good as it lets it go."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from aelab import cli, ui
+
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path))
+    out = tmp_path / "m.safetensors"
+
+    def train(latent: int, epochs: int) -> list[str]:
+        capsys.readouterr()
+        assert cli.main(["train", "mlp", "--latent-dim", str(latent), "--epochs", str(epochs), "--out", str(out)]) == 0
+        return capsys.readouterr().out.strip().splitlines()
+
+    train(16, 2)
+    good = out.read_bytes()
+    assert not ck.has_previous(out)
+    said = train(1, 1)
+    worse = ck.read_metadata(out)["previous_better"]
+    assert worse["metric"] == "sse_per_image" and worse["this"] > worse["previous"] * 1.2, worse
+    assert ck.previous_path(out).read_bytes() == good
+    figures = f"{worse['this']:.2f} against {worse['previous']:.2f} SSE/image"
+    assert said[-1] == (f"it finished with a higher test error than the model it replaced ({figures}), which is kept: "
+                        f"`python -m aelab restore {out}` puts it back, `python -m aelab restore --drop {out}` "
+                        "deletes it"), said
+    assert ui.previous_caption(out, "m") == (f"It finished with a higher test error than the model it replaced "
+                                             f"({figures}): that one is kept, restore it on the Models page (with m "
+                                             "picked).")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "models.py"), default_timeout=120)
+    at.session_state["model_choice"] = "m"
+    at.run()
+    assert not at.exception
+    assert [w.value for w in at.warning if "higher test error" in w.value] == [
+        f"This run finished with a higher test error than the earlier m it replaced ({figures}), which is kept: "
+        "restore it to undo that run, or keep this one."]
+    at.button(key="drop_previous").click().run()
+    assert not at.exception and not ck.has_previous(out) and ck.read_metadata(out)["config"]["latent_dim"] == 1
+    assert any("Kept this m; the earlier one is deleted." in s.value for s in at.success)
+    assert not [w for w in at.warning if "higher test error" in w.value]
+    assert cli.main(["restore", "--drop", "m"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: no earlier model of m.safetensors is kept"
+
+    # Worse again, then the first recipe once more: as good as the kept model (the same seed), so that one goes.
+    train(16, 2)
+    train(1, 1)
+    assert ck.has_previous(out)
+    said = train(16, 2)
+    assert not ck.has_previous(out) and "previous_better" not in ck.read_metadata(out), said
