@@ -92,8 +92,8 @@ class TrainingProgress:
             self.bar.update(position - self.done)
             self.done = position
             self.bar.set_postfix(loss=f"{event['terms']['total']:.2f}", img_s=f"{event['images_per_s']:.0f}")
-        elif kind == "note":
-            (self.bar.write if self.bar else print)(event["message"])
+        elif kind == "note":  # on stderr, as `note: ...`: the Train page's job card shows those lines of the log
+            (self.bar.write if self.bar else print)(f"note: {event['message']}", file=sys.stderr)
         elif kind == "epoch" and self.bar and event.get("val"):
             part = f" (stopped after {event['fraction']:.0%} of it)" if event.get("fraction", 1) < 1 else ""
             self.bar.write(f"epoch {event['epoch']}/{event['epochs']}{part}: train {event['train']['total']:.3f}, "

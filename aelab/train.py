@@ -147,6 +147,13 @@ def augment(x: torch.Tensor, fraction: float) -> torch.Tensor:
     return out
 
 
+# A finite loss per image that grows far beyond its first reading in a training phase has diverged (Trainer._check_growth):
+# at an epoch's end, GROWTH_LIMIT times that reading and still growing; at any step, EXPLODED times. MSE on sigmoid
+# outputs cannot grow that much (at most about 5x an untrained model's on MNIST); BCE on logits can, without end.
+GROWTH_LIMIT = 100.0
+EXPLODED = 1e6
+
+
 class _Stop(Exception):
     pass
 
@@ -399,7 +406,7 @@ class Trainer:
         runner = _StepRunner(self, optimiser, loss_fn, _CudaGraph if graphed else None)
         gen = torch.Generator().manual_seed(cfg.seed + len(self.result.history))
         self.emit({"event": "phase", "phase": phase, "epochs": epochs, "steps_per_epoch": steps_per_epoch})
-        phase_start = time.perf_counter()
+        phase_start, self._start_loss, self._epoch_loss = time.perf_counter(), None, None
         try:
             for epoch in range(1, epochs + 1):
                 model.train()
@@ -410,9 +417,13 @@ class Trainer:
                     terms = runner.step(idx)
                     schedule.step()
                     count += len(idx)
+                    if self._start_loss is None:  # the phase's first step: the reading a blown-up loss is measured by
+                        self._check_finite(runner.sums["total"], phase, epoch)
+                        self._start_loss = float(runner.sums["total"]) / count
                     # On a GPU every .item() waits for the device, so loss values are read only every log_every steps.
                     if step % cfg.log_every == 0 or step == steps_per_epoch:
                         self._check_finite(runner.sums["total"], phase, epoch)
+                        self._check_growth(float(runner.sums["total"]) / count, phase, epoch)
                         seconds = time.perf_counter() - epoch_start
                         self.emit({"event": "step", "phase": phase, "epoch": epoch, "epochs": epochs, "step": step,
                                    "steps": steps_per_epoch, "terms": {k: float(v) for k, v in terms.items()},
@@ -425,18 +436,42 @@ class Trainer:
                 self._finish_epoch(phase, epoch, epochs, runner.sums, count, epoch_start, phase_start)
         finally:
             runner.close(params)
-        if runner.fallback:
-            self.result.notes.append(runner.fallback)
-            self.emit({"event": "note", "message": runner.fallback})
+        worse = self._epoch_loss is not None and self._start_loss is not None and self._epoch_loss > self._start_loss
+        for note in (runner.fallback, worse and (
+                f"{phase} ended with a loss of {self._epoch_loss:.4g} per image, higher than its first reading "
+                f"({self._start_loss:.4g}): the model got worse as it trained. Lower the learning rate "
+                f"(now {cfg.lr:g}; try {cfg.lr / 10:g}).")):
+            if note:
+                self.result.notes.append(note)
+                self.emit({"event": "note", "message": note})
 
     def _check_finite(self, total: torch.Tensor, phase: str, epoch: int, what: str = "the loss") -> None:
         if not torch.isfinite(total):
-            self.model.load_state_dict(self.last_good)
-            self.result.status = "diverged"
-            kept = "the last good weights were kept" if self.result.history else "nothing was trained"
-            self.result.message = (f"{what} became NaN/inf in {phase} epoch {epoch}: lower the learning rate "
-                                   f"(now {self.cfg.lr:g}) or the loss weights; {kept}")
-            raise _Stop
+            self._diverged(f"{what} became NaN/inf in {phase} epoch {epoch}")
+
+    def _check_growth(self, loss: float, phase: str, epoch: int, what: str = "the loss",
+                      limit: float = EXPLODED) -> None:
+        """A finite loss can blow up too (BCE on logits has no ceiling: 1e17 per image at a learning rate of 90): a
+        loss per image `limit` times the phase's first step's has diverged, like a NaN."""
+        start = self._start_loss
+        if start > 0 and loss > limit * start:
+            self._diverged(f"{what} grew to {loss:.4g} per image in {phase} epoch {epoch}, from {start:.4g} at the "
+                           "first step")
+
+    def _check_epoch_growth(self, loss: float, phase: str, epoch: int, what: str) -> None:
+        """At an epoch's end: a loss GROWTH_LIMIT times the phase's first reading that is still growing has diverged
+        (one that has begun to fall may come back: Adam at a learning rate of 0.1 does, from 150x)."""
+        before, self._epoch_loss = self._epoch_loss, loss
+        if before is None or loss > before:
+            self._check_growth(loss, phase, epoch, what, GROWTH_LIMIT)
+
+    def _diverged(self, what_happened: str) -> None:
+        self.model.load_state_dict(self.last_good)
+        self.result.status = "diverged"
+        kept = "the last good weights were kept" if self.result.history else "nothing was trained"
+        self.result.message = (f"{what_happened}: lower the learning rate (now {self.cfg.lr:g}) or the loss weights; "
+                               f"{kept}")
+        raise _Stop
 
     @torch.no_grad()
     def _validate(self, loss_fn_terms) -> dict:
@@ -466,6 +501,9 @@ class Trainer:
         self._check_finite(torch.where(finite, 1.0, math.nan), phase, epoch, "the weights")
         val_terms = self._validate(lambda x, y: self.model.loss_terms(x, x, y)) if phase == "train" else {}
         self._check_finite(torch.tensor(val_terms.get("total", 0.0)), phase, epoch, "the validation loss")
+        if fraction == 1:
+            self._check_epoch_growth(val_terms["total"] if val_terms else train_terms.get("total", 0.0), phase, epoch,
+                                     "the validation loss" if val_terms else "the loss")
         self.last_good = copy.deepcopy(self.model.state_dict())
         elapsed = time.perf_counter() - phase_start
         entry = {"phase": phase, "epoch": epoch, "train": train_terms, "val": val_terms,

@@ -420,9 +420,16 @@ def test_stop_request_ends_after_the_current_step(mnist):
 def test_nan_loss_stops_and_keeps_the_last_good_weights(mnist):
     model = build_model("vae", latent_dim=8)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    result = train(model, mnist, TrainConfig(epochs=2, lr=10, batch_size=32, log_every=1))
+
+    def poison(event):  # a NaN in a weight after step 2: the loss of step 3 is NaN
+        if event["event"] == "step" and event["step"] == 2:
+            with torch.no_grad():
+                next(model.parameters())[0, 0] = float("nan")
+
+    result = train(model, mnist, TrainConfig(epochs=2, batch_size=32, log_every=1), callbacks=[poison])
     assert result.status == "diverged"
-    assert "NaN" in result.message and "learning rate" in result.message
+    assert result.message.startswith("the loss became NaN/inf in train epoch 1: lower the learning rate"), \
+        result.message
     for name, tensor in model.state_dict().items():
         assert torch.isfinite(tensor).all()
         assert torch.equal(tensor, start[name])  # diverged within epoch 1: the initial weights are the last good
@@ -440,6 +447,50 @@ def test_a_run_that_trained_nothing_saves_nothing_and_keeps_the_file_there(mnist
                                                                                log_every=1), tmp_path / "kept")
     assert result.status == "diverged" and path is None and "nothing was trained" in result.message
     assert (tmp_path / "kept.safetensors").read_bytes() == before
+
+
+def test_a_loss_that_blows_up_without_becoming_nan_is_divergence_too(mnist):
+    """BCE on logits has no ceiling: at a learning rate of 90 the loss reached 5e18 per image, finite, and the run
+    used to be saved as finished. A loss that grows past 100x its first reading (and is still growing at an epoch's
+    end) is divergence; one that is worse than that first reading at the end is finished with a note."""
+    small = data.Dataset("mnist", mnist.x_train[:1000], mnist.y_train[:1000], mnist.x_test[:100], mnist.y_test[:100],
+                         mnist.class_names)
+    model = build_model("mlp", latent_dim=32, hidden=[256])
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, small, TrainConfig(epochs=2, lr=90, batch_size=64))
+    assert result.status == "diverged" and not result.history, result.history
+    assert re.fullmatch(r"the loss grew to [\d.e+]+ per image in train epoch 1, from \d+\.?\d* at the first step: "
+                        r"lower the learning rate \(now 90\) or the loss weights; nothing was trained",
+                        result.message), result.message
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+
+    # Grown after a good first epoch (the weights scaled up 100-fold): the first epoch's weights are kept.
+    kept = {}
+
+    def blow_up(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            kept.update({k: v.clone() for k, v in model.state_dict().items()})
+        if event["event"] == "step" and event["epoch"] == 2 and event["step"] == 1:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(100)
+
+    model = build_model("mlp", latent_dim=32, hidden=[256])
+    result = train(model, small, TrainConfig(epochs=3, lr=0.005, batch_size=64, log_every=1), callbacks=[blow_up])
+    assert result.status == "diverged" and len(result.history) == 1, (result.message, result.history)
+    assert "per image in train epoch 2, from " in result.message
+    assert "the last good weights were kept" in result.message
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+
+    # Up 30-fold in its first epoch and still worse than its start after the second: finished, with a note.
+    result = train(build_model("mlp", latent_dim=32, hidden=[256]), small,
+                   TrainConfig(epochs=2, lr=0.05, batch_size=64, val_fraction=0))
+    first, last = result.history[0]["train"]["total"], result.history[-1]["train"]["total"]
+    assert result.status == "finished" and last < first, result.history
+    assert len(result.notes) == 1 and result.notes[0].startswith(f"train ended with a loss of {last:.4g} per image, "
+                                                                 "higher than its first reading ("), result.notes
+    assert result.notes[0].endswith("the model got worse as it trained. Lower the learning rate (now 0.05; try "
+                                    "0.005).")
 
 
 def test_weights_broken_by_the_last_step_of_an_epoch_count_as_divergence(mnist):
