@@ -55,9 +55,10 @@ active = [d for d in dims_all if d not in inactive] or dims_all
 x_t = x_a if x_a is not None else x_b
 c1, c2, c3 = st.columns([3, 1, 1])
 dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all, default=active[:8],
-                      format_func=lambda d: f"{d} (unused)" if d in inactive else str(d),
+                      format_func=lambda d: f"{d + 1} (unused)" if d in inactive else str(d + 1),  # as the plane
                       max_selections=MAX_TRAVERSAL_DIMS, key=f"traverse_dims_{ctx.model_name}",
-                      help="listed by how much the coordinate varies over test codes, most first")
+                      help="numbered from 1, as on the latent plane; listed by how much the coordinate varies over "
+                           "test codes, most first")
 if inactive:
     st.caption(f"{len(inactive)} of {model.latent_dim} dimensions are unused: their mean code hardly varies over the "
                f"test images (variance under {explore.ACTIVE_VARIANCE}), so the decoder ignores them and their "
@@ -72,5 +73,5 @@ else:
     rows = explore.traversals(model, x_t, dims, t_steps, span, torch.from_numpy(reference),
                               label_a if x_a is not None else label_b)
     ui_explore.show_tile(rows.flatten(0, 1), t_steps, width=min(720, 56 * t_steps),
-                         caption=f"Rows, top to bottom: dimensions {', '.join(map(str, dims))}; from image "
+                         caption=f"Rows, top to bottom: dimensions {', '.join(str(d + 1) for d in dims)}; from image "
                                  f"{'A' if x_a is not None else 'B'}")

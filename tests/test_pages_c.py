@@ -113,6 +113,9 @@ def test_interpolate_high_dimensional_model_has_no_plane_and_caps_traversals(tin
     assert "label switches" in texts(at.main.caption)  # A is a 0, B a 3: the condition changes half-way
     # Every dimension of the 4-d code (up to the cap), the most varied first (none is unused in this one).
     assert sorted(at.multiselect[0].value) == [0, 1, 2, 3] and "unused" not in texts(at.main.caption)
+    # Shown numbered from 1, as the latent plane and the maps number them ("code dimension 1").
+    at.multiselect[0].set_value([3, 0]).run()
+    assert "Rows, top to bottom: dimensions 4, 1; from image A" in [c for e in at.get("image") for c in e.captions]
     at.multiselect[0].set_value([]).run()
     assert "Pick at least one dimension" in texts(at.main.info)
     at.radio(key="interp_a_source").set_value("Draw").run()
