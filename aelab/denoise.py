@@ -9,6 +9,7 @@ moving a slider changes one thing at a time.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,20 +35,27 @@ def db_label(value: float) -> str:
 
 
 def add_noise(x: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.Tensor:
-    """A corrupted copy of float images x in [0, 1] (any shape); reproducible for a given seed."""
+    """A corrupted copy of float images x (N, ...) in [0, 1]. Each image's noise depends on the seed and on the image
+    alone, not on the others beside it or its place among them: the same upload with the same seed gets the same
+    noise (and PSNR) whatever else was uploaded with it."""
     if kind not in NOISES:
         raise ConfigError(f"unknown noise {kind!r}: use {', '.join(NOISES)}")
     if not 0 <= level <= 1:
         raise ConfigError(f"noise level must be between 0 and 1, not {level}")
     x = x.float().cpu()
-    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([_noisy(image, kind, level, seed) for image in x]) if len(x) else x.clone()
+
+
+def _noisy(image: torch.Tensor, kind: str, level: float, seed: int) -> torch.Tensor:
+    # (the CPU generator keeps 32 bits of a seed: the image's checksum carried on over the seed's bytes)
+    gen = torch.Generator().manual_seed(zlib.crc32(int(seed).to_bytes(8, "little"), zlib.crc32(image.contiguous().numpy())))
     if kind == "gaussian":
-        return (x + level * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-    hit = torch.rand(x.shape, generator=gen) < level
+        return (image + level * torch.randn(image.shape, generator=gen)).clamp(0, 1)
+    hit = torch.rand(image.shape, generator=gen) < level
     if kind == "masking":
-        return x.masked_fill(hit, 0.0)
-    salt = torch.rand(x.shape, generator=gen) < 0.5
-    return torch.where(hit, salt.float(), x)
+        return image.masked_fill(hit, 0.0)
+    salt = torch.rand(image.shape, generator=gen) < 0.5
+    return torch.where(hit, salt.float(), image)
 
 
 @dataclass

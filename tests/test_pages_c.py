@@ -212,6 +212,24 @@ def digit_file(fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+def test_an_images_noise_depends_on_the_seed_and_the_image_not_on_the_others_uploaded_with_it():
+    """The same upload with the same seed must give the same noisy input and PSNR, whatever else was uploaded with
+    it (it used to get the noise of its place in the batch)."""
+    import torch
+
+    from aelab import denoise
+
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for kind in denoise.NOISES:
+        together = denoise.add_noise(x, kind, 0.5, seed=7)
+        assert torch.equal(denoise.add_noise(x[[2, 0]], kind, 0.5, seed=7), together[[2, 0]])
+        assert torch.equal(denoise.add_noise(x[1:2], kind, 0.5, seed=7), together[1:2])
+        assert not torch.equal(denoise.add_noise(x, kind, 0.5, seed=8), together)  # another seed, other noise
+        twins = denoise.add_noise(x[[0, 0]], kind, 0.5, seed=7)
+        assert torch.equal(twins[0], twins[1]) and torch.equal(twins[0], together[0])
+    assert denoise.add_noise(x[:0], "gaussian", 0.5).shape == (0, 1, 28, 28)
+
+
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
     at = run_page("denoise", "tiny-mlp")
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
