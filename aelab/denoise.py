@@ -48,7 +48,8 @@ def add_noise(x: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.
 
 def _noisy(image: torch.Tensor, kind: str, level: float, seed: int) -> torch.Tensor:
     # (the CPU generator keeps 32 bits of a seed: the image's checksum carried on over the seed's bytes)
-    gen = torch.Generator().manual_seed(zlib.crc32(int(seed).to_bytes(8, "little"), zlib.crc32(image.contiguous().numpy())))
+    checksum = zlib.crc32(image.contiguous().numpy())
+    gen = torch.Generator().manual_seed(zlib.crc32(int(seed).to_bytes(8, "little"), checksum))
     if kind == "gaussian":
         return (image + level * torch.randn(image.shape, generator=gen)).clamp(0, 1)
     hit = torch.rand(image.shape, generator=gen) < level
