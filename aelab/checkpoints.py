@@ -405,9 +405,10 @@ def forget_previous(path: str | os.PathLike) -> None:
 
 
 def better_previous(path: str | os.PathLike, metrics: dict, dataset: dict) -> dict | None:
-    """Whether the model kept for `path` beats a finished retraining's test `metrics` (its "dataset" metadata:
-    the same dataset, image shape and number of test images, else nothing is compared): {"metric", "unit", "previous", "this"} when its
-    test figure is lower by more than 1%, or the new one is not a finite number; None otherwise."""
+    """Whether the model kept for `path` beats a finished retraining's test `metrics` (`dataset`: its "dataset"
+    metadata; the same dataset, image shape and number of test images, else nothing is compared): {"metric", "unit",
+    "previous", "this"} when its test figure is lower by more than 1%, or the new one is not a finite number; None
+    otherwise."""
     kept = previous_path(path)
     if not kept.is_file():
         return None

@@ -147,9 +147,10 @@ def augment(x: torch.Tensor, fraction: float) -> torch.Tensor:
     return out
 
 
-# A finite loss per image that grows far beyond its first reading in a training phase has diverged (Trainer._check_growth):
-# at an epoch's end, GROWTH_LIMIT times that reading and still growing; at any step, EXPLODED times. MSE on sigmoid
-# outputs cannot grow that much (at most about 5x an untrained model's on MNIST); BCE on logits can, without end.
+# A finite loss per image that grows far beyond its first reading in a training phase has diverged
+# (Trainer._check_growth): at an epoch's end, GROWTH_LIMIT times that reading and still growing; at any step, EXPLODED
+# times. MSE on sigmoid outputs cannot grow that much (at most about 5x an untrained model's on MNIST); BCE on logits
+# can, without end.
 GROWTH_LIMIT = 100.0
 EXPLODED = 1e6
 
