@@ -182,16 +182,16 @@ def pick_image(ds: Dataset, key: str, title: str,
     return to_float(x[i]), label, caption
 
 
-def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str) -> None:
+def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, label: int | None = None) -> None:
     """The decoded grid over a 2-D latent plane (Interpolate and Generate): over the prior's 5%-95% quantiles for a
-    VAE, over where the test codes (`reference`) lie for another model; by class for a conditional one."""
+    VAE, over where the test codes (`reference`) lie for another model; by class for a conditional one (`label`, the
+    class the page has picked already, else one picked here)."""
     from .explore import manifold_grid
 
     st.subheader("The latent plane")
     left, right = st.columns(2)
     n = left.slider("Points per side", 5, 25, 15, key=f"{key}_size", help="the grid is n x n decoded codes")
-    label = None
-    if model.conditional:
+    if model.conditional and label is None:
         label = right.selectbox("Class", range(model.config.num_classes), format_func=lambda k: class_label(ds, k),
                              key=f"{key}_class", help="the label every code of the grid is decoded with")
     if model.generative:

@@ -5,6 +5,7 @@ import streamlit as st
 import torch
 
 from aelab import explore, ui, ui_explore
+from aelab.data import class_text
 from aelab.errors import AelabError
 
 st.title("Generate")
@@ -33,19 +34,30 @@ try:
     if model.conditional:
         classes = model.config.num_classes
         names = ctx.meta.get("dataset", {}).get("class_names") or [str(k) for k in range(classes)]
-        per_class = st.slider("Samples per class", 4, 16, 10)
-        a, b = st.columns(2)
-        with a:
-            st.subheader("A row per class")
-            st.caption("Every image has its own code; the label picks the class. Rows, top to bottom: "
-                       + ", ".join(names))
-            labels = torch.arange(classes).repeat_interleave(per_class)
-            ui_explore.show_tile(explore.samples(model, len(labels), temperature, seed, labels), per_class)
-        with b:
-            st.subheader("Fixed style, varying class")
-            st.caption("Each column shares one code, so it keeps one style (slant, thickness) while the label "
-                       "changes the class down the column.")
-            ui_explore.show_tile(explore.class_grid(model, per_class, temperature, seed), per_class)
+        pick, size = st.columns(2)
+        only = pick.selectbox("Class", [None, *range(classes)], key="generate_class",
+                              format_func=lambda k: "every class" if k is None else class_text(names, k),
+                              help="one class: a grid of its samples, as `python -m aelab sample --label K` writes")
+        if only is None:
+            per_class = size.slider("Samples per class", 4, 16, 10)
+            a, b = st.columns(2)
+            with a:
+                st.subheader("A row per class")
+                st.caption("Every image has its own code; the label picks the class. Rows, top to bottom: "
+                           + ", ".join(names))
+                labels = torch.arange(classes).repeat_interleave(per_class)
+                ui_explore.show_tile(explore.samples(model, len(labels), temperature, seed, labels), per_class)
+            with b:
+                st.subheader("Style per column")  # (short: "Fixed style, varying class" wrapped at 1024 px)
+                st.caption("Each column shares one code, so it keeps one style (slant, thickness) while the label "
+                           "changes the class down the column.")
+                ui_explore.show_tile(explore.class_grid(model, per_class, temperature, seed), per_class)
+        else:
+            side = size.slider("Grid size", 4, 16, 10, help="the grid is size x size samples")
+            st.caption(f"{side * side} samples of class {class_text(names, only)}: each its own code from the "
+                       "prior, decoded with that label.")
+            ui_explore.show_tile(explore.samples(model, side * side, temperature, seed,
+                                                 torch.full((side * side,), only)), side, width=min(720, 64 * side))
     else:
         side = st.slider("Grid size", 4, 16, 10, help="the grid is size x size samples")
         ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
@@ -53,4 +65,5 @@ except AelabError as err:
     st.error(str(err))
 
 if model.latent_dim == 2:  # a 2-D prior can be shown whole: the plane its samples come from
-    ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane")
+    ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane",
+                            label=st.session_state.get("generate_class") if model.conditional else None)

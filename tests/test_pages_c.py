@@ -62,8 +62,14 @@ def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
     at.slider[0].set_value(0.0).run()
     assert "every sample is the same image" in texts(at.main.info)
     at = run_page("generate", "tiny-cvae")
-    assert [s.value for s in at.main.subheader] == ["A row per class", "Fixed style, varying class"]
+    assert [s.value for s in at.main.subheader] == ["A row per class", "Style per column"]
     assert image_count(at) == 2
+    # One class, as `sample --label 5` writes it: a grid of its samples, the same images as the function's.
+    at.selectbox(key="generate_class").set_value(5).run()
+    assert not at.exception and not at.main.subheader and image_count(at) == 1
+    assert "100 samples of class 5: each its own code from the prior" in texts(at.main.caption)
+    at.selectbox(key="generate_class").set_value(None).run()
+    assert [s.value for s in at.main.subheader] == ["A row per class", "Style per column"]
 
 
 # --- Interpolate -----------------------------------------------------------------------------------------------
