@@ -20,12 +20,13 @@ from .images import MNIST_FRAMING
 from .metrics import batched, psnr
 from .models import Autoencoder
 
-NOISES = ("gaussian", "masking", "salt-and-pepper")
+NOISES = ("gaussian", "masking", "salt-and-pepper", "none")
 THUMBNAIL = 112  # px, the longer side of the picture of an upload shown next to its prepared version
 NOISE_HELP = {
     "gaussian": "level = standard deviation of the added noise (then clipped to [0, 1])",
     "masking": "level = fraction of pixels set to black",
     "salt-and-pepper": "level = fraction of pixels set to black or white (half each)",
+    "none": "no noise is added: the models clean the images as they are (a scan or photo may be noisy already)",
 }
 
 
@@ -43,6 +44,8 @@ def add_noise(x: torch.Tensor, kind: str, level: float, seed: int = 0) -> torch.
     if not 0 <= level <= 1:
         raise ConfigError(f"noise level must be between 0 and 1, not {level}")
     x = x.float().cpu()
+    if kind == "none" or level == 0:
+        return x.clone()
     return torch.stack([_noisy(image, kind, level, seed) for image in x]) if len(x) else x.clone()
 
 

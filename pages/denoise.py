@@ -68,8 +68,9 @@ n1, n2, n3 = st.columns(3)
 kind = n1.selectbox("Noise", denoise.NOISES, index=denoise.NOISES.index(trained.get("noise", "gaussian")),
                     key="denoise_noise")
 level = n2.slider("Level", 0.0, 1.0, float(trained.get("noise_level", 0.5)), 0.05, help=denoise.NOISE_HELP[kind],
-                  key="denoise_level")
-seed = n3.number_input("Noise seed", 0, 2**31 - 1, 0)
+                  key="denoise_level", disabled=kind == "none")
+level = 0.0 if kind == "none" else level
+seed = n3.number_input("Noise seed", 0, 2**31 - 1, 0, disabled=kind == "none")
 
 # --- Images --------------------------------------------------------------------------------------------------
 source = st.radio("Images", ["Test images", "Upload"], horizontal=True)
@@ -117,7 +118,8 @@ except AelabError as err:
 means = result.mean_psnr()
 noiseless = means["noisy"] >= 100  # level 0: every input is its clean image, and a gain over it means nothing
 if noiseless:
-    st.info("Level 0 adds no noise: this shows how far each model changes a clean image (PSNR against it).")
+    st.info(("No noise is added" if kind == "none" else "Level 0 adds no noise") + ": this shows how far each model "
+            "changes the images as they are (PSNR against them), and how it cleans what noise they already have.")
 cols = st.columns(len(means))
 cols[0].metric("Noisy input", "no noise" if noiseless else denoise.db_label(means["noisy"]),
                help="mean PSNR against the clean image; higher is better")

@@ -226,7 +226,8 @@ def test_an_images_noise_depends_on_the_seed_and_the_image_not_on_the_others_upl
     from aelab import denoise
 
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    for kind in denoise.NOISES:
+    assert torch.equal(denoise.add_noise(x, "none", 0.5, seed=7), x)
+    for kind in set(denoise.NOISES) - {"none"}:
         together = denoise.add_noise(x, kind, 0.5, seed=7)
         assert torch.equal(denoise.add_noise(x[[2, 0]], kind, 0.5, seed=7), together[[2, 0]])
         assert torch.equal(denoise.add_noise(x[1:2], kind, 0.5, seed=7), together[1:2])
@@ -248,6 +249,12 @@ def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpo
     at.slider(key="denoise_level").set_value(0.0).run()  # no noise: no "100 dB", no gain over an exact copy
     assert "adds no noise" in texts(at.main.info) and at.main.metric[0].value == "no noise"
     assert all(m.value.endswith(" dB") and not m.delta for m in at.main.metric[1:])
+    # "none": the images as they are (an upload that is noisy already), whatever the level says.
+    at.slider(key="denoise_level").set_value(0.5).run()
+    at.selectbox(key="denoise_noise").set_value("none").run()
+    assert not at.exception and at.slider(key="denoise_level").disabled
+    assert "No noise is added: this shows how far each model changes the images" in texts(at.main.info)
+    assert at.main.metric[0].value == "no noise" and all(not m.delta for m in at.main.metric[1:])
 
 
 def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
