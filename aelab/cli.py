@@ -31,8 +31,27 @@ OTHER_FILE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif",
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other error here."""
 
+    variant_options: dict[str, set[str]]  # train's variants -> their option strings (build_parser fills it)
+
     def error(self, message):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse, but an unknown option names the command whose help lists the right ones, and for `train`
+        the variants that have it (`train mlp --beta 2`: --beta is an option of vae and cvae)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command, variant = getattr(parsed, "command", None), getattr(parsed, "variant", None)
+            flags = [e.split("=")[0] for e in extras if e.startswith("--")]
+            if command == "train" and variant and flags:
+                owners = [name for name, options in self.variant_options.items() if flags[0] in options]
+                where = f": it is an option of {', '.join(owners)}" if owners else ""
+                message = f"{variant} has no option {flags[0]}{where} (see: {self.prog} train {variant} --help)"
+            else:
+                message = (f"unrecognized arguments: {' '.join(extras)} "
+                           f"(see: {self.prog}{' ' + command if command else ''} --help)")
+            self.exit(2, f"error: {message}\n")
+        return parsed
 
 
 def _int_list(text: str) -> list[int]:
@@ -75,6 +94,7 @@ def build_parser() -> Parser:
     from .train import TrainConfig
 
     parser = Parser(prog="python -m aelab", description="aelab: train, inspect and use autoencoders")
+    parser.variant_options = {}
     parser.add_argument("--data-root", help=DATA_ROOT_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -100,6 +120,7 @@ def build_parser() -> Parser:
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
         add_dataclass_options(sub, cls.config_class)
         add_dataclass_options(sub, TrainConfig)
+        parser.variant_options[name] = {flag for action in sub._actions for flag in action.option_strings}
 
     ev = commands.add_parser("eval", help="test-set metrics of a checkpoint")
     ev.add_argument("checkpoint", help=CHECKPOINT_HELP)

@@ -192,6 +192,10 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("eval", "missing.safetensors"), ("no such checkpoint",)),
         (("sample", "missing.safetensors", "--out", "x.png"), ("no such checkpoint",)),
         (("frobnicate",), ("invalid choice",)),
+        # An option of another variant, or of no command: the help that lists the right ones.
+        (("train", "mlp", "--out", "x", "--beta", "2"),
+         ("mlp has no option --beta: it is an option of vae, cvae (see: python -m aelab train mlp --help)",)),
+        (("eval", "x", "--bogus"), ("unrecognized arguments: --bogus (see: python -m aelab eval --help)",)),
         (("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"), ("not generative",)),
         (("eval", tmp_path / "model.pt"), ("never unpickles",)),
         # Refused before any data is loaded: values no training can use, models too large, impossible requests.
