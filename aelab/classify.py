@@ -150,6 +150,7 @@ class DrawingReading:
     # A conditional model's own reading: its negative ELBO (nats) under each label, lowest = the label it is read as
     # (ConditionalVAE.best_labels), and the reconstruction is decoded with that label. None for other models.
     label_scores: np.ndarray | None = None
+    extent: float = 1.0  # the part of the canvas the drawing spans (images.ink_extent)
 
     @property
     def label(self) -> int:
@@ -166,7 +167,7 @@ def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMa
 
     A conditional model's code (for the neighbours and the map) is made without a label, as its kNN codes were; its
     reconstruction is decoded with the label that explains the drawing best, which is also its reading."""
-    from .images import prepare_drawing
+    from .images import ink_extent, prepare_drawing
     from .metrics import one_thread
 
     height, width = model.input_shape[1:]
@@ -184,4 +185,4 @@ def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMa
     reconstruction = reconstruction.float().clamp(0, 1).cpu().numpy()[0]
     code = z.float().cpu().numpy()[0]
     return DrawingReading(digit, reconstruction, code, knn.explain(code[None])[0], latent_map.transform(code[None])[0],
-                          scores)
+                          scores, ink_extent(drawing, name))

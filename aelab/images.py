@@ -469,6 +469,16 @@ def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the
     return np.clip(_resize_plane(gray, (width, height)), 0, 1)[None]
 
 
+def ink_extent(drawing, name: str = "the drawing") -> float:
+    """How much of a canvas a drawing spans: the longer side of its ink's bounding box over the canvas's longer side
+    (0 when blank). A small one is scaled up to the dataset's frame all the same, its strokes with it."""
+    gray = _digit_gray(drawing, name)
+    rows, cols = np.nonzero(gray >= MIN_INK)
+    if len(rows) == 0:
+        return 0.0
+    return float(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) / max(gray.shape))
+
+
 # --- Writing PNGs ----------------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ import streamlit as st
 from aelab import classify, ui, ui_explore
 from aelab.errors import AelabError
 
+SMALL_DRAWING = 0.25  # of the canvas: smaller drawings are scaled up 3x and more, their strokes with them
+
 st.title("Draw")
 ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
@@ -59,6 +61,9 @@ def board():
         except AelabError as err:
             st.info(str(err))
             return
+        if ds.framing is not None and reading.extent < SMALL_DRAWING:
+            st.warning(f"Your drawing spans {reading.extent:.0%} of the canvas. It is scaled up to fill the frame "
+                       f"as {ds.label}'s images were, strokes and all, so it reads as a thick blob: draw larger.")
         st.html(ui_explore.drawing_panel(reading, knn, ds))
         guess = ds.class_names[reading.label]
         st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing (a {guess}?)"))

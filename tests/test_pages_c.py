@@ -171,6 +171,19 @@ def test_draw_page_reads_a_drawing(tiny_checkpoints, mnist, monkeypatch):
     assert 'aria-label="your drawing"' in panel and "test codes" in panel
     assert not at.main.get("plotly_chart")  # the map is a picture with a star, cheap to redraw after each stroke
     assert "ms of Python" in texts(at.main.caption)
+    assert not at.main.warning  # a digit drawn at MNIST's size
+
+
+def test_a_small_drawing_is_read_and_said_to_be_small(tiny_checkpoints, monkeypatch):
+    """A dot in a corner is scaled up to MNIST's 20x20 frame like any drawing, into a thick blob: the page says so."""
+    dot = np.zeros((28, 28), dtype=np.uint8)
+    dot[3:5, 3:5] = 255
+    monkeypatch.setattr(ui_explore, "canvas", canvas_with(dot))
+    at = run_page("draw", "tiny-mlp")
+    assert not at.exception and "Nearest-neighbour vote" in texts(at.main.get("html"))
+    (warning,) = [w.value for w in at.main.warning]
+    assert warning.startswith("Your drawing spans ") and warning.endswith("so it reads as a thick blob: draw larger.")
+    assert 0.05 <= float(warning.split("spans ")[1].split("%")[0]) / 100 <= 0.15, warning
 
 
 def test_draw_page_reads_a_drawing_with_a_cvae_by_its_best_fitting_label(tiny_checkpoints, mnist, monkeypatch):
