@@ -238,11 +238,14 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
     return fig
 
 
-def history_figure(history: list[dict], height: int = 380):
+RECON_LOSS_NAMES = {"bce": "binary cross-entropy (BCE)", "mse": "squared error"}
+
+
+def history_figure(history: list[dict], height: int = 380, recon_loss: str | None = None):
     """Loss terms per epoch (jobs.loss_curves) of a checkpoint's or a running job's history: a colour per term,
     training solid, validation dashed, regularisers on a right-hand axis; greedy pre-training epochs come first, and a
-    dotted line marks where fine-tuning starts.
-    None when there are no trained epochs."""
+    dotted line marks where fine-tuning starts. `recon_loss` ("bce", "mse": the model config's) names the
+    reconstruction term on the axis. None when there are no trained epochs."""
     import plotly.graph_objects as go
 
     epochs = [h for h in history if h.get("train")]
@@ -273,7 +276,8 @@ def history_figure(history: list[dict], height: int = 380):
     if first_train > 0:
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
-                      yaxis_title="loss per image",
+                      yaxis_title="loss per image" + (f" ({recon_loss.upper()} summed over pixels)"
+                                                       if recon_loss in RECON_LOSS_NAMES else ""),
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}})
     if second:
         fig.update_layout(yaxis2={"title": "regulariser per image", "overlaying": "y", "side": "right",

@@ -129,7 +129,8 @@ with features_tab:
         ui.show_images(features, columns=16, width=56)
 
 with history_tab:
-    figure = ui.history_figure(meta.get("history") or [])
+    recon_loss = getattr(model.config, "recon_loss", None)
+    figure = ui.history_figure(meta.get("history") or [], recon_loss=recon_loss)
     if figure is None:
         st.info("No training epochs recorded: PCA is fitted in closed form, so it has no loss curve."
                 if model.variant == "pca" else "This checkpoint has no training history.")
@@ -138,7 +139,10 @@ with history_tab:
         st.caption("Training loss (solid): the mean over each epoch's batches while the weights change, on the inputs "
                    "as trained (with noise, augmentation or dropout when the recipe has them). Validation loss "
                    f"(dashed): the held-out {(meta.get('train_config') or {}).get('val_fraction', 0.05):.0%} of the "
-                   "training split after the epoch, clean, so it can lie below.")
+                   "training split after the epoch, clean, so it can lie below."
+                   + (f" The reconstruction term is {ui.RECON_LOSS_NAMES[recon_loss]} summed over the pixels of an "
+                      "image" + (", not the test error above (squared error per image): the two differ in scale."
+                                 if recon_loss == "bce" else ".") if recon_loss in ui.RECON_LOSS_NAMES else ""))
 
 with meta_tab:
     if meta.get("command"):

@@ -117,6 +117,11 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     assert images(at) == 10 + 10 + 64
     assert at.get("plotly_chart")  # training history
     assert "the held-out 5% of the training split" in texts(at.caption)
+    # The curves' loss named, and told apart from the test error (BCE of ~70 next to an SSE of ~2)
+    assert ("The reconstruction term is binary cross-entropy (BCE) summed over the pixels of an image, not the test "
+            "error above (squared error per image)") in texts(at.caption)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["yaxis"]["title"]["text"] == "loss per image (BCE summed over pixels)"
     assert not at.error and not at.main.info
 
 
