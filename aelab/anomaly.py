@@ -221,14 +221,18 @@ def auroc_hint(auroc: float, fair: bool, one_class: bool, dataset_name: str = ""
             f"on {how}) gives 0.90 to 1.00 there, for the question \"is this image of that class?\".")
 
 
-def training_note(meta: dict, anomaly_class: int, how: str = "on the Train page") -> tuple[str, bool]:
+def training_note(meta: dict, anomaly_class: int, how: str = "on the Train page",
+                  around: str = ": ") -> tuple[str, bool]:
     """(one-line note on what the model saw of class k in training, whether the experiment is a fair one). `how`: how
-    to train a model without the class, where the note is read."""
+    to train a model without the class, where the note is read; classes named as the class picker names them
+    (data.class_text: "class 0: T-shirt/top", "class 7"; `around` "()" for the command line's "class 0 (T-shirt/top)")."""
+    from .data import class_text
+
     info = meta.get("dataset", {})
     names = info.get("class_names") or []
 
     def name(k: int) -> str:
-        return names[k] if 0 <= k < len(names) else str(k)
+        return class_text(names, k, around)
 
     without, only = info.get("without_class"), info.get("only_class")
     if only is not None:

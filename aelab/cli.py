@@ -609,7 +609,7 @@ def cmd_anomalies(args) -> int:
                               "every image here is new to it, so this says little about the class.", False)
             else:
                 note, fair = anomaly.training_note(meta, only if only is not None else k,
-                                                   f"(train ... --without-class {k})")
+                                                   f"(train ... --without-class {k})", around="()")
             print(f"anomaly: {what}. {note}")
             print(f"AUROC {curve.auroc:.3f}; at threshold {at.threshold:.2f}, which flags as many images as there are "
                   f"anomalies ({at.flagged:,}): precision {at.precision:.1%}, recall {at.recall:.1%}")

@@ -80,6 +80,10 @@ def test_training_notes():
     assert not fair and "Train page" in note
     note, fair = anomaly.training_note({"dataset": {"only_class": 4}}, 4)
     assert fair and "class 4 only" in note
+    # Named classes as the class picker names them ("0: T-shirt/top"), or the command line ("0 (T-shirt/top)")
+    fashion = {"dataset": {"class_names": ["T-shirt/top", "Trouser"], "without_class": None}}
+    assert anomaly.training_note(fashion, 0)[0].startswith("This model saw class 0: T-shirt/top in training")
+    assert "without class 1 (Trouser)" in anomaly.training_note(fashion, 1, around="()")[0]
 
 
 def test_a_model_that_never_saw_a_class_flags_it(tiny_checkpoints, mnist):
