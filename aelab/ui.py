@@ -275,6 +275,8 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     first_train = next((i for i, phase in enumerate(phases) if phase == "train"), 0)
     if first_train > 0:
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
+    # Whole epochs on the axis: one or two epochs were ticked 0, 0.5, 1, 1.5, 2.
+    fig.update_xaxes(tickformat="d", dtick=1 if len(epochs) <= 12 else None)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
                       yaxis_title="loss per image" + (f" ({recon_loss.upper()} summed over pixels)"
                                                        if recon_loss in RECON_LOSS_NAMES else ""),

@@ -125,6 +125,7 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
             "error above (squared error per image)") in texts(at.caption)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["layout"]["yaxis"]["title"]["text"] == "loss per image (BCE summed over pixels)"
+    assert chart["layout"]["xaxis"]["dtick"] == 1 and chart["layout"]["xaxis"]["tickformat"] == "d"  # whole epochs
     assert not at.error and not at.main.info
 
 
