@@ -196,9 +196,9 @@ def training_form(ds) -> None:
         if st.session_state.get("train_name") in (None, "", st.session_state.get("train_name_suggested")):
             st.session_state["train_name"] = suggestion
         st.session_state["train_name_suggested"] = suggestion
-        name = left.text_input("Model name", key="train_name",
-                               help="saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and "
-                                    "spaces")
+        name = left.text_input("Model name", key="train_name", placeholder=suggestion,
+                               help=f"saved as NAME.safetensors in the checkpoint folder; letters, digits, - _ . and "
+                                    f"spaces; left empty: {suggestion}")
         if ds.num_classes:
             picked = middle.selectbox(f"Training classes of {ds.label}", range(len(class_choices)),
                                       format_func=lambda i: class_choices[i][0], key="train_classes",
