@@ -529,12 +529,12 @@ def cmd_embed(args) -> int:
         if args.map != "none":
             from .project import map_sample
 
-            print(f"{args.map.upper()} map of {len(codes)} codes ...", file=sys.stderr, flush=True)
+            print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
             params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
             arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
             print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
         np.savez(out, **arrays)
-    print(f"{len(codes)} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
+    print(f"{len(codes):,} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
     return 0
 
 

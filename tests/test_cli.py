@@ -89,6 +89,7 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     assert codes.returncode == 0, codes.stderr
     saved = np.load(tmp_path / "codes.npz")
     assert saved["codes"].shape == (1000, 2) and saved["labels"].shape == (1000,)
+    assert codes.stdout.strip() == f"1,000 codes of size 2 -> {tmp_path / 'codes.npz'}"
 
     dotted = aelab("embed", ckpt, "--out", tmp_path / "codes-lr0.001")  # a dot in the name is not a suffix
     assert dotted.returncode == 0 and (tmp_path / "codes-lr0.001.npz").exists(), dotted.stderr
