@@ -398,7 +398,7 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
         title, label = "Best-fitting label", names[best]
         detail = (f"{reading.label_scores[best]:.0f} nats (BCE + KL) decoded as a {names[best]}; "
                   f"next best {names[second]}: {reading.label_scores[second]:.0f}")
-        strip_title = "Nearest training codes made without a label (they share the drawing's style, not its class)"
+        strip_title = "Training images with the nearest codes: alike in style, not always in class"
     vote = (f'<div style="min-width:11rem;max-width:16rem"><div style="font-size:0.875rem">{title}</div>'
             f'<div style="font-size:2.25rem;line-height:1.3">{html.escape(label)}</div>'
             f'<div style="font-size:0.85rem;color:#808495">{html.escape(detail)}</div></div>')
