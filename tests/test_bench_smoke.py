@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_idx_gz
+from idxfiles import write_idx_gz
 
 ROOT = Path(__file__).resolve().parent.parent
 

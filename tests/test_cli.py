@@ -483,7 +483,7 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
 def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to_it(tmp_path, tiny_checkpoints,
                                                                                        mnist):
     """`--dataset` names a set the model never saw: the AUROC of a class then says little, and the output says so."""
-    from conftest import write_idx_gz
+    from idxfiles import write_idx_gz
 
     folder = tmp_path / "root" / "fashion-mnist"
     folder.mkdir(parents=True)
