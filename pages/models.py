@@ -60,12 +60,12 @@ status = checkpoints.status_of(meta) or "unknown"
 note = ("its training process ended before the run finished: this is its last completed epoch, without test "
         "metrics") if status == "interrupted" else meta.get("message")
 st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
+stem = Path(ctx.model_path).stem
 if status != "training" and checkpoints.has_previous(ctx.model_path):
     # A retraining under this name died, diverged or finished worse: the model it replaced is kept, and can come back.
-    stem = Path(ctx.model_path).stem
     st.warning(checkpoints.previous_text(meta, stem) + ": restore it to undo that run, or keep this one.")
-    restore, drop = st.columns(2)
-    if restore.button(f"Restore the earlier {stem}", key="restore_previous"):
+    buttons = st.container(horizontal=True)
+    if buttons.button(f"Restore the earlier {stem}", key="restore_previous"):
         try:
             checkpoints.restore_previous(ctx.model_path)
         except AelabError as err:
@@ -73,10 +73,13 @@ if status != "training" and checkpoints.has_previous(ctx.model_path):
         else:
             st.session_state["models_flash"] = f"Restored the earlier {stem}."
             st.rerun()
-    if drop.button("Keep this one", key="drop_previous", help=f"delete the earlier {stem}"):
+    if buttons.button("Keep this one", key="drop_previous", help=f"delete the earlier {stem}"):
         checkpoints.forget_previous(ctx.model_path)
         st.session_state["models_flash"] = f"Kept this {stem}; the earlier one is deleted."
         st.rerun()
+elif st.session_state.get("restore_previous") or st.session_state.get("drop_previous"):
+    # Clicked on a page shown before the kept model went (restored or deleted in another tab, or from the CLI).
+    st.info(f"The earlier {stem} is no longer kept: it was restored or deleted meanwhile. Nothing was changed.")
 # Short labels and values (the help says the rest), as many columns as figures: on a 1024 px screen five columns cut
 # "Parameters 442,…" and "Test error (SSE…", and at 800 px "988,…".
 n = model.num_parameters()

@@ -325,6 +325,16 @@ def test_a_retraining_that_finishes_worse_keeps_the_model_it_replaced(tmp_path, 
     assert [w.value for w in at.warning if "higher test error" in w.value] == [
         f"This run finished with a higher test error than the earlier m it replaced ({figures}), which is kept: "
         "restore it to undo that run, or keep this one."]
+    # A click on a page shown before the kept model went elsewhere (the CLI, another tab) changes nothing, and says so.
+    kept = ck.previous_path(out).read_bytes()
+    ck.forget_previous(out)
+    at.button(key="restore_previous").click().run()
+    assert not at.exception and ck.read_metadata(out)["config"]["latent_dim"] == 1
+    assert [i.value for i in at.main.info] == ["The earlier m is no longer kept: it was restored or deleted "
+                                               "meanwhile. Nothing was changed."]
+    ck.previous_path(out).write_bytes(kept)
+    at.run()
+    assert not at.main.info and at.button(key="drop_previous")
     at.button(key="drop_previous").click().run()
     assert not at.exception and not ck.has_previous(out) and ck.read_metadata(out)["config"]["latent_dim"] == 1
     assert any("Kept this m; the earlier one is deleted." in s.value for s in at.success)
