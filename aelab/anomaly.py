@@ -242,5 +242,5 @@ def training_note(meta: dict, anomaly_class: int, how: str = "on the Train page"
     if without is not None:
         return (f"This model was trained without class {name(without)}, but saw class {name(anomaly_class)}: "
                 f"pick class {name(without)} for a fair test.", False)
-    return (f"This model saw class {name(anomaly_class)} in training, so its errors there are low too: train one "
-            f"without class {name(anomaly_class)} {how} for a fair test.", False)
+    return (f"This model saw class {name(anomaly_class)} in training, so this is not a fair anomaly test (it learnt to "
+            f"reconstruct that class too): train one without class {name(anomaly_class)} {how} for a fair test.", False)

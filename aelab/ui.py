@@ -460,6 +460,12 @@ def training_note(meta: dict, status: str) -> str | None:
     return f"Its training was interrupted: this is {at}, the last one saved."
 
 
+def sentence(text: str) -> str:
+    """A message of the core ("the loss grew ...", written to follow "error: ..." on the command line) as a sentence
+    of its own on a page."""
+    return text[:1].upper() + text[1:]
+
+
 def previous_caption(path, name: str) -> str:
     """A finished run's card, when the model it replaced is kept: why, and where to restore it."""
     where = f"restore it on the Models page (with {name} picked)."

@@ -205,8 +205,8 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, lab
         where = (f"where the test codes lie (2nd–98th percentile): x {extent[0]:.2f}…{extent[1]:.2f}, "
                  f"y {extent[2]:.2f}…{extent[3]:.2f}")
     st.caption(f"Decoded codes on a grid over {where}. Code dimension 1 grows left to right, code dimension 2 "
-               "bottom to top" + (", and every code is decoded with the class picked above." if label is not None
-                                  else "."))
+               "bottom to top" + (f", and every code is decoded with class {class_label(ds, label)}."
+                                  if label is not None else "."))
     show_tile(manifold_grid(model, n, extent, label), n, width=min(720, 40 * n))
 
 

@@ -132,7 +132,7 @@ for col, name in zip(cols[1:], models):
                help=f"{explained[name]}: mean PSNR of its outputs against the clean images")
 st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 
-headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "noisy"] + list(models)
+headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "input" if noiseless else "noisy"] + list(models)
 grid = st.columns(len(headers))
 for col, header in zip(grid, headers):
     col.markdown(f"**{header}**")

@@ -121,11 +121,11 @@ def show_job(status: jobs.JobStatus) -> None:
     elif status.state == "finished":
         st.success(f"Saved as {job.name}: pick it in the sidebar's model list.")
     elif status.state == "failed":
-        st.error(status.message)
+        st.error(ui.sentence(status.message))
     elif status.state == "stopped":
-        st.info(status.message)
+        st.info(ui.sentence(status.message))
     else:
-        st.warning(status.message)
+        st.warning(ui.sentence(status.message))
     if not status.active and status.history and not jobs.holds_its_model(job):
         st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
     elif not status.active and checkpoints.has_previous(job.checkpoint):

@@ -257,6 +257,13 @@ def test_a_job_diverging_before_it_trained_anything_ends_diverged_and_saves_noth
     assert "NaN/inf" in status.message and "lower the learning rate" in status.message
     assert status.message.endswith("nothing was trained, so nothing was saved")
     assert not status.checkpoint.exists()  # no untrained model in the list (nor over a model of that name)
+    # On its card, the message is a sentence of its own (on the command line it follows "error: diverged, ...: ").
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"), default_timeout=120).run()
+    assert status.message[:1].upper() + status.message[1:] in [w.value for w in at.warning]
 
 
 def test_job_the_cli_refuses_ends_failed_with_its_one_line_reason(started):
