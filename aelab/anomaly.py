@@ -225,7 +225,8 @@ def training_note(meta: dict, anomaly_class: int, how: str = "on the Train page"
                   around: str = ": ") -> tuple[str, bool]:
     """(one-line note on what the model saw of class k in training, whether the experiment is a fair one). `how`: how
     to train a model without the class, where the note is read; classes named as the class picker names them
-    (data.class_text: "class 0: T-shirt/top", "class 7"; `around` "()" for the command line's "class 0 (T-shirt/top)")."""
+    (data.class_text: "class 0: T-shirt/top", "class 7"; `around` "()" for the command line's
+    "class 0 (T-shirt/top)")."""
     from .data import class_text
 
     info = meta.get("dataset", {})

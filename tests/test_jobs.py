@@ -262,7 +262,8 @@ def test_a_job_diverging_before_it_trained_anything_ends_diverged_and_saves_noth
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"),
+                           default_timeout=120).run()
     assert status.message[:1].upper() + status.message[1:] in [w.value for w in at.warning]
 
 
