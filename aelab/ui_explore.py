@@ -338,6 +338,7 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
     # 1024 px screen; under it, one a row (in a column that narrow) squashed the plot and hid the axis title.
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="reconstruction error (SSE per image)", yaxis_title=y_title,
+                      xaxis={"nticks": 8},  # (left to itself, a narrow column showed two ticks: 120, 140)
                       # counts of images: whole numbers on the axis, even when a few images make the tallest bin 2
                       yaxis={"tickformat": ",d", "dtick": 1 if max(int(c.max()) for c in hist.counts.values()) <= 8
                              else None, "rangemode": "tozero"},

@@ -3,6 +3,7 @@ tiny real checkpoints: each renders without an exception, shows its main outputs
 do what the page asks."""
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -300,6 +301,7 @@ def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
     # The slider starts where it flags as many images as there are anomalies (the test split's 0s), not all 1,000
     assert int(at.main.metric[3].value.replace(",", "")) == pytest.approx(100, abs=2)
     assert [e.key for e in at.main.get("plotly_chart")] == ["anomaly_hist", "anomaly_roc"]
+    assert json.loads(at.main.get("plotly_chart")[0].proto.spec)["layout"]["xaxis"]["nticks"] == 8
     images = [c for e in at.get("image") for c in e.captions]
     assert len(images) == 16 and all(" · " in c for c in images)  # the most anomalous, with their errors
     said = "precision and recall are equal"
