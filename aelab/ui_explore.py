@@ -75,7 +75,8 @@ def is_denoiser(meta: dict) -> bool:
 
 def denoiser_label(info: checkpoints.CheckpointInfo) -> str:
     cfg = info.meta.get("train_config") or {}
-    return f"{ui.model_label(info)} · {cfg.get('noise')} noise {cfg.get('noise_level')}"
+    # Short: "… · gaussian noise 0.5" was cut at "… · gaussian" in its box at 1024 px
+    return f"{ui.model_label(info)} · {cfg.get('noise')} {cfg.get('noise_level')}"
 
 
 def load(info: checkpoints.CheckpointInfo):

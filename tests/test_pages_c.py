@@ -277,6 +277,8 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     assert not at.main.info
     labels = [m.label for m in at.main.metric]
     assert labels == ["Noisy input", "Denoising AE", "Plain AE", "PCA-8"]
+    assert at.selectbox[0].label == "Denoising autoencoder" and at.selectbox[0].value.name == "tiny-denoiser"
+    assert ui_explore.denoiser_label(at.selectbox[0].value).endswith(" · gaussian 0.5"), at.selectbox[0].options
     said = texts(at.main.caption)  # the short titles are explained: which checkpoint is which
     assert "Denoising AE: tiny-denoiser (" in said and "Plain AE: tiny-mlp (" in said and "PCA with 8 components (the code size of the plain AE)" in said
     noisy, denoised = (float(m.value.split()[0]) for m in at.main.metric[:2])
