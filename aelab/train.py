@@ -419,12 +419,14 @@ class Trainer:
                     schedule.step()
                     count += len(idx)
                     if self._start_loss is None:  # the phase's first step: the reading a blown-up loss is measured by
-                        self._check_finite(runner.sums["total"], phase, epoch)
                         self._start_loss = float(runner.sums["total"]) / count
-                    # On a GPU every .item() waits for the device, so loss values are read only every log_every steps.
+                        self._check_finite(self._start_loss, phase, epoch)
+                    # On a GPU every .item() waits for the device, so loss values are read only every log_every steps
+                    # (once for both checks).
                     if step % cfg.log_every == 0 or step == steps_per_epoch:
-                        self._check_finite(runner.sums["total"], phase, epoch)
-                        self._check_growth(float(runner.sums["total"]) / count, phase, epoch)
+                        loss = float(runner.sums["total"]) / count
+                        self._check_finite(loss, phase, epoch)
+                        self._check_growth(loss, phase, epoch)
                         seconds = time.perf_counter() - epoch_start
                         self.emit({"event": "step", "phase": phase, "epoch": epoch, "epochs": epochs, "step": step,
                                    "steps": steps_per_epoch, "terms": {k: float(v) for k, v in terms.items()},
@@ -446,8 +448,8 @@ class Trainer:
                 self.result.notes.append(note)
                 self.emit({"event": "note", "message": note})
 
-    def _check_finite(self, total: torch.Tensor, phase: str, epoch: int, what: str = "the loss") -> None:
-        if not torch.isfinite(total):
+    def _check_finite(self, value: float, phase: str, epoch: int, what: str = "the loss") -> None:
+        if not math.isfinite(value):
             self._diverged(f"{what} became NaN/inf in {phase} epoch {epoch}")
 
     def _check_growth(self, loss: float, phase: str, epoch: int, what: str = "the loss",
@@ -495,13 +497,13 @@ class Trainer:
         early); the entry records it when it is less than all."""
         seconds = time.perf_counter() - epoch_start
         train_terms = {k: float(v) / max(count, 1) for k, v in sums.items()}
-        self._check_finite(torch.tensor(train_terms.get("total", 0.0)), phase, epoch)
+        self._check_finite(train_terms.get("total", 0.0), phase, epoch)
         # The loss is that of the weights before each step: the last step (a huge weight decay) can still break them.
         with torch.no_grad():  # one value read back from the device, not one per tensor
             finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
-        self._check_finite(torch.where(finite, 1.0, math.nan), phase, epoch, "the weights")
+        self._check_finite(1.0 if finite else math.nan, phase, epoch, "the weights")
         val_terms = self._validate(lambda x, y: self.model.loss_terms(x, x, y)) if phase == "train" else {}
-        self._check_finite(torch.tensor(val_terms.get("total", 0.0)), phase, epoch, "the validation loss")
+        self._check_finite(val_terms.get("total", 0.0), phase, epoch, "the validation loss")
         if fraction == 1:
             self._check_epoch_growth(val_terms["total"] if val_terms else train_terms.get("total", 0.0), phase, epoch,
                                      "the validation loss" if val_terms else "the loss")
