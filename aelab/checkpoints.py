@@ -429,18 +429,19 @@ def better_previous(path: str | os.PathLike, metrics: dict, dataset: dict) -> di
     return None
 
 
-def compared_figures(worse: dict) -> str:
-    """A finished retraining's test figure against the model it replaced (better_previous's dict)."""
+def finished_worse(worse: dict, replaced: str = "the model") -> str:
+    """What a finished retraining did, with its test figure against that of the model it replaced (better_previous's
+    dict), for the sentences of the CLI, the job card and the Models page."""
     this = f"{worse['this']:.2f}" if math.isfinite(worse["this"]) else "not a number"
-    return f"{this} against {worse['previous']:.2f} {worse['unit']}"
+    return (f"finished with a higher test error than {replaced} it replaced ({this} against {worse['previous']:.2f} "
+            f"{worse['unit']})")
 
 
 def previous_text(meta: dict, name: str) -> str:
     """Why the model a run replaced is kept, for a checkpoint's metadata `meta` (the file named `name`)."""
     worse = meta.get("previous_better")
     if meta.get("status") == "finished" and worse:
-        return (f"This run finished with a higher test error than the earlier {name} it replaced "
-                f"({compared_figures(worse)}), which is kept")
+        return f"This run {finished_worse(worse, f'the earlier {name}')}, which is kept"
     return f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced an earlier {name}, which is kept"
 
 

@@ -367,11 +367,10 @@ def cmd_train(args) -> int:
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
         if has_previous(path):
-            from .checkpoints import compared_figures, read_metadata
+            from .checkpoints import finished_worse, read_metadata
 
             meta = read_metadata(path)
-            why = (f"it finished with a higher test error than the model it replaced "
-                   f"({compared_figures(meta['previous_better'])}), which" if meta.get("previous_better") else
+            why = (f"it {finished_worse(meta['previous_better'])}, which" if meta.get("previous_better") else
                    "the model this run replaced")
             where = shlex.quote(str(path))
             print(f"{why} is kept: `python -m aelab restore {where}` puts it back, "

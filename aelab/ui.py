@@ -474,8 +474,7 @@ def previous_caption(path, name: str) -> str:
     except AelabError:
         meta = {}
     if meta.get("status") == "finished" and meta.get("previous_better"):
-        return (f"It finished with a higher test error than the model it replaced "
-                f"({checkpoints.compared_figures(meta['previous_better'])}): that one is kept, {where}")
+        return f"It {checkpoints.finished_worse(meta['previous_better'])}: that one is kept, {where}"
     return f"The model this run replaced is kept: {where}"
 
 

@@ -323,11 +323,11 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    short = [class_name(ds, k) for k in range(len(ds.class_names or []))]  # "0: T-shirt": two a row fit
     for c, counts in hist.counts.items():
         odd = c in anomalous_classes
         alone = len(hist.counts) == 1  # one curve (a set without labels): no legend, drawn as plainly as can be
-        name = (f"{c}: {class_name(ds, c)}" if class_name(ds, c) != str(c) else str(c)) if c >= 0 else \
-            "without a class"
+        name = class_text(short, c) if c >= 0 else "without a class"
         fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
                                  name=name + (" (anomaly)" if odd else ""), showlegend=not alone,
                                  line={"width": 3.5 if odd or alone else 1.2,
