@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
 from .models.base import type_matches
-from .train import TrainConfig, check_training, pick_device, refuse_inapplicable
+from .train import TrainConfig, check_training, inapplicable, pick_device, refuse_inapplicable
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -264,10 +265,38 @@ def in_form_words(message: str, fields: list[FormField]) -> str:
     return message
 
 
-def changed_options(fields: list[FormField], values: dict) -> dict:
-    """The options whose value differs from the default, list fields parsed: the job's command stays short."""
+def inactive_options(variant: str, model_values: dict, train_values: dict,
+                     input_shape: tuple[int, int, int] = (1, 28, 28)) -> dict[str, str]:
+    """The form's options that the other values, as they stand, make do nothing -> why (train.inapplicable, named
+    as the form labels them): the Train page greys them out and does not send them. Values are the widgets' own
+    (layer sizes as text); one that does not parse yet counts at its default."""
+    cls = get_variant(variant)
+    model_options = {}
+    for f in form_fields(cls.config_class):
+        value = model_values.get(f.name, f.default)
+        if f.kind == "int_list" and isinstance(value, str):
+            try:
+                value = parse_int_list(value, f.name)
+            except ConfigError:
+                continue
+        model_options[f.name] = value
+    try:  # a stacked MLP's greedy stages, read off a bodiless model (meta device: nothing allocated)
+        with torch.device("meta"):
+            probe = cls(cls.config_class.from_dict({**model_options, "input_shape": tuple(input_shape)}))
+        stages = getattr(probe, "num_stages", 1)
+    except (ConfigError, ValueError, RuntimeError, TypeError):  # not a model yet: greedy epochs stay editable
+        stages = None
+    return inapplicable(cls, model_options, train_values, stages=stages if cls.trainable else None,
+                        named=lambda name: f"'{_label(name)}'")
+
+
+def changed_options(fields: list[FormField], values: dict, inactive=()) -> dict:
+    """The options whose value differs from the default, list fields parsed, those in `inactive` left out (the
+    other values make them do nothing): the job's command stays short."""
     options = {}
     for f in fields:
+        if f.name in inactive:
+            continue
         value = values[f.name]
         if f.kind == "int_list" and isinstance(value, str):
             value = parse_int_list(value, f.name)

@@ -629,29 +629,63 @@ def cli_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dict, stages: int | None = None,
+                 named: Callable[[str], str] = cli_flag) -> dict[str, str]:
+    """Each option that this model, with these options, never reads -> why, in words that name options by `named`.
+    The dicts hold values as set (an option left out counts at its default); `stages`: the model's greedy
+    pre-training stages when known (greedy_epochs needs two or more). The Train page greys these options out;
+    refuse_inapplicable refuses them when given."""
+    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
+
+    def value(name):
+        f = fields[name]
+        return model_options.get(name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+
+    out = {}
+    if not cls.trainable:
+        out.update((name, f"{cls.variant} is fitted in closed form in one pass, which this option does not change")
+                   for name in CLOSED_FORM_IGNORES)
+    else:
+        if train_options.get("noise", "none") == "none":
+            out["noise_level"] = (f"{named('noise_level')} is the strength of the noise ({named('noise')} gaussian or "
+                                  "masking): with no noise it changes nothing")
+        if stages is not None and stages < 2:
+            out["greedy_epochs"] = "greedy layer-wise pre-training is only for an MLP with hidden layers"
+    if "arch" in fields:
+        arch = value("arch")
+        for name, only in ARCH_ONLY.items():
+            if name in fields and arch != only:
+                out[name] = (f"{named(name)} is only for the {only} architecture, and this {cls.variant} is {arch}: "
+                             f"leave it at the default (or choose {named('arch')} {only})")
+    elif "hidden" in fields and "dropout" in fields and not value("hidden"):
+        out["dropout"] = (f"{named('dropout')} acts on hidden layers, and this {cls.variant} has none: leave it at "
+                          f"the default (or give {named('hidden')} layer sizes)")
+    if "sparsity_weight" in fields and value("code_activation") != "sigmoid":
+        out["sparsity_weight"] = (f"{named('sparsity_weight')}: the KL sparsity term needs "
+                                  f"{named('code_activation')} sigmoid (activations must lie in (0, 1))")
+    if "sparsity_target" in fields and (value("sparsity_weight") == 0 or "sparsity_weight" in out):
+        out["sparsity_target"] = (f"{named('sparsity_target')} is the target of the KL sparsity term: with no "
+                                  f"{named('sparsity_weight')} it changes nothing")
+    return out
+
+
 def refuse_inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dict,
                         named: Callable[[str], str] = cli_flag) -> None:
     """Refuse an option given (set away from its default) that this model or these settings never read: it would
     change nothing, yet be stored in the checkpoint's config as if it had. The dicts hold only what the user gave
     (the command line's flags, the Train page's changed fields); `named` says how an option is called to that user.
     Greedy epochs for a model without layer stages are refused by TrainConfig.validate."""
+    reasons = inapplicable(cls, model_options, train_options, named=named)
+    given = [name for name in reasons if name in model_options or name in train_options]
     if not cls.trainable:
-        given = [named(name) for name in CLOSED_FORM_IGNORES if name in train_options]
-        if given:
-            one = len(given) == 1
-            raise ConfigError(f"{', '.join(given)}: {cls.variant} is fitted in closed form in one pass, which "
+        closed = [named(name) for name in given if name in CLOSED_FORM_IGNORES]
+        if closed:
+            one = len(closed) == 1
+            raise ConfigError(f"{', '.join(closed)}: {cls.variant} is fitted in closed form in one pass, which "
                               f"{'this option does' if one else 'these options do'} not change: leave "
                               f"{'it' if one else 'them'} at the default")
-    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
-    if "arch" in fields:
-        arch = model_options.get("arch", fields["arch"].default)
-        for name, only in ARCH_ONLY.items():
-            if name in fields and name in model_options and arch != only:
-                raise ConfigError(f"{named(name)} is only for the {only} architecture, and this {cls.variant} is "
-                                  f"{arch}: leave it at the default (or choose {named('arch')} {only})")
-    if "noise_level" in train_options and train_options.get("noise", "none") == "none":
-        raise ConfigError(f"{named('noise_level')} is the strength of the noise ({named('noise')} gaussian or "
-                          "masking): with no noise it changes nothing")
+    if given:
+        raise ConfigError(reasons[given[0]])
 
 
 def check_training(cls: type[Autoencoder], model_options: dict, config: TrainConfig,

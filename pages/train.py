@@ -22,29 +22,37 @@ STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running"
                "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
                "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
 
-def field_widget(field: jobs.FormField, key: str):
-    """The widget for one config field: checkbox, selectbox, number input or comma-separated text."""
+def field_widget(field: jobs.FormField, key: str, off: str | None = None):
+    """The widget for one config field: checkbox, selectbox, number input or comma-separated text; greyed out,
+    with the reason in its help, when the other values make it do nothing (`off`)."""
+    common = {"help": field.help if off is None else f"{field.help}. Greyed out now: {off}", "key": key,
+              "disabled": off is not None}
     if field.kind == "bool":
-        return st.checkbox(field.label, field.default, help=field.help, key=key)
+        return st.checkbox(field.label, field.default, **common)
     if field.kind == "choice":
-        return st.selectbox(field.label, field.choices, field.choices.index(field.default), help=field.help, key=key)
+        return st.selectbox(field.label, field.choices, field.choices.index(field.default), **common)
     if field.kind == "int_list":
-        return st.text_input(field.label, ",".join(map(str, field.default)), help=field.help, key=key,
+        return st.text_input(field.label, ",".join(map(str, field.default)), **common,
                              placeholder="empty = no hidden layers" if field.name == "hidden" else "e.g. 32,64")
     if field.kind in ("int", "float"):
         # No min/max on the widget: the browser would turn an out-of-range value red and submit nothing, without
         # a word. The job's validation says what the range is.
         cast = int if field.kind == "int" else float
         return st.number_input(field.label, value=cast(field.default), step=cast(field.step),
-                               format="%d" if field.kind == "int" else "%g", help=field.help, key=key)
-    return st.text_input(field.label, field.default, help=field.help, key=key)
+                               format="%d" if field.kind == "int" else "%g", **common)
+    return st.text_input(field.label, field.default, **common)
 
 
-def show_form(fields: list[jobs.FormField], prefix: str, columns: int = 3) -> dict:
+def current(fields: list[jobs.FormField], prefix: str) -> dict:
+    """The values the widgets hold now (before they are drawn in this run), defaults where not drawn yet."""
+    return {f.name: st.session_state.get(f"{prefix}.{f.name}", f.default) for f in fields}
+
+
+def show_form(fields: list[jobs.FormField], prefix: str, inactive: dict[str, str], columns: int = 3) -> dict:
     cells, values = st.columns(columns), {}
     for i, f in enumerate(fields):
         with cells[i % columns]:
-            values[f.name] = field_widget(f, f"{prefix}.{f.name}")
+            values[f.name] = field_widget(f, f"{prefix}.{f.name}", inactive.get(f.name))
     return values
 
 
@@ -182,14 +190,18 @@ def training_form(ds) -> None:
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
         + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
 
-    with st.form("train_form", enter_to_submit=False):  # Enter after typing a value must not start a job
+    # Not an st.form: a choice greys out at once the options it makes do nothing (no noise: no noise level), and
+    # those are not sent. Enter in a field only commits its value; the button starts the job.
+    inactive = jobs.inactive_options(variant, current(model_fields, variant), current(train_fields, "train"),
+                                     ds.input_shape)
+    with st.container(border=True):
         st.markdown(f"**Model options** ({variant})")
-        model_values = show_form(model_fields, variant)
+        st.caption("Greyed out: an option that the other values make do nothing (its help says why).")
+        model_values = show_form(model_fields, variant, inactive)
         st.markdown("**Training options**")
         if not REGISTRY[variant].trainable:
-            st.caption("PCA is fitted in closed form in one pass: these options do not change it (leave them at "
-                       "their defaults).")
-        train_values = show_form(train_fields, "train", columns=4)
+            st.caption("PCA is fitted in closed form in one pass: the training options do not change it.")
+        train_values = show_form(train_fields, "train", inactive, columns=4)
         left, middle, right = st.columns([5, 5, 3], vertical_alignment="bottom")
         # The suggestion follows the variant and the dataset until the user types a name of their own.
         suggestion = jobs.suggest_name(ds.name, variant)
@@ -209,15 +221,15 @@ def training_form(ds) -> None:
         overwrite = right.checkbox("Overwrite", help="replace a model that already has this name (the old one is kept "
                                                "until the new one has finished, and can be restored on the Models "
                                                "page if the run is stopped, dies or diverges)")
-        submitted = st.form_submit_button("Start training", type="primary")
+        submitted = st.button("Start training", type="primary", key="train_start")
 
     fields = model_fields + train_fields
     if submitted:
         st.session_state.pop("train_outcome", None)
         label, k = class_choices[picked]
         try:
-            model_options = jobs.changed_options(model_fields, model_values)
-            train_options = jobs.changed_options(train_fields, train_values)
+            model_options = jobs.changed_options(model_fields, model_values, inactive)
+            train_options = jobs.changed_options(train_fields, train_values, inactive)
         except AelabError as err:
             refuse(err, fields)
         else:

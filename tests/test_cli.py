@@ -240,6 +240,11 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
          ("--channels is only for the conv architecture", "choose --arch conv")),
         (("train", "mlp", "--out", "x", "--noise-level", "0.2"),
          ("--noise-level is the strength of the noise (--noise gaussian", "with no noise")),
+        (("train", "mlp", "--out", "x", "--dropout", "0.2"), ("--dropout acts on hidden layers", "has none")),
+        (("train", "mlp", "--out", "x", "--sparsity-target", "0.1", "--code-activation", "sigmoid"),
+         ("--sparsity-target is the target of the KL sparsity term: with no --sparsity-weight",)),
+        (("train", "mlp", "--out", "x", "--sparsity-weight", "1"), ("--sparsity-weight: the KL sparsity term needs "
+                                                                    "--code-activation sigmoid",)),
         # Outputs: another kind of file's extension is refused, not suffixed; a file that is no aelab checkpoint
         # is not overwritten by training.
         (("train", "mlp", "--out", "o3.pt"), ("checkpoints are .safetensors files", "not o3.pt")),

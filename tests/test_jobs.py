@@ -17,7 +17,7 @@ from aelab import checkpoints, compare, jobs
 from aelab.checkpoints import checkpoint_folder, list_checkpoints, load_checkpoint
 from aelab.errors import AelabError, CheckpointError, ConfigError, DataError
 from aelab.models import REGISTRY
-from aelab.train import TrainConfig
+from aelab.train import CLOSED_FORM_IGNORES, TrainConfig
 
 TINY = {"latent_dim": 8, "hidden": [32]}
 ONE_EPOCH = {"epochs": 1, "batch_size": 256}
@@ -324,6 +324,7 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
     ("pca", {}, {"lr": 0.01}, "'Learning rate': pca is fitted in closed form"),
     ("vae", {"arch": "conv", "hidden": [10]}, {}, "'Hidden' is only for the mlp architecture"),
     ("mlp", {}, {"noise_level": 0.5}, "with no noise it changes nothing"),
+    ("mlp", {"dropout": 0.1}, {}, "'Dropout' acts on hidden layers"),
 ])
 def test_an_option_the_model_would_not_read_is_refused_before_a_job_starts(variant, model_options, train_options,
                                                                           expected):
@@ -351,3 +352,25 @@ def test_anomaly_recipe_is_a_valid_request():
     assert small["train_options"]["epochs"] * 96 / 16 >= 300
     name, config = jobs.validate_request(**recipe)
     assert name == "mnist-conv-without-3" and config.epochs >= 1
+
+
+def test_the_forms_inactive_options_follow_the_values_as_typed():
+    """The Train page's grey-outs: from the widgets' raw values (layer sizes as text, possibly half typed)."""
+    assert set(jobs.inactive_options("mlp", {}, {})) == {"noise_level", "greedy_epochs", "dropout", "sparsity_weight",
+                                                         "sparsity_target"}
+    assert set(jobs.inactive_options("mlp", {"hidden": "256, 64", "code_activation": "sigmoid",
+                                             "sparsity_weight": 0.5}, {"noise": "masking"})) == set()
+    assert set(jobs.inactive_options("sparse", {}, {"noise": "gaussian"})) == {"greedy_epochs", "dropout"}
+    assert set(jobs.inactive_options("conv", {}, {"noise": "gaussian"})) == {"greedy_epochs"}
+    assert set(jobs.inactive_options("vae", {"arch": "conv"}, {"noise": "gaussian"})) == {"greedy_epochs", "hidden"}
+    assert set(jobs.inactive_options("pca", {}, {})) == set(CLOSED_FORM_IGNORES)
+    # Layer sizes that do not parse count at the default (none) until they do; a trailing comma parses; a model too
+    # large to train still has its stages counted.
+    assert "dropout" in jobs.inactive_options("mlp", {"hidden": "256,x"}, {})
+    assert "dropout" not in jobs.inactive_options("mlp", {"hidden": "256,"}, {})
+    assert "greedy_epochs" not in jobs.inactive_options("mlp", {"hidden": "20000,20000,20000"}, {})
+    assert "'Noise level' is the strength of the noise" in jobs.inactive_options("mlp", {}, {})["noise_level"]
+    # What the form sends: changed values of the options that are not inactive.
+    fields = jobs.form_fields(TrainConfig)
+    values = {f.name: f.default for f in fields} | {"noise_level": 0.5, "lr": 0.01}
+    assert jobs.changed_options(fields, values, {"noise_level": "no noise"}) == {"lr": 0.01}

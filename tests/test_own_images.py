@@ -338,7 +338,7 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
     at.run()
     at.number_input(key="train.epochs").set_value(3)
     next(w for w in at.text_input if w.label == "Model name").set_value("few-steps")
-    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    at.button(key="train_start").click().run()
     try:
         assert not at.exception and any("Started training few-steps" in s.value for s in at.success)
         # On the job's card (from the run's own `note:` line), while it runs and after it ended

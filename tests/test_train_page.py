@@ -2,6 +2,7 @@
 real job started from the page is followed until its model is in the sidebar."""
 
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from aelab.models import REGISTRY
 from aelab.train import TrainConfig
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
-START = "FormSubmitter:train_form-Start training"
+START = "train_start"
 
 
 def run_page(**query) -> AppTest:
@@ -166,3 +167,44 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     # The other tab still shows the job: its Remove now says why nothing happened, in one line.
     other_tab.button(key=f"remove_{job.id}").click().run()
     assert not other_tab.exception and any(f"no such job: '{job.id}'" == e.value for e in other_tab.error)
+
+
+def test_options_the_other_values_make_do_nothing_are_greyed_out_and_not_sent(monkeypatch):
+    """No noise: no noise level; no hidden layers: no dropout and no greedy stages; no sigmoid code: no sparsity.
+    A greyed-out field keeps its value for later, and a start sends it not (the job would refuse it)."""
+    sent = []
+    monkeypatch.setattr(jobs, "start_job", lambda **request: sent.append(request) or SimpleNamespace(name="captured"))
+    at = run_page()
+    off = {key for key in ("train.noise_level", "mlp.dropout", "train.greedy_epochs", "mlp.sparsity_weight",
+                           "mlp.sparsity_target") if at.number_input(key=key).disabled}
+    assert off == {"train.noise_level", "mlp.dropout", "train.greedy_epochs", "mlp.sparsity_weight",
+                   "mlp.sparsity_target"}
+    assert not at.number_input(key="train.lr").disabled and not at.number_input(key="mlp.l1_weight").disabled
+    assert "Greyed out now:" in at.number_input(key="train.noise_level").help
+
+    at.selectbox(key="train.noise").set_value("gaussian").run()
+    at.number_input(key="train.noise_level").set_value(0.5)
+    at.text_input(key="mlp.hidden").set_value("64")
+    at.selectbox(key="mlp.code_activation").set_value("sigmoid").run()
+    for key in ("train.noise_level", "mlp.dropout", "train.greedy_epochs", "mlp.sparsity_weight"):
+        assert not at.number_input(key=key).disabled, key
+    assert at.number_input(key="mlp.sparsity_target").disabled  # until the sparsity term has a weight
+    at.number_input(key="mlp.sparsity_weight").set_value(0.5).run()
+    assert not at.number_input(key="mlp.sparsity_target").disabled
+
+    at.selectbox(key="train.noise").set_value("none").run()  # the level greys out and keeps its value
+    assert at.number_input(key="train.noise_level").disabled and at.number_input(key="train.noise_level").value == 0.5
+    at.button(key=START).click().run()
+    assert not at.exception and not [e.value for e in at.error if "Noise level" in e.value]
+    [request] = sent
+    assert request["model_options"] == {"hidden": [64], "code_activation": "sigmoid", "sparsity_weight": 0.5}
+    assert request["train_options"] == {}
+
+    at.selectbox(key="train_variant").set_value("vae").run()  # the VAE's bodies: one architecture's options at a time
+    assert at.text_input(key="vae.channels").disabled and at.checkbox(key="vae.batchnorm").disabled
+    assert not at.text_input(key="vae.hidden").disabled
+    at.selectbox(key="vae.arch").set_value("conv").run()
+    assert at.text_input(key="vae.hidden").disabled and not at.text_input(key="vae.channels").disabled
+    at.selectbox(key="train_variant").set_value("pca").run()  # fitted in closed form: no epochs, no learning rate
+    assert at.number_input(key="train.epochs").disabled and at.number_input(key="train.lr").disabled
+    assert not at.number_input(key="train.seed").disabled

@@ -259,7 +259,7 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts,
     fill("Epochs", "1")
     fill("Batch size", "256")
     fill("Model name", name)
-    # Enter in a field of the form does not start a job (Streamlit's forms submit on Enter unless told not to).
+    # Enter in a field commits its value and starts no job: only the button does.
     no_jobs = main.get_by_text("No training jobs yet.")
     had_none = no_jobs.count() > 0
     main.get_by_label("Epochs", exact=True).first.press("Enter")
