@@ -404,8 +404,8 @@ ZIP_START = b"PK\x03\x04"  # how a zip's first member begins
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
-    """(class folder or '', file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
+def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
+    """(folders, file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
     are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
     unpack to gigabytes). The files together may hold at most MAX_FILE_BYTES: refused before reading when their
     declared sizes say so, and when what they unpack to does."""
@@ -423,11 +423,11 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
                 total = 0
                 for info in members:
                     member = Path(info.filename)
-                    label = member.parent.name if member.parent != Path(".") else ""
+                    folders = member.parent.parts
                     content = _read_member(archive, info, MAX_BYTES)
                     total += len(content or b"")
                     _check_total(path, total)  # a header can understate what a member unpacks to
-                    entries.append((label, info.filename, content))
+                    entries.append((folders, info.filename, content))
         except (zipfile.BadZipFile, OSError) as err:
             raise DataError(f"{path.name} cannot be read as a zip: {err}") from None
     elif not path.is_dir():
@@ -439,15 +439,31 @@ def _image_entries(path: Path) -> list[tuple[str, str, bytes]]:
         total = 0
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                label = file.parent.name if file.parent != path else ""
+                folders = file.relative_to(path).parent.parts
                 try:
                     content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else None
                 except OSError:
                     content = None
                 total += len(content or b"")
                 _check_total(path, total)
-                entries.append((label, file.relative_to(path).as_posix(), content))
+                entries.append((folders, file.relative_to(path).as_posix(), content))
     return entries
+
+
+def class_folders(folders: list[tuple[str, ...]], files: list[str]) -> list[str]:
+    """Each image's class: the first folder below the folders that all images share ('myset/cats/2019/a.png' and
+    'myset/dogs/2019/b.png' are cats and dogs, however deep each class's own folders go); '' for every image when
+    they share one folder (no classes). An image beside the class folders has no class: refused, with its name."""
+    shared = 0
+    while all(len(f) > shared for f in folders) and len({f[shared] for f in folders}) == 1:
+        shared += 1
+    labels = [f[shared] if len(f) > shared else "" for f in folders]
+    loose = [name for name, label in zip(files, labels) if not label]
+    if loose and len(loose) < len(labels):
+        which = f"{loose[0]} and {len(loose) - 1} more image(s) lie" if len(loose) > 1 else f"{loose[0]} lies"
+        raise DataError(f"{which} beside the class folders, in none of them: put every image in a class folder, or "
+                        "none (no labels)")
+    return labels
 
 
 def _check_total(path: Path, total: int) -> None:
@@ -488,8 +504,8 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         raise DataError(f"{path.name}: {len(entries):,} images at {image_size}x{image_size}"
                         f"{' RGB' if channels == 3 else ''} would take {needed / 2**30:.1f} GB of memory (at most "
                         f"{MAX_SET_BYTES / 2**30:.0f} GB): choose a smaller image size or fewer images")
-    xs, labels, files, unreadable = [], [], [], []
-    for label, file_name, content in entries:
+    xs, where, files, unreadable = [], [], [], []
+    for folders, file_name, content in entries:
         try:
             if content is None:
                 raise images.ImageError(file_name)
@@ -499,11 +515,10 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
             continue
         # uint8 at once: a list of float32 images took four times the memory of the set it becomes.
         xs.append((images.prepare_image(img, (channels, image_size, image_size)) * 255).round().astype(np.uint8))
-        labels.append(label)
+        where.append(folders)
         files.append(file_name)
-    class_names = sorted({label for label in labels if label})  # of the images read: no class without one
-    if len(class_names) == 1:  # a folder zipped as it is ("photos/img1.png", ...): one class labels nothing
-        class_names = []
+    labels = class_folders(where, files)  # of the images read: no class without one
+    class_names = sorted(set(labels) - {""})
     index = {c: i for i, c in enumerate(class_names)}
     ys = [index.get(label, -1) for label in labels]
     skipped = len(unreadable)

@@ -258,6 +258,26 @@ def test_a_folder_zipped_as_it_is_is_an_unlabelled_set_and_unreadable_files_are_
         data.add_image_set("cut.zip", cut.read_bytes())
 
 
+def test_a_class_is_the_first_folder_below_the_shared_ones_however_deep_its_images_lie(tmp_path):
+    """'cats/2019/a.png' and 'dogs/2019/b.png' are a cat and a dog, not two images of class 2019 (labels came from
+    the innermost folder); a wrapping folder ('myset/') is no class; an image beside the class folders is refused."""
+    deep = {f"pets/{kind}/{year}/{kind}{k}.png": shape_image(kind, k) for kind in ("circle", "square")
+            for year in ("2019", "2020") for k in range(3)}
+    (tmp_path / "deep.zip").write_bytes(make_zip(deep))
+    ds = data.load_image_folder(tmp_path / "deep.zip", 16, 1)
+    assert ds.class_names == ["circle", "square"]
+    for y, files in ((ds.y_train, ds.train_files), (ds.y_test, ds.test_files)):
+        assert [ds.class_names[k] for k in y.tolist()] == [f.split("/")[1] for f in files]
+    folder = tmp_path / "deep"
+    for name, content in deep.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    assert data.load_image_folder(folder, 16, 1).class_names == ["circle", "square"]  # a folder reads the same
+    (folder / "pets" / "stray.png").write_bytes(shape_image("bar", 0))
+    with pytest.raises(DataError, match=r"^pets/stray.png lies beside the class folders, in none of them"):
+        data.load_image_folder(folder, 16, 1)
+
+
 def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_files(tmp_path):
     """No class can be the anomaly in a flat set of photos: the page ranks the images by error (the test split or all
     of them) and names the files, so that the odd ones out of one's own images can be found."""
