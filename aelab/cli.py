@@ -255,7 +255,7 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
     the dataset's name and shape, the classes to leave out (of a built-in dataset: an image set's classes are known
     once it is read), the model's size where the images' shape is known."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
-    from .train import check_training, pick_device, refuse_inapplicable
+    from .train import check_training, no_such_class, pick_device, refuse_inapplicable
 
     if not args.dataset.strip():
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
@@ -272,7 +272,7 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
         classes = len(BUILTIN[args.dataset][0])
         for k in (args.without_class, args.only_class):
             if k is not None and not 0 <= k < classes:
-                raise ConfigError(f"class {k} does not exist in {args.dataset} (0..{classes - 1})")
+                raise ConfigError(no_such_class(k, args.dataset, classes))
         check_training(cls, model_options, train_config, (1, 28, 28), classes)
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
         stored_channels, stored_size = stored_shape(args.dataset)

@@ -43,7 +43,7 @@ from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
 from .models.base import type_matches
-from .train import TrainConfig, check_training, inapplicable, pick_device, refuse_inapplicable
+from .train import TrainConfig, check_training, inapplicable, no_such_class, pick_device, refuse_inapplicable
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -284,7 +284,7 @@ def inactive_options(variant: str, model_values: dict, train_values: dict,
         with torch.device("meta"):
             probe = cls(cls.config_class.from_dict({**model_options, "input_shape": tuple(input_shape)}))
         stages = getattr(probe, "num_stages", 1)
-    except (ConfigError, ValueError, RuntimeError, TypeError):  # not a model yet: greedy epochs stay editable
+    except (ConfigError, ValueError, RuntimeError, TypeError, IndexError):  # not a model yet: greedy stays editable
         stages = None
     return inapplicable(cls, model_options, train_values, stages=stages if cls.trainable else None,
                         named=lambda name: f"'{_label(name)}'")
@@ -373,7 +373,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
         raise ConfigError("choose at most one of 'without class' and 'only class'")
     for k in (without_class, only_class):
         if k is not None and classes is not None and not 0 <= k < classes:
-            raise ConfigError(f"class {k} does not exist in {getattr(dataset, 'name', dataset)} (0..{classes - 1})")
+            raise ConfigError(no_such_class(k, getattr(dataset, 'name', dataset), classes))
     safe = checkpoints.safe_name(name)
     busy = [s for s in list_jobs() if s.active and s.job.name == safe]
     if busy:

@@ -341,7 +341,7 @@ class Trainer:
             if self.cfg.greedy_epochs and getattr(model, "num_stages", 1) > 1:
                 for k in range(model.num_stages):
                     self._train_phase(f"pre-train layer {k + 1}/{model.num_stages}", model.stage_parameters(k),
-                                      self.cfg.greedy_epochs, lambda xi, xt, yb, k=k: model.stage_loss(k, xi))
+                                      self.cfg.greedy_epochs, lambda xi, xt, yb, k=k: model.stage_loss(k, xi, xt))
             self._train_phase("train", list(model.parameters()), self.cfg.epochs,
                               lambda xi, xt, yb: model.loss_terms(xi, xt, yb))
         except _Stop:
@@ -543,6 +543,26 @@ def training_mask(dataset: Dataset, without_class: int | None = None, only_class
     return y == only_class if only_class is not None else torch.ones(len(y), dtype=torch.bool)
 
 
+def no_such_class(k: int, name: str, classes: int) -> str:
+    """Why class k cannot be left out of (or be all of) a training on `name`, a set of `classes` classes."""
+    if classes == 0:
+        return f"{name} has no class labels: there is no class to leave out or to train on alone"
+    return f"class {k} does not exist in {name} (0..{classes - 1})"
+
+
+def check_class_choice(dataset: Dataset, without_class: int | None = None, only_class: int | None = None) -> None:
+    """Refuse a class to leave out or keep that the set does not have, or a choice that leaves no training image."""
+    if without_class is not None and only_class is not None:
+        raise ConfigError("choose at most one of without_class and only_class")
+    for k in (without_class, only_class):
+        if k is not None and not 0 <= k < dataset.num_classes:
+            raise ConfigError(no_such_class(k, dataset.name, dataset.num_classes))
+    if len(dataset.y_train) and not training_mask(dataset, without_class, only_class).any():
+        which = f"class {only_class} has no training images" if only_class is not None else \
+            f"every training image is of class {without_class}"
+        raise ConfigError(f"{which} in {dataset.name}: nothing would be left to train on")
+
+
 # Fewer optimiser steps than this leave a model barely trained (the one-click anomaly recipe aims at this many too).
 MIN_STEPS = 300
 FEW_STEPS_AN_EPOCH = 10
@@ -554,6 +574,8 @@ def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
     the epochs that reach MIN_STEPS. One short epoch of MNIST (hundreds of steps) is a choice, not a mistake."""
     used = n_images - held_out(n_images, config.val_fraction)
     per_epoch = math.ceil(used / config.batch_size)
+    if used < 1:  # nothing to train on: refused elsewhere, with the reason
+        return None
     if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
         return None
     # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
@@ -574,6 +596,7 @@ def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_cl
 
     if not get_variant(variant).trainable:
         return None
+    check_class_choice(dataset, without_class, only_class)
     return few_steps_note(int(training_mask(dataset, without_class, only_class).sum()), config)
 
 
@@ -719,8 +742,7 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     from .metrics import Encodings, evaluate
     from .models import build_model
 
-    if without_class is not None and only_class is not None:
-        raise ConfigError("choose at most one of without_class and only_class")
+    check_class_choice(dataset, without_class, only_class)
     out = writable_path(out)
     torch.manual_seed(config.seed)  # the initial weights are the seed's too, not only the batches and the noise
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
@@ -729,8 +751,6 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     train_set = dataset
     for k, pick in ((without_class, Dataset.without_class), (only_class, Dataset.only_class)):
         if k is not None:
-            if not 0 <= k < dataset.num_classes:
-                raise ConfigError(f"class {k} does not exist in {dataset.name} (0..{dataset.num_classes - 1})")
             train_set = pick(train_set, k)
     dtype = torch.float16 if float16 else torch.float32
     meta = {"dataset": {"name": dataset.name, "source": train_set.source, "input_shape": list(dataset.input_shape),

@@ -345,6 +345,32 @@ def test_greedy_layerwise_pretraining_runs_each_stage_then_finetunes(mnist):
     assert all(h["train"]["total"] > 0 for h in result.history)
 
 
+def test_greedy_stages_of_a_denoising_run_reconstruct_the_clean_image_and_its_codes():
+    """A stacked denoising AE: each stage reads the corrupted input and scores against the clean image's own
+    representation at its level (not against the noise, which it would learn to copy)."""
+    torch.manual_seed(0)
+    model = build_model("mlp", hidden=[32, 16], latent_dim=4).eval()
+    clean = torch.rand(8, 1, 28, 28)
+    noisy = corrupt(clean, "masking", 0.5)
+    out = model._decode_layer(0, model._encode_layer(0, noisy.flatten(1)))
+    expected = model.reconstruction_loss(out.view(-1, 1, 28, 28), clean)
+    assert torch.allclose(model.stage_loss(0, noisy, clean)["total"], expected)
+    assert not torch.allclose(model.stage_loss(0, noisy)["total"], expected)  # (the noisy input's own copy)
+    h_noisy, h_clean = model._encode_layer(0, noisy.flatten(1)), model._encode_layer(0, clean.flatten(1))
+    out = model._decode_layer(1, model._encode_layer(1, h_noisy))
+    assert torch.allclose(model.stage_loss(1, noisy, clean)["total"], ((out - h_clean) ** 2).sum(1).mean())
+    assert torch.equal(model.stage_loss(1, clean, clean)["total"], model.stage_loss(1, clean)["total"])
+
+    calls = []
+    original = model.stage_loss
+    model.stage_loss = lambda k, x, target=None: calls.append(target is not None and x is not target) or \
+        original(k, x, target)
+    train(model.train(), data.Dataset("tiny", (clean * 255).to(torch.uint8), torch.zeros(8, dtype=torch.int64),
+                                      (clean * 255).to(torch.uint8), torch.zeros(8, dtype=torch.int64)),
+          TrainConfig(epochs=1, greedy_epochs=1, batch_size=4, noise="masking", noise_level=0.5, val_fraction=0))
+    assert calls and all(calls)  # the trainer hands the stages the clean batch as their target
+
+
 def test_denoising_corruptions():
     torch.manual_seed(0)
     x = torch.full((4, 1, 28, 28), 0.5)
@@ -698,3 +724,24 @@ def test_a_latent_map_selection_shows_every_class_in_proportion():
     assert shown_of_selection([5, 1, 3], {1: "a", 3: "b", 5: "a"}, 32) == [3, 1, 5]  # all fit: the rarer first
     many = {r: r for r in range(50)}  # more classes than places: one each of the first n
     assert len(shown_of_selection(list(range(50)), many, 32)) == 32
+
+
+def test_a_conv_model_needs_a_channel_level_and_a_class_choice_must_leave_images(mnist):
+    """An empty channel list was an IndexError (the CLI's `--channels ,`, a cleared field on the Train page, a
+    hand-edited checkpoint); a class choice that leaves nothing to train on was a ZeroDivisionError in the CLI."""
+    from aelab.train import check_class_choice, steps_note
+
+    for variant, options in (("conv", {"channels": []}), ("vae", {"arch": "conv", "channels": []})):
+        with pytest.raises(ConfigError, match="channels needs at least one value, e.g. 32,64"):
+            build_model(variant, **options)
+    unlabelled = data.Dataset("flat", mnist.x_train[:40], torch.full((40,), -1), mnist.x_test[:10],
+                              torch.full((10,), -1))
+    with pytest.raises(ConfigError, match="^flat has no class labels: there is no class to leave out"):
+        steps_note("mlp", unlabelled, TrainConfig(), only_class=0)
+    one_class = data.Dataset("sevens", mnist.x_train[:40], torch.full((40,), 7), mnist.x_test[:10],
+                             torch.full((10,), 7), class_names=[str(k) for k in range(10)])
+    with pytest.raises(ConfigError, match="^class 3 has no training images in sevens: nothing would be left"):
+        check_class_choice(one_class, only_class=3)
+    with pytest.raises(ConfigError, match="^every training image is of class 7 in sevens"):
+        steps_note("mlp", one_class, TrainConfig(), without_class=7)
+    check_class_choice(one_class, only_class=7)

@@ -135,17 +135,23 @@ class MLPAutoencoder(Autoencoder):
         params += [self.decoder_biases[k]] if self.config.tied else list(self.decoder_layers[k].parameters())
         return params
 
-    def stage_loss(self, k: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def stage_loss(self, k: int, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Stage k's shallow AE on the frozen stages below: from `x` (the input, corrupted when denoising) it
+        reconstructs `target`'s representation at level k (the clean image's, as a stacked denoising AE does;
+        `x`'s own without a target)."""
+        target = None if target is x else target  # no noise: the input is its own target
         with torch.no_grad():
-            h = x.flatten(1)
+            h, wanted = x.flatten(1), None if target is None else target.flatten(1)
             for i in range(k):
                 h = self._encode_layer(i, h)
+                wanted = None if wanted is None else self._encode_layer(i, wanted)
+        wanted = h if wanted is None else wanted
         code = self._encode_layer(k, h)
         out = self._decode_layer(k, code)
         if k == 0:
-            loss = self.reconstruction_loss(out.view(-1, *self.input_shape), x)
+            loss = self.reconstruction_loss(out.view(-1, *self.input_shape), wanted.view(-1, *self.input_shape))
         else:
-            loss = ((out.float() - h.float()) ** 2).sum(1).mean()
+            loss = ((out.float() - wanted.float()) ** 2).sum(1).mean()
         return {f"stage {k + 1} reconstruction": loss, "total": loss}
 
     def decoder_matrix(self) -> torch.Tensor:
