@@ -147,6 +147,8 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
         raise CheckpointError(f"{name} is not an aelab checkpoint (safetensors with aelab metadata)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{name} is not an aelab checkpoint (metadata format missing)")
+    if not isinstance(meta.get("format_version", 0), int):
+        raise CheckpointError(f"{name}: metadata field 'format_version' is not a whole number")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{name} was written by a newer aelab (format {meta.get('format_version')})")
     for key, kind in (("variant", str), ("config", dict)):
@@ -158,6 +160,10 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
             raise CheckpointError(f"{name}: metadata field {key!r} is not a {kind.__name__}")
     if not all(isinstance(entry, dict) for entry in meta.get("history") or []):
         raise CheckpointError(f"{name}: metadata field 'history' is not a list of epochs")
+    for key, entry in header.items():  # the tensor index, as safetensors lays it out
+        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("data_offsets"), list)):
+            raise CheckpointError(f"{name}: the entry of tensor {str(key)[:40]!r} is not a safetensors tensor entry")
     return meta, header
 
 
@@ -167,7 +173,7 @@ def build_from_metadata(meta: dict, name: str = "checkpoint") -> Autoencoder:
         config = cls.config_class.from_dict(meta["config"])
         check_size(cls, config)  # a config edited by hand must not allocate gigabytes before its tensors mismatch
         return cls(config)
-    except (ConfigError, TypeError, ValueError) as err:
+    except (ConfigError, TypeError, ValueError, IndexError) as err:
         raise CheckpointError(f"{name}: its config cannot build a model ({err})") from None
 
 

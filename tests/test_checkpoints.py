@@ -126,6 +126,13 @@ def test_hostile_headers_are_refused_quickly(tmp_path, conv_model):
         "cannot build": make_file({"__metadata__": {"aelab": json.dumps(
             {"format": "aelab-checkpoint", "variant": "mlp", "config": {"latent_dim": -4}})}}),
         "corrupt": good[: len(good) - 100],
+        # Fields of the wrong kind (a file edited by hand): a one-line refusal, not a TypeError or AttributeError.
+        "'format_version' is not a whole number": make_file({"__metadata__": {"aelab": json.dumps(
+            {"format": "aelab-checkpoint", "format_version": "1", "variant": "mlp", "config": {}})}}),
+        "the entry of tensor 'w' is not a safetensors tensor entry": make_file({"w": [1, 2], "__metadata__": {
+            "aelab": json.dumps({"format": "aelab-checkpoint", "variant": "mlp", "config": {}})}}),
+        "its config cannot build a model \\(channels needs at least one value": make_file({"__metadata__": {
+            "aelab": json.dumps({"format": "aelab-checkpoint", "variant": "conv", "config": {"channels": []}})}}),
     }
     for expected, blob in cases.items():
         start = time.perf_counter()
@@ -159,9 +166,11 @@ def test_listing_skips_and_reports_broken_files(tmp_path, conv_model):
     ck.save_checkpoint(conv_model, tmp_path / "fine")
     (tmp_path / "broken.safetensors").write_bytes(b"garbage that is not a checkpoint")
     (tmp_path / ".fine.safetensors.123.tmp").write_bytes(b"half a save")
+    (tmp_path / "edited.safetensors").write_bytes(make_file({"__metadata__": {"aelab": json.dumps(
+        {"format": "aelab-checkpoint", "format_version": None, "variant": "mlp", "config": {}})}}))
     good, broken = ck.list_checkpoints(tmp_path)
     assert [c.name for c in good] == ["fine"]
-    assert [p.name for p, _ in broken] == ["broken.safetensors"]
+    assert [p.name for p, _ in broken] == ["broken.safetensors", "edited.safetensors"]
 
 
 @pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "a/b", "..", ".hidden", "", "x" * 200, "a\nb"])

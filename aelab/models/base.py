@@ -72,6 +72,10 @@ def validate_fields(config) -> None:
             kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
             raise ConfigError(f"{f.name} must be {'a list of whole numbers' if kind in ('list', 'tuple') else kind}, "
                               f"not {value!r}")
+        if meta.get("min_items") and isinstance(value, (list, tuple)) and len(value) < meta["min_items"]:
+            n = meta["min_items"]
+            raise ConfigError(f"{f.name} needs at least {'one value' if n == 1 else f'{n} values'}, e.g. "
+                              f"{','.join(map(str, f.default_factory()))}")
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}")
         for v in value if isinstance(value, (list, tuple)) else [value]:

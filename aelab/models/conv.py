@@ -75,7 +75,8 @@ class ConvDecoder(nn.Module):
 
 @dataclass
 class ConvConfig(ModelConfig):
-    channels: list[int] = option([32, 64], "channels of each stride-2 convolution level", minimum=1, maximum=1024)
+    channels: list[int] = option([32, 64], "channels of each stride-2 convolution level", minimum=1, maximum=1024,
+                              min_items=1)
     activation: str = option("relu", "activation", choices=ACTIVATIONS)
     decoder: str = option("transpose", "decoder upsampling: transposed convolutions, or nearest upsampling + conv",
                           choices=("transpose", "upsample"))

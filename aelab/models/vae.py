@@ -19,7 +19,8 @@ class VAEConfig(ModelConfig):
     latent_dim: int = option(20, "size of the latent space", minimum=1, maximum=4096)
     arch: str = option("mlp", "encoder/decoder bodies", choices=("mlp", "conv"))
     hidden: list[int] = option([400], "MLP hidden layer sizes (arch mlp)", minimum=1, maximum=20000)
-    channels: list[int] = option([32, 64], "conv channels per stride-2 level (arch conv)", minimum=1, maximum=1024)
+    channels: list[int] = option([32, 64], "conv channels per stride-2 level (arch conv)", minimum=1, maximum=1024,
+                              min_items=1)
     batchnorm: bool = option(True, "batch normalisation in the conv bodies (arch conv)")
     activation: str = option("relu", "activation", choices=ACTIVATIONS)
     beta: float = option(1.0, "weight of the KL term (beta-VAE when > 1)", minimum=0.0, maximum=1000.0)
