@@ -366,7 +366,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
     shape, classes = _dataset_shape(dataset)
     if shape:  # the model's size is known: refuse one too large before a job starts
-        check_training(cls, model_options, train_config, shape, max(classes, 1))
+        check_training(cls, model_options, train_config, shape, classes)
     else:  # the job checks the rest once the images are loaded
         cls.config_class.from_dict(model_options).validate()
     if without_class is not None and only_class is not None:

@@ -711,13 +711,22 @@ def refuse_inapplicable(cls: type[Autoencoder], model_options: dict, train_optio
         raise ConfigError(reasons[given[0]])
 
 
+def check_labels(cls: type[Autoencoder], num_classes: int) -> None:
+    """A conditional model learns from class labels: refused for images that have none."""
+    if cls.conditional and num_classes < 1:
+        raise ConfigError(f"a conditional VAE ({cls.variant}) learns from class labels, and these images have none: "
+                          "train a vae instead")
+
+
 def check_training(cls: type[Autoencoder], model_options: dict, config: TrainConfig,
                    input_shape: tuple[int, int, int], num_classes: int) -> None:
     """Refuse, before any data is loaded, a model and training that cannot run on images of `input_shape`: a model
     too large (counted on the meta device), no epoch that would train it (its greedy stages counted), batch
-    normalisation with one image a batch. The CLI and the Train page call it where the images' shape is known."""
+    normalisation with one image a batch, a conditional model of images without labels (`num_classes` 0). The CLI
+    and the Train page call it where the images' shape is known."""
+    check_labels(cls, num_classes)
     probe = check_size(cls, cls.config_class.from_dict({**model_options, "input_shape": input_shape,
-                                                        "num_classes": num_classes}))
+                                                        "num_classes": max(num_classes, 1)}))
     config.validate(trainable=cls.trainable, stages=getattr(probe, "num_stages", 1))
     check_batch_size(probe, config.batch_size)
 
@@ -740,9 +749,10 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     """
     from .checkpoints import better_previous, forget_previous, keep_previous, save_checkpoint, writable_path, writer
     from .metrics import Encodings, evaluate
-    from .models import build_model
+    from .models import build_model, get_variant
 
     check_class_choice(dataset, without_class, only_class)
+    check_labels(get_variant(variant), dataset.num_classes)
     out = writable_path(out)
     torch.manual_seed(config.seed)  # the initial weights are the seed's too, not only the batches and the noise
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,

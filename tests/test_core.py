@@ -745,3 +745,19 @@ def test_a_conv_model_needs_a_channel_level_and_a_class_choice_must_leave_images
     with pytest.raises(ConfigError, match="^every training image is of class 7 in sevens"):
         steps_note("mlp", one_class, TrainConfig(), without_class=7)
     check_class_choice(one_class, only_class=7)
+
+
+def test_a_conditional_vae_of_images_without_labels_is_refused(mnist, tmp_path):
+    """It trained every image as class 0 of 1 (labels -1 clamped) and was saved as a conditional model."""
+    from aelab import jobs
+    from aelab.train import train_and_save
+
+    unlabelled = data.Dataset("flat", mnist.x_train[:40], torch.full((40,), -1), mnist.x_test[:10],
+                              torch.full((10,), -1))
+    with pytest.raises(ConfigError, match=r"^a conditional VAE \(cvae\) learns from class labels, and these images "
+                                          "have none: train a vae instead$"):
+        train_and_save("cvae", {}, unlabelled, TrainConfig(epochs=1), tmp_path / "cv")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="learns from class labels"):
+        jobs.validate_request("cvae", {}, {}, "cv", dataset=unlabelled)
+    jobs.validate_request("vae", {}, {}, "v", dataset=unlabelled)
