@@ -329,6 +329,15 @@ def _flatten_canvas(rgba: np.ndarray) -> np.ndarray:
     return lum * alpha + background * (1 - alpha)
 
 
+# Which of the border's pixels are paper, once the ink's side is known: those on the paper's side of halfway between
+# the border's PAPER_QUANTILE (low for light ink, high for dark ink) and the ink's level. Their median on each edge is
+# the paper's level there. Not the median of the whole edge: a digit cropped right up to its strokes covers most of
+# an edge, and the median there is ink (it tilted the plane, dimmed half the digit and took a band of paper for
+# ink). Not the quantile itself: that lies in the paper's noise, below or above its level, and made noise of every
+# paper pixel.
+PAPER_QUANTILE = 0.1
+
+
 def _ink_on_black(gray: np.ndarray) -> np.ndarray:
     """Ink brightness above the background, whichever way round the image was."""
     if gray.size == 0:
@@ -343,21 +352,29 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray:
         # Dark ink on paper absorbs a fraction of the light that falls on it: dividing by the background (rather
         # than subtracting it) keeps the ink even where the paper is lit unevenly. Multiplying back by the typical
         # level keeps the result in the image's units, so dim noise is not amplified past MIN_INK.
+        background = _background(gray, ink=float(np.percentile(gray, 0.1)), light_ink=False)
         absorbed = 1 - gray / np.maximum(background, 0.05)
         return np.clip(absorbed * np.median(background), 0, None)
-    return np.clip(gray - background, 0, None)
+    return np.clip(gray - _background(gray, ink=float(np.percentile(gray, 99.9)), light_ink=True), 0, None)
 
 
-def _background(gray: np.ndarray) -> np.ndarray:
-    """The background level at each pixel: a plane through the medians of the four edges.
+def _background(gray: np.ndarray, ink: float | None = None, light_ink: bool = True) -> np.ndarray:
+    """The background level at each pixel: a plane through the paper's level on each of the four edges; the edges'
+    medians while the ink's level (`ink`) is not known yet, else their paper pixels' (PAPER_QUANTILE).
 
-    A plane rather than one level, so a photo lit more from one side is flattened too; medians, so ink that
-    touches an edge is ignored.
+    A plane rather than one level, so a photo lit more from one side is flattened too.
     """
     height, width = gray.shape
     edge = max(1, min(height, width) // 50)
-    top, bottom = np.median(gray[:edge]), np.median(gray[-edge:])
-    left, right = np.median(gray[:, :edge]), np.median(gray[:, -edge:])
+    edges = [gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]]
+    if ink is None:
+        top, bottom, left, right = (float(np.median(values)) for values in edges)
+    else:
+        border = np.concatenate([values.ravel() for values in edges])
+        cut = (np.quantile(border, PAPER_QUANTILE if light_ink else 1 - PAPER_QUANTILE) + ink) / 2
+        papers = [values[values <= cut] if light_ink else values[values >= cut] for values in edges]
+        everywhere = float(np.median(np.concatenate(papers)))  # for an edge that is all ink
+        top, bottom, left, right = (float(np.median(p)) if p.size else everywhere for p in papers)
     ys = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
     xs = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :]
     return (top + bottom + left + right) / 4 + (bottom - top) * ys + (right - left) * xs

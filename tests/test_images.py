@@ -493,3 +493,17 @@ def test_save_png(tmp_path):
     save_png(np.full((1, 4, 4), 0.5), path)
     assert np.asarray(Image.open(path)).tolist() == [[128] * 4] * 4
     assert "cannot write" in error_of(save_png, np.zeros((4, 4)), tmp_path / "missing" / "out.png")
+
+
+@pytest.mark.parametrize("light_ink", [True, False], ids=["light-on-dark", "dark-on-light"])
+def test_a_photo_cropped_right_up_to_the_ink_is_prepared_as_one_with_a_margin(light_ink):
+    """A seven cropped to its strokes: its bar is most of the top edge. The background was a plane through the edges'
+    medians, the top one ink: it dimmed the top of the digit and took a band of paper at the bottom for ink."""
+    seven = reference()
+    rows, cols = np.flatnonzero(seven.max(axis=1) > 0), np.flatnonzero(seven.max(axis=0) > 0)
+    tight = np.kron(seven[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], np.ones((10, 10), np.float32))
+    assert np.median(tight[:3] > 0.5) > 0.5  # most of the top edge is ink
+    photo = tight if light_ink else 1 - tight
+    assert correlation(prepare_digit((photo * 255).astype(np.uint8)), seven) > 0.97
+    framed = np.pad(photo, 60, constant_values=0 if light_ink else 1)
+    assert correlation(prepare_digit((framed * 255).astype(np.uint8)), seven) > 0.97
