@@ -120,6 +120,23 @@ def test_exact_neighbours_match_scikit_learn():
     assert (q_idx == theirs_i).all() and np.allclose(q_dist, theirs_d, rtol=1e-5, atol=1e-4)
 
 
+def test_tight_clusters_far_from_the_mean_still_get_their_exact_neighbours():
+    """Two clusters of spread 0.01 at +-300: float32's expanded form is off by more than the distances in a cluster,
+    and its candidates were any members of it (every row wrong, neighbours 3 times too far). Such rows are searched
+    again in float64."""
+    rng = np.random.default_rng(0)
+    codes = np.concatenate([rng.normal(300, 0.01, (100, 8)), rng.normal(-300, 0.01, (100, 8))]).astype(np.float32)
+    index = neighbours.ExactNeighbours(codes)
+    idx, dist = index.graph(5)
+    exact = np.sqrt(((codes[:, None, :].astype(np.float64) - codes[None].astype(np.float64)) ** 2).sum(-1))
+    theirs = np.sort(exact, 1)[:, :5]
+    assert (idx[:, 0] == np.arange(200)).all() and np.allclose(dist, theirs, atol=1e-4)
+    assert all(set(row) == set(np.argsort(e, kind="stable")[:5]) for row, e in zip(idx, exact))
+    q_idx, q_dist = index.query(codes[:10] + 0.001, 3)
+    assert np.allclose(q_dist, np.sort(np.sqrt(((codes[:10, None] + 0.001 - codes[None]) ** 2).sum(-1)), 1)[:, :3],
+                       atol=1e-4)
+
+
 def test_umap_transform_places_new_codes_on_a_map_with_exact_neighbours():
     codes, labels = blobs(600)
     projection = project.UMAPProjection().fit(codes)
