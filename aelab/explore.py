@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -20,8 +21,10 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation (White 2016): keeps the norm typical of Gaussian codes; falls back to lerp when the
-    two codes are (anti)parallel or zero."""
-    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    two codes are (anti)parallel or one is zero (no angle: the arc would be the line walked unevenly)."""
+    if min(float(a.norm()), float(b.norm())) < 1e-8:
+        return lerp(a, b, t)
+    cos = torch.dot(a, b) / (a.norm() * b.norm())
     omega = torch.arccos(cos.clamp(-1, 1))
     if omega.abs() < 1e-4 or (torch.pi - omega).abs() < 1e-4:
         return lerp(a, b, t)
@@ -70,8 +73,12 @@ ACTIVE_VARIANCE = 0.01
 
 def dimensions_by_spread(model: Autoencoder, reference_codes) -> tuple[list[int], list[int]]:
     """(every latent dimension, most varied over reference_codes first; the inactive ones of a VAE, see
-    ACTIVE_VARIANCE). Other models' codes have no common scale, so none of theirs is called inactive."""
-    variance = torch.as_tensor(reference_codes).float().var(0)
+    ACTIVE_VARIANCE). Other models' codes have no common scale, so none of theirs is called inactive. Fewer than two
+    codes have no spread: then the dimensions in order, none inactive."""
+    codes = torch.as_tensor(reference_codes).float()
+    if len(codes) < 2:
+        return list(range(codes.shape[-1])), []
+    variance = codes.var(0)
     order = [int(d) for d in torch.argsort(variance, descending=True, stable=True)]
     inactive = [d for d in order if variance[d] < ACTIVE_VARIANCE] if model.generative else []
     return order, inactive
@@ -82,8 +89,8 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
                span: float = 3.0, reference_codes: torch.Tensor | None = None, label: int | None = None
                ) -> torch.Tensor:
     """For each latent dimension, decode the image's code with that one coordinate set to mean + t * std for t from
-    -span to +span (mean and std of that coordinate over reference_codes when given, else 0 and 1: a VAE's prior),
-    the other coordinates kept. Returns (len(dims), steps, C, H, W).
+    -span to +span (mean and std of that coordinate over reference_codes when given, else 0 and 1: a VAE's prior;
+    also for fewer than two reference codes, which have no spread), the other coordinates kept. Returns (len(dims), steps, C, H, W).
     `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then its
     best-fitting label), as `interpolate` does."""
     model.eval()
@@ -92,8 +99,9 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     condition = condition_labels(model, image, [label])
     code = model.encode(image, condition).float()[0]
     dims = list(range(model.latent_dim)) if dims is None else dims
-    std = reference_codes.float().std(0).to(device) if reference_codes is not None else torch.ones_like(code)
-    mean = reference_codes.float().mean(0).to(device) if reference_codes is not None else torch.zeros_like(code)
+    spread = reference_codes is not None and len(reference_codes) >= 2
+    std = reference_codes.float().std(0).to(device) if spread else torch.ones_like(code)
+    mean = reference_codes.float().mean(0).to(device) if spread else torch.zeros_like(code)
     offsets = torch.linspace(-span, span, steps, device=device)
     rows = []
     for d in dims:
@@ -102,6 +110,17 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
         rows.append(model.decode(codes, None if condition is None else condition.repeat(steps)).float()
                     .clamp(0, 1).cpu())
     return torch.stack(rows)
+
+
+def plane_extent(reference_codes) -> tuple[float, float, float, float]:
+    """(xmin, xmax, ymin, ymax) of the 2-D codes of a model without a prior: their 2nd to 98th percentiles (a few
+    outlying codes would otherwise leave most of the grid in empty space); an axis along which they do not spread
+    (a single test image) spans 1 either side of them."""
+    codes = np.asarray(reference_codes, dtype=np.float64).reshape(-1, 2)
+    low, high = np.percentile(codes, [2, 98], axis=0)
+    flat = high - low < 1e-6
+    low, high = np.where(flat, low - 1, low), np.where(flat, high + 1, high)
+    return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
 @torch.no_grad()

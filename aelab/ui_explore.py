@@ -187,7 +187,7 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, lab
     """The decoded grid over a 2-D latent plane (Interpolate and Generate): over the prior's 5%-95% quantiles for a
     VAE, over where the test codes (`reference`) lie for another model; by class for a conditional one (`label`, the
     class the page has picked already, else one picked here)."""
-    from .explore import manifold_grid
+    from .explore import manifold_grid, plane_extent
 
     st.subheader("The latent plane")
     left, right = st.columns(2)
@@ -200,9 +200,7 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, lab
         where = ("the prior's Gaussian quantiles 5%–95% on each axis (81% of its mass; evenly spaced in "
                  "probability, so denser near 0)")
     else:
-        # Percentiles, not min/max: a few outlying codes would otherwise leave most of the grid in empty space.
-        low, high = np.percentile(reference, [2, 98], axis=0)
-        extent = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        extent = plane_extent(reference)
         where = (f"where the test codes lie (2nd–98th percentile): x {extent[0]:.2f}…{extent[1]:.2f}, "
                  f"y {extent[2]:.2f}…{extent[3]:.2f}")
     st.caption(f"Decoded codes on a grid over {where}. Code dimension 1 grows left to right, code dimension 2 "

@@ -34,7 +34,12 @@ def test_codes_csv_round_trips_codes_labels_and_coordinates():
     assert len(rows) == 11
     assert rows[1][:3] == ["100", "0", "zero"] and rows[5][:3] == ["128", "1", "one"]
     values = np.array([[float(v) for v in r[3:]] for r in rows[1:]], dtype=np.float32)
-    assert np.allclose(values[:, :2], coords) and np.allclose(values[:, 2:], codes, rtol=1e-6, atol=1e-7)
+    assert np.array_equal(values[:, :2], coords) and np.array_equal(values[:, 2:], codes)  # exactly, bit for bit
+    many = np.random.default_rng(1).normal(0, 3, (2000, 4)).astype(np.float32)
+    many[0] = [1e-30, -3.4e38, 0.0, 123456789.0]
+    back = np.loadtxt(io.StringIO(export.codes_csv(many, np.zeros(2000, int))), delimiter=",", skiprows=1,
+                      usecols=range(3, 7), dtype=np.float32)
+    assert np.array_equal(back, many)
 
 
 def test_codes_csv_without_coordinates_and_with_unlabelled_images():

@@ -141,6 +141,35 @@ def test_traversals_list_dimensions_by_spread_and_call_a_vaes_flat_ones_unused()
     assert explore.dimensions_by_spread(build_model("mlp", latent_dim=3), codes) == ([2, 0, 1], [])
 
 
+def test_one_test_image_gives_traversals_and_a_plane_not_nan():
+    """An image set of 7 images or fewer has one test image: its codes' spread was NaN (every traversal blank, every
+    VAE dimension not unused, a latent plane of one point decoded 225 times)."""
+    from aelab import explore
+    from aelab.models import build_model
+
+    torch.manual_seed(0)
+    one = torch.randn(1, 3)
+    vae = build_model("vae", latent_dim=3)
+    assert explore.dimensions_by_spread(vae, one) == ([0, 1, 2], [])
+    rows = explore.traversals(vae, torch.rand(1, 28, 28), steps=5, reference_codes=one)
+    assert torch.isfinite(rows).all() and rows.shape == (3, 5, 1, 28, 28)
+    assert not torch.equal(rows[0, 0], rows[0, -1])  # the prior's spread: the ends differ
+    x0, x1, y0, y1 = explore.plane_extent(np.array([[0.5, -2.0]]))
+    assert (x0, x1, y0, y1) == (-0.5, 1.5, -3.0, -1.0)
+    codes = np.random.default_rng(0).normal(size=(1000, 2))
+    assert explore.plane_extent(codes) == tuple(float(v) for v in np.percentile(codes, [2, 98], axis=0).T.ravel())
+
+
+def test_spherical_interpolation_from_a_zero_code_is_the_straight_line_walked_evenly():
+    from aelab import explore
+
+    t = torch.linspace(0, 1, 5)
+    b = torch.tensor([0.0, 3.0])
+    assert torch.allclose(explore.slerp(torch.zeros(2), b, t), explore.lerp(torch.zeros(2), b, t))
+    a = torch.tensor([3.0, 0.0])  # a quarter turn: the norm stays 3 along the arc
+    assert torch.allclose(explore.slerp(a, b, t).norm(dim=1), torch.full((5,), 3.0))
+
+
 # --- Draw ------------------------------------------------------------------------------------------------------
 
 
