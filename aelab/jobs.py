@@ -25,6 +25,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,10 @@ def form_fields(cls) -> list[FormField]:
             kind_name = {int: "int", float: "float"}.get(kind, "str")
         out.append(FormField(f.name, kind_name, default, meta.get("help", ""), meta.get("choices"),
                              meta.get("minimum"), meta.get("maximum")))
+    # A help text that names another option ("needs code_activation sigmoid") names it as the form labels it.
+    names = "|".join(f.name for f in out if "_" in f.name)
+    for f in out if names else ():
+        f.help = re.sub(rf"\b({names})\b", lambda m: f"'{_label(m.group(1))}'", f.help)
     return out
 
 
@@ -271,8 +276,9 @@ def inactive_options(variant: str, model_values: dict, train_values: dict,
     as the form labels them): the Train page greys them out and does not send them. Values are the widgets' own
     (layer sizes as text); one that does not parse yet counts at its default."""
     cls = get_variant(variant)
+    fields = form_fields(cls.config_class)
     model_options = {}
-    for f in form_fields(cls.config_class):
+    for f in fields:
         value = model_values.get(f.name, f.default)
         if f.kind == "int_list" and isinstance(value, str):
             try:
@@ -280,14 +286,20 @@ def inactive_options(variant: str, model_values: dict, train_values: dict,
             except ConfigError:
                 continue
         model_options[f.name] = value
-    try:  # a stacked MLP's greedy stages, read off a bodiless model (meta device: nothing allocated)
+    named = lambda name: f"'{_label(name)}'"  # noqa: E731
+    inactive = inapplicable(cls, model_options, train_values, named=named)
+    # A stacked MLP's greedy stages, read off a bodiless model (meta device: nothing allocated) built from the values
+    # that count: a greyed-out value (a sparsity weight kept from before) must not make the model unbuildable.
+    counted = {name: value for name, value in model_options.items() if name not in inactive}
+    try:
         with torch.device("meta"):
-            probe = cls(cls.config_class.from_dict({**model_options, "input_shape": tuple(input_shape)}))
+            probe = cls(cls.config_class.from_dict({**counted, "input_shape": tuple(input_shape)}))
         stages = getattr(probe, "num_stages", 1)
     except (ConfigError, ValueError, RuntimeError, TypeError, IndexError):  # not a model yet: greedy stays editable
         stages = None
-    return inapplicable(cls, model_options, train_values, stages=stages if cls.trainable else None,
-                        named=lambda name: f"'{_label(name)}'")
+    if cls.trainable and stages is not None:
+        inactive = inapplicable(cls, model_options, train_values, stages=stages, named=named)
+    return {name: why for name, (why, _) in inactive.items()}
 
 
 def changed_options(fields: list[FormField], values: dict, inactive=()) -> dict:

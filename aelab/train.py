@@ -641,8 +641,8 @@ def check_batch_size(model: torch.nn.Module, batch_size: int) -> None:
 
 
 # Training options a model fitted in closed form (PCA, one pass over the training set) never reads.
-CLOSED_FORM_IGNORES = ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "noise", "noise_level", "augment",
-                       "greedy_epochs", "val_fraction")
+CLOSED_FORM_IGNORES = ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "seed", "noise", "noise_level",
+                       "augment", "greedy_epochs", "val_fraction")
 
 # Model options that only one architecture of a config with an `arch` field (the VAEs) builds with.
 ARCH_ONLY = {"hidden": "mlp", "channels": "conv", "batchnorm": "conv"}
@@ -653,11 +653,11 @@ def cli_flag(name: str) -> str:
 
 
 def inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dict, stages: int | None = None,
-                 named: Callable[[str], str] = cli_flag) -> dict[str, str]:
-    """Each option that this model, with these options, never reads -> why, in words that name options by `named`.
-    The dicts hold values as set (an option left out counts at its default); `stages`: the model's greedy
-    pre-training stages when known (greedy_epochs needs two or more). The Train page greys these options out;
-    refuse_inapplicable refuses them when given."""
+                 named: Callable[[str], str] = cli_flag) -> dict[str, tuple[str, str]]:
+    """Each option that this model, with these options, never reads -> (why, what to do instead when it is given),
+    in words that name options by `named`. The dicts hold values as set (an option left out counts at its default);
+    `stages`: the model's greedy pre-training stages when known (greedy_epochs needs two or more). The Train page
+    greys these options out (saying why); refuse_inapplicable refuses them when given."""
     fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
 
     def value(name):
@@ -666,29 +666,31 @@ def inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dic
 
     out = {}
     if not cls.trainable:
-        out.update((name, f"{cls.variant} is fitted in closed form in one pass, which this option does not change")
-                   for name in CLOSED_FORM_IGNORES)
+        out.update((name, (f"{cls.variant} is fitted in closed form in one pass, which this option does not change",
+                           "leave it at the default")) for name in CLOSED_FORM_IGNORES)
     else:
         if train_options.get("noise", "none") == "none":
             out["noise_level"] = (f"{named('noise_level')} is the strength of the noise ({named('noise')} gaussian or "
-                                  "masking): with no noise it changes nothing")
+                                  "masking): with no noise it changes nothing", "")
         if stages is not None and stages < 2:
-            out["greedy_epochs"] = "greedy layer-wise pre-training is only for an MLP with hidden layers"
+            out["greedy_epochs"] = ("greedy layer-wise pre-training is only for an MLP with hidden layers", "")
     if "arch" in fields:
         arch = value("arch")
         for name, only in ARCH_ONLY.items():
             if name in fields and arch != only:
-                out[name] = (f"{named(name)} is only for the {only} architecture, and this {cls.variant} is {arch}: "
+                out[name] = (f"{named(name)} is only for the {only} architecture, and this {cls.variant} is {arch}",
                              f"leave it at the default (or choose {named('arch')} {only})")
-    elif "hidden" in fields and "dropout" in fields and not value("hidden"):
-        out["dropout"] = (f"{named('dropout')} acts on hidden layers, and this {cls.variant} has none: leave it at "
-                          f"the default (or give {named('hidden')} layer sizes)")
+    elif "hidden" in fields and not value("hidden"):  # one layer each way: nothing between layers
+        for name, does in (("dropout", "acts on hidden layers"), ("activation", "acts between hidden layers")):
+            if name in fields:
+                out[name] = (f"{named(name)} {does}, and this {cls.variant} has none",
+                             f"leave it at the default (or give {named('hidden')} layer sizes)")
     if "sparsity_weight" in fields and value("code_activation") != "sigmoid":
         out["sparsity_weight"] = (f"{named('sparsity_weight')}: the KL sparsity term needs "
-                                  f"{named('code_activation')} sigmoid (activations must lie in (0, 1))")
+                                  f"{named('code_activation')} sigmoid (activations must lie in (0, 1))", "")
     if "sparsity_target" in fields and (value("sparsity_weight") == 0 or "sparsity_weight" in out):
         out["sparsity_target"] = (f"{named('sparsity_target')} is the target of the KL sparsity term: with no "
-                                  f"{named('sparsity_weight')} it changes nothing")
+                                  f"{named('sparsity_weight')} it changes nothing", "")
     return out
 
 
@@ -698,7 +700,8 @@ def refuse_inapplicable(cls: type[Autoencoder], model_options: dict, train_optio
     change nothing, yet be stored in the checkpoint's config as if it had. The dicts hold only what the user gave
     (the command line's flags, the Train page's changed fields); `named` says how an option is called to that user.
     Greedy epochs for a model without layer stages are refused by TrainConfig.validate."""
-    reasons = inapplicable(cls, model_options, train_options, named=named)
+    reasons = {name: f"{why}: {instead}" if instead else why
+               for name, (why, instead) in inapplicable(cls, model_options, train_options, named=named).items()}
     given = [name for name in reasons if name in model_options or name in train_options]
     if not cls.trainable:
         closed = [named(name) for name in given if name in CLOSED_FORM_IGNORES]

@@ -22,25 +22,46 @@ STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running"
                "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
                "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
 
+# Plain copies of the form's values. Streamlit drops a widget's state when the widget is not drawn in a run (another
+# page ran, or another variant's options were shown), so they are given back before the widgets are drawn: a
+# student who looks something up on another page, or at another variant, finds the form as they left it.
+KEPT = "train_form_values"
+
+
+def give_back_values(keys: list[str]) -> None:
+    kept = st.session_state.setdefault(KEPT, {})
+    for key in keys:
+        if key not in st.session_state and key in kept:
+            st.session_state[key] = kept[key]
+
+
+def keep_values(keys: list[str]) -> None:
+    st.session_state.setdefault(KEPT, {}).update({key: st.session_state[key] for key in keys
+                                                  if key in st.session_state})
+
+
 def field_widget(field: jobs.FormField, key: str, off: str | None = None):
     """The widget for one config field: checkbox, selectbox, number input or comma-separated text; greyed out,
-    with the reason in its help, when the other values make it do nothing (`off`)."""
-    common = {"help": field.help if off is None else f"{field.help}. Greyed out now: {off}", "key": key,
-              "disabled": off is not None}
+    with the reason in its help, when the other values make it do nothing (`off`). The default is given only to a
+    widget without a value yet (one given back holds its own)."""
+    common = {"help": field.help if off is None else f"{field.help}. Greyed out, and not sent with the job: {off}",
+              "key": key, "disabled": off is not None}
+    fresh = key not in st.session_state
     if field.kind == "bool":
-        return st.checkbox(field.label, field.default, **common)
+        return st.checkbox(field.label, **common, **({"value": field.default} if fresh else {}))
     if field.kind == "choice":
-        return st.selectbox(field.label, field.choices, field.choices.index(field.default), **common)
+        return st.selectbox(field.label, field.choices, **common,
+                            **({"index": field.choices.index(field.default)} if fresh else {}))
     if field.kind == "int_list":
-        return st.text_input(field.label, ",".join(map(str, field.default)), **common,
-                             placeholder="empty = no hidden layers" if field.name == "hidden" else "e.g. 32,64")
+        return st.text_input(field.label, **common, **({"value": ",".join(map(str, field.default))} if fresh else {}),
+                             placeholder="empty: no hidden layers" if field.name == "hidden" else "e.g. 32,64")
     if field.kind in ("int", "float"):
         # No min/max on the widget: the browser would turn an out-of-range value red and submit nothing, without
         # a word. The job's validation says what the range is.
         cast = int if field.kind == "int" else float
-        return st.number_input(field.label, value=cast(field.default), step=cast(field.step),
-                               format="%d" if field.kind == "int" else "%g", **common)
-    return st.text_input(field.label, field.default, **common)
+        return st.number_input(field.label, step=cast(field.step), format="%d" if field.kind == "int" else "%g",
+                               **common, **({"value": cast(field.default)} if fresh else {}))
+    return st.text_input(field.label, **common, **({"value": field.default} if fresh else {}))
 
 
 def current(fields: list[jobs.FormField], prefix: str) -> dict:
@@ -49,10 +70,13 @@ def current(fields: list[jobs.FormField], prefix: str) -> dict:
 
 
 def show_form(fields: list[jobs.FormField], prefix: str, inactive: dict[str, str], columns: int = 3) -> dict:
-    cells, values = st.columns(columns), {}
-    for i, f in enumerate(fields):
-        with cells[i % columns]:
-            values[f.name] = field_widget(f, f"{prefix}.{f.name}", inactive.get(f.name))
+    """The fields row by row, each row's inputs aligned at the bottom (a label that wraps does not push its input
+    below its neighbours')."""
+    values = {}
+    for row in range(0, len(fields), columns):
+        for cell, f in zip(st.columns(columns, vertical_alignment="bottom"), fields[row:row + columns]):
+            with cell:
+                values[f.name] = field_widget(f, f"{prefix}.{f.name}", inactive.get(f.name))
     return values
 
 
@@ -187,8 +211,15 @@ def training_form(ds) -> None:
     st.session_state["train_variant_choice"] = variant
     model_fields = jobs.form_fields(REGISTRY[variant].config_class)
     train_fields = jobs.form_fields(TrainConfig)
+    kept = [f"{variant}.{f.name}" for f in model_fields] + [f"train.{f.name}" for f in train_fields] \
+        + ["train_name", "train_classes", "train_overwrite"]
+    give_back_values(kept)
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
         + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
+    if st.session_state.get("train_classes_of") != ds.name:  # a class to leave out is a choice about one dataset
+        st.session_state.pop("train_classes", None)
+        st.session_state[KEPT].pop("train_classes", None)
+    st.session_state["train_classes_of"] = ds.name
 
     # Not an st.form: a choice greys out at once the options it makes do nothing (no noise: no noise level), and
     # those are not sent. Enter in a field only commits its value; the button starts the job.
@@ -218,10 +249,11 @@ def training_form(ds) -> None:
         else:  # a set without labels has no class to leave out
             picked = 0
             middle.caption("Trains on all of the set's training images (it has no class labels).")
-        overwrite = right.checkbox("Overwrite", help="replace a model that already has this name (the old one is kept "
+        overwrite = right.checkbox("Overwrite", key="train_overwrite", help="replace a model that already has this name (the old one is kept "
                                                "until the new one has finished, and can be restored on the Models "
                                                "page if the run is stopped, dies or diverges)")
         submitted = st.button("Start training", type="primary", key="train_start")
+    keep_values(kept)
 
     fields = model_fields + train_fields
     if submitted:

@@ -356,11 +356,13 @@ def test_anomaly_recipe_is_a_valid_request():
 
 def test_the_forms_inactive_options_follow_the_values_as_typed():
     """The Train page's grey-outs: from the widgets' raw values (layer sizes as text, possibly half typed)."""
-    assert set(jobs.inactive_options("mlp", {}, {})) == {"noise_level", "greedy_epochs", "dropout", "sparsity_weight",
-                                                         "sparsity_target"}
+    assert set(jobs.inactive_options("mlp", {}, {})) == {"noise_level", "greedy_epochs", "dropout", "activation",
+                                                         "sparsity_weight", "sparsity_target"}
+    # A greyed-out value kept from before (a sparsity weight without a sigmoid code) does not keep greedy editable.
+    assert "greedy_epochs" in jobs.inactive_options("mlp", {"sparsity_weight": 0.5}, {})
     assert set(jobs.inactive_options("mlp", {"hidden": "256, 64", "code_activation": "sigmoid",
                                              "sparsity_weight": 0.5}, {"noise": "masking"})) == set()
-    assert set(jobs.inactive_options("sparse", {}, {"noise": "gaussian"})) == {"greedy_epochs", "dropout"}
+    assert set(jobs.inactive_options("sparse", {}, {"noise": "gaussian"})) == {"greedy_epochs", "dropout", "activation"}
     assert set(jobs.inactive_options("conv", {}, {"noise": "gaussian"})) == {"greedy_epochs"}
     assert set(jobs.inactive_options("vae", {"arch": "conv"}, {"noise": "gaussian"})) == {"greedy_epochs", "hidden"}
     assert set(jobs.inactive_options("pca", {}, {})) == set(CLOSED_FORM_IGNORES)
@@ -370,6 +372,11 @@ def test_the_forms_inactive_options_follow_the_values_as_typed():
     assert "dropout" not in jobs.inactive_options("mlp", {"hidden": "256,"}, {})
     assert "greedy_epochs" not in jobs.inactive_options("mlp", {"hidden": "20000,20000,20000"}, {})
     assert "'Noise level' is the strength of the noise" in jobs.inactive_options("mlp", {}, {})["noise_level"]
+    # Why, without the CLI's "leave it at the default": a greyed-out field cannot be edited.
+    assert jobs.inactive_options("vae", {"arch": "conv"}, {})["hidden"] == \
+        "'Hidden' is only for the mlp architecture, and this vae is conv"
+    sparsity = next(f for f in jobs.form_fields(REGISTRY["mlp"].config_class) if f.name == "sparsity_weight")
+    assert sparsity.help == "weight of the KL sparsity term (needs 'Code activation' sigmoid)"
     # What the form sends: changed values of the options that are not inactive.
     fields = jobs.form_fields(TrainConfig)
     values = {f.name: f.default for f in fields} | {"noise_level": 0.5, "lr": 0.01}

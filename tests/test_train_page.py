@@ -180,7 +180,8 @@ def test_options_the_other_values_make_do_nothing_are_greyed_out_and_not_sent(mo
     assert off == {"train.noise_level", "mlp.dropout", "train.greedy_epochs", "mlp.sparsity_weight",
                    "mlp.sparsity_target"}
     assert not at.number_input(key="train.lr").disabled and not at.number_input(key="mlp.l1_weight").disabled
-    assert "Greyed out now:" in at.number_input(key="train.noise_level").help
+    assert "Greyed out, and not sent with the job:" in at.number_input(key="train.noise_level").help
+    assert at.selectbox(key="mlp.activation").disabled  # nothing between layers without hidden ones
 
     at.selectbox(key="train.noise").set_value("gaussian").run()
     at.number_input(key="train.noise_level").set_value(0.5)
@@ -207,4 +208,36 @@ def test_options_the_other_values_make_do_nothing_are_greyed_out_and_not_sent(mo
     assert at.text_input(key="vae.hidden").disabled and not at.text_input(key="vae.channels").disabled
     at.selectbox(key="train_variant").set_value("pca").run()  # fitted in closed form: no epochs, no learning rate
     assert at.number_input(key="train.epochs").disabled and at.number_input(key="train.lr").disabled
-    assert not at.number_input(key="train.seed").disabled
+    assert at.number_input(key="train.seed").disabled and not at.selectbox(key="train.device").disabled
+
+
+def test_the_forms_values_survive_another_variant_and_another_page(monkeypatch):
+    """Streamlit drops a widget's state when it is not drawn: a student who looked at another variant or page found
+    every option back at its default, their own model name too."""
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="mlp.latent_dim").set_value(4)
+    at.text_input(key="mlp.hidden").set_value("32")
+    at.number_input(key="train.epochs").set_value(2)
+    name_input(at).set_value("my-net")
+    at.checkbox(key="train_overwrite").check()
+    at.selectbox(key="train_classes").set_value(3).run()
+    at.selectbox(key="train_variant").set_value("conv").run()
+    at.number_input(key="conv.latent_dim").set_value(8).run()
+    at.selectbox(key="train_variant").set_value("mlp").run()
+
+    def as_left():
+        assert at.number_input(key="mlp.latent_dim").value == 4 and at.text_input(key="mlp.hidden").value == "32"
+        assert at.number_input(key="train.epochs").value == 2 and name_input(at).value == "my-net"
+        assert at.checkbox(key="train_overwrite").value and at.selectbox(key="train_classes").value == 3
+
+    as_left()
+    at.switch_page("pages/models.py").run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    as_left()
+    at.selectbox(key="train_variant").set_value("conv").run()
+    assert at.number_input(key="conv.latent_dim").value == 8
