@@ -612,6 +612,7 @@ IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
 div.stImage > [data-testid="stImageContainer"] img { height: auto; }
+div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
 </style>"""
 
 

@@ -423,9 +423,10 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     top = np.array([r["index"] + (len(ds.y_train) if split == "all" and r["split"] == "test" else 0) for r in rows],
                    dtype=np.int64)
     labelled = anomalous is not None
-    # Short captions (the images of a row shrink on a narrow screen): the class and the error, or in a set without
-    # labels the error alone (the images come in rank order, and the table numbers them).
-    captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + " · " if labelled else "")
+    # Short captions (the images of a row shrink on a narrow screen): the class over the error (two lines: "Pullover ·
+    # 63.1" wrapped at any place at 1024 px, rows of one and two lines), or in a set without labels the error alone
+    # (the images come in rank order, and the table numbers them).
+    captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + "\n" if labelled else "")
                 + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
     ui.show_images(images.float().div(255), captions, columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are
