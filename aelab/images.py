@@ -329,13 +329,12 @@ def _flatten_canvas(rgba: np.ndarray) -> np.ndarray:
     return lum * alpha + background * (1 - alpha)
 
 
-# Which of the border's pixels are paper, once the ink's side is known: those on the paper's side of halfway between
-# the border's PAPER_QUANTILE (low for light ink, high for dark ink) and the ink's level. Their median on each edge is
-# the paper's level there. Not the median of the whole edge: a digit cropped right up to its strokes covers most of
-# an edge, and the median there is ink (it tilted the plane, dimmed half the digit and took a band of paper for
-# ink). Not the quantile itself: that lies in the paper's noise, below or above its level, and made noise of every
-# paper pixel.
-PAPER_QUANTILE = 0.1
+# Once the ink's side is known, the background is a plane fitted to the border's pixels with the ink left out: fitted,
+# then fitted again without the pixels that lie towards the ink by more than TRIM_SIGMAS times the paper's noise (or
+# TRIM_CONTRAST of the ink's contrast, when that is more), until that set settles. Not the edges' medians: a digit
+# cropped right up to its strokes covers most of an edge, and the median there is ink (it tilted the plane, dimmed
+# half the digit and took a band of paper for ink). A plane: paper lit from one side is flattened too.
+TRIM_SIGMAS, TRIM_CONTRAST = 3.0, 0.25
 
 
 def _ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -359,25 +358,41 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray:
 
 
 def _background(gray: np.ndarray, ink: float | None = None, light_ink: bool = True) -> np.ndarray:
-    """The background level at each pixel: a plane through the paper's level on each of the four edges; the edges'
-    medians while the ink's level (`ink`) is not known yet, else their paper pixels' (PAPER_QUANTILE).
-
-    A plane rather than one level, so a photo lit more from one side is flattened too.
-    """
+    """The background level at each pixel, a plane: through the medians of the four edges while the ink's level
+    (`ink`) is not known yet, else fitted to the border without its ink (TRIM_SIGMAS, TRIM_CONTRAST)."""
     height, width = gray.shape
     edge = max(1, min(height, width) // 50)
-    edges = [gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]]
-    if ink is None:
-        top, bottom, left, right = (float(np.median(values)) for values in edges)
-    else:
-        border = np.concatenate([values.ravel() for values in edges])
-        cut = (np.quantile(border, PAPER_QUANTILE if light_ink else 1 - PAPER_QUANTILE) + ink) / 2
-        papers = [values[values <= cut] if light_ink else values[values >= cut] for values in edges]
-        everywhere = float(np.median(np.concatenate(papers)))  # for an edge that is all ink
-        top, bottom, left, right = (float(np.median(p)) if p.size else everywhere for p in papers)
     ys = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
     xs = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :]
-    return (top + bottom + left + right) / 4 + (bottom - top) * ys + (right - left) * xs
+    if ink is None:
+        top, bottom = np.median(gray[:edge]), np.median(gray[-edge:])
+        left, right = np.median(gray[:, :edge]), np.median(gray[:, -edge:])
+        return (top + bottom + left + right) / 4 + (bottom - top) * ys + (right - left) * xs
+    ring = np.zeros(gray.shape, dtype=bool)
+    ring[:edge], ring[-edge:], ring[:, :edge], ring[:, -edge:] = True, True, True, True
+    rows, cols = np.nonzero(ring)
+    design = np.stack([np.ones(len(rows)), ys[rows, 0], xs[0, cols]], 1).astype(np.float64)
+    values = gray[ring].astype(np.float64)
+    keep = np.ones(len(values), dtype=bool)
+    coef = np.linalg.lstsq(design, values, rcond=None)[0]
+    # First by the contrast alone, until the plane stops moving (the noise measured around a plane still tilted by
+    # ink is the tilt); then once more allowing for the paper's noise measured around the settled plane, so that
+    # faint noise is not trimmed from one side only.
+    for settled in [False] * 10 + [True]:
+        fitted = design @ coef
+        towards_ink = (values - fitted) * (1 if light_ink else -1)
+        tolerance = TRIM_CONTRAST * abs(ink - float(np.median(fitted)))
+        if settled:
+            paper_side = -towards_ink[keep & (towards_ink <= 0)]
+            tolerance = max(tolerance, TRIM_SIGMAS * 1.4826 * float(np.median(paper_side)) if paper_side.size else 0)
+        kept = towards_ink <= tolerance
+        if kept.sum() < 3:
+            break
+        if np.array_equal(kept, keep) and not settled:
+            continue
+        keep = kept
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    return (coef[0] + coef[1] * ys + coef[2] * xs).astype(np.float32)
 
 
 # Ink that is not connected to anything holding at least this share of the largest connected ink is a speck (sensor

@@ -507,3 +507,19 @@ def test_a_photo_cropped_right_up_to_the_ink_is_prepared_as_one_with_a_margin(li
     assert correlation(prepare_digit((photo * 255).astype(np.uint8)), seven) > 0.97
     framed = np.pad(photo, 60, constant_values=0 if light_ink else 1)
     assert correlation(prepare_digit((framed * 255).astype(np.uint8)), seven) > 0.97
+
+
+@pytest.mark.parametrize("low", [0.6, 0.35, 0.25])
+def test_paper_lit_from_one_side_is_flattened_and_blank_paper_stays_blank(low):
+    """Paper shading from `low` on the left to 0.95 on the right: the dark seven comes out as it does on evenly lit
+    paper, and the same paper without a digit is blank. (A paper level cut once for the whole border took the dim
+    edge's paper for ink: correlation 0.28, and a digit found on blank paper.)"""
+    rng = np.random.default_rng(3)
+    seven = np.asarray(draw_seven((120, 120)), dtype=np.float32) / 255  # ink 0, paper 1
+    ramp = np.linspace(low, 0.95, 120, dtype=np.float32)[None, :]
+    lit = np.clip(np.where(seven < 0.5, 0.1, ramp) + rng.normal(0, 0.01, seven.shape), 0, 1)
+    even = np.where(seven < 0.5, 0.1, 0.9).astype(np.float32)
+    assert correlation(prepare_digit((lit * 255).astype(np.uint8)), prepare_digit((even * 255).astype(np.uint8))) > 0.99
+    blank = np.clip(np.broadcast_to(ramp, seven.shape) + rng.normal(0, 0.01, seven.shape), 0, 1)
+    with pytest.raises(ImageError, match="the image is blank"):
+        prepare_digit((blank * 255).astype(np.uint8))
