@@ -46,8 +46,9 @@ def _class_name(label: int, class_names) -> str:
 def _number(value: float) -> str:
     # float32's shortest text that reads back as the same float32 (7 significant digits left 2 in 3 a few ulps off,
     # so the CSV and the projector files disagreed with `embed`'s .npz); a float64 map coordinate is cut to float32.
-    return np.format_float_positional(np.float32(value), unique=True, trim="-") if abs(value) < 1e16 else \
-        np.format_float_scientific(np.float32(value), unique=True, trim="-")
+    plain = value == 0 or 1e-4 <= abs(value) < 1e16  # else 1e-45 would take 47 characters
+    return (np.format_float_positional if plain else np.format_float_scientific)(np.float32(value), unique=True,
+                                                                                  trim="-")
 
 
 def codes_csv(codes, labels, class_names=(), indices=None, coords=None) -> str:

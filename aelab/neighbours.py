@@ -52,7 +52,11 @@ class ExactNeighbours:
                     rows = torch.arange(len(q))
                     d2[rows, rows + start] = -1.0
                 approx, candidates = d2.topk(wanted, largest=False, sorted=True)
-                best = (q[:, None, :] - self._points[candidates]).pow(2).sum(-1).topk(k, largest=False, sorted=True)
+                exact2 = (q[:, None, :] - self._points[candidates]).pow(2).sum(-1)
+                own = torch.arange(start, start + len(q))[:, None] if self_first else None
+                if own is not None:  # itself first, before any duplicate of it (also at distance 0)
+                    exact2[candidates == own] = -1.0
+                best = exact2.topk(k, largest=False, sorted=True)
                 idx = candidates.gather(1, best.indices)
                 if wanted < n:  # every point left out lies at least this far, give or take the rounding
                     margin = self.ROUNDING * (q_norms + self._max_norm)
@@ -60,7 +64,10 @@ class ExactNeighbours:
                     if len(unsure):
                         idx[unsure] = self._search64(q[unsure], start + unsure if self_first else None, k)
                 exact = (q[:, None, :] - self._points[idx]).pow(2).sum(-1).sqrt()
+                if own is not None:
+                    exact[idx == own] = -1.0
                 exact, order = exact.sort(1)
+                exact.clamp_(min=0)
                 indices[start:start + len(q)] = idx.gather(1, order).numpy()
                 dists[start:start + len(q)] = exact.numpy()
         return indices, dists

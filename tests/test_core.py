@@ -361,6 +361,17 @@ def test_greedy_stages_of_a_denoising_run_reconstruct_the_clean_image_and_its_co
     assert torch.allclose(model.stage_loss(1, noisy, clean)["total"], ((out - h_clean) ** 2).sum(1).mean())
     assert torch.equal(model.stage_loss(1, clean, clean)["total"], model.stage_loss(1, clean)["total"])
 
+    # With dropout, the input is dropped out as in training and the target is not (its own mask made it random).
+    dropped = build_model("mlp", hidden=[32, 16], latent_dim=4, dropout=0.5).train()
+    torch.manual_seed(1)
+    got = dropped.stage_loss(1, noisy, clean)["total"]
+    torch.manual_seed(1)
+    h = dropped._encode_layer(0, noisy.flatten(1))
+    with torch.no_grad():
+        wanted = dropped.eval()._encode_layer(0, clean.flatten(1))
+    out = dropped.train()._decode_layer(1, dropped._encode_layer(1, h))
+    assert torch.allclose(got, ((out - wanted) ** 2).sum(1).mean()) and dropped.dropout.training
+
     calls = []
     original = model.stage_loss
     model.stage_loss = lambda k, x, target=None: calls.append(target is not None and x is not target) or \

@@ -132,6 +132,9 @@ def test_tight_clusters_far_from_the_mean_still_get_their_exact_neighbours():
     theirs = np.sort(exact, 1)[:, :5]
     assert (idx[:, 0] == np.arange(200)).all() and np.allclose(dist, theirs, atol=1e-4)
     assert all(set(row) == set(np.argsort(e, kind="stable")[:5]) for row, e in zip(idx, exact))
+    twice = neighbours.ExactNeighbours(np.concatenate([codes, codes, codes]))  # duplicates: each point still first
+    idx3, dist3 = twice.graph(4)
+    assert (idx3[:, 0] == np.arange(600)).all() and (dist3[:, :3] == 0).all()
     q_idx, q_dist = index.query(codes[:10] + 0.001, 3)
     assert np.allclose(q_dist, np.sort(np.sqrt(((codes[:10, None] + 0.001 - codes[None]) ** 2).sum(-1)), 1)[:, :3],
                        atol=1e-4)

@@ -141,11 +141,19 @@ class MLPAutoencoder(Autoencoder):
         `x`'s own without a target)."""
         target = None if target is x else target  # no noise: the input is its own target
         with torch.no_grad():
-            h, wanted = x.flatten(1), None if target is None else target.flatten(1)
+            h = x.flatten(1)
             for i in range(k):
                 h = self._encode_layer(i, h)
-                wanted = None if wanted is None else self._encode_layer(i, wanted)
-        wanted = h if wanted is None else wanted
+            wanted = h
+            if target is not None or (k and self.dropout.p and self.training):
+                # The target's representation without dropout: a mask of its own would make it a random target.
+                dropping, wanted = self.dropout.training, (x if target is None else target).flatten(1)
+                self.dropout.eval()
+                try:
+                    for i in range(k):
+                        wanted = self._encode_layer(i, wanted)
+                finally:
+                    self.dropout.train(dropping)
         code = self._encode_layer(k, h)
         out = self._decode_layer(k, code)
         if k == 0:

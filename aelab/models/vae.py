@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import Autoencoder, ModelConfig, bce_with_logits, option, register
 from .conv import ConvDecoder, ConvEncoder
 from .mlp import ACTIVATIONS
@@ -19,11 +20,15 @@ class VAEConfig(ModelConfig):
     latent_dim: int = option(20, "size of the latent space", minimum=1, maximum=4096)
     arch: str = option("mlp", "encoder/decoder bodies", choices=("mlp", "conv"))
     hidden: list[int] = option([400], "MLP hidden layer sizes (arch mlp)", minimum=1, maximum=20000)
-    channels: list[int] = option([32, 64], "conv channels per stride-2 level (arch conv)", minimum=1, maximum=1024,
-                              min_items=1)
+    channels: list[int] = option([32, 64], "conv channels per stride-2 level (arch conv)", minimum=1, maximum=1024)
     batchnorm: bool = option(True, "batch normalisation in the conv bodies (arch conv)")
     activation: str = option("relu", "activation", choices=ACTIVATIONS)
     beta: float = option(1.0, "weight of the KL term (beta-VAE when > 1)", minimum=0.0, maximum=1000.0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.arch == "conv" and not self.channels:  # (an MLP body does not read them)
+            raise ConfigError("channels needs at least one value, e.g. 32,64")
 
 
 def mlp_body(sizes: list[int], activation: str) -> nn.Sequential:
