@@ -245,10 +245,12 @@ def form_fields(cls) -> list[FormField]:
             kind_name = {int: "int", float: "float"}.get(kind, "str")
         out.append(FormField(f.name, kind_name, default, meta.get("help", ""), meta.get("choices"),
                              meta.get("minimum"), meta.get("maximum")))
-    # A help text that names another option ("needs code_activation sigmoid") names it as the form labels it.
-    names = "|".join(f.name for f in out if "_" in f.name)
-    for f in out if names else ():
-        f.help = re.sub(rf"\b({names})\b", lambda m: f"'{_label(m.group(1))}'", f.help)
+    # A help text that names another option ("needs code_activation sigmoid", "(arch mlp)") names it as the form
+    # labels it: a name with an underscore anywhere, a plain word only where one of its choices follows it.
+    named = [f.name for f in out if "_" in f.name] + [rf"{f.name}(?= (?:{'|'.join(map(re.escape, f.choices))})\b)"
+                                                      for f in out if f.choices and "_" not in f.name]
+    for f in out if named else ():
+        f.help = re.sub(rf"\b({'|'.join(named)})\b", lambda m: f"'{_label(m.group(1))}'", f.help)
     return out
 
 

@@ -377,6 +377,10 @@ def test_the_forms_inactive_options_follow_the_values_as_typed():
         "'Hidden' is only for the mlp architecture, and this vae is conv"
     sparsity = next(f for f in jobs.form_fields(REGISTRY["mlp"].config_class) if f.name == "sparsity_weight")
     assert sparsity.help == "weight of the KL sparsity term (needs 'Code activation' sigmoid)"
+    hidden = next(f for f in jobs.form_fields(REGISTRY["vae"].config_class) if f.name == "hidden")
+    assert hidden.help == "MLP hidden layer sizes ('Architecture' mlp)"  # a plain word, followed by one of its choices
+    assert next(f for f in jobs.form_fields(REGISTRY["mlp"].config_class) if f.name == "dropout").help == \
+        "dropout rate on hidden layers"  # not "'Hidden' layers"
     # What the form sends: changed values of the options that are not inactive.
     fields = jobs.form_fields(TrainConfig)
     values = {f.name: f.default for f in fields} | {"noise_level": 0.5, "lr": 0.01}
