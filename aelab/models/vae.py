@@ -41,7 +41,7 @@ def mlp_body(sizes: list[int], activation: str) -> nn.Sequential:
 @register("vae")
 class VAE(Autoencoder):
     config_class = VAEConfig
-    description = "variational AE (MLP or conv+BatchNorm): reparameterisation, log-variance, beta on KL"
+    description = "variational AE (MLP or conv bodies): reparameterisation, log-variance, beta on KL"
     generative = True
 
     def __init__(self, config: VAEConfig):
