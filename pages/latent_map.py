@@ -93,20 +93,21 @@ else:
                                                if len(rows) > SHOWN else ""))
     st.caption("Classes (images): " + ", ".join(f"{name}: {n:,}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
-    captions = [f"{short_class_name(names, v)} #{i}" for v, i in zip(y.tolist(), indices[shown])]
+    # As the other pages name an image ("test #3"), its class under it (two lines: a row of 8 stays even at 1024 px)
+    captions = [f"{split} #{i}\n{short_class_name(names, v)}" for v, i in zip(y.tolist(), indices[shown])]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
     st.markdown("**Reconstructions**")
     ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=8, width=72)
 
     query = st.selectbox("Nearest neighbours in code space of", shown,
-                         format_func=lambda r: f"#{indices[r]} ({name_of(labels[r])})",
+                         format_func=lambda r: f"{split} #{indices[r]} ({name_of(labels[r])})",
                          key=f"{map_key}_query")
     near, dist = compare.code_neighbours(codes, [query], k=10)
     near, dist = near[0], dist[0]
     same = sum(labels[r] == labels[query] for r in near)
     ui.show_images(to_float(x_all[indices[[query, *near]]]),
-                   ["query"] + [f"{short_class_name(names, int(labels[r]))} d={d:.2f}" for r, d in zip(near, dist)],
+                   ["query"] + [f"{short_class_name(names, int(labels[r]))}\nd={d:.2f}" for r, d in zip(near, dist)],
                    columns=11, width=64)
     st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
 
