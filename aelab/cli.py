@@ -63,12 +63,14 @@ def _int_list(text: str) -> list[int]:
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
     """One --option per dataclass field, typed from its annotation, with the field's help and choices."""
+    from .models.base import field_default
+
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or f.metadata.get("hidden"):
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = field_default(f)
         # argparse formats help with %: a literal "1%" in a field's help must reach it as "1%%".
         kind, help_text = hints[f.name], f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
         if kind is bool:

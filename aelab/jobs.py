@@ -43,7 +43,7 @@ from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
 from .models import get_variant
-from .models.base import type_matches
+from .models.base import field_default, type_matches
 from .train import TrainConfig, check_training, inapplicable, no_such_class, pick_device, refuse_inapplicable
 
 JOBS_FOLDER = ".jobs"
@@ -233,7 +233,7 @@ def form_fields(cls) -> list[FormField]:
         meta = f.metadata
         if meta.get("hidden"):
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = field_default(f)
         kind = hints[f.name]
         if kind is bool:
             kind_name = "bool"

@@ -20,7 +20,7 @@ import torch
 
 from .data import Dataset, to_float
 from .errors import ConfigError
-from .models.base import Autoencoder, check_size, option, validate_fields
+from .models.base import Autoencoder, check_size, field_default, option, validate_fields
 
 Event = dict
 Callback = Callable[[Event], None]
@@ -661,8 +661,7 @@ def inapplicable(cls: type[Autoencoder], model_options: dict, train_options: dic
     fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
 
     def value(name):
-        f = fields[name]
-        return model_options.get(name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        return model_options.get(name, field_default(fields[name]))
 
     out = {}
     if not cls.trainable:

@@ -48,6 +48,11 @@ def option(default, help: str, choices=None, **extra):
     return field(default=default, metadata=meta)
 
 
+def field_default(f: dataclasses.Field):
+    """A config field's default value (a fresh copy for a list)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def type_matches(value, kind) -> bool:
     """Whether a value fits a config field's annotation: bool, int (not a bool), float (or an int), str, or a list or
     tuple of ints (layer sizes, the input shape)."""
@@ -72,10 +77,6 @@ def validate_fields(config) -> None:
             kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
             raise ConfigError(f"{f.name} must be {'a list of whole numbers' if kind in ('list', 'tuple') else kind}, "
                               f"not {value!r}")
-        if meta.get("min_items") and isinstance(value, (list, tuple)) and len(value) < meta["min_items"]:
-            n = meta["min_items"]
-            raise ConfigError(f"{f.name} needs at least {'one value' if n == 1 else f'{n} values'}, e.g. "
-                              f"{','.join(map(str, f.default_factory()))}")
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}")
         for v in value if isinstance(value, (list, tuple)) else [value]:

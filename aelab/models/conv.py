@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .base import Autoencoder, ModelConfig, option, register
 from .mlp import ACTIVATIONS
 
@@ -75,12 +76,22 @@ class ConvDecoder(nn.Module):
 
 @dataclass
 class ConvConfig(ModelConfig):
-    channels: list[int] = option([32, 64], "channels of each stride-2 convolution level", minimum=1, maximum=1024,
-                              min_items=1)
+    channels: list[int] = option([32, 64], "channels of each stride-2 convolution level", minimum=1, maximum=1024)
     activation: str = option("relu", "activation", choices=ACTIVATIONS)
     decoder: str = option("transpose", "decoder upsampling: transposed convolutions, or nearest upsampling + conv",
                           choices=("transpose", "upsample"))
     batchnorm: bool = option(False, "batch normalisation after each convolution")
+
+
+    def validate(self) -> None:
+        super().validate()
+        check_channels(self.channels)
+
+
+def check_channels(channels: list[int]) -> None:
+    """A conv body (ConvEncoder/ConvDecoder) needs at least one stride-2 level: its features are the last level's."""
+    if not channels:
+        raise ConfigError("channels needs at least one value, e.g. 32,64")
 
 
 @register("conv")

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 from .base import Autoencoder, ModelConfig, bce_with_logits, option, register
-from .conv import ConvDecoder, ConvEncoder
+from .conv import ConvDecoder, ConvEncoder, check_channels
 from .mlp import ACTIVATIONS
 
 
@@ -27,8 +26,8 @@ class VAEConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.arch == "conv" and not self.channels:  # (an MLP body does not read them)
-            raise ConfigError("channels needs at least one value, e.g. 32,64")
+        if self.arch == "conv":  # (an MLP body does not read them)
+            check_channels(self.channels)
 
 
 def mlp_body(sizes: list[int], activation: str) -> nn.Sequential:
