@@ -375,23 +375,30 @@ def _background(gray: np.ndarray, ink: float | None = None, light_ink: bool = Tr
     values = gray[ring].astype(np.float64)
     keep = np.ones(len(values), dtype=bool)
     coef = np.linalg.lstsq(design, values, rcond=None)[0]
+
+    def trimmed():
+        """(how far each border pixel lies towards the ink from the plane, the contrast's tolerance)"""
+        fitted = design @ coef
+        return (values - fitted) * (1 if light_ink else -1), TRIM_CONTRAST * abs(ink - float(np.median(fitted)))
+
     # First by the contrast alone, until the plane stops moving (the noise measured around a plane still tilted by
     # ink is the tilt); then once more allowing for the paper's noise measured around the settled plane, so that
     # faint noise is not trimmed from one side only.
-    for settled in [False] * 10 + [True]:
-        fitted = design @ coef
-        towards_ink = (values - fitted) * (1 if light_ink else -1)
-        tolerance = TRIM_CONTRAST * abs(ink - float(np.median(fitted)))
-        if settled:
-            paper_side = -towards_ink[keep & (towards_ink <= 0)]
-            tolerance = max(tolerance, TRIM_SIGMAS * 1.4826 * float(np.median(paper_side)) if paper_side.size else 0)
+    for _ in range(10):
+        towards_ink, tolerance = trimmed()
         kept = towards_ink <= tolerance
         if kept.sum() < 3:
+            return (coef[0] + coef[1] * ys + coef[2] * xs).astype(np.float32)
+        if np.array_equal(kept, keep):
             break
-        if np.array_equal(kept, keep) and not settled:
-            continue
         keep = kept
         coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    towards_ink, tolerance = trimmed()
+    paper_side = -towards_ink[keep & (towards_ink <= 0)]
+    tolerance = max(tolerance, TRIM_SIGMAS * 1.4826 * float(np.median(paper_side)) if paper_side.size else 0)
+    kept = towards_ink <= tolerance
+    if kept.sum() >= 3:
+        coef = np.linalg.lstsq(design[kept], values[kept], rcond=None)[0]
     return (coef[0] + coef[1] * ys + coef[2] * xs).astype(np.float32)
 
 
