@@ -56,20 +56,20 @@ class ExactNeighbours:
                 own = torch.arange(start, start + len(q))[:, None] if self_first else None
                 if own is not None:  # itself first, before any duplicate of it (also at distance 0)
                     exact2[candidates == own] = -1.0
-                best = exact2.topk(k, largest=False, sorted=True)
-                idx = candidates.gather(1, best.indices)
+                near2, best = exact2.topk(k, largest=False, sorted=True)  # nearest first, itself before its twins
+                idx = candidates.gather(1, best)
                 if wanted < n:  # every point left out lies at least this far, give or take the rounding
                     margin = self.ROUNDING * (q_norms + self._max_norm)
-                    unsure = (best.values[:, -1] + margin >= approx[:, -1]).nonzero().flatten()
-                    if len(unsure):
-                        idx[unsure] = self._search64(q[unsure], start + unsure if self_first else None, k)
-                exact = (q[:, None, :] - self._points[idx]).pow(2).sum(-1).sqrt()
-                if own is not None:
-                    exact[idx == own] = -1.0
-                exact, order = exact.sort(1)
-                exact.clamp_(min=0)
-                indices[start:start + len(q)] = idx.gather(1, order).numpy()
-                dists[start:start + len(q)] = exact.numpy()
+                    unsure = (near2[:, -1] + margin >= approx[:, -1]).nonzero().flatten()
+                    if len(unsure):  # those rows only: searched again, their exact distances sorted as above
+                        found = self._search64(q[unsure], start + unsure if self_first else None, k)
+                        found2 = (q[unsure, None, :] - self._points[found]).pow(2).sum(-1)
+                        if own is not None:
+                            found2[found == own[unsure]] = -1.0
+                        found2, order = found2.sort(1)
+                        idx[unsure], near2[unsure] = found.gather(1, order), found2
+                indices[start:start + len(q)] = idx.numpy()
+                dists[start:start + len(q)] = near2.clamp(min=0).sqrt().numpy()
         return indices, dists
 
     ROUNDING = 1e-5  # float32's relative error in |q|^2 - 2 q.p + |p|^2, with room for the sums of a few hundred terms
