@@ -90,7 +90,8 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
                ) -> torch.Tensor:
     """For each latent dimension, decode the image's code with that one coordinate set to mean + t * std for t from
     -span to +span (mean and std of that coordinate over reference_codes when given, else 0 and 1: a VAE's prior;
-    also for fewer than two reference codes, which have no spread), the other coordinates kept. Returns (len(dims), steps, C, H, W).
+    also for fewer than two reference codes, which have no spread), the other coordinates kept. Returns
+    (len(dims), steps, C, H, W).
     `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then its
     best-fitting label), as `interpolate` does."""
     model.eval()

@@ -249,9 +249,10 @@ def training_form(ds) -> None:
         else:  # a set without labels has no class to leave out
             picked = 0
             middle.caption("Trains on all of the set's training images (it has no class labels).")
-        overwrite = right.checkbox("Overwrite", key="train_overwrite", help="replace a model that already has this name (the old one is kept "
-                                               "until the new one has finished, and can be restored on the Models "
-                                               "page if the run is stopped, dies or diverges)")
+        overwrite = right.checkbox("Overwrite", key="train_overwrite",
+                                   help="replace a model that already has this name (the old one is kept until the "
+                                        "new one has finished, and can be restored on the Models page if the run is "
+                                        "stopped, dies or diverges)")
         submitted = st.button("Start training", type="primary", key="train_start")
     keep_values(kept)
 

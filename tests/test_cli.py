@@ -242,7 +242,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
          ("--noise-level is the strength of the noise (--noise gaussian", "with no noise")),
         (("train", "mlp", "--out", "x", "--dropout", "0.2"), ("--dropout acts on hidden layers", "has none")),
         (("train", "mlp", "--out", "x", "--activation", "elu"),
-         ("--activation acts between hidden layers, and this mlp has none: leave it at the default (or give --hidden",)),
+         ("--activation acts between hidden layers, and this mlp has none: leave it at the default "
+          "(or give --hidden",)),
         (("train", "pca", "--out", "x", "--seed", "3"), ("--seed: pca is fitted in closed form",)),
         (("train", "mlp", "--out", "x", "--sparsity-target", "0.1", "--code-activation", "sigmoid"),
          ("--sparsity-target is the target of the KL sparsity term: with no --sparsity-weight",)),
