@@ -25,6 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
 from .errors import CheckpointError, ConfigError
+from .files import why_not_written, write_atomic
 from .models import Autoencoder, get_variant
 from .models.base import check_size
 
@@ -34,7 +35,7 @@ FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 4 * 1024 * 1024  # metadata + tensor index; real ones are a few kB to a few hundred kB
 MAX_FILE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
-FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
 PICKLE_HINT = ("aelab never unpickles files (unpickling can run code); if you trust this model, load it in your own "
                "Python with torch.load(path, weights_only=True), build the matching aelab model and save it with "
                "aelab.checkpoints.save_checkpoint")
@@ -60,29 +61,19 @@ def save_checkpoint(model: Autoencoder, path: str | os.PathLike, *, dtype: torch
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
         if tensor.is_floating_point():
-            tensor = tensor.to(dtype)
+            stored = tensor.to(dtype)
+            # A value float16 cannot hold (over 65,504: a batch-norm variance after a wild learning rate) would be
+            # saved as infinite, a file nothing loads: such a tensor is kept in float32 (loading casts all alike).
+            tensor = stored if torch.isfinite(stored).all() or not torch.isfinite(tensor).all() else tensor
         tensors[name] = tensor.contiguous()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "variant": model.variant,
             "config": model.config.to_dict(), "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "versions": _versions(), **metadata}
     blob = save_safetensors_bytes(tensors, metadata={"aelab": json.dumps(meta, default=_jsonable)})
-    try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:  # a full disk, or a folder made at the target meanwhile: the earlier file is untouched
+        write_atomic(path, blob, fsync=True)
     except OSError as err:
-        raise CheckpointError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as err:  # a full disk, or a folder made at the target meanwhile: the earlier file is untouched
-        Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path}: {err.strerror or err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise CheckpointError(why_not_written(path, err)) from None
     return path
 
 
@@ -160,6 +151,14 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
             raise CheckpointError(f"{name}: metadata field {key!r} is not a {kind.__name__}")
     if not all(isinstance(entry, dict) for entry in meta.get("history") or []):
         raise CheckpointError(f"{name}: metadata field 'history' is not a list of epochs")
+    dataset = meta.get("dataset") or {}
+    for key, ok, kind in (("name", lambda v: isinstance(v, str), "a text"),
+                          ("class_names", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+                           "a list of texts"),
+                          ("input_shape", lambda v: isinstance(v, list) and all(type(d) is int or d is None for d in v),
+                           "a list of sizes")):
+        if dataset.get(key) is not None and not ok(dataset[key]):
+            raise CheckpointError(f"{name}: metadata field 'dataset.{key}' is not {kind}")
     for key, entry in header.items():  # the tensor index, as safetensors lays it out
         if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
                 and isinstance(entry.get("data_offsets"), list)):
@@ -265,6 +264,13 @@ def status_of(meta: dict) -> str:
     return "interrupted" if by.get("started") and started and started != by["started"] else status
 
 
+def saved_epoch(meta: dict) -> str:
+    """Where an unfinished run's checkpoint is (status "training" or "interrupted"): "epoch 3 of 10"."""
+    trained = [h for h in meta.get("history") or [] if isinstance(h, dict) and h.get("phase") == "train"]
+    epochs = (meta.get("train_config") or {}).get("epochs")
+    return f"epoch {trained[-1].get('epoch')}" + (f" of {epochs}" if epochs else "") if trained else "its first epoch"
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """Only the header: cheap enough to list a folder of checkpoints."""
     path = Path(path)
@@ -348,12 +354,7 @@ def install_upload(data: bytes, name: str, folder=None, overwrite: bool = False,
         raise CheckpointError(f"a model named {target.stem!r} already exists: choose to replace it, or pick another "
                               "name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(handle, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
-    return target
+    return write_atomic(target, data)
 
 
 def rename_checkpoint(path: str | os.PathLike, new_name: str, overwrite: bool = False) -> Path:
@@ -399,10 +400,7 @@ def keep_previous(path: str | os.PathLike) -> None:
     try:
         os.link(path, kept)
     except OSError:  # a file system without hard links
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as f:
-            f.write(path.read_bytes())
-        os.replace(tmp, kept)
+        write_atomic(kept, path.read_bytes())
 
 
 def forget_previous(path: str | os.PathLike) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import mimetypes
@@ -19,7 +20,7 @@ import sys
 import typing
 from pathlib import Path
 
-from .errors import AelabError, CheckpointError, ConfigError
+from .errors import AelabError, CheckpointError, ConfigError, DataError
 
 # Extensions of other kinds of file: an --out ending in one of them is refused rather than suffixed ("seven.jpg.png"),
 # while a dot elsewhere in a name ("run.v2", "codes-lr0.001") stays part of the name.
@@ -241,10 +242,16 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
 
     if name is not None and not name.strip():  # --dataset '' is a mistake, not "the model's own dataset"
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
-    dataset_meta = (meta or {}).get("dataset", {})
+    dataset_meta, given = (meta or {}).get("dataset", {}), name is not None
     name = name or dataset_meta.get("name") or "mnist"
     shape = dataset_meta.get("input_shape") or (None, None, None)  # None: as the image set was added, else 28x28x1
-    dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
+    try:
+        dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
+    except DataError as err:
+        if meta and not given and name not in BUILTIN and not Path(name).expanduser().exists():
+            raise DataError(f"{err}, where this model's images were: it was moved or deleted; give --dataset the "
+                            "folder or zip where they are now") from None
+        raise
     if model is not None and tuple(dataset.input_shape) != tuple(model.input_shape):
         raise ConfigError(f"the model takes {_shape(model.input_shape)} images, but {dataset.label} has "
                           f"{_shape(dataset.input_shape)} ones")
@@ -347,7 +354,8 @@ def cmd_train(args) -> int:
     with _no_new_empty_folders(Path(os.path.expanduser(name.strip())).parent):
         out = writable_path(name)  # a path that cannot be written is refused now, not after the training
         _refuse_foreign_out(out)
-        events = None if args.events is None else _output_file(args.events, "--events")
+        events = None if args.events is None else _events_file(args.events)
+        _check_stop_file(args.stop_file)
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                            args.image_size]}})
         note = steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)
@@ -355,11 +363,18 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         stop = StopFlag(args.stop_file)
-        with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
-            result, path = train_and_save(
-                args.variant, model_options, dataset, train_config, out,
-                without_class=args.without_class, only_class=args.only_class, float16=args.float16,
-                command=command, callbacks=[progress, stop.on_event], should_stop=stop)
+        try:
+            with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
+                result, path = train_and_save(
+                    args.variant, model_options, dataset, train_config, out,
+                    without_class=args.without_class, only_class=args.only_class, float16=args.float16,
+                    command=command, callbacks=[progress, stop.on_event], should_stop=stop)
+        except KeyboardInterrupt:  # Ctrl-C twice: out holds the last completed epoch, if any; say where the rest is
+            if has_previous(out):
+                where = shlex.quote(str(out))
+                print(f"{out} holds the run's last completed epoch; the model it replaced is kept: "
+                      f"`python -m aelab restore {where}` puts it back", file=sys.stderr)
+            raise
     if path is None:
         kept = f"; {out} was left as it was" if out.exists() else ""
         if result.status != "stopped":  # diverged or out of memory before one epoch was trained: a failure
@@ -382,6 +397,32 @@ def cmd_train(args) -> int:
     return 0 if result.status in ("finished", "stopped") else 1
 
 
+def _check_stop_file(name: str | None) -> None:
+    """--stop-file: a name, of a file not there yet (one that exists would stop the run at its first step)."""
+    if name is None:
+        return
+    if not name.strip():
+        raise ConfigError("--stop-file needs a file name")
+    if os.path.lexists(os.path.expanduser(name)):
+        raise ConfigError(f"--stop-file {name} exists already, so the run would stop at its first step: remove it "
+                          "or name another file")
+
+
+def _events_file(name: str) -> Path:
+    """--events: a JSON-lines log, appended to; a file there already must be one (not a picture or notes)."""
+    path = _output_file(name, "--events")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 20)
+        try:
+            if not isinstance(json.loads(first), dict):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--events {path} exists and is not an events log (JSON lines): give another file "
+                              "name") from None
+    return path
+
+
 def _output_file(name: str, option: str, suffix: str | None = None, refuse: tuple[Path, ...] = (),
                  what: str | None = None) -> Path:
     """An output file's path, as checkpoints.writable_path makes and checks it, refused in one line when it is also
@@ -399,6 +440,17 @@ def _output_file(name: str, option: str, suffix: str | None = None, refuse: tupl
     return path
 
 
+def _write_output(path: Path, content) -> None:
+    """An output of a command written whole or not at all (files.write_atomic), its failure told in one line that
+    names it."""
+    from .files import why_not_written, write_atomic
+
+    try:
+        write_atomic(path, content)
+    except OSError as err:
+        raise ConfigError(why_not_written(path, err)) from None
+
+
 def _checkpoint_path(name: str) -> Path:
     """The file a command's CHECKPOINT names: a path as given, else with .safetensors added (as `train --out` adds
     it), else a model of that name in the checkpoint folder (`eval mnist-conv-30`)."""
@@ -408,20 +460,31 @@ def _checkpoint_path(name: str) -> Path:
     candidates = [path, path.with_name(path.name + SUFFIX)] if path.name else [path]
     if path.name and path.parent == Path("."):
         candidates += [checkpoint_folder() / path.name, checkpoint_folder() / (path.name + SUFFIX)]
-    return next((c for c in candidates if c.exists()), path)
+    # A checkpoint file first: a folder or an events log named like it (`--out seven` beside seven.safetensors) does
+    # not hide it; when no file is found, the folder, to be named as one.
+    return next((c for c in candidates if c.is_file() and c.name.endswith(SUFFIX)),
+                next((c for c in candidates if c.exists()), path))
 
 
 def _load(name: str, device="cpu"):
     """load_checkpoint of _checkpoint_path(name), with a folder named as a folder (not "no such checkpoint") and
     what it holds."""
-    from .checkpoints import SUFFIX, load_checkpoint
+    from .checkpoints import SUFFIX, load_checkpoint, saved_epoch, status_of
 
+    if not name.strip():
+        raise CheckpointError(f"the checkpoint's name is empty: give a {SUFFIX} file or a model's name")
     path = _checkpoint_path(name)
     if path.is_dir():
         inside = sorted(path.glob(f"*{SUFFIX}"))
         hint = f" (it holds {len(inside)}, e.g. {inside[0]})" if inside else ""
         raise CheckpointError(f"{name} is a folder, not a checkpoint: give a {SUFFIX} file{hint}")
-    return load_checkpoint(path, device=device)
+    model, meta = load_checkpoint(path, device=device)
+    status = status_of(meta)
+    if status in ("training", "interrupted"):  # a run's last saved epoch, not what it was to end with
+        how = "is still going" if status == "training" else "was interrupted"
+        print(f"note: {path.name} is not a finished model: its training {how}, and this is {saved_epoch(meta)}",
+              file=sys.stderr)
+    return model, meta
 
 
 def _check_label(model, label: int | None) -> int | None:
@@ -477,9 +540,33 @@ def _check_picture_folder(out: Path) -> None:
         raise ConfigError(f"cannot write the pictures in {existing}: permission denied")
 
 
+def _output_stems(names: list[str]) -> list[str]:
+    """The start of each input's output names, one per input: its stem (a.png -> a); inputs of one stem (a.png,
+    a.jpg) keep their suffix; of one file name from different folders (d1/a.png, d2/a.png), their folder's name too
+    (d1-a.png), then a number where even that repeats. The same file named twice is written once."""
+    paths = [Path(name) for name in names]
+
+    def unique(key):
+        keys = [key(p) for p in paths]
+        return [keys.count(k) == 1 or len({q.resolve() for q in paths if key(q) == k}) == 1 for k in keys]
+
+    by_stem, by_name = unique(lambda p: p.stem), unique(lambda p: p.name)
+    stems = [p.stem if s else p.name if n else f"{p.resolve().parent.name}-{p.name}"
+             for p, s, n in zip(paths, by_stem, by_name)]
+    seen: dict[str, Path] = {}
+    for i, (stem, path) in enumerate(zip(stems, paths)):
+        candidate, k = stem, 1
+        while candidate in seen and seen[candidate] != path.resolve():
+            k += 1
+            candidate = f"{stem}-{k}"
+        seen[candidate], stems[i] = path.resolve(), candidate
+    return stems
+
+
 def cmd_reconstruct(args) -> int:
     import torch
 
+    from .errors import ImageError
     from .images import FRAMING, load_and_prepare, save_png
 
     model, meta = _load(args.checkpoint)
@@ -489,9 +576,10 @@ def cmd_reconstruct(args) -> int:
     out = Path(args.out).expanduser()
     _check_picture_folder(out)
     failures = 0
-    stems = [Path(name).stem for name in args.images]
-    for name in args.images:
+    for name, stem in zip(args.images, _output_stems(args.images)):
         try:
+            if not name.strip():
+                raise ImageError("an empty name is not an image file")
             prepared = load_and_prepare(Path(name), model.input_shape, name=Path(name).name, framing=framing)
         except AelabError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -505,8 +593,6 @@ def cmd_reconstruct(args) -> int:
             recon = model.reconstruct(x, labels)[0].clamp(0, 1)
         if model.conditional and label is None:
             print(f"{Path(name).name}: read as {_class_text(meta, int(labels[0]))}")
-        # Two inputs of one stem (a.png, a.jpg) keep their suffix in their outputs' names, not overwrite each other.
-        stem = Path(name).stem if stems.count(Path(name).stem) == 1 else Path(name).name
         out.mkdir(parents=True, exist_ok=True)  # only now: a run whose every image failed leaves no empty folder
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
@@ -534,7 +620,7 @@ def cmd_embed(args) -> int:
             params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
             arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
             print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
-        np.savez(out, **arrays)
+        _write_output(out, lambda f: np.savez(f, **arrays))
     print(f"{len(codes):,} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
     return 0
 
@@ -623,14 +709,16 @@ def cmd_anomalies(args) -> int:
             columns = ["rank", "split", "index"] + [c for c in ("file", "class") if any(r[c] for r in rows)]
             shown = [[str(r[c]) for c in columns] + [f"{r['error']:.2f}"] for r in rows[: args.top]]
             widths = [max(len(h), *(len(row[i]) for row in shown)) for i, h in enumerate(columns + ["error"])]
+            numbers = [c in ("rank", "index") for c in columns] + [True]  # right-aligned, the text columns left
             for row in [columns + ["error"], *shown]:
-                print("  ".join(cell.rjust(w) if cell[:1].isdigit() else cell.ljust(w)
-                                for cell, w in zip(row, widths)).rstrip())
+                print("  ".join(cell.rjust(w) if right else cell.ljust(w)
+                                for cell, w, right in zip(row, widths, numbers)).rstrip())
         if out is not None:
-            with open(out, "w", newline="") as f:
-                writer = csv.DictWriter(f, ["rank", "split", "index", "file", "label", "class", "error"])
-                writer.writeheader()
-                writer.writerows(rows)
+            table = io.StringIO(newline="")
+            writer = csv.DictWriter(table, ["rank", "split", "index", "file", "label", "class", "error"])
+            writer.writeheader()
+            writer.writerows(rows)
+            _write_output(out, table.getvalue().encode())
             print(f"{len(rows):,} images ranked -> {out}")
     return 0
 

@@ -147,6 +147,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an idx file of unsigned bytes")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header is cut short")
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -173,7 +175,13 @@ def _from_idx_folder(name: str, folder: Path, source: str) -> Dataset | None:
                             "(expected N x H x W images and N labels)")
         if y.size and y.max() >= len(BUILTIN[name][0]):
             raise DataError(f"{labels} has label {int(y.max())}, but {name} has {len(BUILTIN[name][0])} classes")
+        if not len(x):
+            raise DataError(f"{images} holds no images")
         arrays[split] = (torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
+    (train, _), (test, _) = arrays["train"], arrays["test"]
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(f"the training images in {folder} are {'x'.join(map(str, train.shape[2:]))} pixels but the "
+                        f"test images {'x'.join(map(str, test.shape[2:]))}: both splits must have one size")
     return Dataset(name, *arrays["train"], *arrays["test"], class_names=list(BUILTIN[name][0]), source=source)
 
 
@@ -292,6 +300,8 @@ def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, ima
         stored_channels, stored_size = stored_shape(name)
         return load_image_folder(name, image_size=stored_size if image_size is None else image_size,
                                  channels=stored_channels if channels is None else channels)
+    if os.sep in name or Path(name).suffix.lower() == ".zip":  # meant as a path: say it is not there
+        raise DataError(f"no image folder or zip at {name}")
     raise DataError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} or a folder/zip of images")
 
 
@@ -404,6 +414,12 @@ ZIP_START = b"PK\x03\x04"  # how a zip's first member begins
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def _hidden(parts: tuple[str, ...]) -> bool:
+    """A file that is no image of the set: hidden, or in a hidden folder (.git, .ipynb_checkpoints, macOS's "._"
+    copies) or in macOS's __MACOSX folder of a zip. Such a folder must not become a class."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
 def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
     """(folders, file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
     are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
@@ -417,8 +433,7 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
             with zipfile.ZipFile(path) as archive:
                 members = [info for info in sorted(archive.infolist(), key=lambda i: i.filename)
                            if not info.is_dir() and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
-                           and "__MACOSX" not in Path(info.filename).parts
-                           and not Path(info.filename).name.startswith("._")]  # macOS's extras
+                           and not _hidden(Path(info.filename).parts)]
                 _check_total(path, sum(min(info.file_size, MAX_BYTES) for info in members))
                 total = 0
                 for info in members:
@@ -438,7 +453,7 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
     else:
         total = 0
         for file in sorted(path.rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES and not _hidden(file.relative_to(path).parts):
                 folders = file.relative_to(path).parent.parts
                 try:
                     content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else None

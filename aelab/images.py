@@ -537,7 +537,9 @@ def array_to_png_bytes(arr) -> bytes:
 
 def save_png(arr, path) -> None:
     """Write `arr` (see array_to_png_bytes) to `path` as a PNG."""
-    try:
-        Path(path).write_bytes(array_to_png_bytes(arr))
+    from .files import why_not_written, write_atomic
+
+    try:  # whole or not at all: a full disk leaves the picture that was there
+        write_atomic(path, array_to_png_bytes(arr))
     except OSError as err:
-        raise ImageError(f"cannot write {path}: {err.strerror or 'write error'}") from None
+        raise ImageError(why_not_written(path, err)) from None

@@ -451,9 +451,7 @@ def training_note(meta: dict, status: str) -> str | None:
     it saved)."""
     if status not in ("training", "interrupted"):
         return None
-    trained = [h for h in meta.get("history") or [] if h.get("phase") == "train"]
-    epochs = (meta.get("train_config") or {}).get("epochs")
-    at = f"epoch {trained[-1]['epoch']}" + (f" of {epochs}" if epochs else "") if trained else "its first epoch"
+    at = checkpoints.saved_epoch(meta)
     if status == "training":
         return (f"Still training: this is {at}, the last one saved when this page ran. Follow the training below, "
                 "or rerun (R), for newer ones.")

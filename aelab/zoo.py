@@ -17,7 +17,6 @@ training steps), so the whole recipe sits in the checkpoint's `train_config`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -128,20 +127,16 @@ def get_entry(name: str) -> ZooEntry:
 
 def add_metadata(path: Path, **extra) -> None:
     """Add keys to a checkpoint's JSON metadata, rewriting the file atomically (tensors are copied bit for bit)."""
-    import tempfile
-
     from safetensors.torch import load, save
+
+    from .files import write_atomic
 
     data = Path(path).read_bytes()
     header_len = int.from_bytes(data[:8], "little")
     meta = json.loads(json.loads(data[8:8 + header_len])["__metadata__"]["aelab"])
     meta.update(extra)
     blob = save(load(data), metadata={"aelab": json.dumps(meta)})
-    handle, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
-    with os.fdopen(handle, "wb") as f:
-        f.write(blob)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, blob)
 
 
 # --- the command --------------------------------------------------------------------------------------------------

@@ -67,6 +67,20 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
     assert torch.allclose(model.reconstruct(x), loaded.reconstruct(x), atol=2e-3)
 
 
+def test_float16_keeps_in_float32_a_tensor_it_cannot_hold(tmp_path, conv_model):
+    """A batch-norm variance over float16's 65,504 (a wild learning rate) was saved as infinite: a file that no
+    command loads, which replaced the model there. Such a tensor stays float32; the others are halved."""
+    bn = conv_model.encoder.body[1]
+    bn.running_var.fill_(1e6)
+    path = ck.save_checkpoint(conv_model, tmp_path / "big", dtype=torch.float16)
+    loaded, _ = ck.load_checkpoint(path)
+    assert torch.equal(loaded.encoder.body[1].running_var, bn.running_var)
+    index = ck.parse_header(path.read_bytes(), path.name)[1]
+    assert index["encoder.body.1.running_var"]["dtype"] == "F32" and index["encoder.body.1.weight"]["dtype"] == "F16"
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(conv_model.reconstruct(x), loaded.reconstruct(x), atol=5e-3)
+
+
 def test_a_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, conv_model):
     path = ck.save_checkpoint(conv_model, tmp_path / "keep", seed=1)
     before = path.read_bytes()
@@ -357,3 +371,32 @@ def test_a_retraining_that_finishes_worse_keeps_the_model_it_replaced(tmp_path, 
     assert ck.has_previous(out)
     said = train(16, 2)
     assert not ck.has_previous(out) and "previous_better" not in ck.read_metadata(out), said
+
+
+def test_an_output_is_written_whole_or_not_at_all(tmp_path):
+    """The CLI's pictures, arrays and tables were written in place: a full disk left a cut file where a good one had
+    been. Now each goes through files.write_atomic, and the failure is one line that names the file."""
+    import errno
+
+    import numpy as np
+
+    from aelab import cli
+    from aelab.files import write_atomic
+
+    path = tmp_path / "grid.png"
+    path.write_bytes(b"the good picture")
+
+    def full_disk(f):
+        f.write(b"half a pict")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(path, full_disk)
+    assert path.read_bytes() == b"the good picture" and sorted(tmp_path.iterdir()) == [path]
+    assert write_atomic(path, lambda f: np.save(f, np.arange(3))) == path and np.load(path).tolist() == [0, 1, 2]
+
+    from aelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"^cannot write {path}: No space left on device$"):
+        cli._write_output(path, full_disk)
+    assert np.load(path).tolist() == [0, 1, 2]

@@ -222,9 +222,16 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("embed", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"]), ("a checkpoint's name",)),
         (("train", "mlp", "--out", str(tmp_path) + "/"), ("is a folder",)),
         (("train", "mlp", "--out", "x", "--epochs", "0", "--greedy-epochs", "1", "--hidden", "8,4", "--dataset",
-          tmp_path / "no such set"), ("unknown dataset",)),  # greedy stages of a stacked MLP: not refused
+          tmp_path / "no such set"), ("no image folder or zip at",)),  # greedy stages of a stacked MLP: not refused
         (("reconstruct", tiny_checkpoints["tiny-mlp"], "x.png", "--out", tmp_path / "model.pt"), ("is a file",)),
         (("eval", tmp_path / "odd.safetensors"), ("metadata field 'dataset' is not a dict",)),
+        (("eval", tmp_path / "odd2.safetensors"), ("metadata field 'dataset.name' is not a text",)),
+        (("eval", ""), ("the checkpoint's name is empty",)),
+        # A stop file there already would end the run at its first step; an events log appends to no other file.
+        (("train", "mlp", "--epochs", "1", "--out", "x", "--stop-file", tmp_path / "model.pt"),
+         ("exists already, so the run would stop at its first step",)),
+        (("train", "mlp", "--epochs", "1", "--out", "x", "--events", tmp_path / "model.pt"),
+         ("is not an events log (JSON lines)",)),
         (("eval", tmp_path / "model.pt", "--json"), ("never unpickles",)),
         # An explicit data root that is not there: refused before anything is loaded or trained.
         (("--data-root", tmp_path / "nowhere", "train", "mlp", "--epochs", "1", "--out", "dr"),
@@ -290,6 +297,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
     from safetensors.torch import save_file
 
     save_checkpoint(build_model("mlp", latent_dim=2), tmp_path / "odd", dataset="mnist")  # metadata edited badly
+    save_checkpoint(build_model("mlp", latent_dim=2), tmp_path / "odd2", dataset={"name": 3})
     (tmp_path / "notes.safetensors").write_text("my notes\n")
     save_file({"w": torch.zeros(2)}, tmp_path / "other_model.safetensors")  # another library's weights
     before = {name: (tmp_path / name).read_bytes() for name in ("notes.safetensors", "other_model.safetensors")}
@@ -298,7 +306,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         assert_one_line_error(result, *fragments)
     # No command left a file (or a folder) behind, nor changed one.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "model.pt", "notes.safetensors",
-                                                          "odd.safetensors", "other_model.safetensors"]
+                                                          "odd.safetensors", "odd2.safetensors",
+                                                          "other_model.safetensors"]
     assert before == {name: (tmp_path / name).read_bytes() for name in before}
 
 
@@ -482,11 +491,73 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
     it); a path that exists is taken as it is."""
     import shutil
 
+    import platform
+
+    from aelab.zoo import add_metadata
+
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "x.safetensors")
+    (tmp_path / "x").mkdir()  # a folder named like it (reconstruct --out x) does not hide it
+    (tmp_path / "y").write_text('{"event": "epoch"}\n')  # nor does an events log (train --events y)
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "y.safetensors")
+    # A run's epoch, saved while it trained, by a process that is gone: the commands say it is not a finished model.
+    shutil.copyfile(tiny_checkpoints["tiny-mlp"], tmp_path / "cut.safetensors")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    add_metadata(tmp_path / "cut.safetensors", status="training", writer={"host": platform.node(), "pid": gone.pid},
+                 train_config={"epochs": 9}, history=[{"phase": "train", "epoch": 2, "loss": 1.0}])
     results = aelab_many([["eval", "tiny-mlp", "--json"], ["eval", "x", "--json"],
-                          ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "no-such-model"]], cwd=tmp_path)
-    assert [json.loads(r.stdout)["variant"] for r in results[:3]] == ["mlp", "pca", "pca"]
-    assert_one_line_error(results[3], "no such checkpoint: no-such-model")
+                          ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "y", "--json"],
+                          ["eval", "cut", "--json"], ["eval", "no-such-model"]], cwd=tmp_path)
+    assert [json.loads(r.stdout)["variant"] for r in results[:5]] == ["mlp", "pca", "pca", "pca", "mlp"]
+    assert "not a finished model" not in results[0].stderr
+    assert ("note: cut.safetensors is not a finished model: its training was interrupted, and this is epoch 2 of 9"
+            in results[4].stderr.splitlines())
+    assert_one_line_error(results[5], "no such checkpoint: no-such-model")
+
+
+def test_outputs_of_inputs_of_one_name_do_not_overwrite_each_other(tmp_path, tiny_checkpoints):
+    """reconstruct d1/a.png d2/a.png wrote both to a.input.png: the second overwrote the first."""
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        draw_digit(tmp_path / folder / "a.png")
+    result = aelab("reconstruct", tiny_checkpoints["tiny-mlp"], tmp_path / "d1" / "a.png", tmp_path / "d2" / "a.png",
+                   tmp_path / "d1" / "a.png", "", "--out", tmp_path / "out")
+    assert_one_line_error(result, "an empty name is not an image file")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "d1-a.png.input.png", "d1-a.png.recon.png", "d2-a.png.input.png", "d2-a.png.recon.png"]
+    from aelab.cli import _output_stems
+
+    assert _output_stems(["a.png", "b.png"]) == ["a", "b"]
+    assert _output_stems(["a.png", "a.jpg"]) == ["a.png", "a.jpg"]
+    assert _output_stems(["/x/d/a.png", "/y/d/a.png"]) == ["d-a.png", "d-a.png-2"]
+
+
+def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpoints, monkeypatch, capsys):
+    """Ctrl-C twice during a retraining: the file holds the run's last epoch, and the line says where the model it
+    replaced is and how to put it back (it said only "interrupted")."""
+    import shutil
+    import signal
+
+    from aelab import cli, train
+    from aelab.checkpoints import keep_previous, previous_path
+
+    def interrupted(variant, options, dataset, config, out, **kwargs):
+        keep_previous(out)  # as the first epoch's save does
+        raise KeyboardInterrupt
+
+    target = tmp_path / "m.safetensors"
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], target)
+    monkeypatch.setattr(train, "train_and_save", interrupted)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli.main(["train", "pca", "--out", str(target)]) == 130
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+    err = capsys.readouterr().err
+    assert previous_path(target).exists()
+    assert f"the model it replaced is kept: `python -m aelab restore {target}` puts it back" in err
+    assert err.strip().endswith("error: interrupted")
 
 
 def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to_it(tmp_path, tiny_checkpoints,

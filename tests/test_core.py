@@ -75,6 +75,31 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path):
         data.read_idx(path)
 
 
+def test_a_data_root_with_a_cut_header_an_empty_split_or_two_image_sizes_is_a_clear_error(tmp_path):
+    """Each was a traceback (a header cut inside its dimensions, no training or no test images, test images of
+    another size than the training images): now one line naming the file or folder."""
+    def root(name, train=(3, 28, 28), test=(2, 28, 28)):
+        folder = tmp_path / name / "mnist"
+        folder.mkdir(parents=True)
+        write_idx(folder / "train-images-idx3-ubyte", np.zeros(train))
+        write_idx(folder / "train-labels-idx1-ubyte", np.zeros(train[0]))
+        write_idx(folder / "t10k-images-idx3-ubyte", np.zeros(test))
+        write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(test[0]))
+        return folder
+
+    cut = root("cut") / "t10k-labels-idx1-ubyte"
+    cut.write_bytes(cut.read_bytes()[:6])
+    root("notrain", train=(0, 28, 28))
+    root("notest", test=(0, 28, 28))
+    root("sizes", test=(2, 32, 32))
+    for name, message in (("cut", "t10k-labels-idx1-ubyte is truncated: its header is cut short"),
+                          ("notrain", "train-images-idx3-ubyte holds no images"),
+                          ("notest", "t10k-images-idx3-ubyte holds no images"),
+                          ("sizes", "are 28x28 pixels but the test images 32x32")):
+        with pytest.raises(DataError, match=message):
+            data.load_dataset("mnist", data_root_path=tmp_path / name)
+
+
 def test_download_hosts_are_torchvisions_and_an_unknown_one_skips_the_download_at_once(monkeypatch, tmp_path):
     import torchvision.datasets as tvd
     from urllib.parse import urlparse
@@ -91,6 +116,8 @@ def test_download_hosts_are_torchvisions_and_an_unknown_one_skips_the_download_a
 def test_unknown_dataset_and_missing_offline_dataset():
     with pytest.raises(DataError, match="unknown dataset"):
         data.load_dataset("cifar-1000")
+    with pytest.raises(DataError, match="no image folder or zip at /nonexistent/set"):  # a path: not "unknown"
+        data.load_dataset("/nonexistent/set")
     with pytest.raises(DataError, match="fashion-mnist is not available offline"):
         data.load_dataset("fashion-mnist", data_root_path="/nonexistent")
 

@@ -273,6 +273,16 @@ def test_a_class_is_the_first_folder_below_the_shared_ones_however_deep_its_imag
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
     assert data.load_image_folder(folder, 16, 1).class_names == ["circle", "square"]  # a folder reads the same
+    # Hidden files and folders (a .git, .ipynb_checkpoints, macOS's "._" copies and __MACOSX) are no images of the
+    # set: not a class, not a stray image.
+    hidden = {"pets/.git/a.png", "pets/circle/.ipynb_checkpoints/b.png", "pets/square/._c.png", "__MACOSX/d.png"}
+    for name in hidden:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(shape_image("bar", 0))
+    seen = data.load_image_folder(folder, 16, 1)
+    assert seen.class_names == ["circle", "square"] and len(seen.x_train) + len(seen.x_test) == len(deep)
+    (tmp_path / "hidden.zip").write_bytes(make_zip({**deep, **{name: shape_image("bar", 0) for name in hidden}}))
+    assert data.load_image_folder(tmp_path / "hidden.zip", 16, 1).class_names == ["circle", "square"]
     (folder / "pets" / "stray.png").write_bytes(shape_image("bar", 0))
     with pytest.raises(DataError, match=r"^pets/stray.png lies beside the class folders, in none of them"):
         data.load_image_folder(folder, 16, 1)
