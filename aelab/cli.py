@@ -605,6 +605,8 @@ def cmd_embed(args) -> int:
 
     from .metrics import encode
 
+    if args.reproducible and args.map != "umap":
+        raise ConfigError("--reproducible is about the UMAP layout: give it with --map umap")
     model, meta = _load(args.checkpoint)
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
         out = _output_file(args.out, "--out", ".npz", refuse=(_checkpoint_path(args.checkpoint),),
@@ -617,7 +619,7 @@ def cmd_embed(args) -> int:
             from .project import map_sample
 
             print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
-            params = {"reproducible": True} if args.reproducible and args.map == "umap" else {}
+            params = {"reproducible": True} if args.reproducible else {}
             arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
             print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
         _write_output(out, lambda f: np.savez(f, **arrays))
@@ -665,7 +667,7 @@ def cmd_anomalies(args) -> int:
     path = _checkpoint_path(args.checkpoint)
     with _no_new_empty_folders(Path(os.path.expanduser((args.csv or ".").strip())).parent):
         out = _output_file(args.csv, "--csv", ".csv", refuse=(path,), what="--csv writes a .csv file") \
-            if args.csv else None
+            if args.csv is not None else None  # (--csv '' is refused there, not taken as no table)
         trained_on = meta.get("dataset") or {}
         only = trained_on.get("only_class")
         k = args.anomaly_class if args.anomaly_class is not None else trained_on.get("without_class") or 0

@@ -279,6 +279,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("anomalies", tiny_checkpoints["tiny-mlp"], "--class", "10"), ("--class 10 is not a class of mnist (0..9)",)),
         (("anomalies", tiny_checkpoints["tiny-mlp"], "--top", "-1"), ("--top -1: give 0 or more",)),
         (("anomalies", tiny_checkpoints["tiny-mlp"], "--csv", "ranks.npz"), ("--csv writes a .csv file",)),
+        (("anomalies", tiny_checkpoints["tiny-mlp"], "--csv", ""), ("'' is not a file name for the --csv file",)),
+        (("embed", tiny_checkpoints["tiny-mlp"], "--reproducible", "--out", "c"), ("give it with --map umap",)),
         # Nothing to write: no folder made for it.
         (("reconstruct", tiny_checkpoints["tiny-mlp"], tmp_path / "model.pt", "--out", tmp_path / "recon3"),
          ("model.pt",)),
