@@ -15,6 +15,7 @@ import json
 import math
 import mimetypes
 import os
+import re
 import shlex
 import sys
 import typing
@@ -348,8 +349,12 @@ def cmd_train(args) -> int:
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
     train_options = picked(args, TrainConfig)
-    train_config = TrainConfig(**train_options)
-    _check_train_args(args, cls, model_options, train_options, train_config)
+    try:
+        train_config = TrainConfig(**train_options)
+        _check_train_args(args, cls, model_options, train_options, train_config)
+    except ConfigError as err:  # "lr must be at least ..." of a field is "--lr ..." on the command line
+        raise ConfigError(re.sub(r"^([a-z][a-z0-9_]*)(?= must be )",
+                                 lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
     name = _out_name(args.out, SUFFIX, f"checkpoints are {SUFFIX} files")
     with _no_new_empty_folders(Path(os.path.expanduser(name.strip())).parent):
         out = writable_path(name)  # a path that cannot be written is refused now, not after the training
