@@ -542,7 +542,9 @@ def _check_picture_folder(out: Path) -> None:
     if not existing.is_dir():
         raise ConfigError(f"--out {out}: {existing} is a file, so no folder can be made there")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the pictures in {existing}: permission denied")
+        read_only = hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY
+        raise ConfigError(f"cannot write the pictures in {existing}: "
+                          f"{'read-only file system' if read_only else 'permission denied'}")
 
 
 def _output_stems(names: list[str]) -> list[str]:
