@@ -159,6 +159,11 @@ def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
                            "a list of sizes")):
         if dataset.get(key) is not None and not ok(dataset[key]):
             raise CheckpointError(f"{name}: metadata field 'dataset.{key}' is not {kind}")
+    classes = len(dataset.get("class_names") or [])
+    for key in ("without_class", "only_class"):  # a class left out of training: one of the dataset's
+        k = dataset.get(key)
+        if k is not None and not (type(k) is int and 0 <= k < max(classes, 1)):
+            raise CheckpointError(f"{name}: metadata field 'dataset.{key}' is {k!r}, not a class of its dataset")
     for key, entry in header.items():  # the tensor index, as safetensors lays it out
         if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
                 and isinstance(entry.get("data_offsets"), list)):
@@ -249,8 +254,12 @@ def status_of(meta: dict) -> str:
     machine is gone (killed, or the machine restarted): the file then holds its last completed epoch for good."""
     status = meta.get("status", "")
     by = meta.get("writer") or {}
-    if status != "training" or by.get("host") != platform.node() or not isinstance(by.get("pid"), int):
+    if status != "training":
         return status
+    if by.get("host") != platform.node() or not isinstance(by.get("pid"), int):
+        # Saved mid-run on another computer (an uploaded or copied file), or by an aelab that did not say who: no
+        # process here is training it, so it would read "still training" for ever.
+        return "interrupted"
     try:
         os.kill(by["pid"], 0)
     except ProcessLookupError:

@@ -366,6 +366,15 @@ def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = (
     path.unlink()
 
 
+def missing_set(name: str) -> str | None:
+    """Why a model's dataset (its checkpoint's dataset name) cannot be opened here, or None when it can: an image set
+    of another machine, or one moved or deleted since, cannot (a model uploaded from a colleague's computer)."""
+    if not name or name in BUILTIN or Path(name).expanduser().exists():
+        return None
+    return (f"it was trained on {dataset_label(name)}, whose images are not on this computer (they were at {name}), "
+            "so no page can show it here; `python -m aelab eval MODEL --dataset FOLDER` scores it on a copy of them")
+
+
 def dataset_label(name: str) -> str:
     """How people see a dataset's name: a built-in name as it is, an image set by its file name."""
     return name if name in BUILTIN else f"{Path(name).stem} (your images)"

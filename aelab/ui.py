@@ -404,8 +404,9 @@ def sidebar(need_model: bool = True) -> Context:
                                "5,000 digits: its errors and scores on them here are training scores, not test "
                                "scores (its stored metrics are from the real test set).")
         elif need_model and ds is not None:
-            problem = (st.warning, f"No {data.dataset_label(name)} models yet: train one on the Train page, upload "
-                                   "one on Models, or run `python -m aelab zoo`.")
+            ways = ("train one on the Train page, upload one on Models, or run `python -m aelab zoo`"
+                    if name in data.BUILTIN else "train one on the Train page or upload one on Models")  # (zoo: MNIST's)
+            problem = (st.warning, f"No {data.dataset_label(name)} models yet: {ways}.")
         st.caption(f"Device: {device_label()}")
     if problem is not None:
         show, text = problem
@@ -590,7 +591,11 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
     picked = event.selection.rows if event is not None else []
     if picked and picked[0] != chosen:
         info = infos[picked[0]]
-        select_dataset(info.meta.get("dataset", {}).get("name", ""))
+        dataset_name = info.meta.get("dataset", {}).get("name", "")
+        if why := data.missing_set(dataset_name):  # the sidebar cannot pick it: picking it again and again looped
+            st.warning(f"{info.name} cannot be opened: {why}.")
+            return
+        select_dataset(dataset_name)
         select_model(info.name)
         st.rerun()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from aelab import checkpoints, compare, metrics, ui
+from aelab import checkpoints, compare, data, metrics, ui
 from aelab.data import to_float
 from aelab.errors import AelabError, ConfigError
 
@@ -16,8 +16,9 @@ ctx = ui.sidebar(need_model=False)
 # The slot is there on every run: a message that came and went would move the tabs below, which would then reopen
 # on their first tab (a rename typed in the File tab after an upload landed on Reconstructions).
 flash = st.empty()
-if message := st.session_state.pop("models_flash", None):
-    flash.success(message)
+if message := st.session_state.pop("models_flash", None):  # text, or (text, "warning")
+    text, kind = message if isinstance(message, tuple) else (message, "success")
+    getattr(flash, kind)(text)
 
 found, broken = checkpoints.list_checkpoints()
 if found:
@@ -46,8 +47,12 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.error(str(err))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
-                ui.select_model(info.name)
-                st.session_state["models_flash"] = f"Installed {target.name}."
+                why = data.missing_set(info.meta.get("dataset", {}).get("name", ""))
+                if why:  # kept (its weights are fine), but the sidebar cannot offer it: say so now
+                    st.session_state["models_flash"] = (f"Installed {target.name}, but {why}.", "warning")
+                else:
+                    ui.select_model(info.name)
+                    st.session_state["models_flash"] = f"Installed {target.name}."
                 st.rerun()
 
 if ctx.model is None:

@@ -400,3 +400,26 @@ def test_an_output_is_written_whole_or_not_at_all(tmp_path):
     with pytest.raises(ConfigError, match=f"^cannot write {path}: No space left on device$"):
         cli._write_output(path, full_disk)
     assert np.load(path).tolist() == [0, 1, 2]
+
+
+def test_a_run_saved_on_another_computer_is_interrupted_here_not_training_for_ever():
+    """An uploaded or copied checkpoint saved mid-run elsewhere: no process here trains it, so the sidebar's "Still
+    training ... Follow the training" would never change."""
+    import platform
+
+    assert ck.status_of({"status": "training", "writer": {"host": "elsewhere", "pid": os.getpid()}}) == "interrupted"
+    assert ck.status_of({"status": "training"}) == "interrupted"  # no writer recorded
+    assert ck.status_of({"status": "training", "writer": ck.writer()}) == "training"  # this very process
+    assert ck.status_of({"status": "finished", "writer": {"host": platform.node()}}) == "finished"
+
+
+@pytest.mark.parametrize("key,value", [("without_class", 42), ("only_class", -1), ("without_class", "3")])
+def test_a_left_out_class_that_is_no_class_of_the_dataset_is_refused_at_load(tmp_path, conv_model, key, value):
+    """A hand-edited 'trained without class 42' passed the upload and made the Anomalies page show a traceback."""
+    path = ck.save_checkpoint(conv_model, tmp_path / "m", dataset={"name": "mnist", "class_names": list("0123456789"),
+                                                                   key: value})
+    with pytest.raises(CheckpointError, match=f"metadata field 'dataset.{key}' is {value!r}, not a class"):
+        ck.load_checkpoint(path)
+    ok = ck.save_checkpoint(conv_model, tmp_path / "ok", dataset={"name": "mnist", "class_names": list("0123456789"),
+                                                                  key: 9})
+    assert ck.load_checkpoint(ok)[1]["dataset"][key] == 9

@@ -799,3 +799,10 @@ def test_a_conditional_vae_of_images_without_labels_is_refused(mnist, tmp_path):
     with pytest.raises(ConfigError, match="learns from class labels"):
         jobs.validate_request("cvae", {}, {}, "cv", dataset=unlabelled)
     jobs.validate_request("vae", {}, {}, "v", dataset=unlabelled)
+
+
+def test_a_dataset_that_is_not_on_this_computer_is_named_with_where_it_was(tmp_path):
+    assert data.missing_set("mnist") is None and data.missing_set(str(tmp_path)) is None
+    why = data.missing_set("/home/teacher/sets/shapes.zip")
+    assert why.startswith("it was trained on shapes (your images), whose images are not on this computer (they were "
+                          "at /home/teacher/sets/shapes.zip)")

@@ -199,6 +199,13 @@ def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
     with pytest.raises(DataError, match="was not added in the app"):  # never someone's own folder or file
         data.remove_image_set(str(outside))
     assert outside.exists()
+    # A model page on the set, which has no model yet: what to do, without `python -m aelab zoo` (it trains the
+    # shipped MNIST and Fashion-MNIST models only).
+    latent = AppTest.from_file(str(PAGES / "latent_map.py"), default_timeout=120)
+    latent.session_state["dataset_choice"] = ds.name
+    latent.run()
+    assert [w.value for w in latent.main.warning] == [
+        "No spare set (your images) models yet: train one on the Train page or upload one on Models."]
 
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
     at.selectbox(key="own_images_remove_pick").set_value(ds.name).run()

@@ -360,7 +360,20 @@ def test_a_deep_link_on_a_new_server_opens_the_page_inside_the_app(browser, tiny
     as an old-style multipage app and would run pages/models.py alone for a first visitor who opens /models (a
     bookmark, or a tab reconnecting after a restart): file names as the page list, no wide layout. The page must
     start again through app.py and show the app's own navigation."""
-    env = {"AELAB_CACHE": str(tmp_path / "cache"), "AELAB_UMAP_WARMUP": "0"}
+    import shutil
+
+    from aelab import checkpoints
+    from aelab.zoo import add_metadata
+
+    # Its own checkpoint folder: the tiny PCA, and a model uploaded from another computer, trained there on an image
+    # set this one does not have (clicking its row made the page rerun for ever: the sidebar could not pick it).
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], folder / "tiny-pca.safetensors")
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], folder / "ghost.safetensors")
+    meta = checkpoints.read_metadata(folder / "ghost.safetensors")
+    add_metadata(folder / "ghost.safetensors", dataset={**meta["dataset"], "name": "/home/teacher/sets/ghost.zip"})
+    env = {"AELAB_CACHE": str(tmp_path / "cache"), "AELAB_UMAP_WARMUP": "0", "AELAB_CHECKPOINTS": str(folder)}
     with streamlit_server(ROOT / "app.py", artifacts / "e2e_deep_link_server.log", env) as server:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         try:
@@ -372,6 +385,20 @@ def test_a_deep_link_on_a_new_server_opens_the_page_inside_the_app(browser, tiny
             assert [text.split("\n")[-1] for text in links] == [title for title, _ in PAGES]
             assert_no_exception(page, "models through a deep link")
             shot(page, artifacts, "deep_link_models")
+
+            names = [info.name for info in checkpoints.list_checkpoints(folder)[0]]
+            table = page.locator('[data-testid="stDataFrame"]').first
+            box = table.bounding_box()
+            page.mouse.click(box["x"] + 16, box["y"] + 35 * (names.index("ghost") + 1) + 17)
+            page.get_by_text("ghost cannot be opened: it was trained on ghost (your images)").wait_for(timeout=30_000)
+            wait_idle(page, timeout=30_000)  # it settles: no run after run
+            page.wait_for_timeout(2000)
+            wait_idle(page, timeout=5_000)
+            assert page.get_by_text("ghost cannot be opened").count() == 1
+            current = page.locator(SIDEBAR).get_by_role("combobox", name="Model").first.input_value()
+            assert current.startswith("tiny-pca ("), current  # the sidebar keeps the model it had
+            assert_no_exception(page, "models: a row of a model whose images are elsewhere")
+            shot(page, artifacts, "models_row_of_missing_set")
         finally:
             context.close()
 
