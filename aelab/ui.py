@@ -495,6 +495,22 @@ def kept_slider(label: str, low: float, high: float, start: float, step: float, 
     return st.slider(label, low, high, value, step, key=key, on_change=keep, **kwargs)
 
 
+def give_back_values(keys: list[str], store: str) -> None:
+    """Streamlit drops a widget's state when the widget is not drawn in a run (another page ran, or another part of
+    the page was shown): a page keeps plain copies of its widgets' values under `store` (keep_values, after drawing
+    them) and gives them back here, before drawing them. A widget given its value back must then not be given a
+    default as well (Streamlit warns)."""
+    kept = st.session_state.setdefault(store, {})
+    for key in keys:
+        if key not in st.session_state and key in kept:
+            st.session_state[key] = kept[key]
+
+
+def keep_values(keys: list[str], store: str) -> None:
+    st.session_state.setdefault(store, {}).update({key: st.session_state[key] for key in keys
+                                                  if key in st.session_state})
+
+
 def select_dataset(name: str) -> None:
     """Make the sidebar pick this dataset on the next run (e.g. an image set just added)."""
     st.session_state["dataset_request"] = name

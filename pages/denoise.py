@@ -63,41 +63,62 @@ explained[f"PCA-{pca_dim}"] = (f"PCA with {pca_dim} components (the code size of
                                "fitted on the training set")
 
 # --- Noise ---------------------------------------------------------------------------------------------------
+# The choices, and the images uploaded, stay when the user goes to another page and back (ui.keep_values).
+KEPT, KEYS = "denoise_values", ["denoise_noise", "denoise_level", "denoise_seed", "denoise_source", "denoise_count"]
+ui.give_back_values(KEYS, KEPT)
+
+
+def start(key: str, **default) -> dict:
+    """A widget's default, for one that has no value yet (one given back holds its own)."""
+    return default if key not in st.session_state else {}
+
+
 trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}
 n1, n2, n3 = st.columns(3)
-kind = n1.selectbox("Noise", denoise.NOISES, index=denoise.NOISES.index(trained.get("noise", "gaussian")),
-                    key="denoise_noise")
-level = n2.slider("Level", 0.0, 1.0, float(trained.get("noise_level", 0.5)), 0.05, help=denoise.NOISE_HELP[kind],
-                  key="denoise_level", disabled=kind == "none")
+kind = n1.selectbox("Noise", denoise.NOISES, key="denoise_noise",
+                    **start("denoise_noise", index=denoise.NOISES.index(trained.get("noise", "gaussian"))))
+level = n2.slider("Level", 0.0, 1.0, step=0.05, help=denoise.NOISE_HELP[kind], key="denoise_level",
+                  disabled=kind == "none", **start("denoise_level", value=float(trained.get("noise_level", 0.5))))
 level = 0.0 if kind == "none" else level
-seed = n3.number_input("Noise seed", 0, 2**31 - 1, 0, disabled=kind == "none")
+seed = n3.number_input("Noise seed", 0, 2**31 - 1, key="denoise_seed", disabled=kind == "none",
+                       **start("denoise_seed", value=0))
 
 # --- Images --------------------------------------------------------------------------------------------------
-source = st.radio("Images", ["Test images", "Upload"], horizontal=True)
+source = st.radio("Images", ["Test images", "Upload"], horizontal=True, key="denoise_source")
 clean, names, uploads = [], [], []
 if source == "Upload":
     c, h, w = ds.input_shape
     how = (f"Photos, scans or drawings ({ds.framing.description})" if ds.framing and c == 1 and h == w else
            f"Images (resized to {w} × {h}, {'grayscale' if c == 1 else 'RGB'}, as {ds.label} was)")
-    files = st.file_uploader(how, type=UPLOAD_TYPES, accept_multiple_files=True)
-    for file in files[:MAX_IMAGES]:
+
+    def keep_uploads() -> None:  # the uploader forgets its files once it is not drawn (Test images, another page)
+        st.session_state["denoise_uploads"] = [(f.name, f.getvalue())
+                                               for f in st.session_state.get("denoise_files") or []]
+
+    files = st.file_uploader(how, type=UPLOAD_TYPES, accept_multiple_files=True, key="denoise_files",
+                             on_change=keep_uploads)
+    kept = st.session_state.get("denoise_uploads") or []
+    if kept and not files:  # drawn again, empty: the files it had are still used
+        st.caption(f"Using the {len(kept)} image(s) you uploaded before ({', '.join(n for n, _ in kept[:4])}"
+                   f"{', …' if len(kept) > 4 else ''}): upload others to replace them.")
+        st.button("Forget them", key="denoise_forget", on_click=lambda: st.session_state.pop("denoise_uploads", None))
+    for file_name, content in kept[:MAX_IMAGES]:
         try:
-            prepared, thumbnail = ui_explore.prepared_upload(file.getvalue(), tuple(ds.input_shape), file.name,
-                                                             ds.name)
+            prepared, thumbnail = ui_explore.prepared_upload(content, tuple(ds.input_shape), file_name, ds.name)
         except AelabError as err:
             message = str(err)
-            st.error(message if file.name in message else f"{file.name}: {message}")
+            st.error(message if file_name in message else f"{file_name}: {message}")
             continue
         clean.append(prepared)
-        names.append(file.name)
+        names.append(file_name)
         uploads.append(thumbnail)
-    if len(files) > MAX_IMAGES:
-        st.warning(f"Only the first {MAX_IMAGES} of {len(files)} files are used.")
-    if not files:
+    if len(kept) > MAX_IMAGES:
+        st.warning(f"Only the first {MAX_IMAGES} of {len(kept)} files are used.")
+    if not kept:
         st.info("Upload one or more images, or switch to test images.")
 else:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    count = c1.slider("How many", 1, MAX_IMAGES, 6)
+    count = c1.slider("How many", 1, MAX_IMAGES, key="denoise_count", **start("denoise_count", value=6))
     c2.button("Other images", on_click=lambda: st.session_state.update(
         denoise_pick=st.session_state.get("denoise_pick", 0) + 1))
     rng = np.random.default_rng(st.session_state.get("denoise_pick", 0))
@@ -105,6 +126,7 @@ else:
     clean = list(to_float(ds.x_test[torch.from_numpy(picked)]).numpy())
     names = [f"test #{i} ({ds.class_names[ds.y_test[i]]})" if ds.class_names else f"test #{i}" for i in picked]
 
+ui.keep_values(KEYS, KEPT)
 if not clean:
     st.stop()
 

@@ -22,22 +22,9 @@ STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running"
                "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
                "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
 
-# Plain copies of the form's values. Streamlit drops a widget's state when the widget is not drawn in a run (another
-# page ran, or another variant's options were shown), so they are given back before the widgets are drawn: a
-# student who looks something up on another page, or at another variant, finds the form as they left it.
+# Plain copies of the form's values (ui.keep_values): a student who looks something up on another page, or at
+# another variant, finds the form as they left it.
 KEPT = "train_form_values"
-
-
-def give_back_values(keys: list[str]) -> None:
-    kept = st.session_state.setdefault(KEPT, {})
-    for key in keys:
-        if key not in st.session_state and key in kept:
-            st.session_state[key] = kept[key]
-
-
-def keep_values(keys: list[str]) -> None:
-    st.session_state.setdefault(KEPT, {}).update({key: st.session_state[key] for key in keys
-                                                  if key in st.session_state})
 
 
 def field_widget(field: jobs.FormField, key: str, off: str | None = None):
@@ -213,7 +200,7 @@ def training_form(ds) -> None:
     train_fields = jobs.form_fields(TrainConfig)
     kept = [f"{variant}.{f.name}" for f in model_fields] + [f"train.{f.name}" for f in train_fields] \
         + ["train_name", "train_classes", "train_overwrite"]
-    give_back_values(kept)
+    ui.give_back_values(kept, KEPT)
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
         + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
     if st.session_state.get("train_classes_of") != ds.name:  # a class to leave out is a choice about one dataset
@@ -254,7 +241,7 @@ def training_form(ds) -> None:
                                         "new one has finished, and can be restored on the Models page if the run is "
                                         "stopped, dies or diverges)")
         submitted = st.button("Start training", type="primary", key="train_start")
-    keep_values(kept)
+    ui.keep_values(kept, KEPT)
 
     fields = model_fields + train_fields
     if submitted:

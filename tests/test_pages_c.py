@@ -280,6 +280,36 @@ def test_an_images_noise_depends_on_the_seed_and_the_image_not_on_the_others_upl
     assert denoise.add_noise(x[:0], "gaussian", 0.5).shape == (0, 1, 28, 28)
 
 
+def test_denoise_keeps_its_choices_and_the_uploaded_images_across_pages(tiny_checkpoints, monkeypatch):
+    """The noise, its level, the choice of uploaded images and the images themselves were lost on a visit to
+    another page (Streamlit drops the state of widgets not drawn; the uploader forgets its files)."""
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(buffer, "PNG")
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)  # (app.py starts it: not needed here)
+    at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=120)
+    at.session_state["model_choice"] = "tiny-mlp"
+    at.run()
+    at.switch_page("pages/denoise.py").run()
+    at.selectbox(key="denoise_noise").set_value("masking").run()
+    at.slider(key="denoise_level").set_value(0.3).run()
+    at.radio(key="denoise_source").set_value("Upload").run()
+    assert "Upload one or more images" in texts(at.main.info)
+    at.session_state["denoise_uploads"] = [("white.png", buffer.getvalue())]  # what the uploader's on_change keeps
+    at.run()
+    for _ in range(2):
+        assert not at.exception
+        assert "Using the 1 image(s) you uploaded before (white.png)" in texts(at.caption)
+        assert "white.png" in texts(at.main.error)  # (a white page: blank once inverted), named as it was uploaded
+        at.switch_page("pages/generate.py").run()
+        at.switch_page("pages/denoise.py").run()
+        assert at.radio(key="denoise_source").value == "Upload"
+        assert at.selectbox(key="denoise_noise").value == "masking" and at.slider(key="denoise_level").value == 0.3
+    at.button(key="denoise_forget").click().run()
+    assert not at.exception and "Upload one or more images" in texts(at.main.info)
+
+
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
     at = run_page("denoise", "tiny-mlp")
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)

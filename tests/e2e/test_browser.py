@@ -227,6 +227,14 @@ def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
     assert len(psnr) >= 2 * 2, captions  # noisy + at least one model, per image
     record(artifacts, "denoise_upload_metrics", [" ".join(m.split()) for m in metrics])
     shot(page, artifacts, "denoise_upload")
+    # Another page and back: the uploader is drawn again, empty, but the images (and the choice of them) stay.
+    nav(page, "Generate")
+    nav(page, "Denoise")
+    page.get_by_text("Using the 2 image(s) you uploaded before (three.png, seven.png)").wait_for(timeout=30_000)
+    wait_idle(page)
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    assert any("three.png" in c for c in captions) and any("seven.png" in c for c in captions), captions
+    assert_no_exception(page, "Denoise (back from another page)")
 
 
 @pytest.fixture(scope="module")
