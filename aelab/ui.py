@@ -626,12 +626,16 @@ ROW_PX = 880  # what a row of images may take: the main column is about 940 px w
 
 # A row of images (st.image given a list) wraps in the browser when it is wider than the page's column: 10
 # reconstructions went 9 + 1 at 1280 px and 6 + 4 at 1024. Rows instead shrink their images to fit, keeping their
-# shape; app.py adds this to every page.
+# shape; app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
+# with an ellipsis in narrow columns ("Parame…", "19.6 …" at 800 px): labels and deltas wrap, values shrink.
 IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
 div.stImage > [data-testid="stImageContainer"] img { height: auto; }
 div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
+[data-testid="stMetric"] { container-type: inline-size; }
+[data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
+[data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
 </style>"""
 
 

@@ -83,6 +83,20 @@ def timed_stroke(page, box, points, caption: str, timeout: float = 60_000) -> fl
     return time.perf_counter() - start
 
 
+def figures_cut_at(page, width: int) -> list[str]:
+    """The texts of st.metric figures cut with an ellipsis in a window `width` px wide (the sidebar open): at 800 px
+    the main column is about 500 px, and a Models page's five figures read "Parame…", "Latent …", "95.…"."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": width, "height": size["height"]})
+    try:
+        page.wait_for_timeout(500)
+        return page.eval_on_selector_all('[data-testid="stMetric"] [data-testid="stMarkdownContainer"]',
+                                         "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+                                         ".map(e => e.innerText)")
+    finally:
+        page.set_viewport_size(size)
+
+
 def shot(page, artifacts, name: str) -> None:
     screenshot(page, artifacts / f"{name}.png")
 
@@ -126,6 +140,10 @@ def test_clicking_a_row_of_the_models_table_picks_that_model(tour, artifacts):
     wait_idle(page)
     shot(page, artifacts, "home_row_picked")
     assert_no_exception(page, "Home")
+    nav(page, "Models")  # a VAE's five figures: the most of any page
+    page.locator('[data-testid="stMetric"]').nth(4).wait_for(timeout=30_000)
+    cut = figures_cut_at(page, 800)
+    assert not cut, f"figures cut at 800 px: {cut}"
     choose_model(page, MODEL)  # back to the tour's model
 
 
@@ -227,6 +245,7 @@ def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
     assert len(psnr) >= 2 * 2, captions  # noisy + at least one model, per image
     record(artifacts, "denoise_upload_metrics", [" ".join(m.split()) for m in metrics])
     shot(page, artifacts, "denoise_upload")
+    assert not figures_cut_at(page, 800), "figures cut at 800 px"
     # Another page and back: the uploader is drawn again, empty, but the images (and the choice of them) stay.
     nav(page, "Generate")
     nav(page, "Denoise")
