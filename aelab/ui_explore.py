@@ -373,7 +373,9 @@ def png_data_uri(image) -> str:
 
 def _figure(image, caption: str, size: int, alt: str) -> str:
     # Pixelated upscaling in the browser: the PNG stays 28x28 (a few hundred bytes) and still looks crisp.
-    return (f'<figure style="margin:0;text-align:center"><img src="{png_data_uri(image)}" alt="{alt}" '
+    # As wide as its image: a long caption (Fashion-MNIST's "Pullover · d=37.65") wraps instead of widening the
+    # figure, which broke a strip of five into 4 + 1.
+    return (f'<figure style="margin:0;text-align:center;width:{size}px"><img src="{png_data_uri(image)}" alt="{alt}" '
             f'width="{size}" height="{size}" style="image-rendering:pixelated;border-radius:4px;display:block">'
             f'<figcaption style="font-size:0.8rem;color:#808495;margin-top:2px">{caption}</figcaption></figure>')
 
@@ -386,7 +388,7 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
     guess, names = reading.prediction, ds.class_names
     side = reading.input.shape[-1]
     neighbours = ds.x_train[torch.from_numpy(knn.sources_[guess.neighbours])].float().div(255).numpy()
-    strip = "".join(_figure(img, html.escape(f"{names[knn.labels_[i]]} · d={d:.2f}"), 70, "neighbour")
+    strip = "".join(_figure(img, f"{html.escape(names[knn.labels_[i]])}<br>d={d:.2f}", 70, "neighbour")
                     for img, i, d in zip(neighbours, guess.neighbours, guess.distances))
     if reading.label_scores is None:
         title, label = "Nearest-neighbour vote", names[guess.label]

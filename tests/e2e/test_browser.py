@@ -478,3 +478,34 @@ def test_following_a_model_that_trains_shows_each_new_epoch(browser, app_server,
         out.with_suffix(".safetensors").unlink(missing_ok=True)
         for kept in checkpoint_folder().glob(".follow-me.safetensors*"):
             kept.unlink()
+
+
+def test_the_nearest_images_of_a_drawing_stay_on_one_row_with_long_class_names(browser, tiny_checkpoints, mnist):
+    """Draw's strip of five nearest training images, with Fashion-MNIST's class names: a caption such as "Ankle boot ·
+    d=37.65" made its figure wider than the image, and the strip broke into 4 + 1 in a column of about 500 px
+    (the main column of an 800 px window)."""
+    import dataclasses
+
+    import numpy as np
+
+    from aelab import classify, metrics, ui_explore
+    from aelab.checkpoints import load_checkpoint
+    from aelab.data import FASHION
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-pca"])
+    fashion_named = dataclasses.replace(mnist, class_names=[max(FASHION, key=len)] * 10)  # the longest name
+    knn = classify.fit_on_model(model, fashion_named, n=500)
+    latent_map = classify.LatentMap().fit(metrics.encode(model, mnist.x_test[:100]).numpy())
+    digit = np.kron(mnist.x_test[0, 0].numpy(), np.ones((10, 10), dtype=np.uint8))
+    canvas = np.dstack([digit, digit, digit, np.full_like(digit, 255)])
+    reading = classify.read_drawing(model, canvas, knn, latent_map)
+    context = browser.new_context(viewport={"width": 500, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_content(f'<div style="font-family:sans-serif;width:480px">'
+                         f'{ui_explore.drawing_panel(reading, knn, fashion_named)}</div>')
+        tops = page.eval_on_selector_all('figure img[alt="neighbour"]',
+                                         "els => els.map(e => e.getBoundingClientRect().top)")
+    finally:
+        context.close()
+    assert len(tops) == 5 and len(set(tops)) == 1, tops
