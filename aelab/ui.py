@@ -404,8 +404,8 @@ def sidebar(need_model: bool = True) -> Context:
                                "5,000 digits: its errors and scores on them here are training scores, not test "
                                "scores (its stored metrics are from the real test set).")
         elif need_model and ds is not None:
-            ways = ("train one on the Train page, upload one on Models, or run `python -m aelab zoo`"
-                    if name in data.BUILTIN else "train one on the Train page or upload one on Models")  # (zoo: MNIST's)
+            ways = ("train one on the Train page, upload one on Models, or run `python -m aelab zoo`"  # (the zoo:
+                    if name in data.BUILTIN else "train one on the Train page or upload one on Models")  # built-ins)
             problem = (st.warning, f"No {data.dataset_label(name)} models yet: {ways}.")
         st.caption(f"Device: {device_label()}")
     if problem is not None:
