@@ -20,13 +20,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .files import write_atomic
 
 ROOT = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab"))
 SHIPPED = Path(__file__).resolve().parent / "prepared"
@@ -60,7 +61,8 @@ def trim(limit: int | None = None, keep: Path | None = None) -> int:
                 stat = path.stat()
                 if _RESULT.fullmatch(path.name):
                     files.append((stat.st_mtime, stat.st_size, path))
-                elif path.name.startswith(".") and path.suffix == ".npz" and now - stat.st_mtime > _STALE_TMP_S:
+                elif (path.name.startswith(".") and path.suffix in (".tmp", ".npz")
+                      and now - stat.st_mtime > _STALE_TMP_S):  # a write's temp file, left by a crash
                     path.unlink()
                     freed += stat.st_size
     total = sum(size for _, size, _ in files)
@@ -137,14 +139,7 @@ def arrays(kind: str, key_parts: tuple, compute: Callable[[], dict[str, np.ndarr
     if use_cache:
         with contextlib.suppress(OSError):  # a read-only or full cache folder: the result is still returned
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-            try:
-                with os.fdopen(handle, "wb") as f:
-                    _save(f, **result)
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            write_atomic(path, lambda f: _save(f, **result))
             trim(keep=path)
     return result, False
 

@@ -368,6 +368,7 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         stop = StopFlag(args.stop_file)
+        before = out.stat().st_mtime_ns if out.exists() else None
         try:
             with TrainingProgress(show_bar=not args.quiet, events_path=events) as progress:
                 result, path = train_and_save(
@@ -375,7 +376,7 @@ def cmd_train(args) -> int:
                     without_class=args.without_class, only_class=args.only_class, float16=args.float16,
                     command=command, callbacks=[progress, stop.on_event], should_stop=stop)
         except KeyboardInterrupt:  # Ctrl-C twice: out holds the last completed epoch, if any; say where the rest is
-            if has_previous(out):
+            if has_previous(out) and out.exists() and out.stat().st_mtime_ns != before:  # (this run saved there)
                 where = shlex.quote(str(out))
                 print(f"{out} holds the run's last completed epoch; the model it replaced is kept: "
                       f"`python -m aelab restore {where}` puts it back", file=sys.stderr)
@@ -403,12 +404,19 @@ def cmd_train(args) -> int:
 
 
 def _check_stop_file(name: str | None) -> None:
-    """--stop-file: a name, of a file not there yet (one that exists would stop the run at its first step)."""
+    """--stop-file: a name, of a file not there before this run began (a stale one would stop the run at its first
+    step). One made since is a stop asked for already: the app's Stop pressed while its job was still starting."""
+    from .progress import process_started
+
     if name is None:
         return
     if not name.strip():
         raise ConfigError("--stop-file needs a file name")
-    if os.path.lexists(os.path.expanduser(name)):
+    try:
+        made = os.lstat(os.path.expanduser(name)).st_mtime
+    except FileNotFoundError:
+        return
+    if made < process_started():
         raise ConfigError(f"--stop-file {name} exists already, so the run would stop at its first step: remove it "
                           "or name another file")
 
@@ -465,10 +473,21 @@ def _checkpoint_path(name: str) -> Path:
     candidates = [path, path.with_name(path.name + SUFFIX)] if path.name else [path]
     if path.name and path.parent == Path("."):
         candidates += [checkpoint_folder() / path.name, checkpoint_folder() / (path.name + SUFFIX)]
-    # A checkpoint file first: a folder or an events log named like it (`--out seven` beside seven.safetensors) does
-    # not hide it; when no file is found, the folder, to be named as one.
-    return next((c for c in candidates if c.is_file() and c.name.endswith(SUFFIX)),
-                next((c for c in candidates if c.exists()), path))
+    # A checkpoint first, however it is named: a folder or an events log named like one (`--out seven` beside
+    # seven.safetensors) does not hide it; when none is found, the first thing there, to be named for what it is.
+    return next((c for c in candidates if _is_checkpoint(c)), next((c for c in candidates if c.exists()), path))
+
+
+def _is_checkpoint(path: Path) -> bool:
+    from .checkpoints import read_metadata
+
+    if not path.is_file():
+        return False
+    try:
+        read_metadata(path)
+    except (AelabError, OSError):
+        return False
+    return True
 
 
 def _load(name: str, device="cpu"):

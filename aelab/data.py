@@ -371,8 +371,9 @@ def missing_set(name: str) -> str | None:
     of another machine, or one moved or deleted since, cannot (a model uploaded from a colleague's computer)."""
     if not name or name in BUILTIN or Path(name).expanduser().exists():
         return None
-    return (f"it was trained on {dataset_label(name)}, whose images are not on this computer (they were at {name}), "
-            "so no page can show it here; `python -m aelab eval MODEL --dataset FOLDER` scores it on a copy of them")
+    # (The file name only: the pages never show the server's folders.)
+    return (f"it was trained on {dataset_label(name)}, an image set that is not on this computer (or was moved), "
+            "so no page can show it here")
 
 
 def dataset_label(name: str) -> str:

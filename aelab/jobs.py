@@ -42,6 +42,7 @@ import torch
 from . import checkpoints
 from .data import BUILTIN, Dataset
 from .errors import CheckpointError, ConfigError, DataError
+from .files import write_atomic
 from .models import get_variant
 from .models.base import field_default, type_matches
 from .train import TrainConfig, check_training, inapplicable, no_such_class, pick_device, refuse_inapplicable
@@ -428,9 +429,7 @@ def _jobs_lock():
 
 
 def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=1).encode())
 
 
 def start_job(variant: str, model_options: dict, train_options: dict, name: str, dataset: str | Dataset = "mnist",
@@ -563,9 +562,7 @@ def _saved_epochs(job: Job) -> str:
         return "no epoch was completed, so nothing was saved"
     if job.id not in meta.get("command", ""):
         return "no epoch was completed, so nothing was saved"  # the file is another job's
-    epochs = [h for h in meta.get("history", []) if h.get("phase") == "train"]
-    done = f"epoch {epochs[-1]['epoch']} of {job.epochs}" if epochs else "its last completed epoch"
-    return f"{job.name} holds the weights of {done}"
+    return f"{job.name} holds the weights of {checkpoints.saved_epoch(meta)}"
 
 
 def _remove_stale_temp_files(job: Job) -> None:

@@ -7,9 +7,24 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+
+IMPORTED = time.time()
+
+
+def process_started() -> float:
+    """When this process started (seconds since the epoch): from /proc on Linux (its start in clock ticks since boot,
+    and the boot time, to the second: never later than the true start), else when this module was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return IMPORTED
 
 
 class StopFlag:
@@ -20,7 +35,7 @@ class StopFlag:
     during training (the checkpoint of the last completed epoch stays)."""
 
     def __init__(self, stop_file: str | os.PathLike | None = None):
-        self.stop_file = Path(stop_file) if stop_file else None
+        self.stop_file = Path(stop_file).expanduser() if stop_file else None
         self.raised = False
         self.interrupted = False  # by Ctrl-C (SIGINT), not by a stop file or SIGTERM
         self.training = True

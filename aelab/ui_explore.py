@@ -377,7 +377,8 @@ def _figure(image, caption: str, size: int, alt: str) -> str:
     # figure, which broke a strip of five into 4 + 1.
     return (f'<figure style="margin:0;text-align:center;width:{size}px"><img src="{png_data_uri(image)}" alt="{alt}" '
             f'width="{size}" height="{size}" style="image-rendering:pixelated;border-radius:4px;display:block">'
-            f'<figcaption style="font-size:0.8rem;color:#808495;margin-top:2px">{caption}</figcaption></figure>')
+            f'<figcaption style="font-size:0.8rem;color:#808495;margin-top:2px;overflow-wrap:anywhere">{caption}'
+            '</figcaption></figure>')
 
 
 def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: Dataset) -> str:

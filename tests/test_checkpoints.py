@@ -394,6 +394,23 @@ def test_an_output_is_written_whole_or_not_at_all(tmp_path):
         write_atomic(path, full_disk)
     assert path.read_bytes() == b"the good picture" and sorted(tmp_path.iterdir()) == [path]
     assert write_atomic(path, lambda f: np.save(f, np.arange(3))) == path and np.load(path).tolist() == [0, 1, 2]
+    # As open() writes: a new file's mode is what the umask allows, a file there keeps its own, and a link is
+    # written through, not replaced.
+    old_umask = os.umask(0o077)
+    try:
+        write_atomic(tmp_path / "private.bin", b"x")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "private.bin").stat().st_mode & 0o777 == 0o600
+    os.chmod(path, 0o640)
+    write_atomic(path, b"again")
+    assert path.stat().st_mode & 0o777 == 0o640
+    (tmp_path / "link.png").symlink_to(path)
+    write_atomic(tmp_path / "link.png", b"through the link")
+    assert (tmp_path / "link.png").is_symlink() and path.read_bytes() == b"through the link"
+    (tmp_path / "private.bin").unlink()
+    (tmp_path / "link.png").unlink()
+    write_atomic(path, lambda f: np.save(f, np.arange(3)))
 
     from aelab.errors import ConfigError
 

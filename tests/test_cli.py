@@ -182,6 +182,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
     import torch
 
     torch.save({"weights": torch.zeros(3)}, tmp_path / "model.pt")
+    os.utime(tmp_path / "model.pt", (1e9, 1e9))  # made long before the commands run (a stale --stop-file too)
     cases = [
         (("train", "resnet", "--out", "x"), ("invalid choice", "resnet")),
         (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("--latent-dim must be at least 1",)),
@@ -499,6 +500,7 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
 
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "x.safetensors")
     (tmp_path / "x").mkdir()  # a folder named like it (reconstruct --out x) does not hide it
+    shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "tiny-linear")  # a checkpoint named exactly, no suffix
     (tmp_path / "y").write_text('{"event": "epoch"}\n')  # nor does an events log (train --events y)
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "y.safetensors")
     # A run's epoch, saved while it trained, by a process that is gone: the commands say it is not a finished model.
@@ -509,12 +511,13 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
                  train_config={"epochs": 9}, history=[{"phase": "train", "epoch": 2, "loss": 1.0}])
     results = aelab_many([["eval", "tiny-mlp", "--json"], ["eval", "x", "--json"],
                           ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "y", "--json"],
-                          ["eval", "cut", "--json"], ["eval", "no-such-model"]], cwd=tmp_path)
-    assert [json.loads(r.stdout)["variant"] for r in results[:5]] == ["mlp", "pca", "pca", "pca", "mlp"]
+                          ["eval", "cut", "--json"], ["eval", "tiny-linear", "--json"], ["eval", "no-such-model"]],
+                         cwd=tmp_path)
+    assert [json.loads(r.stdout)["variant"] for r in results[:6]] == ["mlp", "pca", "pca", "pca", "mlp", "pca"]
     assert "not a finished model" not in results[0].stderr
     assert ("note: cut.safetensors is not a finished model: its training was interrupted, and this is epoch 2 of 9"
             in results[4].stderr.splitlines())
-    assert_one_line_error(results[5], "no such checkpoint: no-such-model")
+    assert_one_line_error(results[6], "no such checkpoint: no-such-model")
 
 
 def test_outputs_of_inputs_of_one_name_do_not_overwrite_each_other(tmp_path, tiny_checkpoints):
@@ -544,22 +547,30 @@ def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpo
     from aelab.checkpoints import keep_previous, previous_path
 
     def interrupted(variant, options, dataset, config, out, **kwargs):
-        keep_previous(out)  # as the first epoch's save does
+        keep_previous(out)  # as the first epoch's save does, before it saves the epoch
+        shutil.copyfile(tiny_checkpoints["tiny-mlp"], out)
+        raise KeyboardInterrupt
+
+    def interrupted_before_an_epoch(variant, options, dataset, config, out, **kwargs):
         raise KeyboardInterrupt
 
     target = tmp_path / "m.safetensors"
     shutil.copyfile(tiny_checkpoints["tiny-pca"], target)
-    monkeypatch.setattr(train, "train_and_save", interrupted)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    errors = []
     try:
-        assert cli.main(["train", "pca", "--out", str(target)]) == 130
+        for fake in (interrupted, interrupted_before_an_epoch):
+            monkeypatch.setattr(train, "train_and_save", fake)
+            assert cli.main(["train", "pca", "--out", str(target)]) == 130
+            errors.append(capsys.readouterr().err)
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
-    err = capsys.readouterr().err
     assert previous_path(target).exists()
-    assert f"the model it replaced is kept: `python -m aelab restore {target}` puts it back" in err
-    assert err.strip().endswith("error: interrupted")
+    assert f"the model it replaced is kept: `python -m aelab restore {target}` puts it back" in errors[0]
+    # The second run saved nothing: the file is the first run's epoch, which this run cannot speak for.
+    assert "restore" not in errors[1]
+    assert all(err.strip().endswith("error: interrupted") for err in errors)
 
 
 def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to_it(tmp_path, tiny_checkpoints,
@@ -584,3 +595,23 @@ def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to
     # Its own dataset: the usual note on what the model saw.
     own = aelab("anomalies", "tiny-mlp", "--class", 1, "--top", 0)
     assert own.returncode == 0 and "This model saw class 1 in training" in own.stdout.splitlines()[1], own.stdout
+
+
+def test_a_stop_file_made_since_the_run_began_is_a_stop_asked_for_not_a_stale_file(tmp_path):
+    """The app's Stop pressed while its job was still starting made the stop file before the process had read its
+    options: that stop is honoured; only a file older than the process is refused."""
+    import time
+
+    from aelab.cli import _check_stop_file
+    from aelab.errors import ConfigError
+
+    fresh = tmp_path / "stop"
+    fresh.touch()
+    _check_stop_file(str(fresh))  # made while this process runs
+    _check_stop_file(str(tmp_path / "not there"))
+    stale = tmp_path / "old-stop"
+    stale.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    with pytest.raises(ConfigError, match="exists already, so the run would stop at its first step"):
+        _check_stop_file(str(stale))

@@ -65,7 +65,9 @@ def started():
         "failed": jobs.start_job("mlp", TINY, ONE_EPOCH, "no-data", dataset="kmnist"),
         "stopped": jobs.start_job("mlp", TINY, LONG, "long-stopped"),
         "killed": jobs.start_job("mlp", TINY, LONG, "long-killed"),
+        "stopped at once": jobs.start_job("mlp", TINY, LONG, "stopped-at-once"),
     }
+    jobs.stop_job(started["stopped at once"].id)  # Stop pressed while the job is still starting
     processes = dict(jobs._PROCESSES)  # the tests below drop some to play a restarted server; reap them all here
     yield started
     for process in processes.values():
@@ -140,6 +142,14 @@ def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started):
     assert "stopped during train epoch" in status.message and "saved as long-stopped" in status.message
     model, meta = load_checkpoint(status.checkpoint)
     assert meta["status"] == "stopped" and 1 <= len(meta["history"]) < LONG["epochs"]
+
+
+def test_a_job_stopped_while_it_starts_ends_stopped_not_failed(started):
+    """Its stop file is made before its process has read its options: a stop asked for, not a stale file (refused
+    for that, the job failed)."""
+    status = wait_for(started["stopped at once"].id)
+    assert status.state == "stopped", status.message
+    assert "exists already" not in status.message
 
 
 def test_killed_job_is_interrupted_and_leaves_its_last_epoch_intact(started):
