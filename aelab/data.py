@@ -366,14 +366,23 @@ def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = (
     path.unlink()
 
 
-def missing_set(name: str) -> str | None:
-    """Why a model's dataset (its checkpoint's dataset name) cannot be opened here, or None when it can: an image set
-    of another machine, or one moved or deleted since, cannot (a model uploaded from a colleague's computer)."""
-    if not name or name in BUILTIN or Path(name).expanduser().exists():
+def missing_set(trained_on: dict) -> str | None:
+    """Why the pages cannot open a model with its dataset (`trained_on`: its checkpoint's "dataset" metadata), or
+    None when they can: an image set of another computer, or one moved or deleted since (a model uploaded from a
+    colleague's computer); or a set that is opened here at another image size than the model takes."""
+    name = trained_on.get("name") or ""
+    if name and name not in BUILTIN and not Path(name).expanduser().exists():
+        # (The file name only: the pages never show the server's folders.)
+        return (f"it was trained on {dataset_label(name)}, an image set that is not on this computer (or was moved), "
+                "so no page can show it here")
+    shape = trained_on.get("input_shape")
+    if not name or name in BUILTIN or not shape:
         return None
-    # (The file name only: the pages never show the server's folders.)
-    return (f"it was trained on {dataset_label(name)}, an image set that is not on this computer (or was moved), "
-            "so no page can show it here")
+    channels, size = stored_shape(name)
+    if tuple(shape) != (channels, size, size):
+        return (f"it takes {'×'.join(map(str, shape))} images, and {dataset_label(name)} is opened at "
+                f"{channels}×{size}×{size} here (the size it was added with), so no page can show it")
+    return None
 
 
 def dataset_label(name: str) -> str:

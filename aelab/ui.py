@@ -608,7 +608,7 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
     if picked and picked[0] != chosen:
         info = infos[picked[0]]
         dataset_name = info.meta.get("dataset", {}).get("name", "")
-        if why := data.missing_set(dataset_name):  # the sidebar cannot pick it: picking it again and again looped
+        if why := data.missing_set(info.meta.get("dataset") or {}):  # the sidebar cannot pick it: trying looped
             st.warning(f"{info.name} cannot be opened: {why}.")
             return
         select_dataset(dataset_name)

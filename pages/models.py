@@ -47,7 +47,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.error(str(err))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
-                why = data.missing_set(info.meta.get("dataset", {}).get("name", ""))
+                why = data.missing_set(info.meta.get("dataset") or {})
                 if why:  # kept (its weights are fine), but the sidebar cannot offer it: say so now
                     st.session_state["models_flash"] = (f"Installed {target.name}, but {why}.", "warning")
                 else:

@@ -186,6 +186,14 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
         assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (4-d)"]
         assert any("1 model(s) of this set take another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
                    for c in at.sidebar.caption)
+        # Its row in the models table is not picked (the sidebar cannot offer it: picking it reran the page for ever)
+        from aelab.checkpoints import read_metadata
+
+        channels, size = data.stored_shape(ds.name)
+        assert data.missing_set(read_metadata(other.with_suffix(".safetensors"))["dataset"]) == (
+            f"it takes 1×12×12 images, and {ds.label} is opened at {channels}×{size}×{size} here (the size it was "
+            "added with), so no page can show it")
+        assert data.missing_set(read_metadata(checkpoint_folder() / f"{name}.safetensors")["dataset"]) is None
     finally:
         other.with_suffix(".safetensors").unlink()
 
