@@ -495,6 +495,22 @@ def kept_slider(label: str, low: float, high: float, start: float, step: float, 
     return st.slider(label, low, high, value, step, key=key, on_change=keep, **kwargs)
 
 
+MAX_SEED = 2**31 - 1
+
+
+def seed_input(where, label: str, key: str, **kwargs) -> int:
+    """A seed's number input in `where` (a column), with no maximum on the widget: one out of range was only a red
+    field and "Press Enter to apply", with the range behind a hover icon, and Enter did nothing. Here it is taken,
+    then refused in one line that gives the range, and the page stops there."""
+    seed = where.number_input(label, min_value=0, step=1, key=key,
+                              help=f"any whole number from 0 to {MAX_SEED:,}: the same seed gives the same draw",
+                              **kwargs)
+    if seed > MAX_SEED:
+        st.error(f"{label} {seed:,} is too large: give a whole number from 0 to {MAX_SEED:,}.")
+        st.stop()
+    return int(seed)
+
+
 def give_back_values(keys: list[str], store: str) -> None:
     """Streamlit drops a widget's state when the widget is not drawn in a run (another page ran, or another part of
     the page was shown): a page keeps plain copies of its widgets' values under `store` (keep_values, after drawing

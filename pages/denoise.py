@@ -80,8 +80,7 @@ kind = n1.selectbox("Noise", denoise.NOISES, key="denoise_noise",
 level = n2.slider("Level", 0.0, 1.0, step=0.05, help=denoise.NOISE_HELP[kind], key="denoise_level",
                   disabled=kind == "none", **start("denoise_level", value=float(trained.get("noise_level", 0.5))))
 level = 0.0 if kind == "none" else level
-seed = n3.number_input("Noise seed", 0, 2**31 - 1, key="denoise_seed", disabled=kind == "none",
-                       **start("denoise_seed", value=0))
+seed = ui.seed_input(n3, "Noise seed", key="denoise_seed", disabled=kind == "none", **start("denoise_seed", value=0))
 
 # --- Images --------------------------------------------------------------------------------------------------
 source = st.radio("Images", ["Test images", "Upload"], horizontal=True, key="denoise_source")

@@ -24,8 +24,8 @@ st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the t
 left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
 temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05)
 st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's default: "New samples" changes it
-seed = middle.number_input("Seed", 0, 2**31 - 1, key="generate_seed")
-right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=seed + 1))
+seed = ui.seed_input(middle, "Seed", key="generate_seed")
+right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
 if temperature == 0:
     st.info("At temperature 0 every code is the prior's mean, z = 0, so every sample is the same image"
             + (" (one per class)." if model.conditional else "."))

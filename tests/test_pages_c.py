@@ -60,6 +60,13 @@ def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
     assert not at.exception and image_count(at) == 2
     at.button[0].click().run()  # New samples: the next seed, without Streamlit's default-value warning
     assert at.number_input(key="generate_seed").value == 1 and not at.exception
+    # A seed out of range (the widget has no maximum: the browser only turned it red) is one line with the range.
+    at.number_input(key="generate_seed").set_value(99999999999).run()
+    assert not at.exception and [e.value for e in at.main.error] == [
+        "Seed 99,999,999,999 is too large: give a whole number from 0 to 2,147,483,647."] and image_count(at) == 0
+    at.number_input(key="generate_seed").set_value(2**31 - 1).run()
+    at.button[0].click().run()  # New samples after the last seed: the first
+    assert at.number_input(key="generate_seed").value == 0 and not at.main.error and image_count(at) == 2
     at.slider[0].set_value(0.0).run()
     assert "every sample is the same image" in texts(at.main.info)
     at = run_page("generate", "tiny-cvae")
