@@ -416,7 +416,8 @@ def _check_stop_file(name: str | None) -> None:
         made = os.lstat(os.path.expanduser(name)).st_mtime
     except FileNotFoundError:
         return
-    if made < process_started():
+    started = process_started()
+    if started is not None and made < started:  # (where the start is unknown, a file there may be a stop asked for)
         raise ConfigError(f"--stop-file {name} exists already, so the run would stop at its first step: remove it "
                           "or name another file")
 
@@ -475,7 +476,10 @@ def _checkpoint_path(name: str) -> Path:
         candidates += [checkpoint_folder() / path.name, checkpoint_folder() / (path.name + SUFFIX)]
     # A checkpoint first, however it is named: a folder or an events log named like one (`--out seven` beside
     # seven.safetensors) does not hide it; when none is found, the first thing there, to be named for what it is.
-    return next((c for c in candidates if _is_checkpoint(c)), next((c for c in candidates if c.exists()), path))
+    # Then a .safetensors file that does not read (to be told what is wrong with it), then anything there.
+    return next((c for c in candidates if _is_checkpoint(c)),
+                next((c for c in candidates if c.is_file() and c.name.endswith(SUFFIX)),
+                     next((c for c in candidates if c.exists()), path)))
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -376,12 +376,12 @@ def missing_set(trained_on: dict) -> str | None:
         return (f"it was trained on {dataset_label(name)}, an image set that is not on this computer (or was moved), "
                 "so no page can show it here")
     shape = trained_on.get("input_shape")
-    if not name or name in BUILTIN or not shape:
+    if shape is None:
         return None
-    channels, size = stored_shape(name)
-    if tuple(shape) != (channels, size, size):
-        return (f"it takes {'×'.join(map(str, shape))} images, and {dataset_label(name)} is opened at "
-                f"{channels}×{size}×{size} here (the size it was added with), so no page can show it")
+    channels, size = (1, 28) if not name or name in BUILTIN else stored_shape(name)  # as the sidebar opens it
+    if list(shape) != [channels, size, size]:
+        return (f"it takes {'×'.join(map(str, shape)) or 'no'} images, and {dataset_label(name or 'mnist')} is "
+                f"opened at {channels}×{size}×{size} here, so no page can show it")
     return None
 
 

@@ -12,19 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-IMPORTED = time.time()
-
-
-def process_started() -> float:
-    """When this process started (seconds since the epoch): from /proc on Linux (its start in clock ticks since boot,
-    and the boot time, to the second: never later than the true start), else when this module was imported."""
+def process_started() -> float | None:
+    """When this process started (seconds since the epoch), from Linux's /proc (its start in clock ticks on the boot
+    clock); None where that cannot be read."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return IMPORTED
+    except (OSError, ValueError, IndexError, AttributeError):  # (AttributeError: no CLOCK_BOOTTIME off Linux)
+        return None
 
 
 class StopFlag:

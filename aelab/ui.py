@@ -505,10 +505,10 @@ def seed_input(where, label: str, key: str, **kwargs) -> int:
     seed = where.number_input(label, min_value=0, step=1, key=key,
                               help=f"any whole number from 0 to {MAX_SEED:,}: the same seed gives the same draw",
                               **kwargs)
-    if seed > MAX_SEED:
+    if seed > MAX_SEED and not kwargs.get("disabled"):  # (a greyed-out one is not used, and cannot be mended)
         st.error(f"{label} {seed:,} is too large: give a whole number from 0 to {MAX_SEED:,}.")
         st.stop()
-    return int(seed)
+    return int(min(seed, MAX_SEED))
 
 
 def give_back_values(keys: list[str], store: str) -> None:

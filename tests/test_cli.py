@@ -501,6 +501,8 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "x.safetensors")
     (tmp_path / "x").mkdir()  # a folder named like it (reconstruct --out x) does not hide it
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "tiny-linear")  # a checkpoint named exactly, no suffix
+    (tmp_path / "z").mkdir()  # beside a broken z.safetensors: what is wrong with that file is told, not "a folder"
+    (tmp_path / "z.safetensors").write_bytes(tiny_checkpoints["tiny-pca"].read_bytes()[:4000])
     (tmp_path / "y").write_text('{"event": "epoch"}\n')  # nor does an events log (train --events y)
     shutil.copyfile(tiny_checkpoints["tiny-pca"], tmp_path / "y.safetensors")
     # A run's epoch, saved while it trained, by a process that is gone: the commands say it is not a finished model.
@@ -511,13 +513,14 @@ def test_a_checkpoint_can_be_named_as_train_out_was_or_by_its_name_in_the_folder
                  train_config={"epochs": 9}, history=[{"phase": "train", "epoch": 2, "loss": 1.0}])
     results = aelab_many([["eval", "tiny-mlp", "--json"], ["eval", "x", "--json"],
                           ["eval", tiny_checkpoints["tiny-pca"], "--json"], ["eval", "y", "--json"],
-                          ["eval", "cut", "--json"], ["eval", "tiny-linear", "--json"], ["eval", "no-such-model"]],
-                         cwd=tmp_path)
+                          ["eval", "cut", "--json"], ["eval", "tiny-linear", "--json"], ["eval", "no-such-model"],
+                          ["eval", "z"]], cwd=tmp_path)
     assert [json.loads(r.stdout)["variant"] for r in results[:6]] == ["mlp", "pca", "pca", "pca", "mlp", "pca"]
     assert "not a finished model" not in results[0].stderr
     assert ("note: cut.safetensors is not a finished model: its training was interrupted, and this is epoch 2 of 9"
             in results[4].stderr.splitlines())
     assert_one_line_error(results[6], "no such checkpoint: no-such-model")
+    assert_one_line_error(results[7], "z.safetensors")
 
 
 def test_outputs_of_inputs_of_one_name_do_not_overwrite_each_other(tmp_path, tiny_checkpoints):
@@ -597,7 +600,7 @@ def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to
     assert own.returncode == 0 and "This model saw class 1 in training" in own.stdout.splitlines()[1], own.stdout
 
 
-def test_a_stop_file_made_since_the_run_began_is_a_stop_asked_for_not_a_stale_file(tmp_path):
+def test_a_stop_file_made_since_the_run_began_is_a_stop_asked_for_not_a_stale_file(tmp_path, monkeypatch):
     """The app's Stop pressed while its job was still starting made the stop file before the process had read its
     options: that stop is honoured; only a file older than the process is refused."""
     import time
@@ -615,3 +618,8 @@ def test_a_stop_file_made_since_the_run_began_is_a_stop_asked_for_not_a_stale_fi
     os.utime(stale, (an_hour_ago, an_hour_ago))
     with pytest.raises(ConfigError, match="exists already, so the run would stop at its first step"):
         _check_stop_file(str(stale))
+    from aelab import progress
+
+    assert 0 < time.time() - progress.process_started() < 3 * 3600  # this test process's start, from /proc
+    monkeypatch.setattr(progress, "process_started", lambda: None)  # no /proc (macOS): the start is unknown, and a
+    _check_stop_file(str(stale))  # file there may be a stop asked for already: not refused

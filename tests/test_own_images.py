@@ -191,8 +191,8 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
 
         channels, size = data.stored_shape(ds.name)
         assert data.missing_set(read_metadata(other.with_suffix(".safetensors"))["dataset"]) == (
-            f"it takes 1×12×12 images, and {ds.label} is opened at {channels}×{size}×{size} here (the size it was "
-            "added with), so no page can show it")
+            f"it takes 1×12×12 images, and {ds.label} is opened at {channels}×{size}×{size} here, so no page can "
+            "show it")
         assert data.missing_set(read_metadata(checkpoint_folder() / f"{name}.safetensors")["dataset"]) is None
     finally:
         other.with_suffix(".safetensors").unlink()

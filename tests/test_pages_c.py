@@ -331,7 +331,11 @@ def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpo
     assert all(m.value.endswith(" dB") and not m.delta for m in at.main.metric[1:])
     # "none": the images as they are (an upload that is noisy already), whatever the level says.
     at.slider(key="denoise_level").set_value(0.5).run()
-    at.selectbox(key="denoise_noise").set_value("none").run()
+    at.number_input(key="denoise_seed").set_value(3_000_000_000).run()
+    assert [e.value for e in at.main.error] == [
+        "Noise seed 3,000,000,000 is too large: give a whole number from 0 to 2,147,483,647."]
+    at.selectbox(key="denoise_noise").set_value("none").run()  # the seed, greyed out, is not used: no error
+    assert not at.main.error and at.number_input(key="denoise_seed").disabled
     assert not at.exception and at.slider(key="denoise_level").disabled
     assert "No noise is added: this shows how far each model changes the images" in texts(at.main.info)
     assert at.main.metric[0].value == "no noise" and all(not m.delta for m in at.main.metric[1:])
