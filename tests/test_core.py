@@ -803,6 +803,9 @@ def test_a_conditional_vae_of_images_without_labels_is_refused(mnist, tmp_path):
 
 def test_a_dataset_that_is_not_on_this_computer_is_named_with_where_it_was(tmp_path):
     assert data.missing_set({"name": "mnist"}) is None and data.missing_set({"name": str(tmp_path)}) is None
+    assert data.missing_set({"name": "mnist", "input_shape": [1, 28, 28]}) is None
+    assert data.missing_set({"name": "mnist", "input_shape": [1, 32, 32]}) == (
+        "it takes 1×32×32 images, and mnist is opened at 1×28×28 here, so no page can show it")
     why = data.missing_set({"name": "/home/teacher/sets/shapes.zip", "input_shape": [1, 16, 16]})
     assert why == ("it was trained on shapes (your images), an image set that is not on this computer (or was moved), "
                    "so no page can show it here")  # its name, not the server's folders
