@@ -46,7 +46,7 @@ def board():
     # The canvas has a fixed size: its column is wide enough for it on a 1024 px screen (a third of the page cut the
     # right 45% of a 280 px canvas off there, and some of it at 1280).
     pad, out = st.columns([1, 1.2], gap="small")
-    with pad:
+    with pad.container(key="draw_pad"):  # (ui.IMAGE_ROW_CSS keeps its column as wide as the canvas)
         st.caption(f"Draw {ui_explore.what_to_draw(ds)}, white on black. Everything updates when you lift the mouse.")
         drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}", size=240, stroke=15)
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.

@@ -181,6 +181,22 @@ def test_draw_a_seven_and_latency_against_a_bare_canvas(tour, browser, app_serve
     assert image_src(page, "model input") and image_src(page, "reconstruction")
     assert page.get_by_text("Nearest-neighbour vote").count() >= 1
     shot(page, artifacts, "draw_seven")
+    # In an 800 px window (the sidebar open) the whole canvas stays visible: its column was 205 px, and the canvas
+    # (240 px) lost its right side to the column beside it.
+    size = page.viewport_size
+    page.set_viewport_size({"width": 800, "height": size["height"]})
+    try:
+        page.wait_for_timeout(500)
+        canvas_right, column_right = page.evaluate("""() => {
+            const pad = document.querySelector('.st-key-draw_pad');
+            const surface = pad.querySelector('canvas.upper-canvas')
+                || [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+                       .map(r => r.querySelector('canvas.upper-canvas')).find(Boolean);
+            return [surface.getBoundingClientRect().right,
+                    pad.closest('[data-testid="stColumn"]').getBoundingClientRect().right]; }""")
+    finally:
+        page.set_viewport_size(size)
+    assert canvas_right <= column_right + 1, f"canvas cut at 800 px: ends at {canvas_right}, column at {column_right}"
 
     # The bare page: the same canvas and its image shown back, on its own server, in its own window.
     bare_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
