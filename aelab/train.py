@@ -579,10 +579,11 @@ def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
     if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
         return None
     # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
-    batch = config.batch_size if config.batch_size <= max(4, used // 4) else \
-        2 ** max(2, int(math.log2(max(1, used // 8))))
+    # Not one of all the images or more ("a batch size of 4" for 3 images): that is one step an epoch all the same.
+    smaller = 2 ** max(2, int(math.log2(max(1, used // 8))))
+    batch = config.batch_size if config.batch_size <= max(4, used // 4) or smaller >= used else smaller
     epochs = max(config.epochs, math.ceil(MIN_STEPS / math.ceil(used / batch)))
-    return (f"{used:,} training images in batches of {config.batch_size} make {per_epoch:,} step"
+    return (f"{used:,} training image{'s' if used != 1 else ''} in batches of {config.batch_size} make {per_epoch:,} step"
             f"{'s' if per_epoch != 1 else ''} an epoch, {per_epoch * config.epochs:,} in all: too few to train "
             f"well. {f'A batch size of {batch} and ' if batch != config.batch_size else ''}{epochs:,} epochs make "
             f"{math.ceil(used / batch) * epochs:,} steps.")

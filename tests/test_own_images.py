@@ -376,6 +376,10 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
     # A batch already small for the set stays: more epochs reach the steps
     assert few_steps_note(46, TrainConfig(batch_size=8, epochs=30)).endswith(
         "too few to train well. 50 epochs make 300 steps.")
+    assert few_steps_note(3, TrainConfig(batch_size=128, epochs=20)).endswith(  # not "a batch size of 4": one
+        "too few to train well. 300 epochs make 300 steps.")  # step an epoch, as at 128
+    assert few_steps_note(5, TrainConfig(batch_size=128, epochs=20)).endswith(
+        "too few to train well. A batch size of 4 and 150 epochs make 300 steps.")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ds = data.add_image_set("few shapes.zip", shapes_zip(), image_size=12, channels=1)
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)
