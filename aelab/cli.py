@@ -239,7 +239,7 @@ def _unused_root(args, dataset) -> str:
 def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     """The dataset named (else the one in a checkpoint's metadata, else mnist), at the shape the metadata gives;
     with `model`, refused in one line unless its images have the shape the model takes."""
-    from .data import BUILTIN, load_dataset
+    from .data import BUILTIN, load_dataset, missing_set
 
     if name is not None and not name.strip():  # --dataset '' is a mistake, not "the model's own dataset"
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
@@ -249,7 +249,7 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     try:
         dataset = load_dataset(name, args.data_root, image_size=shape[-1], channels=shape[0])
     except DataError as err:
-        if meta and not given and name not in BUILTIN and not Path(name).expanduser().exists():
+        if meta and not given and missing_set({"name": name}):
             raise DataError(f"{err}, where this model's images were: it was moved or deleted; give --dataset the "
                             "folder or zip where they are now") from None
         raise
@@ -330,14 +330,8 @@ def _no_new_empty_folders(folder: Path):
 def _refuse_foreign_out(out: Path) -> None:
     """Retraining replaces the aelab checkpoint at --out (saves are atomic, so it survives a failed run); any other
     file there (notes, another library's weights) is refused before anything is loaded or trained."""
-    from .checkpoints import read_metadata
-
-    if not os.path.lexists(out):
-        return
-    try:
-        read_metadata(out)
-    except (CheckpointError, OSError):
-        raise ConfigError(f"{out} exists and is not an aelab checkpoint: pick another --out") from None
+    if os.path.lexists(out) and not _is_checkpoint(out):
+        raise ConfigError(f"{out} exists and is not an aelab checkpoint: pick another --out")
 
 
 def cmd_train(args) -> int:

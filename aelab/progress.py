@@ -12,14 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+
 def process_started() -> float | None:
-    """When this process started (seconds since the epoch), from Linux's /proc (its start in clock ticks on the boot
-    clock); None where that cannot be read."""
+    """When this process started (seconds since the epoch): its start on the boot clock, as checkpoints reads it
+    from Linux's /proc to tell a training process from a later one given its number; None where that cannot be
+    read."""
+    from .checkpoints import _process_start
+
+    ticks = _process_start(os.getpid())
     try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):  # (AttributeError: no CLOCK_BOOTTIME off Linux)
+        return None if ticks is None else boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):  # (AttributeError: no CLOCK_BOOTTIME off Linux)
         return None
 
 

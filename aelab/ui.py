@@ -511,6 +511,12 @@ def seed_input(where, label: str, key: str, **kwargs) -> int:
     return int(min(seed, MAX_SEED))
 
 
+def widget_default(key: str, **default) -> dict:
+    """A widget's default (value=..., index=...), for one that has no value yet: one given back (give_back_values)
+    holds its own, and given a default too Streamlit would warn."""
+    return default if key not in st.session_state else {}
+
+
 def give_back_values(keys: list[str], store: str) -> None:
     """Streamlit drops a widget's state when the widget is not drawn in a run (another page ran, or another part of
     the page was shown): a page keeps plain copies of its widgets' values under `store` (keep_values, after drawing
@@ -623,11 +629,11 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
     picked = event.selection.rows if event is not None else []
     if picked and picked[0] != chosen:
         info = infos[picked[0]]
-        dataset_name = info.meta.get("dataset", {}).get("name", "")
-        if why := data.missing_set(info.meta.get("dataset") or {}):  # the sidebar cannot pick it: trying looped
+        trained_on = info.meta.get("dataset") or {}
+        if why := data.missing_set(trained_on):  # the sidebar cannot pick it: trying looped
             st.warning(f"{info.name} cannot be opened: {why}.")
             return
-        select_dataset(dataset_name)
+        select_dataset(trained_on.get("name", ""))
         select_model(info.name)
         st.rerun()
 

@@ -67,20 +67,17 @@ explained[f"PCA-{pca_dim}"] = (f"PCA with {pca_dim} components (the code size of
 KEPT, KEYS = "denoise_values", ["denoise_noise", "denoise_level", "denoise_seed", "denoise_source", "denoise_count"]
 ui.give_back_values(KEYS, KEPT)
 
-
-def start(key: str, **default) -> dict:
-    """A widget's default, for one that has no value yet (one given back holds its own)."""
-    return default if key not in st.session_state else {}
-
-
 trained = (denoiser_info.meta.get("train_config") if denoiser_info else None) or {}
 n1, n2, n3 = st.columns(3)
+trained_noise = denoise.NOISES.index(trained.get("noise", "gaussian"))
 kind = n1.selectbox("Noise", denoise.NOISES, key="denoise_noise",
-                    **start("denoise_noise", index=denoise.NOISES.index(trained.get("noise", "gaussian"))))
+                    **ui.widget_default("denoise_noise", index=trained_noise))
 level = n2.slider("Level", 0.0, 1.0, step=0.05, help=denoise.NOISE_HELP[kind], key="denoise_level",
-                  disabled=kind == "none", **start("denoise_level", value=float(trained.get("noise_level", 0.5))))
+                  disabled=kind == "none",
+                  **ui.widget_default("denoise_level", value=float(trained.get("noise_level", 0.5))))
 level = 0.0 if kind == "none" else level
-seed = ui.seed_input(n3, "Noise seed", key="denoise_seed", disabled=kind == "none", **start("denoise_seed", value=0))
+seed = ui.seed_input(n3, "Noise seed", key="denoise_seed", disabled=kind == "none",
+                     **ui.widget_default("denoise_seed", value=0))
 
 # --- Images --------------------------------------------------------------------------------------------------
 source = st.radio("Images", ["Test images", "Upload"], horizontal=True, key="denoise_source")
@@ -117,7 +114,7 @@ if source == "Upload":
         st.info("Upload one or more images, or switch to test images.")
 else:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    count = c1.slider("How many", 1, MAX_IMAGES, key="denoise_count", **start("denoise_count", value=6))
+    count = c1.slider("How many", 1, MAX_IMAGES, key="denoise_count", **ui.widget_default("denoise_count", value=6))
     c2.button("Other images", on_click=lambda: st.session_state.update(
         denoise_pick=st.session_state.get("denoise_pick", 0) + 1))
     rng = np.random.default_rng(st.session_state.get("denoise_pick", 0))

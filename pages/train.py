@@ -33,22 +33,21 @@ def field_widget(field: jobs.FormField, key: str, off: str | None = None):
     widget without a value yet (one given back holds its own)."""
     common = {"help": field.help if off is None else f"{field.help}. Greyed out, and not sent with the job: {off}",
               "key": key, "disabled": off is not None}
-    fresh = key not in st.session_state
     if field.kind == "bool":
-        return st.checkbox(field.label, **common, **({"value": field.default} if fresh else {}))
+        return st.checkbox(field.label, **common, **ui.widget_default(key, value=field.default))
     if field.kind == "choice":
         return st.selectbox(field.label, field.choices, **common,
-                            **({"index": field.choices.index(field.default)} if fresh else {}))
+                            **ui.widget_default(key, index=field.choices.index(field.default)))
     if field.kind == "int_list":
-        return st.text_input(field.label, **common, **({"value": ",".join(map(str, field.default))} if fresh else {}),
+        return st.text_input(field.label, **common, **ui.widget_default(key, value=",".join(map(str, field.default))),
                              placeholder="empty: no hidden layers" if field.name == "hidden" else "e.g. 32,64")
     if field.kind in ("int", "float"):
         # No min/max on the widget: the browser would turn an out-of-range value red and submit nothing, without
         # a word. The job's validation says what the range is.
         cast = int if field.kind == "int" else float
         return st.number_input(field.label, step=cast(field.step), format="%d" if field.kind == "int" else "%g",
-                               **common, **({"value": cast(field.default)} if fresh else {}))
-    return st.text_input(field.label, **common, **({"value": field.default} if fresh else {}))
+                               **common, **ui.widget_default(key, value=cast(field.default)))
+    return st.text_input(field.label, **common, **ui.widget_default(key, value=field.default))
 
 
 def current(fields: list[jobs.FormField], prefix: str) -> dict:
