@@ -367,6 +367,10 @@ class Trainer:
         self.emit({"event": "phase", "phase": "fit (closed form)", "epochs": 1})
         model.fit(to_float(self.dataset.x_train, self.device))
         model.eval()
+        note = model.fit_note(len(self.dataset.x_train))
+        if note:
+            self.result.notes.append(note)
+            self.emit({"event": "note", "message": note})
         self.result.history.append({"phase": "fit", "epoch": 1, "train": {}, "val": {}, "images_per_s": None})
 
     def _batches(self, n: int, used: int, gen: torch.Generator):

@@ -809,3 +809,16 @@ def test_a_dataset_that_is_not_on_this_computer_is_named_with_where_it_was(tmp_p
     why = data.missing_set({"name": "/home/teacher/sets/shapes.zip", "input_shape": [1, 16, 16]})
     assert why == ("it was trained on shapes (your images), an image set that is not on this computer (or was moved), "
                    "so no page can show it here")  # its name, not the server's folders
+
+
+def test_pca_with_more_components_than_its_images_span_says_so(mnist):
+    import dataclasses
+
+    few = dataclasses.replace(mnist, x_train=mnist.x_train[:12], y_train=mnist.y_train[:12])
+    model = build_model("pca", latent_dim=30)
+    result = train(model, few, TrainConfig())
+    (note,) = result.notes
+    assert note.startswith("12 training images span at most 11 directions about their mean: 19 of the 30 "
+                           "components carry nothing of them")
+    assert float(model.explained_variance[11:].abs().max()) < 1e-6  # what the note says, measured
+    assert train(build_model("pca", latent_dim=11), few, TrainConfig()).notes == []

@@ -220,6 +220,10 @@ class Autoencoder(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def fit_note(self, n_images: int) -> str | None:
+        """For a model fitted in closed form: what a user should know of its fit on `n_images` (None: nothing)."""
+        return None
+
     def place(self, device: str | torch.device) -> "Autoencoder":
         """Move to `device` in the memory layout that runs fastest there: on the CPU the 4-D weights of 2-D
         convolutions are kept channels-last, oneDNN's own layout (bench/throughput.py --layouts, 2 cores: mnist-conv-30

@@ -61,6 +61,17 @@ class PCA(Autoencoder):
         self.explained_variance.copy_(eigvals[order].float())
         return self
 
+    def fit_note(self, n_images: int) -> str | None:
+        """n images span at most n - 1 directions about their mean: the components past those fit noise of zero
+        variance, arbitrary directions that reconstruct nothing of the training images and little of new ones."""
+        useful = max(n_images - 1, 0)
+        if self.latent_dim <= useful:
+            return None
+        return (f"{n_images:,} training image{'s' if n_images != 1 else ''} span at most {useful:,} direction"
+                f"{'s' if useful != 1 else ''} about their mean: {self.latent_dim - useful:,} of the {self.latent_dim:,} "
+                f"components carry nothing of them. Use at most {useful:,} component{'s' if useful != 1 else ''}, "
+                "or more images.")
+
     def encode(self, x, labels=None):
         return (x.flatten(1).float() - self.mean) @ self.components.T
 
