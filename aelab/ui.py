@@ -651,7 +651,9 @@ ROW_PX = 880  # what a row of images may take: the main column is about 940 px w
 # shape; app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
 # with an ellipsis in narrow columns ("Parame…", "19.6 …" at 800 px): labels and deltas wrap, values shrink. And the
 # Draw page's canvas (240 px, a fixed size) keeps a column as wide as itself: in an 800 px window its column was 205
-# px and hid the canvas's right side; the results beside it take the narrower column instead.
+# px and hid the canvas's right side; the results beside it take the narrower column instead. Columns made by
+# wrapping_columns go one under the other when they would be narrower than 300 px: at 800 px two model pickers side
+# by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide.
 IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
@@ -662,10 +664,16 @@ div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
 [data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
+[data-testid="stColumn"]:has([class*="st-key-wrap300_"]) { min-width: min(300px, 100%); }
 @media (min-width: 640px) {
   [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) { flex-wrap: nowrap; }
 }
 </style>"""
+
+
+def wrapping_columns(count: int, key: str) -> list:
+    """st.columns(count) that go one under the other where each would be narrower than 300 px (IMAGE_ROW_CSS)."""
+    return [column.container(key=f"wrap300_{key}_{k}") for k, column in enumerate(st.columns(count))]
 
 
 def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:

@@ -46,7 +46,7 @@ else:
 
     st.subheader("Maps of the test codes")
     model_coords, how = compare.map_2d(z)
-    left, right = st.columns(2)
+    left, right = ui.wrapping_columns(2, "compare_maps")
     with left:
         st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
                                          axes=("principal component 1", "principal component 2"),

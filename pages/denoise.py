@@ -23,7 +23,7 @@ infos = ui_explore.checkpoints_for(ds.name)
 denoisers = [i for i in infos if ui_explore.is_denoiser(i.meta)]
 plains = [i for i in infos if not ui_explore.is_denoiser(i.meta) and i.meta["variant"] != "pca"]
 models = {}
-left, right = st.columns(2)
+left, right = ui.wrapping_columns(2, "denoise_models")
 with left:
     denoiser_info = None
     if denoisers:

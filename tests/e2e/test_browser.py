@@ -97,6 +97,17 @@ def figures_cut_at(page, width: int) -> list[str]:
         page.set_viewport_size(size)
 
 
+def lefts_at(page, width: int, selector: str) -> list[float]:
+    """The left edges of the elements `selector` finds in a window `width` px wide."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": width, "height": size["height"]})
+    try:
+        page.wait_for_timeout(500)
+        return page.eval_on_selector_all(selector, "els => els.map(e => e.getBoundingClientRect().left)")
+    finally:
+        page.set_viewport_size(size)
+
+
 def shot(page, artifacts, name: str) -> None:
     screenshot(page, artifacts / f"{name}.png")
 
@@ -262,6 +273,11 @@ def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
     record(artifacts, "denoise_upload_metrics", [" ".join(m.split()) for m in metrics])
     shot(page, artifacts, "denoise_upload")
     assert not figures_cut_at(page, 800), "figures cut at 800 px"
+    # The two model pickers go one under the other in a narrow window: side by side at 800 px, a denoiser's name
+    # and noise were cut ("mnist-denoising-conv (32-d) · g…").
+    pickers = '[class*="st-key-wrap300_denoise_models"]'
+    wide, narrow = lefts_at(page, 1280, pickers), lefts_at(page, 800, pickers)
+    assert len(wide) == 2 and wide[0] < wide[1] and len(narrow) == 2 and narrow[0] == narrow[1], (wide, narrow)
     # Another page and back: the uploader is drawn again, empty, but the images (and the choice of them) stay.
     nav(page, "Generate")
     nav(page, "Denoise")
