@@ -110,7 +110,8 @@ def build_parser() -> Parser:
         sub = variants.add_parser(name, help=cls.description, description=cls.description)
         sub.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, or a folder/zip of images")
         sub.add_argument("--image-size", type=int, default=None,
-                         help="size for image-folder datasets (default: the size it was added with in the app, else 28)")
+                         help="size for image-folder datasets (default: the size the app opens it at: as added there, "
+                              "or as last trained on, else 28)")
         sub.add_argument("--image-channels", type=int, default=None, choices=(1, 3),
                          help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 1)")
         sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
@@ -383,6 +384,7 @@ def cmd_train(args) -> int:
         print(f"{result.status}, nothing saved: {result.message}{kept}")
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
+        _open_in_app(dataset)
         if has_previous(path):
             from .checkpoints import finished_worse, read_metadata
 
@@ -395,6 +397,23 @@ def cmd_train(args) -> int:
     if stop.interrupted:
         return 130  # Ctrl-C, as a shell expects it; the weights so far are saved all the same
     return 0 if result.status in ("finished", "stopped") else 1
+
+
+def _open_in_app(dataset) -> None:
+    """A folder or zip of one's own trained on at another size than the app opens it at: the app opens it at this
+    one from now on (data.open_for), so that its pages show the new model; said in a note. A set added in the app
+    keeps the size it was added at: the note says that the app cannot show the model."""
+    from .data import BUILTIN, added_in_app, open_for, opened_shape
+
+    shape, name = tuple(dataset.input_shape), dataset.name
+    if name in BUILTIN or opened_shape(name) == shape:
+        return
+    if open_for({"name": name, "input_shape": list(shape)}):
+        print(f"note: the app opens {dataset.label} at {_shape(shape)} from now on, the size of this model; its "
+              "sidebar can open it at another size again", file=sys.stderr)
+    elif added_in_app(name):
+        print(f"note: {dataset.label} was added in the app at {_shape(opened_shape(name))}, so the app's pages do not "
+              f"show this {_shape(shape)} model", file=sys.stderr)
 
 
 def _check_stop_file(name: str | None) -> None:

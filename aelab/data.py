@@ -322,15 +322,78 @@ def _shape_file(path: Path) -> Path:
 
 
 def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
-    """(channels, size) an image set was added with (a JSON file beside it), else (1, 28): also when that file
-    cannot be read or gives a shape no set can have (edited by hand)."""
+    """(channels, size) an image set is opened at: as it was added in the app (a JSON file beside it), else as it was
+    last opened at with open_at (a folder or zip of one's own that the CLI trained a model on, or that a user opened
+    at its models' size in the app), else (1, 28). A file that cannot be read, or gives a shape no set can have
+    (edited by hand), counts as absent."""
     try:
         found = json.loads(_shape_file(Path(path).expanduser()).read_text())
+    except (OSError, ValueError):
+        found = _opened_shapes().get(_set_key(path))
+    try:
         channels, size = int(found["channels"]), int(found["image_size"])
         check_image_shape(size, channels)
-    except (OSError, ValueError, KeyError, TypeError, DataError):
+    except (ValueError, KeyError, TypeError, DataError):
         return 1, 28
     return channels, size
+
+
+def _opened_file() -> Path:
+    return user_data_folder() / "opened-at.json"
+
+
+def _set_key(path: str | os.PathLike) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _opened_shapes() -> dict:
+    try:
+        found = json.loads(_opened_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def added_in_app(name: str) -> bool:
+    """Whether `name` is an image set added in the app (a zip in user_data_folder, opened at the size it was added
+    at for good): the other sets of one's own can be opened at another size (open_at)."""
+    path = Path(name).expanduser()
+    return path.suffix == ".zip" and path.parent.resolve() == user_data_folder().resolve()
+
+
+def open_at(name: str, channels: int, image_size: int) -> None:
+    """From now on, open the image set `name` (a folder or zip of one's own, not added in the app) at this shape: the
+    pages show the models that take it. Kept in user_data_folder()/opened-at.json, one shape a set."""
+    from .files import write_atomic
+
+    check_image_shape(image_size, channels)
+    if name in BUILTIN or added_in_app(name):
+        raise DataError(f"{dataset_label(name)} is opened at {'×'.join(map(str, opened_shape(name)))}: "
+                        f"{'its images have that shape' if name in BUILTIN else 'the size it was added at'}")
+    shapes = _opened_shapes()
+    shapes[_set_key(name)] = {"channels": channels, "image_size": image_size}
+    user_data_folder().mkdir(parents=True, exist_ok=True)
+    write_atomic(_opened_file(), json.dumps(shapes, indent=1).encode())
+
+
+def open_for(trained_on: dict) -> bool:
+    """Open the image set a model was trained on (`trained_on`: its checkpoint's "dataset" metadata) at the model's
+    image shape, when that set is a folder or zip of one's own here, opened at another shape; True if it was."""
+    name, shape = trained_on.get("name") or "", trained_on.get("input_shape")
+    if (not name or name in BUILTIN or added_in_app(name) or not shape or len(shape) != 3 or shape[1] != shape[2]
+            or not Path(name).expanduser().exists() or tuple(shape) == opened_shape(name)):
+        return False
+    try:
+        open_at(name, int(shape[0]), int(shape[-1]))
+    except (DataError, OSError, ValueError, TypeError):  # a shape no set can have, a folder that cannot be written
+        return False
+    return True
+
+
+def opened_shape(name: str) -> tuple[int, int, int]:
+    """(channels, height, width) the dataset `name` is opened at by load_dataset(name)."""
+    channels, size = (1, 28) if name in BUILTIN else stored_shape(name)
+    return channels, size, size
 
 
 def check_image_shape(image_size: int, channels: int) -> None:
@@ -355,7 +418,7 @@ def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = (
     trained on it are listed in `used_by`, or jobs still `training` on it (those models could no longer be opened),
     and for anything not added in the app."""
     path = Path(name)
-    if path.parent.resolve() != user_data_folder().resolve() or path.suffix != ".zip" or not path.exists():
+    if not added_in_app(name) or not path.exists():
         raise DataError(f"{dataset_label(name)} was not added in the app, so it cannot be removed here")
     users = [*used_by, *(f"{job} (still training)" for job in training)]
     if users:

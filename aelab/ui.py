@@ -52,9 +52,15 @@ PAGES = [
 ]
 
 
-@st.cache_resource(show_spinner="Loading dataset…")
+# The dataset caches below are keyed by the shape a set is opened at as well as its name: a folder of one's own can be
+# opened at another size (data.open_at, from the sidebar or by a CLI training), and must not be served at the old one.
 def load_dataset(name: str) -> data.Dataset:
-    return data.load_dataset(name)
+    return _load_dataset(name, data.opened_shape(name))
+
+
+@st.cache_resource(show_spinner="Loading dataset…")
+def _load_dataset(name: str, shape: tuple[int, int, int]) -> data.Dataset:
+    return data.load_dataset(name, image_size=shape[-1], channels=shape[0])
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
@@ -64,17 +70,21 @@ def load_model(path: str, mtime: float) -> tuple[Autoencoder, dict]:
 
 
 @st.cache_resource(show_spinner="Fitting PCA on the training images…", max_entries=4)
-def _all_components(dataset_name: str) -> PCA:
-    return compare.dataset_pca(load_dataset(dataset_name))
+def _all_components(dataset_name: str, shape: tuple[int, int, int]) -> PCA:
+    return compare.dataset_pca(_load_dataset(dataset_name, shape))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
     """PCA on the whole training split; at most as many components as pixels (an overcomplete code has no match).
 
     The covariance of 60,000 images is the slow part, so it is fitted once per dataset with every component and
     each size keeps the leading ones: the same result as fitting that size (components are sorted and sign-fixed)."""
-    return compare.leading_components(_all_components(dataset_name), latent_dim)
+    return _fitted_pca(dataset_name, data.opened_shape(dataset_name), latent_dim)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _fitted_pca(dataset_name: str, shape: tuple[int, int, int], latent_dim: int) -> PCA:
+    return compare.leading_components(_all_components(dataset_name, shape), latent_dim)
 
 
 @st.cache_data(show_spinner="Encoding…", max_entries=64)
@@ -85,17 +95,27 @@ def codes(path: str, mtime: float, dataset_name: str, split: str, n: int | None 
     return project.sample_codes(model, load_dataset(dataset_name), split, n)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def pca_codes(dataset_name: str, latent_dim: int, split: str, n: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like `codes`, for PCA with latent_dim components: the same stratified images, so the two line up."""
-    return project.sample_codes(fitted_pca(dataset_name, latent_dim), load_dataset(dataset_name), split, n)
+    return _pca_codes(dataset_name, data.opened_shape(dataset_name), latent_dim, split, n)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _pca_codes(dataset_name: str, shape: tuple[int, int, int], latent_dim: int, split: str, n: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return project.sample_codes(_fitted_pca(dataset_name, shape, latent_dim), _load_dataset(dataset_name, shape),
+                                split, n)
+
+
+def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
+    return _pca_error_curve(dataset_name, data.opened_shape(dataset_name), max_k)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
-    ds = load_dataset(dataset_name)
-    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k, pca=_all_components(dataset_name))
+def _pca_error_curve(dataset_name: str, shape: tuple[int, int, int], max_k: int = 64) -> np.ndarray:
+    ds = _load_dataset(dataset_name, shape)
+    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k, pca=_all_components(dataset_name, shape))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -364,9 +384,17 @@ def sidebar(need_model: bool = True) -> Context:
         usable = [c for c in of_set if tuple(c.meta["dataset"].get("input_shape", ds.input_shape)) == ds.input_shape]
         other_size = [c for c in of_set if c not in usable]
         if other_size:
-            shape = "×".join(map(str, other_size[0].meta["dataset"]["input_shape"]))
-            st.caption(f"{len(other_size)} model(s) of this set take another image size ({shape}, e.g. "
-                       f"{other_size[0].name}); the set is loaded at {'×'.join(map(str, ds.input_shape))}.")
+            shapes = list(dict.fromkeys(tuple(c.meta["dataset"]["input_shape"]) for c in other_size))
+            st.caption(f"{len(other_size)} model(s) of this set take another image size "
+                       f"({', '.join('×'.join(map(str, shape)) for shape in shapes)}, e.g. {other_size[0].name}); the "
+                       f"set is opened at {'×'.join(map(str, ds.input_shape))}.")
+            if not data.added_in_app(name):  # (a set added in the app keeps the size it was added at)
+                for shape in shapes[:3]:
+                    if st.button(f"Open it at {'×'.join(map(str, shape))}", key=f"open_at_{'x'.join(map(str, shape))}",
+                                 help="show the models that take images of this size (the others are then hidden)"):
+                        data.open_at(name, shape[0], shape[-1])
+                        select_model(next(c.name for c in other_size if tuple(c.meta["dataset"]["input_shape"]) == shape))
+                        st.rerun()
         for path, reason in broken:
             st.caption(f"Skipped {path.name}: {reason}")
         model = meta = path = None
@@ -414,13 +442,19 @@ def sidebar(need_model: bool = True) -> Context:
     return Context(ds, model, meta or {}, path, mtime, label)
 
 
-@st.cache_data(show_spinner="Timing a few training steps…", ttl=600, max_entries=16)
 def training_estimate(dataset_name: str, variant: str, model_options: dict, train_options: dict,
                       without_class: int | None = None) -> float | None:
     """train.estimate_seconds, timed again at most every 10 minutes (the machine's load changes)."""
+    return _training_estimate(dataset_name, data.opened_shape(dataset_name), variant, model_options, train_options,
+                              without_class)
+
+
+@st.cache_data(show_spinner="Timing a few training steps…", ttl=600, max_entries=16)
+def _training_estimate(dataset_name: str, shape: tuple[int, int, int], variant: str, model_options: dict,
+                       train_options: dict, without_class: int | None = None) -> float | None:
     from .train import TrainConfig, estimate_seconds
 
-    return estimate_seconds(variant, model_options, load_dataset(dataset_name), TrainConfig(**train_options),
+    return estimate_seconds(variant, model_options, _load_dataset(dataset_name, shape), TrainConfig(**train_options),
                             without_class=without_class)
 
 
@@ -630,6 +664,7 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
     if picked and picked[0] != chosen:
         info = infos[picked[0]]
         trained_on = info.meta.get("dataset") or {}
+        data.open_for(trained_on)  # a folder of one's own, opened at another size: at this model's now
         if why := data.missing_set(trained_on):  # the sidebar cannot pick it: trying looped
             st.warning(f"{info.name} cannot be opened: {why}.")
             return

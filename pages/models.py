@@ -47,6 +47,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.error(str(err))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
+                data.open_for(info.meta.get("dataset") or {})  # a folder of one's own, at the model's size
                 why = data.missing_set(info.meta.get("dataset") or {})
                 if why:  # kept (its weights are fine), but the sidebar cannot offer it: say so now
                     st.session_state["models_flash"] = (f"Installed {target.name}, but {why}.", "warning")

@@ -198,6 +198,62 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
         other.with_suffix(".safetensors").unlink()
 
 
+def test_a_folder_trained_on_at_another_size_is_opened_at_it_and_the_sidebar_can_switch_back(tmp_path):
+    """A folder of one's own that the CLI trained on at 16x16 RGB: the app opens it at that size (it opened it at
+    28x28 gray and could show no model of it). Trained on again at 12x12 gray, it opens at that size, and the
+    sidebar opens it at 16x16 RGB again with a button."""
+    from aelab.checkpoints import checkpoint_folder
+
+    folder = tmp_path / "my shapes"
+    for kind in ("circle", "square", "bar"):
+        (folder / kind).mkdir(parents=True)
+        for k in range(8):
+            (folder / kind / f"{k}.png").write_bytes(shape_image(kind, k))
+    name = str(folder.resolve())
+    assert data.opened_shape(name) == (1, 28, 28)
+
+    def train(variant: str, out: str, *options: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "aelab", "train", variant, "--dataset", name, "--latent-dim",
+                                 "2", "--epochs", "1", "--quiet", *options, "--out", str(checkpoint_folder() / out)],
+                                capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    made = [checkpoint_folder() / "folder-conv.safetensors", checkpoint_folder() / "folder-gray.safetensors"]
+    try:
+        said = train("conv", "folder-conv", "--channels", "4,8", "--image-size", "16", "--image-channels", "3")
+        assert ("note: the app opens my shapes (your images) at 16x16 RGB from now on, the size of this model"
+                in said), said
+        assert data.opened_shape(name) == (3, 16, 16) and data.load_dataset(name).input_shape == (3, 16, 16)
+        train("mlp", "folder-gray", "--hidden", "8", "--image-size", "12", "--image-channels", "1")
+        assert data.opened_shape(name) == (1, 12, 12)
+        assert "the app opens" not in train("mlp", "folder-gray", "--hidden", "8")  # (at the size it is opened at)
+
+        at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=180)
+        at.session_state["dataset_choice"] = name
+        at.run()
+        assert not at.exception, at.exception
+        assert at.sidebar.selectbox(key=f"model_{name}").options == ["folder-gray (mlp, 2-d)"]
+        assert any("1 model(s) of this set take another image size (3×16×16, e.g. folder-conv); the set is opened at "
+                   "1×12×12." in c.value for c in at.sidebar.caption)
+        at.sidebar.button(key="open_at_3x16x16").click().run()
+        assert not at.exception, at.exception
+        assert data.opened_shape(name) == (3, 16, 16)
+        assert at.sidebar.selectbox(key=f"model_{name}").value == "folder-conv"
+        assert at.main.header[0].value == "folder-conv (2-d)" and not at.main.error
+        # A built-in set and a set added in the app keep their shape.
+        added = data.add_image_set("kept.zip", shapes_zip(per_class=4), image_size=16, channels=3)
+        for fixed in ("mnist", added.name):
+            with pytest.raises(DataError, match="is opened at"):
+                data.open_at(fixed, 1, 12)
+            assert not data.open_for({"name": fixed, "input_shape": [1, 12, 12]})
+        data.remove_image_set(added.name)
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+
+
 def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
     ds = data.add_image_set("spare set.zip", shapes_zip(per_class=4), 16, 1)
     with pytest.raises(DataError, match=r"spare set \(your images\) is used by 1 model\(s\) \(m1\): delete them"):
