@@ -46,8 +46,10 @@ def test_maps_are_cached_on_disk_and_2d_codes_are_their_own_map():
 
 def test_umap_layout_policy():
     umap_map = project.UMAPProjection(seed=3)
-    small = umap_map.layout_options(project.LARGE_MAP)
-    assert small == {"random_state": 3, "n_jobs": 1}  # seeded: the same map every time
+    assert umap_map.layout_options(5000) == {"random_state": 3, "n_jobs": 1}  # seeded: the same map every time
+    # The page's largest sample (10,000) in 200 epochs, as umap-learn lays out more points: its 500 took 2.3x longer
+    assert umap_map.layout_options(10_000) == {"random_state": 3, "n_jobs": 1, "n_epochs": 200}
+    assert umap_map.layout_options(project.LARGE_MAP) == {"random_state": 3, "n_jobs": 1, "n_epochs": 200}
     assert umap_map.layout_options(project.LARGE_MAP + 1) == {"n_jobs": -1, "n_epochs": 100, "init": "pca"}
     assert project.UMAPProjection(reproducible=True).layout_options(70000)["random_state"] == 0
 
