@@ -6,10 +6,12 @@ from aelab import ui
 
 st.set_page_config(page_title="aelab", page_icon="🧪", layout="wide")
 st.html(ui.IMAGE_ROW_CSS)  # rows of images shrink to the screen instead of wrapping
-# umap's numba code compiles on first use (a minute on a small CPU, never cached on disk): start that in a
-# background thread at server start, so the first latent map is only the fit itself.
-ui.umap_warmup()
-
 PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(ui.PAGES)]
 
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+finally:
+    # umap's numba code compiles on first use (a minute on a small CPU): start that in a background thread once the
+    # server's first page has run, so the first latent map is only the fit itself. Started before that page, it
+    # took the 2 cores and the GIL from it: a first Latent map took 14.7 s, 7.9 s without the warm-up.
+    ui.umap_warmup()

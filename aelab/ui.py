@@ -154,12 +154,15 @@ def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | 
 
 
 def _warm_umap() -> None:
-    """Once per server process, in the background: import the charts' libraries (pandas, plotly) and compile umap's
-    seeded layout (the one the app's maps use, project.warm_up_umap)."""
+    """Once per server process, in the background: import the charts' libraries (pandas, plotly) and what an
+    optimiser needs (torch._dynamo), and compile umap's seeded layout (the one the app's maps use,
+    project.warm_up_umap)."""
     start = time.perf_counter()
     try:
         import pandas  # noqa: F401  -- and the charts' imports (0.8 s here), before a page needs them
         import plotly.express  # noqa: F401
+        import torch._dynamo  # noqa: F401  -- what a process's first optimiser imports (1.8-2.7 s here): the Train
+        # page's first time estimate builds one
 
         project.warm_up_umap()
     except Exception:  # only a head start: a real failure shows up, as one line, when a user asks for a UMAP map
