@@ -160,9 +160,10 @@ class DrawingReading:
 
 @torch.no_grad()
 def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMap,
-                 name: str = "the drawing", framing=MNIST_FRAMING) -> DrawingReading:
+                 name: str = "the drawing", framing=MNIST_FRAMING, dark_on_light: bool = False) -> DrawingReading:
     """Prepare a drawing (an RGBA canvas array, or any image prepare_digit takes) framed as the dataset's images were
-    (`framing`; for a model of one's own image set None, resized as drawn: images.prepare_drawing), then encode it once,
+    (`framing`; for a model of one's own image set None, resized as drawn and turned dark on light for a set of such
+    images, `dark_on_light`: images.prepare_drawing), then encode it once,
     decode that code, classify it and place it on the map. Raises ImageError when the canvas is blank.
 
     A conditional model's code (for the neighbours and the map) is made without a label, as its kNN codes were; its
@@ -171,7 +172,7 @@ def read_drawing(model: Autoencoder, drawing, knn: CodeKNN, latent_map: LatentMa
     from .metrics import one_thread
 
     height, width = model.input_shape[1:]
-    digit = prepare_drawing(drawing, model.input_shape, name, framing)[0]
+    digit = prepare_drawing(drawing, model.input_shape, name, framing, dark_on_light)[0]
     model.eval()
     x = torch.from_numpy(digit).reshape(1, 1, height, width).to(model.device)
     scores = None

@@ -115,8 +115,13 @@ def knn_comparison_caption(dataset: Dataset, n_train: int = KNN_TRAIN, n_test: i
     the sample size is used whole)."""
     def part(n: int, total: int, what: str) -> str:
         return f"all {total:,} {what}" if n >= total else f"{n:,} {what} (stratified sample)"
-    return (f"{k}-NN classification of {part(n_test, len(dataset.y_test), 'test images')} "
+    text = (f"{k}-NN classification of {part(n_test, len(dataset.y_test), 'test images')} "
             f"against {part(n_train, len(dataset.y_train), 'training images')}.")
+    # The stored figure (metrics.evaluate) votes among more training images only where there are more.
+    if n_test < len(dataset.y_test) or n_train < min(len(dataset.y_train), metrics.KNN_TRAIN_SIZE):
+        return text + (" The Models and Home pages' 5-NN accuracy is measured on more images (every test image "
+                       f"against up to {metrics.KNN_TRAIN_SIZE:,} training images), so it can differ by a few points.")
+    return text + " The Models and Home pages' 5-NN accuracy of the codes is measured on these same images."
 
 
 def knn_comparison(model: Autoencoder, pca: Autoencoder, dataset: Dataset, n_train: int = KNN_TRAIN,

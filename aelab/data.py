@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -81,6 +82,17 @@ class Dataset:
         from .images import FRAMING
 
         return FRAMING.get(self.name)
+
+    @functools.cached_property
+    def dark_on_light(self) -> bool:
+        """Whether the images are dark shapes on a light ground (scans, photos of ink on paper): their border pixels,
+        over up to 1,000 training images, average above half. A built-in dataset's are light on dark, as a canvas
+        draws (white on black); a drawing for a set that is not is turned dark on light (images.prepare_drawing)."""
+        if self.name in BUILTIN or len(self.x_train) == 0:
+            return False
+        x = self.x_train[:1000].float()
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+        return bool(border.mean() > 127.5)
 
     @property
     def label(self) -> str:
@@ -309,7 +321,8 @@ def load_dataset(name: str, data_root_path: str | os.PathLike | None = None, ima
 MIN_SIZE, MAX_SIZE = 8, 256
 MAX_SET_BYTES = 4 * 2**30  # an image set in memory, as uint8: 70,000 MNIST digits take 55 MB
 MAX_FILE_BYTES = 2 * 2**30  # an image set's files, read before they are decoded (PNGs of all of MNIST: ~20 MB)
-_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
+# Letters and digits of any script ("Bilder für Klasse 5", "手書き数字"), spaces, '-', '_', '.': a file name anywhere.
+_SET_NAME = re.compile(r"[^\W_][\w .-]{0,59}")
 
 
 def user_data_folder() -> Path:
@@ -449,8 +462,28 @@ def missing_set(trained_on: dict) -> str | None:
 
 
 def dataset_label(name: str) -> str:
-    """How people see a dataset's name: a built-in name as it is, an image set by its file name."""
-    return name if name in BUILTIN else f"{Path(name).stem} (your images)"
+    """How people see a dataset's name: a built-in name as it is, an image set by its file name (the pages never
+    show the server's folders); a folder as a folder, so that it and a zip of the same name are told apart."""
+    if name in BUILTIN:
+        return name
+    path = Path(name)
+    return f"{path.stem} (your images)" if path.suffix.lower() == ".zip" else f"{path.name} (your folder)"
+
+
+def dataset_labels(names: list[str]) -> dict[str, str]:
+    """dataset_label of each name, made unique where two sets have one (a zip of the same name in two folders): by
+    the folder each is in, else by a number. A picker given two equal labels could only ever pick one of them."""
+    labels = {name: dataset_label(name) for name in names}
+    shared = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    for name, label in labels.items():
+        if label in shared:
+            labels[name] = f"{label} in {Path(name).parent.name or Path(name).anchor}"
+    seen: dict[str, int] = {}
+    for name, label in labels.items():
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[name] = f"{label} ({seen[label]})"
+    return labels
 
 
 def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels: int = 1) -> Dataset:
@@ -459,7 +492,7 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
     with the reason and nothing is kept. The same zip again is the same dataset; another one under a name in use is
     refused (the models trained on the first would silently change data)."""
     check_image_shape(image_size, channels)
-    stem = Path(file_name).stem.strip()
+    stem = unicodedata.normalize("NFC", Path(file_name).stem.strip())  # (macOS names "ü" as u + a combining mark)
     if not _SET_NAME.fullmatch(stem) or ".." in stem:
         raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, '-', '_' or '.' (at most 60)")
     if not zipfile.is_zipfile(io.BytesIO(content)):

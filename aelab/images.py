@@ -492,11 +492,11 @@ def load_and_prepare(
 
 
 def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the drawing",
-                    framing: Framing | None = MNIST_FRAMING) -> np.ndarray:
+                    framing: Framing | None = MNIST_FRAMING, dark_on_light: bool = False) -> np.ndarray:
     """A canvas drawing (RGBA array, white on black) for a model of square one-channel images: float32 (1, H, W).
     A built-in dataset: cropped, scaled and centred as its images were (prepare_digit with its `framing`). One's own
     image set (None): the canvas resized as it is, so a shape keeps the place and size it was drawn at, as the set's
-    images did."""
+    images did; and turned dark on light for a set of dark shapes on a light ground (`dark_on_light`)."""
     channels, height, width = input_shape
     if channels != 1 or height != width:
         raise ConfigError(f"drawings are single-channel square images; this model takes {tuple(input_shape)}")
@@ -505,7 +505,8 @@ def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the
     gray = _digit_gray(drawing, name)
     if gray.size == 0 or gray.max() < MIN_INK:
         raise ImageError(f"nothing drawn in {name}: it is blank")
-    return np.clip(_resize_plane(gray, (width, height)), 0, 1)[None]
+    resized = np.clip(_resize_plane(gray, (width, height)), 0, 1)
+    return (1 - resized if dark_on_light else resized)[None]
 
 
 def ink_extent(drawing, name: str = "the drawing") -> float:

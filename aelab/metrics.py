@@ -181,7 +181,10 @@ def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64
     return (total[:, None] - captured).mean(0).numpy()
 
 
-def evaluate(model: Autoencoder, dataset: Dataset, knn_train_size: int = 20000,
+KNN_TRAIN_SIZE = 20_000  # training codes (a stratified sample) the stored 5-NN accuracy votes among, at most
+
+
+def evaluate(model: Autoencoder, dataset: Dataset, knn_train_size: int = KNN_TRAIN_SIZE,
              encodings: Encodings | None = None) -> dict:
     """The standard report on the test split: errors, kNN (1 and 5) on codes, and nats for VAEs. `encodings`: the
     model's Encodings of this dataset, when the caller keeps them for more work."""

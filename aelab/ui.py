@@ -379,7 +379,8 @@ def sidebar(need_model: bool = True) -> Context:
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
         give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
                    st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
-        name = st.selectbox("Dataset", choices, key="dataset_name", format_func=data.dataset_label,
+        labels = data.dataset_labels(choices)
+        name = st.selectbox("Dataset", choices, key="dataset_name", format_func=labels.__getitem__,
                             help="your own images: add a zip of them on the Train page")
         st.session_state["dataset_choice"] = name
         try:

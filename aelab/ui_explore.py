@@ -99,12 +99,21 @@ def class_name(ds: Dataset, k: int) -> str:
 
 
 def what_to_draw(ds: Dataset) -> str:
-    """What a canvas asks for: "a digit" on a dataset of digits, else something like one of its classes."""
+    """What a canvas asks for: "a digit" on a dataset of digits, something like one of a built-in dataset's classes
+    (singular nouns: "a trouser"), else one of the set's classes by their folders' names (often plural: "a squares"
+    read wrong)."""
     names = ds.class_names or []
     if not names or all(n.isdigit() for n in names):
         return "a digit"
-    other = f"another {ds.label} class" if ds.framing is not None else "another of its classes"
-    return f"something like a {names[min(1, len(names) - 1)].lower()} (or {other})"
+    if ds.framing is not None:
+        return f"something like a {names[min(1, len(names) - 1)].lower()} (or another {ds.label} class)"
+    return f"something of one of its classes ({', '.join(names[:4])}{', …' if len(names) > 4 else ''})"
+
+
+def how_to_draw(ds: Dataset) -> str:
+    """How a canvas's drawing is read for this dataset: the canvas draws white on black."""
+    return ("white on black; it is turned dark on light, as this set's images are" if ds.dark_on_light
+            else "white on black")
 
 
 # --- Picking and drawing images ----------------------------------------------------------------------------------
@@ -131,6 +140,21 @@ def canvas(key: str, size: int = 280, stroke: int = 18):
     return result.image_data if objects else None
 
 
+def test_classes(ds: Dataset) -> list[int]:
+    """The classes the test split has images of, the ones a page may offer to pick: a class of one image (kept for
+    training) was Interpolate's default for Image B, which opened on "no image of this class", and the Anomalies
+    page's and the Train page's anomaly experiment offered it, though no test could ever score it."""
+    return [k for k in torch.unique(ds.y_test).tolist() if 0 <= k < ds.num_classes]
+
+
+def unlisted_note(ds: Dataset, present: list[int]) -> None:
+    """A caption naming the classes a picker leaves out for want of test images (test_classes), if any."""
+    absent = [class_label(ds, k) for k in range(ds.num_classes) if k not in present]
+    if absent:
+        st.caption(f"Not listed, with no test image: {', '.join(absent[:3])}"
+                   f"{f' and {len(absent) - 3} more' if len(absent) > 3 else ''}.")
+
+
 def pick_image(ds: Dataset, key: str, title: str,
                default_class: int = 0) -> tuple[torch.Tensor | None, int | None, str]:
     """An image chosen by class and index, at random, or drawn: (float (C, H, W) or None, label or None, caption).
@@ -148,10 +172,10 @@ def pick_image(ds: Dataset, key: str, title: str,
         drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11)
         st.button("Clear", key=f"{key}_clear_button", on_click=_bump, args=(f"{key}_clear",))
         if drawing is None:
-            st.caption(f"Draw {what_to_draw(ds)} in the box.")
+            st.caption(f"Draw {what_to_draw(ds)} in the box, {how_to_draw(ds)}.")
             return None, None, ""
         try:
-            drawn = prepare_drawing(drawing, ds.input_shape, framing=ds.framing)
+            drawn = prepare_drawing(drawing, ds.input_shape, framing=ds.framing, dark_on_light=ds.dark_on_light)
         except AelabError as err:
             st.error(str(err))
             return None, None, ""
@@ -167,8 +191,10 @@ def pick_image(ds: Dataset, key: str, title: str,
         start = min(default_class, len(x) - 1)  # without classes, A and B start on different images (0 and 1)
         if ds.num_classes and (y >= 0).all():
             start = 0
-            c = st.selectbox("Class", range(ds.num_classes), index=min(default_class, ds.num_classes - 1),
+            present = test_classes(ds)
+            c = st.selectbox("Class", present, index=min(default_class, len(present) - 1),
                              format_func=lambda k: class_label(ds, k), key=f"{key}_class")
+            unlisted_note(ds, present)
             members = (y == c).nonzero().flatten().numpy()
         if len(members) == 0:
             st.info("The test set has no image of this class.")
@@ -326,7 +352,10 @@ def histogram_figure(hist: anomaly.Histograms, ds: Dataset, anomalous_classes: s
         odd = c in anomalous_classes
         alone = len(hist.counts) == 1  # one curve (a set without labels): no legend, drawn as plainly as can be
         name = class_text(short, c) if c >= 0 else "without a class"
-        fig.add_trace(go.Scatter(x=hist.centres, y=counts, mode="lines", line_shape="hvh",
+        # Over the bins' edges, from zero and back: drawn through their centres, the first and last bins were
+        # half drawn, and the highest errors (the threshold at them) lay past the end of the line.
+        fig.add_trace(go.Scatter(x=np.concatenate([hist.edges[:1], hist.edges]),
+                                 y=np.concatenate([[0], counts, [0]]), mode="lines", line_shape="hv",
                                  name=name + (" (anomaly)" if odd else ""), showlegend=not alone,
                                  line={"width": 3.5 if odd or alone else 1.2,
                                        "color": "#4C78A8" if alone and c < 0 else ui.class_colour(c)},

@@ -57,9 +57,11 @@ if only is not None:
     k = only
 else:
     without = trained_on.get("without_class")
-    k = st.selectbox("Anomaly class", range(ds.num_classes), index=without if without is not None else 0,
+    present = ui_explore.test_classes(ds)
+    k = st.selectbox("Anomaly class", present, index=present.index(without) if without in present else 0,
                      format_func=lambda c: ui_explore.class_label(ds, c),
                      help="test images of this class count as anomalies, all others as normal")
+    ui_explore.unlisted_note(ds, present)
     anomalous = {k}
     note, fair = anomaly.training_note(ctx.meta, k)
     title = f"class {ui_explore.class_label(ds, k)}"

@@ -82,9 +82,7 @@ else:
         st.dataframe(ui.as_percent([{"features": name, "5-NN accuracy": acc} for name, acc in knn.items()],
                                    "5-NN accuracy"),
                      hide_index=True, column_config={"5-NN accuracy": ui.percent_column()})
-        st.caption(compare.knn_comparison_caption(ds) + " The Models and Home pages' 5-NN accuracy is measured on "
-                   "more images (every test image against up to 20,000 training images), so it can differ by a few "
-                   "points.")
+        st.caption(compare.knn_comparison_caption(ds))
 
     st.subheader("Subspace angles to PCA")
     if angles is None:

@@ -47,7 +47,8 @@ def board():
     # right 45% of a 280 px canvas off there, and some of it at 1280).
     pad, out = st.columns([1, 1.2], gap="small")
     with pad.container(key="draw_pad"):  # (ui.IMAGE_ROW_CSS keeps its column as wide as the canvas)
-        st.caption(f"Draw {ui_explore.what_to_draw(ds)}, white on black. Everything updates when you lift the mouse.")
+        st.caption(f"Draw {ui_explore.what_to_draw(ds)}, {ui_explore.how_to_draw(ds)}. Everything updates when "
+                   "you lift the mouse.")
         drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}", size=240, stroke=15)
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.
         st.button("Clear", on_click=clear_canvas)
@@ -57,7 +58,8 @@ def board():
             st.html(ui_explore.map_html(base_map, None, "your drawing will land here"))
             return
         try:
-            reading = classify.read_drawing(model, drawing, knn, latent_map, framing=ds.framing)
+            reading = classify.read_drawing(model, drawing, knn, latent_map, framing=ds.framing,
+                                            dark_on_light=ds.dark_on_light)
         except AelabError as err:
             st.info(str(err))
             return
@@ -66,7 +68,7 @@ def board():
                        f"as {ds.label}'s images were, strokes and all, so it reads as a thick blob: draw larger.")
         st.html(ui_explore.drawing_panel(reading, knn, ds))
         guess = ds.class_names[reading.label]
-        st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing (a {guess}?)"))
+        st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing ({'a ' if ds.framing is not None else ''}{guess}?)"))
         st.caption(f"Read from the canvas, prepared, encoded, decoded, classified, placed and drawn in "
                    f"{(time.perf_counter() - start) * 1000:.0f} ms of Python.")
 

@@ -266,10 +266,12 @@ def training_form(ds) -> None:
                        f"that class. This trains a small convolutional AE (16-d code, {recipe['train_options']['epochs']}"
                        f" epochs of batches of {recipe['train_options']['batch_size']}) on every other class.")
             wanted = st.query_params.get("without_class", "")
-            default_k = int(wanted) if wanted.isdigit() and int(wanted) < ds.num_classes else 0
+            present = ui_explore.test_classes(ds)  # (a class with no test image could never be scored)
+            default_k = present.index(int(wanted)) if wanted.isdigit() and int(wanted) in present else 0
             a, b = st.columns([1, 2], vertical_alignment="bottom")
-            k = a.selectbox("Class to leave out", range(ds.num_classes), default_k,
+            k = a.selectbox("Class to leave out", present, default_k,
                             format_func=lambda c: ui_explore.class_label(ds, c), key="anomaly_class")
+            ui_explore.unlisted_note(ds, present)
             recipe = jobs.anomaly_recipe(ds.name, k, len(ds.y_train))
             if asked or st.session_state.get("anomaly_experiment"):  # timed only when the experiment is looked at
                 seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
@@ -339,7 +341,9 @@ def own_images() -> None:
             except AelabError as err:
                 note.error(str(err))
                 return
-            classes = f"{ds.num_classes} classes" if ds.num_classes else "no labels"
+            # (A zip of one class folder is a set without labels too: all its images share that folder.)
+            classes = (f"{ds.num_classes} classes" if ds.num_classes else "no labels: all of them are in one folder, "
+                       "so they have no classes; for labels, put each class in a folder of its own")
             bad = ds.unreadable
             skipped = (f" {len(bad)} file(s) could not be read as images and were left out (e.g. {bad[0]})."
                        if bad else "")

@@ -59,6 +59,20 @@ def test_class_histograms_share_bins_and_count_every_image():
         anomaly.class_histograms([], [])
 
 
+def test_the_histogram_lines_reach_the_lowest_and_the_highest_error(mnist):
+    """Drawn through the bins' centres, a histogram ended half a bin short of the highest error, where the threshold
+    line and the top-ranked images are."""
+    from aelab import ui_explore
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    scores = rng.gamma(2.0, 10.0, 300)
+    figure = ui_explore.histogram_figure(anomaly.class_histograms(scores, labels), mnist, {1}, float(scores.max()))
+    for trace in figure.data:
+        assert trace.x[0] == trace.x[1] == scores.min() and trace.x[-1] == scores.max()
+        assert trace.y[0] == trace.y[-1] == 0 and sum(trace.y) == (labels == int(trace.name[0])).sum()
+
+
 def test_most_anomalous_and_masks():
     scores = np.array([3.0, 9.0, 1.0, 9.0, 5.0])
     assert anomaly.most_anomalous(scores, 3).tolist() == [1, 3, 4]

@@ -65,6 +65,11 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     assert data.add_image_set("shapes.zip", shapes_zip(), 16, 3).name == ds.name  # the same zip again: the same set
     with pytest.raises(DataError, match="was added before with other images"):
         data.add_image_set("shapes.zip", shapes_zip(per_class=5), 16, 3)
+    # A name in any script, as a file system spells it (macOS: "u" and a combining diaeresis), is a name.
+    german = data.add_image_set("Bilder fu\u0308r Klasse 5.zip", shapes_zip(per_class=2), 16, 1)
+    assert german.label == "Bilder für Klasse 5 (your images)" and data.load_dataset(german.name).input_shape == (
+        1, 16, 16)
+    data.remove_image_set(german.name)
 
 
 @pytest.mark.parametrize("file_name, content, expected", [
@@ -73,6 +78,7 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     ("broken.zip", make_zip({"a/one.png": b"not a png", "a/two.png": b"nor this"}),
      "broken.zip has fewer than two readable images (2 not readable as images, e.g. a/one.png)"),
     ("<b>.zip", shapes_zip(2), "name the zip with letters"),
+    ("_x.zip", shapes_zip(2), "name the zip with letters"),
     ("tiny.zip", shapes_zip(2), "image size must be between 8 and 256"),
 ])
 def test_what_cannot_be_used_is_refused_in_one_line_and_nothing_is_kept(file_name, content, expected):
@@ -103,6 +109,13 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at.button(key=ADD).click().run()
     assert [e.value for e in at.error if "zip" in e.value] == [
         "junk.zip is not a zip file: put the images (one folder per class) in a .zip"]
+    # One class folder alone is no labelling: the message says why there are no classes, and what gives some.
+    at.file_uploader[0].set_value([("circles only.zip", make_zip({f"circles/{k}.png": shape_image("circle", k)
+                                                                  for k in range(6)}), "application/zip")])
+    at.button(key=ADD).click().run()
+    assert ("Added circles only (your images): 6 images (no labels: all of them are in one folder, so they have no "
+            "classes; for labels, put each class in a folder of its own).") in at.success[0].value
+    data.remove_image_set(str((data.user_data_folder() / "circles only.zip").resolve()))
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +181,29 @@ def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
         prepare_drawing(np.zeros((168, 168, 4), np.uint8), (1, 28, 28), framing=None)
 
 
+def test_a_drawing_for_a_set_of_dark_shapes_on_light_paper_is_turned_dark_on_light(tmp_path, mnist):
+    """The canvas draws white on black: for scans of ink on paper the model got the opposite of every image it was
+    trained on (a grey smear, "off the map"). The page says how it reads the drawing."""
+    from aelab import ui_explore
+    from aelab.images import prepare_drawing
+
+    folder = tmp_path / "ink"
+    for kind in ("circle", "square"):
+        (folder / kind).mkdir(parents=True)
+        for k in range(6):
+            light = 255 - np.asarray(Image.open(io.BytesIO(shape_image(kind, k))).convert("L"))  # dark on white
+            Image.fromarray(light).save(folder / kind / f"{k}.png")
+    ink = data.load_dataset(str(folder))
+    assert ink.dark_on_light and not mnist.dark_on_light
+    canvas = np.zeros((168, 168, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[60:110, 60:110, :3] = 255  # a white square drawn on the black canvas
+    drawn = prepare_drawing(canvas, (1, 28, 28), framing=None, dark_on_light=True)[0]
+    assert drawn[2, 2] > 0.95 and drawn[14, 14] < 0.05  # light ground, dark square: as the set's images are
+    assert ui_explore.how_to_draw(ink) == "white on black; it is turned dark on light, as this set's images are"
+    assert ui_explore.what_to_draw(ink) == "something of one of its classes (circle, square)"
+
+
 def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_why(shapes_model, tmp_path):
     from aelab.checkpoints import checkpoint_folder
 
@@ -223,7 +259,7 @@ def test_a_folder_trained_on_at_another_size_is_opened_at_it_and_the_sidebar_can
     made = [checkpoint_folder() / "folder-conv.safetensors", checkpoint_folder() / "folder-gray.safetensors"]
     try:
         said = train("conv", "folder-conv", "--channels", "4,8", "--image-size", "16", "--image-channels", "3")
-        assert ("note: the app opens my shapes (your images) at 16x16 RGB from now on, the size of this model"
+        assert ("note: the app opens my shapes (your folder) at 16x16 RGB from now on, the size of this model"
                 in said), said
         assert data.opened_shape(name) == (3, 16, 16) and data.load_dataset(name).input_shape == (3, 16, 16)
         train("mlp", "folder-gray", "--hidden", "8", "--image-size", "12", "--image-channels", "1")
@@ -252,6 +288,68 @@ def test_a_folder_trained_on_at_another_size_is_opened_at_it_and_the_sidebar_can
     finally:
         for path in made:
             path.unlink(missing_ok=True)
+
+
+def test_a_folder_and_a_zip_of_one_name_have_labels_of_their_own_in_the_sidebar(tmp_path):
+    """The sidebar's picker showed an added shapes.zip and a folder named shapes (trained on by the CLI) as
+    "shapes (your images)" twice, and either choice opened the folder: the Train page trained on the wrong set."""
+    added = data.add_image_set("twin.zip", shapes_zip(per_class=4), image_size=16, channels=3)
+    folder = tmp_path / "twin"
+    for kind in ("circle", "square"):
+        (folder / kind).mkdir(parents=True)
+        for k in range(4):
+            (folder / kind / f"{k}.png").write_bytes(shape_image(kind, k))
+    elsewhere = [str(tmp_path / place / "twin.zip") for place in ("a", "b")]
+    labels = data.dataset_labels(["mnist", added.name, str(folder), *elsewhere])
+    assert list(labels.values()) == ["mnist", "twin (your images) in datasets", "twin (your folder)",
+                                     "twin (your images) in a", "twin (your images) in b"]
+    assert len(set(data.dataset_labels([added.name, added.name + "x/twin.zip"]).values())) == 2
+    from aelab.checkpoints import checkpoint_folder
+    from aelab.train import TrainConfig, train_and_save
+
+    _, model = train_and_save("pca", {"latent_dim": 2}, data.load_dataset(str(folder)), TrainConfig(),
+                              checkpoint_folder() / "twin-folder-pca")  # (the sidebar lists folders models name)
+    try:
+        at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=180)
+        at.session_state["dataset_choice"] = str(folder)
+        at.run()
+        picker = at.sidebar.selectbox(key="dataset_name")
+        assert picker.value == str(folder.resolve()) and {"twin (your images)", "twin (your folder)"} <= set(
+            picker.options)
+        assert "Data: twin (8 images)" in [c.value for c in at.sidebar.caption]
+    finally:
+        model.unlink()
+    data.remove_image_set(added.name)
+
+
+def test_a_class_without_test_images_is_not_offered_where_a_test_image_is_needed(tmp_path):
+    """A class of one image has it in the training split: Interpolate opened on it for Image B ("no image of this
+    class"), and Anomalies and the Train page's experiment offered to score it, which no test could."""
+    from aelab.checkpoints import checkpoint_folder
+    from aelab.train import TrainConfig, train_and_save
+
+    folder = tmp_path / "lonely set"
+    for kind, count in (("bar", 10), ("circle", 10), ("square", 1)):
+        (folder / kind).mkdir(parents=True)
+        for k in range(count):
+            (folder / kind / f"{k}.png").write_bytes(shape_image(kind, k))
+    ds = data.load_dataset(str(folder))
+    assert ds.class_names == ["bar", "circle", "square"] and 2 not in ds.y_test.tolist()
+    _, model = train_and_save("pca", {"latent_dim": 2}, ds, TrainConfig(), checkpoint_folder() / "lonely-pca")
+    try:
+        for page, key in (("interpolate", "interp_b_class"), ("anomalies", None), ("train", "anomaly_class")):
+            at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=180)
+            at.session_state["dataset_choice"] = ds.name
+            at.session_state["model_choice"] = "lonely-pca"
+            at.run()
+            assert not at.exception, (page, at.exception)
+            picker = at.selectbox(key=key) if key else at.main.selectbox[0]
+            assert picker.options == ["0: bar", "1: circle"], (page, picker.options)
+            assert "Not listed, with no test image: 2: square." in [c.value for c in at.caption], page
+            if page == "interpolate":
+                assert picker.value == 1 and not at.main.info  # Image B: circle, and both images are there
+    finally:
+        model.unlink()
 
 
 def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
