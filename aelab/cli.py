@@ -132,7 +132,8 @@ def build_parser() -> Parser:
     ev.add_argument("--dataset", help="default: the dataset the model was trained on")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
-    rec = commands.add_parser("reconstruct", help="prepare images like MNIST and reconstruct them")
+    rec = commands.add_parser("reconstruct", help="prepare images as the model's were (framed like MNIST for the "
+                              "built-in sets, resized for your own) and reconstruct them")
     rec.add_argument("checkpoint", help=CHECKPOINT_HELP)
     rec.add_argument("images", nargs="+")
     rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png (made when the first "

@@ -134,7 +134,7 @@ def test_interpolate_high_dimensional_model_has_no_plane_and_caps_traversals(tin
     assert "Pick at least one dimension" in texts(at.main.info)
     at.radio(key="interp_a_source").set_value("Draw").run()
     assert not at.exception
-    assert "Draw a digit in the box." in texts(at.main.caption)
+    assert "Draw a digit in the box, white on black." in texts(at.main.caption)
     assert [e.key for e in at.main.get("bidi_component")] == ["interp_a_canvas_0"]
 
 
