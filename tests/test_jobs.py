@@ -326,8 +326,14 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
 
     history = [{"phase": "train", "epoch": e, "train": {"reconstruction": 5.0 - e, "total": 5.0 - e},
                 "val": {"reconstruction": 4.0 - e, "kl": 0.5, "total": 4.5 - e}} for e in (1, 2)]
-    names = [trace.name for trace in ui.history_figure(history).data]
-    assert names == ["train total", "val total", "val kl (right axis)", "val reconstruction"]
+    figure = ui.history_figure(history)
+    assert [trace.hovertemplate.split(",")[0] for trace in figure.data] == [
+        "train total", "val total", "val kl", "val reconstruction"]
+    # One legend entry a term, two a row (a job card's narrow column fit one a row: six took half the chart)
+    assert [trace.name for trace in figure.data if trace.showlegend] == ["total", "kl (right axis)", "reconstruction"]
+    assert [trace.line.dash for trace in figure.data] == [None, "dash", "dash", "dash"]
+    assert figure.layout.xaxis.title.text == "epoch (solid: training, dashed: validation)"
+    assert figure.layout.legend.entrywidth == 0.5 and figure.layout.height == 380 + 18
 
 
 @pytest.mark.parametrize("variant, model_options, train_options, expected", [
