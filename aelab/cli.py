@@ -141,7 +141,8 @@ def build_parser() -> Parser:
     rec.add_argument("--label", type=int, help="conditional models (cvae): reconstruct every image as this class "
                                                "(default: the class that explains each image best, printed)")
 
-    emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them), as .npz")
+    emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them; for your "
+                              "own images each code's file), as .npz")
     emb.add_argument("checkpoint", help=CHECKPOINT_HELP)
     emb.add_argument("--dataset")
     emb.add_argument("--split", default="test", choices=("train", "test", "all"), help="all: train then test")
@@ -659,6 +660,10 @@ def cmd_embed(args) -> int:
         x, y = dataset.split(args.split)
         codes = encode(model, x, y).numpy()
         arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
+        files = {"train": dataset.train_files, "test": dataset.test_files,
+                 "all": dataset.train_files + dataset.test_files}[args.split]
+        if len(files) == len(codes):  # one's own images: each code's file, to trace it back (not the built-in sets)
+            arrays["files"] = np.array(files)
         if args.map != "none":
             from .project import map_sample
 

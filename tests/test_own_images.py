@@ -146,6 +146,20 @@ def test_a_model_given_images_of_another_shape_is_refused_in_one_line(shapes_mod
         assert "Traceback" not in result.stderr
 
 
+def test_embed_of_ones_own_images_names_each_codes_file(shapes_model, tmp_path):
+    from aelab.checkpoints import checkpoint_folder
+
+    ds, name = shapes_model
+    out = tmp_path / "codes.npz"
+    result = subprocess.run([sys.executable, "-m", "aelab", "embed", str(checkpoint_folder() / f"{name}.safetensors"),
+                             "--split", "all", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out)
+    assert saved["files"].tolist() == ds.train_files + ds.test_files and len(saved["files"]) == len(saved["codes"])
+    assert saved["files"][0].startswith("rgb shapes/") and saved["files"][0].endswith(".png")
+
+
 @pytest.mark.parametrize("page", ["models", "latent_map", "compare", "interpolate", "draw", "denoise", "anomalies",
                                   "generate"])
 def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
