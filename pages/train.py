@@ -137,7 +137,9 @@ def show_job(status: jobs.JobStatus) -> None:
         if running and status.terms:
             st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
     elif status.state == "finished":
-        st.success(f"Saved as {job.name}: pick it in the sidebar's model list.")
+        # (Not "pick it in the sidebar" when the model it saved is gone: the caption below says so.)
+        st.success(f"Saved as {job.name}" + (": pick it in the sidebar's model list." if not status.history
+                                             or jobs.holds_its_model(job) else "."))
     elif status.state == "failed":
         st.error(ui.sentence(status.message))
     elif status.state == "stopped":
