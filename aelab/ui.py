@@ -710,7 +710,8 @@ ROW_PX = 880  # what a row of images may take: the main column is about 940 px w
 
 # A row of images (st.image given a list) wraps in the browser when it is wider than the page's column: 10
 # reconstructions went 9 + 1 at 1280 px and 6 + 4 at 1024. Rows instead shrink their images to fit, keeping their
-# shape; app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
+# shape, and their captions are in a smaller font (a class name was split mid-word: "Trouse/r", "Pullov/er" at 800
+# px); app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
 # with an ellipsis in narrow columns ("Parame…", "19.6 …" at 800 px): labels and deltas wrap, values shrink. And the
 # Draw page's canvas (240 px, a fixed size) keeps a column as wide as itself: in an 800 px window its column was 205
 # px and hid the canvas's right side; the results beside it take the narrower column instead. Columns made by
@@ -721,6 +722,8 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
 div.stImage > [data-testid="stImageContainer"] img { height: auto; }
 div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
+div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) [data-testid="stImageCaption"] * {
+  font-size: 0.75rem; }
 [data-testid="stMetric"] { container-type: inline-size; }
 [data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
