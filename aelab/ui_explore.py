@@ -465,5 +465,6 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
         shown = [{"rank": r["rank"], "file": r["file"], **({"class": r["class"]} if labelled else {}),
                   "error": round(r["error"], 2), **({"trained on": r["split"] == "train"} if split == "all" else {})}
                  for r in rows]
-        st.dataframe(shown, hide_index=True, height=ui.table_height(len(shown)), key="anomaly_files")
+        st.dataframe(shown, hide_index=True, height=ui.table_height(len(shown)), key="anomaly_files",
+                     column_config={"error": st.column_config.NumberColumn(format="%.2f")})  # (not "182" by "190.01")
     return top

@@ -74,7 +74,7 @@ try:
     is_anomaly = anomaly.anomaly_mask(labels, k, only)
     curve = anomaly.roc(scores, is_anomaly)
 except AelabError as err:
-    st.error(str(err))
+    st.error(ui.sentence(str(err)))
     st.stop()
 
 low, high = float(scores.min()), float(scores.max())
