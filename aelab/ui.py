@@ -160,7 +160,7 @@ def _warm_umap() -> None:
     start = time.perf_counter()
     try:
         import pandas  # noqa: F401  -- and the charts' imports (0.8 s here), before a page needs them
-        import plotly.express  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
         import torch._dynamo  # noqa: F401  -- what a process's first optimiser imports (1.8-2.7 s here): the Train
         # page's first time estimate builds one
 
