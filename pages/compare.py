@@ -41,8 +41,8 @@ else:
                                                   compare.unfair_note(ctx.meta)))
     if pca.latent_dim < model.latent_dim:
         st.caption(f"The code has more dimensions than the images have pixels: PCA keeps all {pca.latent_dim}.")
-    st.caption(f"PCA, codes, errors and kNN accuracies ready in {time.perf_counter() - start:.1f} s "
-               "(the charts below are drawn after that).")
+    st.caption(f"PCA, codes, errors{' and kNN accuracies' if knn else ''} ready in "
+               f"{time.perf_counter() - start:.1f} s (the charts below are drawn after that).")
 
     st.subheader("Maps of the test codes")
     model_coords, how = compare.map_2d(z)

@@ -31,10 +31,16 @@ split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split"
 x_all, y_all = ds.split(split)
 total = len(x_all)
 sizes = project.map_sizes(total)
-size = middle.select_slider("Sample size (stratified by class)", sizes, value=project.default_map_size(total),
-                            format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""), key=f"map_size_{split}",
-                            help="UMAP of 20,000 to 60,000 codes takes 40 s to a minute on 2 CPU cores the first "
-                                 "time; every map is kept on disk and comes back at once afterwards")
+if len(sizes) > 1:
+    size = middle.select_slider("Sample size" + (" (stratified by class)" if names else ""), sizes,
+                                value=project.default_map_size(total),
+                                format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""),
+                                key=f"map_size_{split}",
+                                help="UMAP of 20,000 to 60,000 codes takes 40 s to a minute on 2 CPU cores the first "
+                                     "time; every map is kept on disk and comes back at once afterwards")
+else:  # a split small enough for one map: all of it (a slider of one value was a lone dot)
+    size = total
+    middle.caption(f"All {total:,} {split} images.")
 n_neighbors, min_dist = project.PAGE_UMAP["n_neighbors"], project.PAGE_UMAP["min_dist"]
 if model.latent_dim == 2:
     right.caption("Map: the 2-D code itself, no projection.")

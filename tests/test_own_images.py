@@ -526,6 +526,20 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         assert not train.exception and not [b for b in train.selectbox if b.key == "train_classes"]
         assert "Trains on all of the set's training images (it has no class labels)." in [
             c.value for c in train.caption]
+        # The Latent map of its 9 test images: all of them, said in words (no "stratified by class", no slider of
+        # one value); PCA vs autoencoder claims no kNN accuracy.
+        latent = AppTest.from_file(str(PAGES / "latent_map.py"), default_timeout=180)
+        latent.session_state["dataset_choice"] = ds.name
+        latent.session_state["model_choice"] = "circles-mlp"
+        latent.run()
+        assert not latent.exception and not latent.get("select_slider")
+        assert "All 9 test images." in [c.value for c in latent.caption]
+        versus = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=180)
+        versus.session_state["dataset_choice"] = ds.name
+        versus.session_state["model_choice"] = "circles-mlp"
+        versus.run()
+        assert not versus.exception
+        assert any(c.value.startswith("PCA, codes, errors ready in") for c in versus.caption)
     finally:
         out.with_suffix(".safetensors").unlink(missing_ok=True)
         data.remove_image_set(ds.name)
