@@ -405,15 +405,13 @@ def _open_in_app(dataset) -> None:
     """A folder or zip of one's own trained on at another size than the app opens it at: the app opens it at this
     one from now on (data.open_for), so that its pages show the new model; said in a note. A set added in the app
     keeps the size it was added at: the note says that the app cannot show the model."""
-    from .data import BUILTIN, added_in_app, open_for, opened_shape
+    from .data import added_in_app, open_for, opened_shape
 
     shape, name = tuple(dataset.input_shape), dataset.name
-    if name in BUILTIN or opened_shape(name) == shape:
-        return
     if open_for({"name": name, "input_shape": list(shape)}):
         print(f"note: the app opens {dataset.label} at {_shape(shape)} from now on, the size of this model; its "
               "sidebar can open it at another size again", file=sys.stderr)
-    elif added_in_app(name):
+    elif added_in_app(name) and opened_shape(name) != shape:
         print(f"note: {dataset.label} was added in the app at {_shape(opened_shape(name))}, so the app's pages do not "
               f"show this {_shape(shape)} model", file=sys.stderr)
 

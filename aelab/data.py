@@ -393,12 +393,12 @@ def open_for(trained_on: dict) -> bool:
     """Open the image set a model was trained on (`trained_on`: its checkpoint's "dataset" metadata) at the model's
     image shape, when that set is a folder or zip of one's own here, opened at another shape; True if it was."""
     name, shape = trained_on.get("name") or "", trained_on.get("input_shape")
-    if (not name or name in BUILTIN or added_in_app(name) or not shape or len(shape) != 3 or shape[1] != shape[2]
-            or not Path(name).expanduser().exists() or tuple(shape) == opened_shape(name)):
+    if (not name or not shape or len(shape) != 3 or shape[1] != shape[2] or not Path(name).expanduser().exists()
+            or tuple(shape) == opened_shape(name)):
         return False
-    try:
+    try:  # (open_at refuses a built-in set and one added in the app: those keep their shape)
         open_at(name, int(shape[0]), int(shape[-1]))
-    except (DataError, OSError, ValueError, TypeError):  # a shape no set can have, a folder that cannot be written
+    except (DataError, OSError, ValueError, TypeError):  # that, a shape no set can have, a folder not writable
         return False
     return True
 

@@ -105,7 +105,8 @@ class UMAPProjection:
         if self.reproducible or (self.reproducible is None and n_points <= LARGE_MAP):
             # umap-learn lays out up to 10,000 points in 500 epochs and more in 200: the page's largest sample, 10,000
             # codes, took 11-13 s with 500 and takes 5 s with 200, as good a map (bench/umap_page_epochs.py).
-            return {"random_state": self.seed, "n_jobs": 1, **({"n_epochs": 200} if n_points >= PAGE_EPOCHS_FROM else {})}
+            epochs = {"n_epochs": 200} if n_points >= PAGE_EPOCHS_FROM else {}
+            return {"random_state": self.seed, "n_jobs": 1, **epochs}
         return {"n_jobs": -1, "n_epochs": 100, "init": "pca"}
 
     def uses_exact_neighbours(self, n_points: int, seeded: bool) -> bool:

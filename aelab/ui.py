@@ -229,10 +229,10 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
         if len(rows) == 0:
             continue
         fig.add_trace(trace(
-            x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, legendgroup=name,
+            x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
             marker={"color": class_colour(k)}, customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
             hovertemplate=f"class={name}<br>index=%{{customdata[1]}}<extra></extra>"))
-    fig.update_layout(title=title or None, legend={"tracegroupgap": 0})
+    fig.update_layout(title=title or None)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -420,7 +420,8 @@ def sidebar(need_model: bool = True) -> Context:
                     if st.button(f"Open it at {'×'.join(map(str, shape))}", key=f"open_at_{'x'.join(map(str, shape))}",
                                  help="show the models that take images of this size (the others are then hidden)"):
                         data.open_at(name, shape[0], shape[-1])
-                        select_model(next(c.name for c in other_size if tuple(c.meta["dataset"]["input_shape"]) == shape))
+                        select_model(next(c.name for c in other_size
+                                          if tuple(c.meta["dataset"]["input_shape"]) == shape))
                         st.rerun()
         for path, reason in broken:
             st.caption(f"Skipped {path.name}: {reason}")

@@ -68,8 +68,8 @@ class PCA(Autoencoder):
         if self.latent_dim <= useful:
             return None
         return (f"{n_images:,} training image{'s' if n_images != 1 else ''} span at most {useful:,} direction"
-                f"{'s' if useful != 1 else ''} about their mean: {self.latent_dim - useful:,} of the {self.latent_dim:,} "
-                f"components carry nothing of them. Use at most {useful:,} component{'s' if useful != 1 else ''}, "
+                f"{'s' if useful != 1 else ''} about their mean: {self.latent_dim - useful:,} of the "
+                f"{self.latent_dim:,} components carry nothing of them. Use at most {useful:,} component{'s' if useful != 1 else ''}, "
                 "or more images.")
 
     def encode(self, x, labels=None):
