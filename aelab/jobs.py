@@ -41,11 +41,12 @@ import torch
 
 from . import checkpoints
 from .data import BUILTIN, Dataset
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import AelabError, CheckpointError, ConfigError, DataError
 from .files import write_atomic
 from .models import get_variant
 from .models.base import field_default, type_matches
-from .train import TrainConfig, check_training, inapplicable, no_such_class, pick_device, refuse_inapplicable
+from .train import (StepsAdvice, TrainConfig, check_training, inapplicable, no_such_class, pick_device,
+                    refuse_inapplicable, steps_advice)
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -359,6 +360,18 @@ def _dataset_shape(dataset: str | Dataset) -> tuple[tuple[int, int, int] | None,
     if dataset in BUILTIN:
         return (1, 28, 28), len(BUILTIN[dataset][0])
     return None, None
+
+
+def form_steps_advice(variant: str, dataset: Dataset, train_values: dict, without_class: int | None = None,
+                      only_class: int | None = None) -> StepsAdvice | None:
+    """The Train page's warning before a run of too few steps (train.steps_advice) for the form's values as they
+    stand; None where there is nothing to say, or where the values are not valid yet (starting says why)."""
+    try:
+        config = TrainConfig(**{k: v for k, v in train_values.items() if k in TrainConfig.__dataclass_fields__})
+        config.validate()
+        return steps_advice(variant, dataset, config, without_class, only_class)
+    except (AelabError, TypeError, ValueError):
+        return None
 
 
 def validate_request(variant: str, model_options: dict, train_options: dict, name: str,

@@ -572,37 +572,71 @@ MIN_STEPS = 300
 FEW_STEPS_AN_EPOCH = 10
 
 
-def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
+@dataclass(frozen=True)
+class StepsAdvice:
+    """A training of too few optimiser steps (few_steps_advice): what it would take, and the batch size and epochs
+    that reach MIN_STEPS."""
+    used: int
+    batch_size: int
+    per_epoch: int
+    epochs: int
+    better_batch: int
+    better_epochs: int
+
+    def text(self) -> str:
+        better = math.ceil(self.used / self.better_batch) * self.better_epochs
+        return (f"{self.used:,} training image{'s' if self.used != 1 else ''} in batches of {self.batch_size} make "
+                f"{self.per_epoch:,} step{'s' if self.per_epoch != 1 else ''} an epoch, {self.per_epoch * self.epochs:,}"
+                f" in all: too few to train well. "
+                f"{f'A batch size of {self.better_batch} and ' if self.better_batch != self.batch_size else ''}"
+                f"{self.better_epochs:,} epochs make {better:,} steps.")
+
+
+def few_steps_advice(n_images: int, config: "TrainConfig") -> StepsAdvice | None:
     """What to change when training on `n_images` would take fewer than MIN_STEPS optimiser steps because an epoch is
     a few batches (a small image set at the default batch of 128 is one step an epoch), else None: a smaller batch and
-    the epochs that reach MIN_STEPS. One short epoch of MNIST (hundreds of steps) is a choice, not a mistake."""
+    the epochs that reach MIN_STEPS. Fewer epochs than the default of a set of many steps an epoch (one epoch of the
+    offline MNIST: 30 steps) is a choice, not a mistake; the default epochs of a set of 10-29 steps an epoch (about
+    1,150-3,700 images at 128 a batch) are not: 120 steps leave a conv AE's reconstructions of 32x32 RGB images
+    greyish and off in hue."""
     used = n_images - held_out(n_images, config.val_fraction)
-    per_epoch = math.ceil(used / config.batch_size)
     if used < 1:  # nothing to train on: refused elsewhere, with the reason
         return None
-    if per_epoch * config.epochs >= MIN_STEPS or per_epoch >= FEW_STEPS_AN_EPOCH:  # (a short run chosen on purpose)
+    per_epoch = math.ceil(used / config.batch_size)
+    chosen_short = per_epoch >= FEW_STEPS_AN_EPOCH and config.epochs < TrainConfig.epochs  # (fewer than the default)
+    if per_epoch * config.epochs >= MIN_STEPS or chosen_short:
         return None
     # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
     # Not one of all the images or more ("a batch size of 4" for 3 images): that is one step an epoch all the same.
     smaller = 2 ** max(2, int(math.log2(max(1, used // 8))))
     batch = config.batch_size if config.batch_size <= max(4, used // 4) or smaller >= used else smaller
     epochs = max(config.epochs, math.ceil(MIN_STEPS / math.ceil(used / batch)))
-    return (f"{used:,} training image{'s' if used != 1 else ''} in batches of {config.batch_size} make {per_epoch:,} step"
-            f"{'s' if per_epoch != 1 else ''} an epoch, {per_epoch * config.epochs:,} in all: too few to train "
-            f"well. {f'A batch size of {batch} and ' if batch != config.batch_size else ''}{epochs:,} epochs make "
-            f"{math.ceil(used / batch) * epochs:,} steps.")
+    return StepsAdvice(used, config.batch_size, per_epoch, config.epochs, batch, epochs)
 
 
-def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,
-               only_class: int | None = None) -> str | None:
-    """few_steps_note for a training of `variant` on `dataset` (its training split, less a class or only one);
+def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
+    """few_steps_advice in words, or None."""
+    advice = few_steps_advice(n_images, config)
+    return advice.text() if advice else None
+
+
+def steps_advice(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,
+                 only_class: int | None = None) -> StepsAdvice | None:
+    """few_steps_advice for a training of `variant` on `dataset` (its training split, less a class or only one);
     None for a model fitted in closed form (PCA), which takes no steps."""
     from .models import get_variant
 
     if not get_variant(variant).trainable:
         return None
     check_class_choice(dataset, without_class, only_class)
-    return few_steps_note(int(training_mask(dataset, without_class, only_class).sum()), config)
+    return few_steps_advice(int(training_mask(dataset, without_class, only_class).sum()), config)
+
+
+def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,
+               only_class: int | None = None) -> str | None:
+    """steps_advice in words, or None."""
+    advice = steps_advice(variant, dataset, config, without_class, only_class)
+    return advice.text() if advice else None
 
 
 def estimate_seconds(variant: str, model_options: dict, dataset: Dataset, config: "TrainConfig",

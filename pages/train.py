@@ -241,13 +241,22 @@ def training_form(ds) -> None:
                                    help="replace a model that already has this name (the old one is kept until the "
                                         "new one has finished, and can be restored on the Models page if the run is "
                                         "stopped, dies or diverges)")
+        label, k = class_choices[picked]
+        advice = jobs.form_steps_advice(variant, ds, train_values, k if label.startswith("all but") else None,
+                                        k if label.startswith("only") else None)
+        if advice is not None:  # said before the run (a colour set's conv AE stays grey), with the fix one click away
+            note, use = st.columns([4, 1], vertical_alignment="center")
+            note.warning(advice.text())
+            batch = f"batch {advice.better_batch}, " if advice.better_batch != advice.batch_size else ""
+            use.button(f"Use {batch}{advice.better_epochs} epochs", key="train_use_advice",
+                       on_click=lambda: st.session_state.update({"train.batch_size": advice.better_batch,
+                                                                 "train.epochs": advice.better_epochs}))
         submitted = st.button("Start training", type="primary", key="train_start")
     ui.keep_values(kept, KEPT)
 
     fields = model_fields + train_fields
     if submitted:
         st.session_state.pop("train_outcome", None)
-        label, k = class_choices[picked]
         try:
             model_options = jobs.changed_options(model_fields, model_values, inactive)
             train_options = jobs.changed_options(train_fields, train_values, inactive)
