@@ -666,7 +666,9 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     order = torch.cat([is_test.nonzero().flatten(), (~is_test).nonzero().flatten()])
     x, y, files = x[order], y[order], [files[i] for i in order.tolist()]
     # The file's name, not its path: the app shows this (a server's folders are none of its users' business).
-    source = f"{path.name} ({len(xs)} images" + (f", {skipped} unreadable skipped)" if skipped else ")")
+    # With the size and colour it is read at: a colour folder read as grayscale (the CLI's default) says so.
+    source = (f"{path.name} ({len(xs):,} images at {image_size}×{image_size} {'RGB' if channels == 3 else 'grayscale'}"
+              + (f", {skipped} unreadable skipped)" if skipped else ")"))
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
                    source=source, unreadable=unreadable, train_files=files[n_test:], test_files=files[:n_test])

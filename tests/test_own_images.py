@@ -61,7 +61,7 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     again = data.load_dataset(ds.name)  # no size given: the one it was added with
     assert again.input_shape == (3, 16, 16) and bool((again.x_train == ds.x_train).all())
     assert (again.name, again.source, again.class_names) == (ds.name, ds.source, ds.class_names)
-    assert again.y_test.tolist() == ds.y_test.tolist() and ds.source == "shapes.zip (36 images)"
+    assert again.y_test.tolist() == ds.y_test.tolist() and ds.source == "shapes.zip (36 images at 16×16 RGB)"
     assert data.add_image_set("shapes.zip", shapes_zip(), 16, 3).name == ds.name  # the same zip again: the same set
     with pytest.raises(DataError, match="was added before with other images"):
         data.add_image_set("shapes.zip", shapes_zip(per_class=5), 16, 3)
@@ -176,7 +176,7 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="dataset").value == ds.name
     assert at.sidebar.selectbox(key="model").value == name
-    assert "Data: rgb shapes.zip (36 images)" in [c.value for c in at.sidebar.caption]  # its name, not its path
+    assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]  # its name, not its path
     assert not [e.value for e in at.main.error]
 
 
@@ -335,7 +335,7 @@ def test_a_folder_and_a_zip_of_one_name_have_labels_of_their_own_in_the_sidebar(
         picker = at.sidebar.selectbox(key="dataset")
         assert picker.value == str(folder.resolve()) and {"twin (your images)", "twin (your folder)"} <= set(
             picker.options)
-        assert "Data: twin (8 images)" in [c.value for c in at.sidebar.caption]
+        assert "Data: twin (8 images at 28×28 grayscale)" in [c.value for c in at.sidebar.caption]
     finally:
         model.unlink()
     data.remove_image_set(added.name)
