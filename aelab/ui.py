@@ -391,9 +391,7 @@ def sidebar(need_model: bool = True) -> Context:
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages. Both
         # pickers are also kept in the page's address (bind): a reloaded tab, a shared link or the browser's back
-        # button opens them again. The address shows labels, which never name the server's folders. (Streamlit 1.67
-        # drops bound values from the address on the first change of page after a page load, and puts them back on
-        # the next one; the choice itself stays, as the session keeps it.)
+        # button opens them again. The address shows labels, which never name the server's folders.
         give_back("dataset", choices, st.session_state.pop("dataset_request", None),
                    st.session_state.get("dataset"), st.session_state.get("dataset_choice"))
         labels = data.dataset_labels(choices)

@@ -22,9 +22,9 @@ if not model.generative:
 st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
            "typical and cleaner, above 1 more varied and stranger.")
 left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
-temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="temperature", bind="query-params")
+temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05)
 st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's default: "New samples" changes it
-seed = ui.seed_input(middle, "Seed", key="generate_seed", bind="query-params")
+seed = ui.seed_input(middle, "Seed", key="generate_seed")
 right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
 if temperature == 0:
     st.info("At temperature 0 every code is the prior's mean, z = 0, so every sample is the same image"

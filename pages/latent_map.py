@@ -26,9 +26,8 @@ def name_of(label: int) -> str:
     return names[label] if 0 <= label < len(names) else "unlabelled"
 
 
-# The map's settings are kept in the page's address too (bind): a link opens the same map.
 left, middle, right = st.columns([1, 2, 1])
-split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split", bind="query-params")
+split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
 x_all, y_all = ds.split(split)
 total = len(x_all)
 sizes = project.map_sizes(total)
@@ -36,7 +35,7 @@ if len(sizes) > 1:
     size = middle.select_slider("Sample size" + (" (stratified by class)" if names else ""), sizes,
                                 value=project.default_map_size(total),
                                 format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""),
-                                key=f"map_size_{split}", bind="query-params",
+                                key=f"map_size_{split}",
                                 help="UMAP of 20,000 to 60,000 codes takes 40 s to a minute on 2 CPU cores the first "
                                      "time; every map is kept on disk and comes back at once afterwards")
 else:  # a split small enough for one map: all of it (a slider of one value was a lone dot)
@@ -47,13 +46,12 @@ if model.latent_dim == 2:
     right.caption("Map: the 2-D code itself, no projection.")
     method = "PCA"  # project_codes hands 2-D codes back untouched, whatever the method
 else:
-    method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method", bind="query-params")
+    method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
 if method == "UMAP":
     with st.expander("UMAP settings"):
-        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, n_neighbors, key="map_neighbors",
-                                bind="query-params")
+        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, n_neighbors, key="map_neighbors")
         min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01,
-                             key="map_min_dist", bind="query-params")
+                             key="map_min_dist")
 waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
 if method == "UMAP" and model.latent_dim != 2 and size > 10000:
     waiting += " A large sample: up to a minute on a small CPU the first time (kept on disk afterwards)."

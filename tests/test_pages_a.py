@@ -277,18 +277,6 @@ def test_latent_map_with_pca(tiny_checkpoints):
     assert "from the cache" in texts(at.caption)
 
 
-def test_a_link_with_the_maps_settings_opens_that_map(tiny_checkpoints):
-    """The Latent map's settings are in the page's address: a shared link opens the same map."""
-    at = AppTest.from_file(str(ROOT / "pages" / "latent_map.py"), default_timeout=TIMEOUT)
-    at.session_state["model_choice"] = ckpt_name(tiny_checkpoints["tiny-conv"])
-    at.query_params.update({"map_method": "PCA", "map_split": "train"})
-    at.run()
-    assert not at.exception and at.radio(key="map_method").value == "PCA" and at.radio(key="map_split").value == "train"
-    assert "Map of 4,000 codes" in texts(at.caption)  # (the offline training images, all of them by default)
-    at.radio(key="map_split").set_value("test").run()  # (the browser writes it in the address: not here)
-    assert at.radio(key="map_method").value == "PCA" and "Map of 1,000 codes" in texts(at.caption)
-
-
 def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
     at = page("latent_map.py", tiny_checkpoints["tiny-vae"])
     assert not at.exception
