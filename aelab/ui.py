@@ -374,9 +374,10 @@ def ensure_navigation() -> None:
 
 
 def give_back(key: str, options: list, *wanted) -> None:
-    """Set a picker's state before its widget is drawn: the first of `wanted` that is still an option, else the first
-    option."""
-    st.session_state[key] = next((w for w in wanted if w in options), options[0])
+    """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
+    else the first option."""
+    choice = next((w for w in wanted if w), None)
+    st.session_state[key] = choice if choice in options else options[0]
 
 
 def sidebar(need_model: bool = True) -> Context:
@@ -389,13 +390,11 @@ def sidebar(need_model: bool = True) -> Context:
         # The built-in datasets, the image sets added on the Train page, and any folder a checkpoint was trained on.
         choices = DATASETS + data.user_datasets([c.meta.get("dataset", {}).get("name", "") for c in found])
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
-        # under a plain key and given back to the widget before it is drawn: the dataset stays across pages. Both
-        # pickers are also kept in the page's address (bind): a reloaded tab, a shared link or the browser's back
-        # button opens them again. The address shows labels, which never name the server's folders.
-        give_back("dataset", choices, st.session_state.pop("dataset_request", None),
-                   st.session_state.get("dataset"), st.session_state.get("dataset_choice"))
+        # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
+        give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
+                   st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
         labels = data.dataset_labels(choices)
-        name = st.selectbox("Dataset", choices, key="dataset", format_func=labels.__getitem__, bind="query-params",
+        name = st.selectbox("Dataset", choices, key="dataset_name", format_func=labels.__getitem__,
                             help="your own images: add a zip of them on the Train page")
         st.session_state["dataset_choice"] = name
         try:
@@ -432,15 +431,13 @@ def sidebar(need_model: bool = True) -> Context:
             # Picked by checkpoint name, shown with its variant and code size: a model overwritten with another
             # code size (a new label) stays picked.
             by_name = {c.name: c for c in usable}
-            of_dataset = st.session_state.setdefault("model_of", {})
+            key = f"model_{name}"
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
-            # else the one picked now (on this dataset), the previous choice on this dataset, the last one on any
-            # page, else the first.
-            give_back("model", list(by_name), st.session_state.pop("model_request", None),
-                      st.session_state.get("model"), of_dataset.get(name), st.session_state.get("model_choice"))
-            chosen = st.selectbox("Model", list(by_name), key="model", format_func=lambda n: model_label(by_name[n]),
-                                  bind="query-params")
-            st.session_state["model_choice"] = of_dataset[name] = chosen
+            # else the previous choice on this dataset, else the last one on any page, else the first.
+            give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
+                       st.session_state.get("model_choice"))
+            chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
+            st.session_state["model_choice"] = chosen
             info = by_name[chosen]
             label = model_label(info)
             path, mtime = str(info.path), info.path.stat().st_mtime

@@ -99,14 +99,9 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     assert not at.exception
     assert not [e.value for e in at.error if "zip" in e.value]  # (the jobs panel may show other jobs' errors)
     assert "Added my shapes (your images): 36 images (3 classes)" in at.success[0].value
-    picked = at.sidebar.selectbox(key="dataset")
+    picked = at.sidebar.selectbox(key="dataset_name")
     assert picked.value == str((data.user_data_folder() / "my shapes.zip").resolve())
     assert "my shapes (your images)" in picked.options
-    # The address names the set by its label, not by the server's folder, and a reloaded tab opens it again.
-    assert at.query_params == {"dataset": "my shapes (your images)"}
-    reloaded = AppTest.from_file(str(PAGES / "home.py"), default_timeout=120)
-    reloaded.query_params["dataset"] = "my shapes (your images)"
-    assert reloaded.run().sidebar.selectbox(key="dataset").value == picked.value
     assert at.selectbox(key="train_classes").label == "Training classes of my shapes (your images)"
     assert next(w for w in at.text_input if w.label == "Model name").value == "my shapes-mlp"
     assert at.file_uploader[0].key == "own_images_zip1" and not at.file_uploader[0].value  # emptied for the next
@@ -174,8 +169,8 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     at.session_state["model_choice"] = name
     at.run()
     assert not at.exception, at.exception
-    assert at.sidebar.selectbox(key="dataset").value == ds.name
-    assert at.sidebar.selectbox(key="model").value == name
+    assert at.sidebar.selectbox(key="dataset_name").value == ds.name
+    assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
     assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]  # its name, not its path
     assert not [e.value for e in at.main.error]
 
@@ -238,7 +233,7 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
         at.session_state["dataset_choice"] = ds.name
         at.run()
         assert not at.exception
-        assert at.sidebar.selectbox(key="model").options == ["shapes-conv (4-d)"]
+        assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (4-d)"]
         assert any("1 model(s) of this set take another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
                    for c in at.sidebar.caption)
         # Its row in the models table is not picked (the sidebar cannot offer it: picking it reran the page for ever)
@@ -289,13 +284,13 @@ def test_a_folder_trained_on_at_another_size_is_opened_at_it_and_the_sidebar_can
         at.session_state["dataset_choice"] = name
         at.run()
         assert not at.exception, at.exception
-        assert at.sidebar.selectbox(key="model").options == ["folder-gray (mlp, 2-d)"]
+        assert at.sidebar.selectbox(key=f"model_{name}").options == ["folder-gray (mlp, 2-d)"]
         assert any("1 model(s) of this set take another image size (3×16×16, e.g. folder-conv); the set is opened at "
                    "1×12×12." in c.value for c in at.sidebar.caption)
         at.sidebar.button(key="open_at_3x16x16").click().run()
         assert not at.exception, at.exception
         assert data.opened_shape(name) == (3, 16, 16)
-        assert at.sidebar.selectbox(key="model").value == "folder-conv"
+        assert at.sidebar.selectbox(key=f"model_{name}").value == "folder-conv"
         assert at.main.header[0].value == "folder-conv (2-d)" and not at.main.error
         # A built-in set and a set added in the app keep their shape.
         added = data.add_image_set("kept.zip", shapes_zip(per_class=4), image_size=16, channels=3)
@@ -332,7 +327,7 @@ def test_a_folder_and_a_zip_of_one_name_have_labels_of_their_own_in_the_sidebar(
         at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=180)
         at.session_state["dataset_choice"] = str(folder)
         at.run()
-        picker = at.sidebar.selectbox(key="dataset")
+        picker = at.sidebar.selectbox(key="dataset_name")
         assert picker.value == str(folder.resolve()) and {"twin (your images)", "twin (your folder)"} <= set(
             picker.options)
         assert "Data: twin (8 images at 28×28 grayscale)" in [c.value for c in at.sidebar.caption]
@@ -582,7 +577,7 @@ def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets
         assert not [w for w in at.warning if "too few" in w.value]
         # The offline MNIST sample at the defaults: 30 steps an epoch, 300 in all, enough
         at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
-        assert at.sidebar.selectbox(key="dataset").value == "mnist" and at.number_input(key="train.epochs").value == 10
+        assert at.sidebar.selectbox(key="dataset_name").value == "mnist" and at.number_input(key="train.epochs").value == 10
         assert not [w for w in at.warning if "too few" in w.value] and not at.exception
     finally:
         data.remove_image_set(ds.name)

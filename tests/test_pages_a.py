@@ -95,41 +95,15 @@ def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoint
     """Streamlit drops a widget's state when another page runs: the sidebar keeps the choices itself."""
     monkeypatch.setattr(ui, "_warm_umap", lambda: None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()  # not here offline: an error, kept
+    at.sidebar.selectbox(key="dataset_name").set_value("fashion-mnist").run()  # not here offline: an error, kept
     at.switch_page("pages/models.py").run()
-    assert at.sidebar.selectbox(key="dataset").value == "fashion-mnist" and at.main.error
-    at.sidebar.selectbox(key="dataset").set_value("mnist").run()
-    at.sidebar.selectbox(key="model").set_value(ckpt_name(tiny_checkpoints["tiny-vae"])).run()
+    assert at.sidebar.selectbox(key="dataset_name").value == "fashion-mnist" and at.main.error
+    at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+    at.sidebar.selectbox(key="model_mnist").set_value(ckpt_name(tiny_checkpoints["tiny-vae"])).run()
     at.switch_page("pages/generate.py").run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="dataset").value == "mnist"
-    assert at.sidebar.selectbox(key="model").value == ckpt_name(tiny_checkpoints["tiny-vae"])
-
-
-def test_the_address_holds_the_dataset_and_model_so_a_reloaded_tab_keeps_them(tiny_checkpoints, monkeypatch):
-    """A reload (or a shared link) is a new session with no state: the address carries the pickers' labels."""
-    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
-    vae = ckpt_name(tiny_checkpoints["tiny-vae"])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    assert at.query_params == {}  # the first dataset and its first model: a plain address
-    at.sidebar.selectbox(key="model").set_value(vae).run()
-    assert at.query_params == {"model": label(tiny_checkpoints["tiny-vae"])}
-    at.switch_page("pages/generate.py").run()
-    assert at.query_params == {"model": label(tiny_checkpoints["tiny-vae"])}
-    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    again.query_params.update(at.query_params)
-    again.run()
-    assert not again.exception and again.sidebar.selectbox(key="model").value == vae
-    # Another dataset: its own model, none of the other set's in the address; back on mnist, its model is kept.
-    again.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()  # (not here offline: no models)
-    assert again.query_params == {"dataset": "fashion-mnist"}
-    again.sidebar.selectbox(key="dataset").set_value("mnist").run()
-    assert again.sidebar.selectbox(key="model").value == vae
-    stale = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    stale.query_params.update({"dataset": "no such set", "model": "no such model"})
-    stale.run()
-    assert not stale.exception and stale.sidebar.selectbox(key="dataset").value == "mnist"
-    assert stale.query_params == {}
+    assert at.sidebar.selectbox(key="dataset_name").value == "mnist"
+    assert at.sidebar.selectbox(key="model_mnist").value == ckpt_name(tiny_checkpoints["tiny-vae"])
 
 
 def test_models_page_shows_the_chosen_model(tiny_checkpoints):
@@ -292,10 +266,10 @@ def test_pages_say_why_they_stop_under_their_title(tmp_path, monkeypatch):
         assert [w.value for w in at.main.warning] == [
             "No mnist models yet: train one on the Train page, upload one on Models, or run `python -m aelab zoo`."]
     for name in ("models.py", "compare.py", "latent_map.py", "draw.py"):  # the message comes under the title
-        at = page(name, dataset="kmnist")
+        at = page(name, dataset_name="kmnist")
         assert [type(e).__name__ for e in at.main if type(e).__name__ in ("Title", "Error")] == ["Title", "Error"]
-    at = page("latent_map.py", dataset="kmnist")  # no kmnist here: no model picker, and the page says so
-    assert not at.exception and at.sidebar.selectbox(key="dataset").value == "kmnist"
+    at = page("latent_map.py", dataset_name="kmnist")  # no kmnist here: no model picker, and the page says so
+    assert not at.exception and at.sidebar.selectbox(key="dataset_name").value == "kmnist"
     assert len(at.main.error) == 1 and at.main.error[0].value.startswith("kmnist is not available offline")
     assert at.main.error[0].value.endswith("Pick another dataset in the sidebar.") and len(at.sidebar.selectbox) == 1
 
@@ -454,11 +428,11 @@ def test_a_model_overwritten_with_another_code_size_stays_picked(spare, tiny_che
     "spare-x (vae, 2-d)" for "spare-x (mlp, 8-d)") keeps it picked instead of jumping to another model."""
     target = spare("tiny-mlp", "x")
     at = page("models.py", target)
-    assert at.sidebar.selectbox(key="model").value == "spare-x" and at.header[0].value == label(target)
+    assert at.sidebar.selectbox(key="model_mnist").value == "spare-x" and at.header[0].value == label(target)
     shutil.copyfile(tiny_checkpoints["tiny-vae"], target)  # what an overwriting job does, atomically
     at.run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="model").value == "spare-x" and at.header[0].value == label(target)
+    assert at.sidebar.selectbox(key="model_mnist").value == "spare-x" and at.header[0].value == label(target)
     assert "vae" in label(target)
 
 

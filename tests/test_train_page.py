@@ -157,7 +157,7 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     assert any("Saved as page-job" in s.value for s in at.success)
     assert at.get("plotly_chart")  # the loss curves
     assert at.image and "reconstructions" in at.image[0].captions[0]  # this job's preview comes first (newest)
-    assert "page-job (mlp, 8-d)" in at.selectbox(key="model").options
+    assert "page-job (mlp, 8-d)" in at.selectbox(key="model_mnist").options
     assert load_checkpoint(checkpoint_folder() / "page-job.safetensors")[1]["status"] == "finished"
     # Its model deleted meanwhile: the card no longer says to pick it (the caption says it is gone).
     saved = (checkpoint_folder() / "page-job.safetensors").read_bytes()
