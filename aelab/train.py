@@ -585,9 +585,9 @@ class StepsAdvice:
 
     def text(self) -> str:
         better = math.ceil(self.used / self.better_batch) * self.better_epochs
+        steps = "step" if self.per_epoch == 1 else "steps"
         return (f"{self.used:,} training image{'s' if self.used != 1 else ''} in batches of {self.batch_size} make "
-                f"{self.per_epoch:,} step{'s' if self.per_epoch != 1 else ''} an epoch, {self.per_epoch * self.epochs:,}"
-                f" in all: too few to train well. "
+                f"{self.per_epoch:,} {steps} an epoch, {self.per_epoch * self.epochs:,} in all: too few to train well. "
                 f"{f'A batch size of {self.better_batch} and ' if self.better_batch != self.batch_size else ''}"
                 f"{self.better_epochs:,} epochs make {better:,} steps.")
 

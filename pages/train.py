@@ -242,8 +242,8 @@ def training_form(ds) -> None:
                                         "new one has finished, and can be restored on the Models page if the run is "
                                         "stopped, dies or diverges)")
         label, k = class_choices[picked]
-        advice = jobs.form_steps_advice(variant, ds, train_values, k if label.startswith("all but") else None,
-                                        k if label.startswith("only") else None)
+        without, only = (k if label.startswith("all but") else None), (k if label.startswith("only") else None)
+        advice = jobs.form_steps_advice(variant, ds, train_values, without, only)
         if advice is not None:  # said before the run (a colour set's conv AE stays grey), with the fix one click away
             note, use = st.columns([4, 1], vertical_alignment="center")
             note.warning(advice.text())
@@ -264,9 +264,7 @@ def training_form(ds) -> None:
             refuse(err, fields)
         else:
             start(fields, variant=variant, model_options=model_options, train_options=train_options, name=name,
-                  dataset=ds,
-                  without_class=k if label.startswith("all but") else None,
-                  only_class=k if label.startswith("only") else None, overwrite=overwrite)
+                  dataset=ds, without_class=without, only_class=only, overwrite=overwrite)
     show_outcome()
 
     if ds.num_classes:  # an unlabelled image folder has no class to leave out

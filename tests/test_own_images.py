@@ -171,7 +171,8 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="dataset_name").value == ds.name
     assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
-    assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]  # its name, not its path
+    # its name, not its path
+    assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]
     assert not [e.value for e in at.main.error]
 
 
@@ -577,7 +578,8 @@ def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets
         assert not [w for w in at.warning if "too few" in w.value]
         # The offline MNIST sample at the defaults: 30 steps an epoch, 300 in all, enough
         at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
-        assert at.sidebar.selectbox(key="dataset_name").value == "mnist" and at.number_input(key="train.epochs").value == 10
+        assert at.sidebar.selectbox(key="dataset_name").value == "mnist"
+        assert at.number_input(key="train.epochs").value == 10
         assert not [w for w in at.warning if "too few" in w.value] and not at.exception
     finally:
         data.remove_image_set(ds.name)
