@@ -55,10 +55,12 @@ def _noisy(image: torch.Tensor, kind: str, level: float, seed: int) -> torch.Ten
     gen = torch.Generator().manual_seed(zlib.crc32(int(seed).to_bytes(8, "little"), checksum))
     if kind == "gaussian":
         return (image + level * torch.randn(image.shape, generator=gen)).clamp(0, 1)
-    hit = torch.rand(image.shape, generator=gen) < level
+    # A pixel is hit whole, all its colours at once: black (or white), not confetti of one channel each.
+    pixels = (1, *image.shape[1:])
+    hit = torch.rand(pixels, generator=gen) < level
     if kind == "masking":
         return image.masked_fill(hit, 0.0)
-    salt = torch.rand(image.shape, generator=gen) < 0.5
+    salt = torch.rand(pixels, generator=gen) < 0.5
     return torch.where(hit, salt.float(), image)
 
 

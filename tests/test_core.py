@@ -417,6 +417,13 @@ def test_denoising_corruptions():
     noisy = corrupt(x, "gaussian", 0.2)
     assert 0.15 < float((noisy - x).std()) < 0.25 and float(noisy.min()) >= 0
     assert torch.equal(corrupt(x, "none", 0.5), x)
+    # Colour images: a masked pixel is black in all three channels, not one channel of it (coloured confetti)
+    from aelab.denoise import add_noise
+
+    rgb = torch.full((2, 3, 16, 16), 0.5)
+    for noisy in (corrupt(rgb, "masking", 0.5), add_noise(rgb, "masking", 0.5), add_noise(rgb, "salt-and-pepper", 0.5)):
+        assert torch.equal(noisy.amax(1), noisy.amin(1))  # still grey everywhere
+        assert 0.4 < float((noisy[:, 0] != 0.5).float().mean()) < 0.6
 
 
 def test_denoising_training_scores_against_clean_targets(mnist):

@@ -557,6 +557,11 @@ def test_too_few_steps_at_the_default_epochs_are_said_however_many_steps_an_epoc
         "1,520 training images in batches of 128 make 12 steps an epoch, 120 in all: too few to train well. "
         "25 epochs make 300 steps.")
     assert few_steps_note(1_600, TrainConfig(epochs=3)) is None
+    # Colour images need more: 308 steps left a conv AE's RGB textures grey-brown, 1,100 gave their colours back
+    assert few_steps_note(1_600, TrainConfig(), channels=3) == (
+        "1,520 training images in batches of 128 make 12 steps an epoch, 120 in all: too few to train well (colour "
+        "images need about 1,000). 84 epochs make 1,008 steps.")
+    assert few_steps_note(30_000, TrainConfig(), channels=3) is None  # 223 steps an epoch
     assert few_steps_note(4_000, TrainConfig()) is None  # 30 steps an epoch: 300 at the default epochs
 
 
@@ -582,6 +587,30 @@ def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets
         assert at.number_input(key="train.epochs").value == 10
         assert not [w for w in at.warning if "too few" in w.value] and not at.exception
     finally:
+        data.remove_image_set(ds.name)
+
+
+def test_a_jobs_card_names_the_class_left_out_of_ones_own_set(monkeypatch):
+    """'without class 0: bar', as the button that started it and the Anomalies page say, not 'without class 0'."""
+    from aelab import jobs
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ds = data.add_image_set("card shapes.zip", shapes_zip(), image_size=12, channels=1)
+    job = jobs.start_job("mlp", {"latent_dim": 2, "hidden": [8]}, {"epochs": 1}, "card-shapes", ds, without_class=0)
+    try:
+        at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)
+        at.session_state["dataset_choice"] = ds.name
+        at.run()
+        assert any("**card-shapes**" in m.value and "without class 0: bar" in m.value for m in at.markdown)
+    finally:
+        jobs.stop_job(job.id)
+        deadline = time.monotonic() + 120
+        while jobs.job_status(job.id).active and time.monotonic() < deadline:
+            time.sleep(0.5)
+        jobs.remove_job(job.id)
+        from aelab.checkpoints import checkpoint_folder
+
+        (checkpoint_folder() / "card-shapes.safetensors").unlink(missing_ok=True)
         data.remove_image_set(ds.name)
 
 
