@@ -23,7 +23,6 @@ import dataclasses
 import datetime
 import fcntl
 import json
-import math
 import os
 import re
 import shutil
@@ -45,8 +44,8 @@ from .errors import AelabError, CheckpointError, ConfigError, DataError
 from .files import write_atomic
 from .models import get_variant
 from .models.base import field_default, type_matches
-from .train import (StepsAdvice, TrainConfig, check_training, inapplicable, no_such_class, pick_device,
-                    refuse_inapplicable, steps_advice)
+from .train import (StepsAdvice, TrainConfig, check_training, few_steps_advice, inapplicable, no_such_class,
+                    pick_device, refuse_inapplicable, steps_advice)
 
 JOBS_FOLDER = ".jobs"
 ACTIVE = ("starting", "running", "saving")
@@ -743,14 +742,16 @@ def free_name(name: str) -> str:
     return candidate
 
 
-def anomaly_recipe(dataset: str, k: int, n_train: int | None = None) -> dict:
+def anomaly_recipe(dataset: str, k: int, n_train: int | None = None, channels: int = 1) -> dict:
     """start_job arguments for the Anomalies page's experiment: a small conv AE (like the zoo's) without class k.
-    `n_train`: the training images, when known: a small image set gets smaller batches and more epochs, so that
-    the model takes at least 300 steps (10 epochs of MNIST take 4,200)."""
+    `n_train`: the images it trains on (every class but k), when known: a small image set gets the batch size and
+    epochs that make enough steps (train.few_steps_advice: 300, or 1,000 for `channels` 3; 10 epochs of MNIST make
+    thousands)."""
     batch, epochs = 128, 10
     if n_train is not None:
-        batch = int(min(128, max(16, n_train // 8)))
-        epochs = int(min(300, max(10, math.ceil(300 / max(1, math.ceil(n_train / batch))))))
+        advice = few_steps_advice(n_train, TrainConfig(epochs=epochs, batch_size=batch), channels)
+        if advice is not None:
+            batch, epochs = advice.better_batch, advice.better_epochs
     return {"variant": "conv", "model_options": {"latent_dim": 16, "channels": [32, 64]},
             "train_options": {"epochs": epochs, "batch_size": batch, "lr": 1e-3},
             "name": f"{Path(dataset).name.removesuffix('.zip')}-conv-without-{k}", "dataset": dataset,

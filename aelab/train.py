@@ -112,8 +112,8 @@ def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     """Denoising input: Gaussian noise (clipped to [0, 1]) or masking noise (each pixel zeroed with prob level)."""
     if kind == "gaussian":
         return (x + level * torch.randn_like(x)).clamp_(0, 1)
-    if kind == "masking":
-        return x * (torch.rand_like(x) >= level)
+    if kind == "masking":  # a whole pixel, all its colours (one mask channel, broadcast)
+        return x * (torch.rand_like(x[:, :1]) >= level)
     return x
 
 
@@ -567,8 +567,11 @@ def check_class_choice(dataset: Dataset, without_class: int | None = None, only_
         raise ConfigError(f"{which} in {dataset.name}: nothing would be left to train on")
 
 
-# Fewer optimiser steps than this leave a model barely trained (the one-click anomaly recipe aims at this many too).
+# Fewer optimiser steps than this leave a model barely trained (the one-click anomaly recipe aims at this many too);
+# colour images need more: a conv AE's reconstructions of 32x32 RGB textures were still grey-brown after 308 steps, in
+# colour after 1,100 (measured on the Train page by a helper).
 MIN_STEPS = 300
+MIN_STEPS_COLOUR = 1000
 FEW_STEPS_AN_EPOCH = 10
 
 
@@ -582,18 +585,22 @@ class StepsAdvice:
     epochs: int
     better_batch: int
     better_epochs: int
+    target: int = MIN_STEPS
 
     def text(self) -> str:
         better = math.ceil(self.used / self.better_batch) * self.better_epochs
         steps = "step" if self.per_epoch == 1 else "steps"
+        why = f" (colour images need about {self.target:,})" if self.target != MIN_STEPS else ""
         return (f"{self.used:,} training image{'s' if self.used != 1 else ''} in batches of {self.batch_size} make "
-                f"{self.per_epoch:,} {steps} an epoch, {self.per_epoch * self.epochs:,} in all: too few to train well. "
+                f"{self.per_epoch:,} {steps} an epoch, {self.per_epoch * self.epochs:,} in all: too few to train well"
+                f"{why}. "
                 f"{f'A batch size of {self.better_batch} and ' if self.better_batch != self.batch_size else ''}"
                 f"{self.better_epochs:,} epochs make {better:,} steps.")
 
 
-def few_steps_advice(n_images: int, config: "TrainConfig") -> StepsAdvice | None:
-    """What to change when training on `n_images` would take fewer than MIN_STEPS optimiser steps because an epoch is
+def few_steps_advice(n_images: int, config: "TrainConfig", channels: int = 1) -> StepsAdvice | None:
+    """What to change when training on `n_images` (of `channels` colours) would take fewer than MIN_STEPS optimiser
+    steps (MIN_STEPS_COLOUR for RGB) because an epoch is
     a few batches (a small image set at the default batch of 128 is one step an epoch), else None: a smaller batch and
     the epochs that reach MIN_STEPS. Fewer epochs than the default of a set of many steps an epoch (one epoch of the
     offline MNIST: 30 steps) is a choice, not a mistake; the default epochs of a set of 10-29 steps an epoch (about
@@ -603,20 +610,21 @@ def few_steps_advice(n_images: int, config: "TrainConfig") -> StepsAdvice | None
     if used < 1:  # nothing to train on: refused elsewhere, with the reason
         return None
     per_epoch = math.ceil(used / config.batch_size)
+    target = MIN_STEPS_COLOUR if channels == 3 else MIN_STEPS
     chosen_short = per_epoch >= FEW_STEPS_AN_EPOCH and config.epochs < TrainConfig.epochs  # (fewer than the default)
-    if per_epoch * config.epochs >= MIN_STEPS or chosen_short:
+    if per_epoch * config.epochs >= target or chosen_short:
         return None
     # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
     # Not one of all the images or more ("a batch size of 4" for 3 images): that is one step an epoch all the same.
     smaller = 2 ** max(2, int(math.log2(max(1, used // 8))))
     batch = config.batch_size if config.batch_size <= max(4, used // 4) or smaller >= used else smaller
-    epochs = max(config.epochs, math.ceil(MIN_STEPS / math.ceil(used / batch)))
-    return StepsAdvice(used, config.batch_size, per_epoch, config.epochs, batch, epochs)
+    epochs = max(config.epochs, math.ceil(target / math.ceil(used / batch)))
+    return StepsAdvice(used, config.batch_size, per_epoch, config.epochs, batch, epochs, target)
 
 
-def few_steps_note(n_images: int, config: "TrainConfig") -> str | None:
+def few_steps_note(n_images: int, config: "TrainConfig", channels: int = 1) -> str | None:
     """few_steps_advice in words, or None."""
-    advice = few_steps_advice(n_images, config)
+    advice = few_steps_advice(n_images, config, channels)
     return advice.text() if advice else None
 
 
@@ -629,7 +637,8 @@ def steps_advice(variant: str, dataset: Dataset, config: "TrainConfig", without_
     if not get_variant(variant).trainable:
         return None
     check_class_choice(dataset, without_class, only_class)
-    return few_steps_advice(int(training_mask(dataset, without_class, only_class).sum()), config)
+    return few_steps_advice(int(training_mask(dataset, without_class, only_class).sum()), config,
+                            dataset.input_shape[0])
 
 
 def steps_note(variant: str, dataset: Dataset, config: "TrainConfig", without_class: int | None = None,

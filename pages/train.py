@@ -102,16 +102,18 @@ def act(action, job_id: str) -> None:
         st.session_state["train_job_error"] = str(err)
 
 
-def class_words(dataset: str, k: int) -> str:
-    """A class as the pages name it ("9: Ankle boot"), where its name is known without loading the dataset."""
-    return ui_explore.label_of_class(data.BUILTIN[dataset][0] if dataset in data.BUILTIN else [], k)
+def class_words(dataset: str, k: int, known: dict[str, list[str]]) -> str:
+    """A class as the pages name it ("9: Ankle boot"), where its name is known without loading the dataset: a
+    built-in's, or one in `known` (the sidebar's dataset, already loaded: "0: circle" of one's own set)."""
+    names = data.BUILTIN[dataset][0] if dataset in data.BUILTIN else known.get(dataset, [])
+    return ui_explore.label_of_class(list(names), k)
 
 
-def show_job(status: jobs.JobStatus) -> None:
+def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
     job = status.job
-    classes = (f", without class {class_words(job.dataset, job.without_class)}"
+    classes = (f", without class {class_words(job.dataset, job.without_class, known)}"
                if job.without_class is not None else "") + \
-        (f", only class {class_words(job.dataset, job.only_class)}" if job.only_class is not None else "")
+        (f", only class {class_words(job.dataset, job.only_class, known)}" if job.only_class is not None else "")
     head, buttons = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
@@ -167,8 +169,8 @@ def show_job(status: jobs.JobStatus) -> None:
 
 
 @st.fragment(run_every=2)
-def jobs_panel() -> None:
-    """Polls the job files every 2 s without rerunning the form above."""
+def jobs_panel(known: dict[str, list[str]]) -> None:
+    """Polls the job files every 2 s without rerunning the form above; `known`: class names of loaded datasets."""
     statuses = jobs.list_jobs()
     st.subheader("Jobs")
     if "train_job_error" in st.session_state:
@@ -181,7 +183,7 @@ def jobs_panel() -> None:
     st.session_state["train_active_jobs"] = active
     for status in statuses:
         with st.container(border=True):
-            show_job(status)
+            show_job(status, known)
     if ended & {s.job.id for s in statuses}:
         st.rerun()
 
@@ -245,7 +247,7 @@ def training_form(ds) -> None:
         without, only = (k if label.startswith("all but") else None), (k if label.startswith("only") else None)
         advice = jobs.form_steps_advice(variant, ds, train_values, without, only)
         if advice is not None:  # said before the run (a colour set's conv AE stays grey), with the fix one click away
-            note, use = st.columns([4, 1], vertical_alignment="center")
+            note, use = st.columns([2, 1], vertical_alignment="center")  # (at 4:1 the button's words were cut)
             note.warning(advice.text())
             batch = f"batch {advice.better_batch}, " if advice.better_batch != advice.batch_size else ""
             use.button(f"Use {batch}{advice.better_epochs} epochs", key="train_use_advice",
@@ -270,7 +272,7 @@ def training_form(ds) -> None:
     if ds.num_classes:  # an unlabelled image folder has no class to leave out
         asked = "without_class" in st.query_params
         with st.expander("Anomaly experiment: one click", expanded=asked, key="anomaly_experiment", on_change="rerun"):
-            recipe = jobs.anomaly_recipe(ds.name, 0, len(ds.y_train))
+            recipe = jobs.anomaly_recipe(ds.name, 0, int((ds.y_train != 0).sum()), ds.input_shape[0])
             st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
                        f"that class. This trains a small convolutional AE (16-d code, {recipe['train_options']['epochs']}"
                        f" epochs of batches of {recipe['train_options']['batch_size']}) on every other class.")
@@ -281,7 +283,7 @@ def training_form(ds) -> None:
             k = a.selectbox("Class to leave out", present, default_k,
                             format_func=lambda c: ui_explore.class_label(ds, c), key="anomaly_class")
             ui_explore.unlisted_note(ds, present)
-            recipe = jobs.anomaly_recipe(ds.name, k, len(ds.y_train))
+            recipe = jobs.anomaly_recipe(ds.name, k, int((ds.y_train != k).sum()), ds.input_shape[0])
             if asked or st.session_state.get("anomaly_experiment"):  # timed only when the experiment is looked at
                 seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
                                                recipe["train_options"], k)
@@ -370,4 +372,4 @@ ctx = ui.sidebar(need_model=False)
 own_images()
 if ctx.dataset is not None:  # else the sidebar has said why; the jobs below can still be followed and stopped
     training_form(ctx.dataset)
-jobs_panel()
+jobs_panel({ctx.dataset.name: ctx.dataset.class_names} if ctx.dataset is not None else {})

@@ -4,6 +4,7 @@ Every job the tests need is started at once by one module fixture, so their star
 data) overlaps on the two shared cores; each test then waits for its own job.
 """
 
+import math
 import os
 import shutil
 import signal
@@ -363,9 +364,12 @@ def test_anomaly_recipe_is_a_valid_request():
     recipe = jobs.anomaly_recipe("mnist", 3)
     assert recipe["without_class"] == 3 and recipe["name"] == "mnist-conv-without-3"
     assert jobs.anomaly_recipe("mnist", 3, 60_000)["train_options"] == recipe["train_options"]
-    small = jobs.anomaly_recipe("/data/shapes.zip", 1, 96)  # an image set of 96 training images: 6 steps an epoch
-    assert small["name"] == "shapes-conv-without-1" and small["train_options"]["batch_size"] == 16
-    assert small["train_options"]["epochs"] * 96 / 16 >= 300
+    # 96 training images (91 after the validation share), 1 step an epoch at 128: batches of 8 and enough epochs
+    small = jobs.anomaly_recipe("/data/shapes.zip", 1, 96)
+    assert small["name"] == "shapes-conv-without-1" and small["train_options"] == {"epochs": 25, "batch_size": 8,
+                                                                                   "lr": 1e-3}
+    colour = jobs.anomaly_recipe("/data/shapes.zip", 1, 96, channels=3)["train_options"]  # colour: 1,000 steps
+    assert colour["batch_size"] == 8 and colour["epochs"] * math.ceil(91 / 8) >= 1000
     name, config = jobs.validate_request(**recipe)
     assert name == "mnist-conv-without-3" and config.epochs >= 1
 
