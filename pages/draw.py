@@ -20,7 +20,10 @@ if model is None:
     st.stop()  # the sidebar has said why
 channels, height, width = model.input_shape
 if channels != 1 or height != width:
-    st.info(f"Drawing needs a model of single-channel square images; {ctx.model_name} takes {model.input_shape}.")
+    shape = f"{'RGB' if channels == 3 else f'{channels}-channel'} images of {height}×{width}"
+    st.info(f"The canvas draws in one colour on square paper, so Draw needs a model of grayscale square images; "
+            f"{ctx.model_name} takes {shape}. For a set of your own, add it again as grayscale on the Train page and "
+            "train a model on that.")
     st.stop()
 if not ds.num_classes or (ds.y_train < 0).any():
     st.info(f"{ds.label} has no class labels, so a drawing cannot be classified: pick a labelled dataset.")

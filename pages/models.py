@@ -133,8 +133,9 @@ with features_tab:
     except ConfigError as err:
         st.info(str(err))
     else:
-        st.caption(f"{title}, each scaled to its largest weight: grey = zero, black = negative, white = positive; "
-                   "at most 64.")
+        scale = ("mid grey = zero; in each of red, green and blue, brighter = positive, darker = negative"
+                 if model.input_shape[0] == 3 else "grey = zero, black = negative, white = positive")
+        st.caption(f"{title}, each scaled to its largest weight: {scale}; at most 64.")
         ui.show_images(features, columns=16, width=56)
 
 with history_tab:
