@@ -599,12 +599,12 @@ class StepsAdvice:
 
 
 def few_steps_advice(n_images: int, config: "TrainConfig", channels: int = 1) -> StepsAdvice | None:
-    """What to change when training on `n_images` (of `channels` colours) would take fewer than MIN_STEPS optimiser steps
-    (MIN_STEPS_COLOUR for RGB) because an epoch is a few batches (a small image set at the default batch of 128 is one
-    step an epoch), else None: a smaller batch and the epochs that reach the target. Fewer epochs than the default of a
-    set of many steps an epoch (one epoch of the offline MNIST: 30 steps) is a choice, not a mistake; the default epochs
-    of a set of 10-29 steps an epoch (about 1,150-3,700 images at 128 a batch) are not: 120 steps leave a conv AE's
-    reconstructions of 32x32 RGB images greyish and off in hue."""
+    """What to change when training on `n_images` (of `channels` colours) would take fewer than MIN_STEPS optimiser
+    steps (MIN_STEPS_COLOUR for RGB) because an epoch is a few batches (a small image set at the default batch of 128 is
+    one step an epoch), else None: a smaller batch and the epochs that reach the target. Fewer epochs than the default
+    of a set of many steps an epoch (one epoch of the offline MNIST: 30 steps) is a choice, not a mistake; the default
+    epochs of a set of 10-29 steps an epoch (about 1,150-3,700 images at 128 a batch) are not: 120 steps leave a conv
+    AE's reconstructions of 32x32 RGB images greyish and off in hue."""
     used = n_images - held_out(n_images, config.val_fraction)
     if used < 1:  # nothing to train on: refused elsewhere, with the reason
         return None
