@@ -625,8 +625,9 @@ def table_height(rows: int) -> int:
 
 
 # What a VAE's "test nats" are (metrics.evaluate): how a teacher would want them qualified.
-NATS_HELP = ("−ELBO per test image in nats: a Bernoulli (BCE) decoder on the grey-level pixels plus the KL term, one "
-             "posterior sample. Comparable between VAEs on the same data; not a likelihood of continuous pixels")
+NATS_HELP = ("−ELBO per test image in nats: a Bernoulli (BCE) decoder on the pixel values (each colour channel's, for "
+             "RGB) plus the KL term, one posterior sample. Comparable between VAEs on the same data; not a likelihood "
+             "of continuous pixels")
 
 # The checkpoints table of Home and Models: short headers (the help says the rest) so that it fits next to the
 # sidebar at 1280 px, the name pinned so that it stays in view when a narrow screen scrolls the table sideways. MSE per
