@@ -578,7 +578,7 @@ FEW_STEPS_AN_EPOCH = 10
 @dataclass(frozen=True)
 class StepsAdvice:
     """A training of too few optimiser steps (few_steps_advice): what it would take, and the batch size and epochs
-    that reach MIN_STEPS."""
+    that reach its `target` (MIN_STEPS, or MIN_STEPS_COLOUR for RGB)."""
     used: int
     batch_size: int
     per_epoch: int

@@ -724,8 +724,8 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
 div.stImage > [data-testid="stImageContainer"] img { height: auto; }
 div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
-div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) [data-testid="stImageCaption"] * {
-  font-size: 0.75rem; }
+div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"])
+  [data-testid="stImageCaption"] * { font-size: 0.75rem; }
 [data-testid="stMetric"] { container-type: inline-size; }
 [data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }

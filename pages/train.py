@@ -14,7 +14,7 @@ import streamlit as st
 from aelab import checkpoints, data, jobs, ui, ui_explore
 from aelab.errors import AelabError
 from aelab.models import REGISTRY
-from aelab.train import TrainConfig
+from aelab.train import TrainConfig, training_mask
 
 # Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
@@ -272,10 +272,7 @@ def training_form(ds) -> None:
     if ds.num_classes:  # an unlabelled image folder has no class to leave out
         asked = "without_class" in st.query_params
         with st.expander("Anomaly experiment: one click", expanded=asked, key="anomaly_experiment", on_change="rerun"):
-            recipe = jobs.anomaly_recipe(ds.name, 0, int((ds.y_train != 0).sum()), ds.input_shape[0])
-            st.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then flags "
-                       f"that class. This trains a small convolutional AE (16-d code, {recipe['train_options']['epochs']}"
-                       f" epochs of batches of {recipe['train_options']['batch_size']}) on every other class.")
+            intro = st.empty()  # (said once the class is picked: the epochs and batch size depend on its images)
             wanted = st.query_params.get("without_class", "")
             present = ui_explore.test_classes(ds)  # (a class with no test image could never be scored)
             default_k = present.index(int(wanted)) if wanted.isdigit() and int(wanted) in present else 0
@@ -283,7 +280,11 @@ def training_form(ds) -> None:
             k = a.selectbox("Class to leave out", present, default_k,
                             format_func=lambda c: ui_explore.class_label(ds, c), key="anomaly_class")
             ui_explore.unlisted_note(ds, present)
-            recipe = jobs.anomaly_recipe(ds.name, k, int((ds.y_train != k).sum()), ds.input_shape[0])
+            recipe = jobs.anomaly_recipe(ds.name, k, int(training_mask(ds, k).sum()), ds.input_shape[0])
+            intro.caption("The Anomalies page needs a model that never saw one class: its reconstruction error then "
+                          f"flags that class. This trains a small convolutional AE (16-d code, "
+                          f"{recipe['train_options']['epochs']} epochs of batches of "
+                          f"{recipe['train_options']['batch_size']}) on every other class.")
             if asked or st.session_state.get("anomaly_experiment"):  # timed only when the experiment is looked at
                 seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
                                                recipe["train_options"], k)
