@@ -373,6 +373,14 @@ def ensure_navigation() -> None:
         st.rerun()
 
 
+def default_model(infos: list[checkpoints.CheckpointInfo]) -> str | None:
+    """The model a fresh tab opens: the first by name trained on all of its set's classes (not one trained with a
+    class left out or on one class only), else none (the picker's first)."""
+    return next((c.name for c in infos
+                 if c.meta.get("dataset", {}).get("without_class") is None
+                 and c.meta.get("dataset", {}).get("only_class") is None), None)
+
+
 def give_back(key: str, options: list, *wanted) -> None:
     """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
     else the first option."""
@@ -433,9 +441,10 @@ def sidebar(need_model: bool = True) -> Context:
             by_name = {c.name: c for c in usable}
             key = f"model_{name}"
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
-            # else the previous choice on this dataset, else the last one on any page, else the first.
+            # else the previous choice on this dataset, else the last one on any page, else the first that saw
+            # every class (a fresh tab opened "<set>-conv-without-0", the anomaly experiment's model, before).
             give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
-                       st.session_state.get("model_choice"))
+                       st.session_state.get("model_choice"), default_model(usable))
             chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
             st.session_state["model_choice"] = chosen
             info = by_name[chosen]
