@@ -484,11 +484,35 @@ def load_and_prepare(
     resized), a plain resize (prepare_image).
     """
     label = name or _default_name(source)
-    img = open_image(source, label)
+    return prepare_opened(open_image(source, label), input_shape, label, framing)
+
+
+def _framed(input_shape: tuple[int, int, int], framing: Framing | None) -> bool:
     channels, height, width = input_shape
-    if framing is not None and channels == 1 and height == width:
-        return prepare_digit(img, size=height, name=label, framing=framing)[None]
-    return prepare_image(img, input_shape, name=label)
+    return framing is not None and channels == 1 and height == width
+
+
+def prepare_opened(img: Image.Image, input_shape: tuple[int, int, int], name: str,
+                   framing: Framing | None = MNIST_FRAMING) -> np.ndarray:
+    """load_and_prepare for an image already opened (open_image)."""
+    if _framed(input_shape, framing):
+        return prepare_digit(img, size=input_shape[1], name=name, framing=framing)[None]
+    return prepare_image(img, input_shape, name=name)
+
+
+def squeeze_note(img: Image.Image, input_shape: tuple[int, int, int], name: str,
+                 framing: Framing | None = MNIST_FRAMING) -> str | None:
+    """One line when preparing `img` changes its proportions (a plain resize, as one's own image sets are made, of an
+    image over 10% wider or taller than the model's input), else None. Framing keeps them (it fits the ink)."""
+    _, height, width = input_shape
+    if _framed(input_shape, framing) or img.width == 0 or img.height == 0:
+        return None
+    stretch = (img.width / img.height) / (width / height)
+    if 1 / 1.1 <= stretch <= 1.1:
+        return None
+    return (f"{name} is {img.width}×{img.height}: squeezed to {width}×{height}, as the set's images were, so it looks "
+            f"{'narrower' if stretch > 1 else 'flatter'} than it is; crop it to {width}:{height} first to keep its "
+            "proportions")
 
 
 def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the drawing",

@@ -56,7 +56,8 @@ def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
 
 
 @st.cache_data(show_spinner="Preparing the upload…", max_entries=64)
-def prepared_upload(data: bytes, input_shape: tuple, name: str, dataset_name: str) -> tuple[np.ndarray, bytes]:
+def prepared_upload(data: bytes, input_shape: tuple, name: str, dataset_name: str
+                    ) -> tuple[np.ndarray, bytes, str | None]:
     """Decoded and prepared once per file content, not on every slider move; framed as the dataset's images were."""
     from .denoise import prepare_upload
     from .images import FRAMING

@@ -100,11 +100,14 @@ if source == "Upload":
         st.button("Forget them", key="denoise_forget", on_click=lambda: st.session_state.pop("denoise_uploads", None))
     for file_name, content in kept[:MAX_IMAGES]:
         try:
-            prepared, thumbnail = ui_explore.prepared_upload(content, tuple(ds.input_shape), file_name, ds.name)
+            prepared, thumbnail, note = ui_explore.prepared_upload(content, tuple(ds.input_shape), file_name,
+                                                                   ds.name)
         except AelabError as err:
             message = str(err)
             st.error(message if file_name in message else f"{file_name}: {message}")
             continue
+        if note:
+            st.caption(f"{note}.")
         clean.append(prepared)
         names.append(file_name)
         uploads.append(thumbnail)

@@ -176,6 +176,45 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not [e.value for e in at.main.error]
 
 
+def test_an_upload_whose_proportions_the_set_changes_is_said_on_denoise_and_by_reconstruct(shapes_model, tmp_path):
+    """One's own sets are made by a plain resize, so a 4:3 photo is squeezed into the square: kept (the model saw its
+    images that way), but said, with how to keep its proportions. A square one, or one within 10%, is not."""
+    from aelab.checkpoints import checkpoint_folder
+
+    ds, name = shapes_model
+    wide, square = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(wide, "PNG")
+    Image.new("RGB", (50, 46), (30, 200, 30)).save(square, "PNG")
+    at = AppTest.from_file(str(PAGES / "denoise.py"), default_timeout=180)
+    at.session_state["dataset_choice"] = ds.name
+    at.session_state["model_choice"] = name
+    at.session_state["denoise_source"] = "Upload"
+    at.session_state["denoise_uploads"] = [("wide.png", wide.getvalue()), ("square.png", square.getvalue())]
+    at.run()
+    assert not at.exception and not at.main.error
+    notes = [c.value for c in at.main.caption if "squeezed" in c.value]
+    assert notes == ["wide.png is 64×48: squeezed to 16×16, as the set's images were, so it looks narrower than it "
+                     "is; crop it to 16:16 first to keep its proportions."]
+    for file_name, content in (("wide.png", wide), ("square.png", square)):
+        (tmp_path / file_name).write_bytes(content.getvalue())
+    model = checkpoint_folder() / f"{name}.safetensors"
+    result = subprocess.run([sys.executable, "-m", "aelab", "reconstruct", str(model), str(tmp_path / "wide.png"),
+                             str(tmp_path / "square.png"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("note:")] == ["note: " + notes[0][:-1]]
+
+
+def test_only_a_plain_resize_that_changes_proportions_is_noted():
+    from aelab.images import FRAMING, squeeze_note
+
+    tall = Image.new("L", (30, 60))
+    assert "looks flatter than it is; crop it to 32:32" in squeeze_note(tall, (1, 32, 32), "tall.png", None)
+    assert squeeze_note(tall, (1, 28, 28), "tall.png", FRAMING["mnist"]) is None  # framed: fitted, not squeezed
+    assert squeeze_note(Image.new("L", (60, 30)), (3, 30, 60), "x.png", None) is None  # as wide as the input
+    assert squeeze_note(Image.new("L", (0, 30)), (1, 32, 32), "x.png", None) is None  # (refused elsewhere)
+
+
 def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
     """A model of one's own images never saw MNIST's cropping and centring: a square drawn small in a corner stays
     small and in the corner (for MNIST-like data it is enlarged and centred, as MNIST's digits were)."""
