@@ -131,4 +131,5 @@ def test_a_weak_fair_result_says_what_it_means():
     assert "More epochs, or a smaller code" in anomaly.auroc_hint(0.7, True, True)
     assert "MNIST's" in anomaly.auroc_hint(0.3, True, False, "mnist")  # examples only where they are the data's
     assert "MNIST's" not in anomaly.auroc_hint(0.3, True, False, "fashion-mnist")
+    assert "ink" not in anomaly.auroc_hint(0.3, True, False, "my photos")  # (colour photos have no ink)
     assert "MNIST's 7s" not in anomaly.auroc_hint(0.6, True, False, "fashion-mnist")
