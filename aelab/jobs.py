@@ -322,9 +322,15 @@ def changed_options(fields: list[FormField], values: dict, inactive=()) -> dict:
     return options
 
 
-def suggest_name(dataset: str, variant: str) -> str:
-    """`mnist-conv`, or `mnist-conv-2`, ... : the first name that is neither a model nor being trained."""
+def suggest_name(dataset: str, variant: str, noise: str | None = None, without_class: int | None = None,
+                 only_class: int | None = None) -> str:
+    """`mnist-conv`, or `mnist-conv-2`, ... : the first name that is neither a model nor being trained. What sets a
+    model apart from the plain one is in it: `mnist-conv-denoising` (trained with noise), `mnist-conv-without-3`,
+    `mnist-mlp-only-0` (the Anomalies page's models)."""
     base = f"{Path(dataset).name.removesuffix('.zip')}-{variant}"
+    base += "-denoising" if noise not in (None, "none") else ""
+    base += f"-without-{without_class}" if without_class is not None else ""
+    base += f"-only-{only_class}" if only_class is not None else ""
     busy = {s.job.name for s in list_jobs() if s.active}
     for n in range(1, 10000):
         name = base if n == 1 else f"{base}-{n}"

@@ -224,8 +224,13 @@ def training_form(ds) -> None:
             st.caption("PCA is fitted in closed form in one pass: the training options do not change it.")
         train_values = show_form(train_fields, "train", inactive, columns=4)
         left, middle, right = st.columns([5, 5, 3], vertical_alignment="bottom")
-        # The suggestion follows the variant and the dataset until the user types a name of their own.
-        suggestion = jobs.suggest_name(ds.name, variant)
+        # The suggestion follows the variant, the dataset, the noise and the classes until the user types a name of
+        # their own. (The classes' picker is drawn below: its value is read from its state, set before this run.)
+        before = st.session_state.get("train_classes") or 0 if ds.num_classes else 0
+        label, k = class_choices[before if before < len(class_choices) else 0]
+        noise = None if "noise" in inactive else train_values.get("noise")
+        suggestion = jobs.suggest_name(ds.name, variant, noise, k if label.startswith("all but") else None,
+                                       k if label.startswith("only") else None)
         if st.session_state.get("train_name") in (None, "", st.session_state.get("train_name_suggested")):
             st.session_state["train_name"] = suggestion
         st.session_state["train_name_suggested"] = suggestion

@@ -59,6 +59,22 @@ def test_form_shows_the_fields_of_the_chosen_variant_and_of_training():
     assert name_input(at).value == "keepme"  # not replaced by the next variant's suggestion
 
 
+def test_the_suggested_name_says_what_sets_the_model_apart():
+    """A denoising run, or one without a class, was suggested "mnist-conv" like a plain one: in the sidebar's list
+    later nothing told them apart."""
+    at = run_page()
+    at.selectbox(key="train_variant").set_value("conv").run()
+    assert name_input(at).value == "mnist-conv"
+    at.selectbox(key="train.noise").set_value("masking").run()
+    assert name_input(at).value == "mnist-conv-denoising"
+    at.selectbox(key="train_classes").set_value(1 + 3).run()  # "all but 3"
+    assert name_input(at).value == "mnist-conv-denoising-without-3"
+    at.selectbox(key="train.noise").set_value("none").run()
+    at.selectbox(key="train_classes").set_value(1 + 10 + 0).run()  # "only 0"
+    assert name_input(at).value == "mnist-conv-only-0"
+    assert not at.exception
+
+
 def test_query_parameter_preselects_the_class_to_leave_out():
     at = run_page(without_class="7")
     assert at.selectbox(key="anomaly_class").value == 7
