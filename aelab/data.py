@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .files import write_atomic
 
 DIGITS = [str(d) for d in range(10)]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -506,20 +507,27 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
             raise DataError(f"an image set named {stem!r} was added before with other images or another size: "
                             "rename the zip to add this one")
         return load_dataset(str(target))
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".zip")
-    try:
+    tmp = None
+    try:  # (a full disk or a read-only folder: one line, and nothing kept)
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".zip")
         with os.fdopen(handle, "wb") as f:
             f.write(content)
         try:
             checked = load_image_folder(tmp, image_size, channels)  # refused here, with the reason, if no dataset
         except DataError as err:
             raise DataError(str(err).replace(str(Path(tmp).resolve()), file_name).replace(tmp, file_name)) from None
-        _shape_file(target).write_text(json.dumps({"channels": channels, "image_size": image_size}))
+        # The size first, then the zip, each whole or not at all: a zip is never there without its size.
+        write_atomic(_shape_file(target), json.dumps({"channels": channels, "image_size": image_size}).encode())
         os.replace(tmp, target)
+    except OSError as err:
+        with contextlib.suppress(OSError):  # (the size of a zip that is not there)
+            _shape_file(target).unlink(missing_ok=True)
+        raise DataError(f"cannot keep {file_name} in {folder}: {err.strerror or err}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     # What load_dataset(target) would read again (3 s for 10,000 images here), under the kept file's name.
     return dataclasses.replace(checked, name=str(target.resolve()),
                                source=checked.source.replace(Path(tmp).name, target.name))

@@ -91,6 +91,32 @@ def test_what_cannot_be_used_is_refused_in_one_line_and_nothing_is_kept(file_nam
     assert after == before
 
 
+@pytest.mark.parametrize("failing", ["write", "replace"])
+def test_a_set_that_cannot_be_written_is_refused_in_one_line_and_nothing_is_kept(monkeypatch, failing):
+    """A full disk while the zip, or its size, is written: one line, and no zip without its size (or size without
+    its zip) left to open later."""
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rename = os.replace
+
+    def zip_not_renamed(source, target):  # the size is written (renamed into place), then the zip fails
+        full() if str(target).endswith(".zip") else rename(source, target)
+
+    data.user_data_folder().mkdir(parents=True, exist_ok=True)
+    before = sorted(data.user_data_folder().glob("*"))
+    if failing == "write":
+        monkeypatch.setattr(data, "write_atomic", full)
+    else:
+        monkeypatch.setattr(os, "replace", zip_not_renamed)
+    with pytest.raises(DataError) as err:
+        data.add_image_set("full disk.zip", shapes_zip(3), image_size=16)
+    assert str(err.value) == f"cannot keep full disk.zip in {data.user_data_folder()}: No space left on device"
+    assert sorted(data.user_data_folder().glob("*")) == before
+
+
 def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
     at.file_uploader(key="own_images_zip").set_value([("my shapes.zip", shapes_zip(), "application/zip")])
