@@ -193,8 +193,8 @@ def pick_image(ds: Dataset, key: str, title: str,
         if ds.num_classes and (y >= 0).all():
             start = 0
             present = test_classes(ds)
-            c = st.selectbox("Class", present, index=min(default_class, len(present) - 1),
-                             format_func=lambda k: class_label(ds, k), key=f"{key}_class")
+            c = st.selectbox("Class", present, format_func=lambda k: class_label(ds, k), key=f"{key}_class",
+                             **ui.widget_default(f"{key}_class", index=min(default_class, len(present) - 1)))
             unlisted_note(ds, present)
             members = (y == c).nonzero().flatten().numpy()
         if len(members) == 0:
@@ -202,7 +202,8 @@ def pick_image(ds: Dataset, key: str, title: str,
             return None, None, ""
         # Counted within the class (the caption below gives the image's number in the whole test set).
         j = st.number_input(f"Which one of this class (0–{len(members) - 1})" if len(members) < len(x) else
-                            f"Test image (0–{len(members) - 1})", 0, len(members) - 1, start, key=f"{key}_index")
+                            f"Test image (0–{len(members) - 1})", 0, len(members) - 1, key=f"{key}_index",
+                            **ui.widget_default(f"{key}_index", value=start))
         i = int(members[int(j)])
     label = int(y[i]) if y[i] >= 0 else None
     caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")

@@ -16,6 +16,13 @@ model, ds = ctx.model, ctx.dataset
 if model is None:
     st.stop()  # the sidebar has said why
 
+# The page's choices stay when the user goes to another page and back: Streamlit drops the state of widgets not
+# drawn, so the page keeps copies, per dataset (ui.keep_values). (A drawing is not kept: the canvas starts empty.)
+KEPT = f"interpolate_values_{ds.name}"
+KEYS = [f"interp_{side}_{what}" for side in "ab" for what in ("source", "class", "index")] + [
+    "interp_steps", "interp_path", f"traverse_dims_{ctx.model_name}", "traverse_span", "traverse_steps"]
+ui.give_back_values(KEYS, KEPT)
+
 st.subheader("Between two images")
 col_a, col_b = st.columns(2)
 with col_a:
@@ -24,8 +31,8 @@ with col_b:
     x_b, label_b, caption_b = ui_explore.pick_image(ds, "interp_b", "Image B", default_class=1)
 
 left, right = st.columns(2)
-steps = left.slider("Steps", 2, 20, 10, key="interp_steps")
-method = right.radio("Path", ["linear", "spherical"], horizontal=True,
+steps = left.slider("Steps", 2, 20, key="interp_steps", **ui.widget_default("interp_steps", value=10))
+method = right.radio("Path", ["linear", "spherical"], horizontal=True, key="interp_path",
                      help="spherical (slerp) follows an arc, so the codes between keep about the length of the two ends "
                           "instead of cutting through shorter codes, atypical for a VAE's Gaussian prior")
 if x_a is None or x_b is None:
@@ -54,7 +61,8 @@ dims_all, inactive = explore.dimensions_by_spread(model, reference)
 active = [d for d in dims_all if d not in inactive] or dims_all
 x_t = x_a if x_a is not None else x_b
 c1, c2, c3 = st.columns([3, 1, 1])
-dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all, default=active[:8],
+dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all,
+                      **ui.widget_default(f"traverse_dims_{ctx.model_name}", default=active[:8]),
                       format_func=lambda d: f"{d + 1} (unused)" if d in inactive else str(d + 1),  # as the plane
                       max_selections=MAX_TRAVERSAL_DIMS, key=f"traverse_dims_{ctx.model_name}",
                       help="numbered from 1, as on the latent plane; listed by how much the coordinate varies over "
@@ -63,8 +71,9 @@ if inactive:
     st.caption(f"{len(inactive)} of {model.latent_dim} dimensions are unused: their mean code hardly varies over the "
                f"test images (variance under {explore.ACTIVE_VARIANCE}), so the decoder ignores them and their "
                "rows would show one image; they are not picked at first.")
-span = c2.slider("Span (std)", 0.5, 5.0, 3.0, 0.5)
-t_steps = c3.slider("Steps", 3, 15, 9, key="traverse_steps")
+span = c2.slider("Span (std)", 0.5, 5.0, step=0.5, key="traverse_span", **ui.widget_default("traverse_span", value=3.0))
+t_steps = c3.slider("Steps", 3, 15, key="traverse_steps", **ui.widget_default("traverse_steps", value=9))
+ui.keep_values(KEYS, KEPT)
 if x_t is None:
     st.info("Choose or draw image A to traverse its code.")
 elif not dims:

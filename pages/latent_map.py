@@ -26,6 +26,11 @@ def name_of(label: int) -> str:
     return names[label] if 0 <= label < len(names) else "unlabelled"
 
 
+# The map's settings stay when the user goes to another page and back (a 60,000-image map was back to 5,000 test
+# images): Streamlit drops the state of widgets not drawn, so the page keeps copies, per dataset (ui.keep_values).
+KEPT = f"map_values_{ds.name}"
+KEYS = ["map_split", "map_size_test", "map_size_train", "map_method", "map_neighbors", "map_min_dist"]
+ui.give_back_values(KEYS, KEPT)
 left, middle, right = st.columns([1, 2, 1])
 split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
 x_all, y_all = ds.split(split)
@@ -33,7 +38,7 @@ total = len(x_all)
 sizes = project.map_sizes(total)
 if len(sizes) > 1:
     size = middle.select_slider("Sample size" + (" (stratified by class)" if names else ""), sizes,
-                                value=project.default_map_size(total),
+                                **ui.widget_default(f"map_size_{split}", value=project.default_map_size(total)),
                                 format_func=lambda n: f"{n:,}" + (" (all)" if n == total else ""),
                                 key=f"map_size_{split}",
                                 help="UMAP of 20,000 to 60,000 codes takes 40 s to a minute on 2 CPU cores the first "
@@ -49,9 +54,11 @@ else:
     method = right.radio("Map", ["UMAP", "PCA"], horizontal=True, key="map_method")
 if method == "UMAP":
     with st.expander("UMAP settings"):
-        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, n_neighbors, key="map_neighbors")
-        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, min_dist, 0.01,
-                             key="map_min_dist")
+        n_neighbors = st.slider("Neighbours (local ↔ global structure)", 5, 100, key="map_neighbors",
+                                **ui.widget_default("map_neighbors", value=n_neighbors))
+        min_dist = st.slider("Minimum distance (how tightly points pack)", 0.0, 0.99, step=0.01, key="map_min_dist",
+                             **ui.widget_default("map_min_dist", value=min_dist))
+ui.keep_values(KEYS, KEPT)
 waiting = f"Encoding {size:,} images" + ("…" if model.latent_dim == 2 else f" and mapping the codes with {method}…")
 if method == "UMAP" and model.latent_dim != 2 and size > 10000:
     waiting += " A large sample: up to a minute on a small CPU the first time (kept on disk afterwards)."
