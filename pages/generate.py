@@ -21,8 +21,14 @@ if not model.generative:
 
 st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
            "typical and cleaner, above 1 more varied and stranger.")
+# The choices stay when the user goes to another page and back, per dataset (ui.keep_values; Streamlit drops the
+# state of widgets not drawn: the seed went back to 0).
+KEPT, KEYS = f"generate_values_{ctx.dataset.name}", ["generate_temperature", "generate_seed", "generate_class",
+                                                     "generate_per_class", "generate_side"]
+ui.give_back_values(KEYS, KEPT)
 left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
-temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05)
+temperature = left.slider("Temperature", 0.0, 2.0, step=0.05, key="generate_temperature",
+                          **ui.widget_default("generate_temperature", value=1.0))
 st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's default: "New samples" changes it
 seed = ui.seed_input(middle, "Seed", key="generate_seed")
 right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
@@ -39,7 +45,9 @@ try:
                               format_func=lambda k: "every class" if k is None else class_text(names, k),
                               help="one class: a grid of its samples, as `python -m aelab sample --label K` writes")
         if only is None:
-            per_class = size.slider("Samples per class", 4, 16, 10)
+            per_class = size.slider("Samples per class", 4, 16, key="generate_per_class",
+                                    **ui.widget_default("generate_per_class", value=10))
+            ui.keep_values(KEYS, KEPT)
             a, b = st.columns(2)
             with a:
                 st.subheader("A row per class")
@@ -53,13 +61,17 @@ try:
                            "changes the class down the column.")
                 ui_explore.show_tile(explore.class_grid(model, per_class, temperature, seed), per_class)
         else:
-            side = size.slider("Grid size", 4, 16, 10, help="the grid is size x size samples")
+            side = size.slider("Grid size", 4, 16, help="the grid is size x size samples", key="generate_side",
+                               **ui.widget_default("generate_side", value=10))
+            ui.keep_values(KEYS, KEPT)
             st.caption(f"{side * side} samples of class {class_text(names, only)}: each its own code from the "
                        "prior, decoded with that label.")
             ui_explore.show_tile(explore.samples(model, side * side, temperature, seed,
                                                  torch.full((side * side,), only)), side, width=min(720, 64 * side))
     else:
-        side = st.slider("Grid size", 4, 16, 10, help="the grid is size x size samples")
+        side = st.slider("Grid size", 4, 16, help="the grid is size x size samples", key="generate_side",
+                         **ui.widget_default("generate_side", value=10))
+        ui.keep_values(KEYS, KEPT)
         ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
 except AelabError as err:
     st.error(str(err))

@@ -317,7 +317,7 @@ def test_denoise_keeps_its_choices_and_the_uploaded_images_across_pages(tiny_che
     assert not at.exception and "Upload one or more images" in texts(at.main.info)
 
 
-def test_latent_map_and_interpolate_keep_their_settings_across_pages(tiny_checkpoints, monkeypatch):
+def test_latent_map_interpolate_and_generate_keep_their_settings_across_pages(tiny_checkpoints, monkeypatch):
     """A teacher who set up a map of the training images, or a path between two chosen images, found the defaults
     again after a look at another page (and waited for the large map again)."""
     from aelab import ui
@@ -352,6 +352,17 @@ def test_latent_map_and_interpolate_keep_their_settings_across_pages(tiny_checkp
         assert not at.exception
         assert at.radio(key="map_split").value == "train" and at.radio(key="map_method").value == "PCA"
         assert not [w.value for w in at.warning if "Session State" in w.value]
+    at.sidebar.selectbox(key="model_mnist").set_value("tiny-cvae").run()
+    at.switch_page("pages/generate.py").run()
+    at.slider(key="generate_temperature").set_value(0.5).run()
+    at.number_input(key="generate_seed").set_value(7).run()
+    at.selectbox(key="generate_class").set_value(3).run()
+    at.slider(key="generate_side").set_value(6).run()
+    at.switch_page("pages/models.py").run()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception and not [w.value for w in at.warning if "Session State" in w.value]
+    assert at.slider(key="generate_temperature").value == 0.5 and at.number_input(key="generate_seed").value == 7
+    assert at.selectbox(key="generate_class").value == 3 and at.slider(key="generate_side").value == 6
     # Kept per dataset: another set's pages start from their defaults.
     at.sidebar.selectbox(key="dataset_name").set_value("fashion-mnist").run()  # (not here offline: an error)
     assert not at.exception
