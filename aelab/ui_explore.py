@@ -113,8 +113,9 @@ def what_to_draw(ds: Dataset) -> str:
 
 def how_to_draw(ds: Dataset) -> str:
     """How a canvas's drawing is read for this dataset: the canvas draws white on black."""
-    return ("white on black; it is turned dark on light, as this set's images are" if ds.dark_on_light
-            else "white on black")
+    how = ("white on black; it is turned dark on light, as this set's images are" if ds.dark_on_light
+           else "white on black")
+    return f"{how}, {ds.framing.drawing}" if ds.framing is not None and ds.framing.drawing else how
 
 
 # --- Picking and drawing images ----------------------------------------------------------------------------------

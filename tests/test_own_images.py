@@ -284,6 +284,20 @@ def test_a_drawing_for_a_set_of_dark_shapes_on_light_paper_is_turned_dark_on_lig
     assert ui_explore.what_to_draw(ink) == "something of one of its classes (circle, square)"
 
 
+def test_the_canvas_asks_for_solid_shapes_where_the_images_are_solid():
+    """Fashion-MNIST's images are filled silhouettes: trousers drawn as an outline were read as Shirt or Pullover,
+    with every neighbour agreeing."""
+    from types import SimpleNamespace
+
+    from aelab import ui_explore
+    from aelab.images import FRAMING
+
+    fashion = SimpleNamespace(dark_on_light=False, framing=FRAMING["fashion-mnist"])
+    assert ui_explore.how_to_draw(fashion) == ("white on black, filled in: its images are solid shapes, and an "
+                                               "outline is often read as another class")
+    assert ui_explore.how_to_draw(SimpleNamespace(dark_on_light=False, framing=FRAMING["mnist"])) == "white on black"
+
+
 def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_why(shapes_model, tmp_path):
     from aelab.checkpoints import checkpoint_folder
 
