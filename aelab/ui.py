@@ -639,11 +639,12 @@ NATS_HELP = ("−ELBO per test image in nats: a Bernoulli (BCE) decoder on the p
              "of continuous pixels")
 
 # The checkpoints table of Home and Models: short headers (the help says the rest) so that it fits next to the
-# sidebar at 1280 px, the name pinned so that it stays in view when a narrow screen scrolls the table sideways. MSE per
+# sidebar at 1280 px. The name is not pinned: Streamlit draws a pinned column at 60% opacity (its "faded" cell style,
+# which a Styler's colour does not undo), and the names, the column people read first, were the faintest text. MSE per
 # pixel (SSE/image over the pixels) and 1-NN (next to 5-NN) would push "status" and "created" out of view: a model's
 # Metadata tab and `python -m aelab eval` give them.
 MODEL_COLUMNS = {
-    "name": st.column_config.TextColumn("name", pinned=True),
+    "name": st.column_config.TextColumn("name"),
     "variant": st.column_config.TextColumn("variant"),
     "latent size": st.column_config.NumberColumn("latent", help="latent size (code dimensions)", width=56),
     "dataset": st.column_config.TextColumn("dataset"),

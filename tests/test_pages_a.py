@@ -82,6 +82,8 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     row = table.set_index("name").loc["tiny-mlp"]
     assert row["latent size"] == 8 and row["dataset"] == "mnist" and row["status"] == "finished"
     assert "variant" not in table.columns  # (on Models: with it, "status" was cut at 1024 px)
+    # Not pinned: Streamlit draws a pinned column faded (60% opacity), and the names were the faintest text there.
+    assert "pinned" not in json.loads(at.dataframe[0].proto.columns)["name"]
     assert 0 < row["test error (SSE/image)"] < 100 and 30 < row["5-NN accuracy"] <= 100  # percent
     # The conditional VAE's low 5-NN, which looks like a broken model, is explained under the table.
     assert ("tiny-cvae: a conditional VAE's code leaves the class to the label it is given, so a 5-NN vote on its "
