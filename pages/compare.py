@@ -84,10 +84,11 @@ else:
                      hide_index=True, column_config={"5-NN accuracy": ui.percent_column()})
         st.caption(compare.knn_comparison_caption(ds))
 
-    st.subheader("Subspace angles to PCA")
-    if angles is None:
-        st.info(f"Principal angles compare two linear subspaces; the {model.variant} decoder is not linear.")
+    if angles is None:  # (a heading over one note looked like a section that failed to show)
+        st.caption(f"Subspace angles to PCA are shown for linear autoencoders only: principal angles compare two "
+                   f"linear subspaces, and the {model.variant} decoder is not linear.")
     else:
+        st.subheader("Subspace angles to PCA")
         st.bar_chart({"angle (degrees)": angles}, x_label="principal angle (smallest first)",
                      y_label="degrees", height=260)
         st.caption("A linear autoencoder trained with squared error should span PCA's subspace: all angles near 0°.")

@@ -224,7 +224,8 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
     knn = at.dataframe[0].value
     assert len(knn) == 3 and ((knn["5-NN accuracy"] > 10) & (knn["5-NN accuracy"] <= 100)).all()  # percent
     assert "against all 4,000 training images" in texts(at.caption)  # the offline sample, used whole
-    assert "not linear" in texts(at.info)
+    assert "Subspace angles to PCA are shown for linear autoencoders only" in texts(at.caption)
+    assert "Subspace angles to PCA" not in [h.value for h in at.subheader]  # no heading over nothing
 
 
 def test_compare_page_shows_subspace_angles_for_a_linear_ae(tiny_checkpoints):
