@@ -252,14 +252,17 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
 
     fig = go.Figure(go.Scatter(x=np.arange(1, len(curve) + 1), y=curve, mode="lines", name=f"PCA, k = 1…{len(curve)}",
                                line={"color": "grey"}, hovertemplate="PCA, %{x} components: %{y:.2f}<extra></extra>"))
-    for variant in sorted({p["variant"] for p in points}):
+    # Strong colours (D3's, less its grey, the line's): the theme's second colour, a pale blue, left a point barely
+    # visible on white.
+    strong = [c for c in CLASS_COLOURS[:10] if c != "#7F7F7F"]
+    for i, variant in enumerate(sorted({p["variant"] for p in points})):
         group = [p for p in points if p["variant"] == variant]
         fig.add_trace(go.Scatter(
             x=[p["latent_dim"] for p in group], y=[p["sse_per_image"] for p in group], mode="markers",
             name=f"{variant} checkpoints" if variant == "pca" else variant,  # not "PCA" and "pca" side by side
             text=[p["name"] + (f" ({p['note']})" if p.get("note") else "") for p in group],
             hovertemplate="%{text}: %{x}-D, %{y:.2f}<extra></extra>",
-            marker={"size": [16 if p["name"] == current else 9 for p in group],
+            marker={"size": [16 if p["name"] == current else 9 for p in group], "color": strong[i % len(strong)],
                     "line": {"width": [3 if p["name"] == current else 0 for p in group], "color": "black"}}))
     largest = max([len(curve), *(p["latent_dim"] for p in points)])
     ticks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if k <= largest]

@@ -325,6 +325,15 @@ def test_error_points_say_which_errors_are_not_like_for_like(tiny_checkpoints):
     assert compare.error_points([info], "mnist")[0]["note"] == "trained without class 3"
 
 
+def test_every_variants_points_on_the_error_curve_have_a_strong_colour_of_their_own(tiny_checkpoints):
+    found, _ = checkpoints.list_checkpoints()
+    points = compare.error_points(found, "mnist")
+    fig = ui.error_curve_figure(np.linspace(50, 10, 64), points, "tiny-mlp")
+    colours = [trace.marker.color for trace in fig.data if trace.mode == "markers"]
+    assert len(colours) == len({p["variant"] for p in points}) == len(set(colours))
+    assert not {"#83C9FF", "#7F7F7F"} & {c.upper() for c in colours}  # not pale blue, not the line's grey
+
+
 def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, pca8):
     pca = pca8
     linear, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-linear"])
