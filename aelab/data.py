@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import DataError, counted
 from .files import write_atomic
 
 DIGITS = [str(d) for d in range(10)]
@@ -436,8 +436,8 @@ def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = (
         raise DataError(f"{dataset_label(name)} was not added in the app, so it cannot be removed here")
     users = [*used_by, *(f"{job} (still training)" for job in training)]
     if users:
-        raise DataError(f"{dataset_label(name)} is used by {len(users)} model(s) ({', '.join(users[:3])}"
-                        f"{', ...' if len(users) > 3 else ''}): delete them on the Models page first"
+        raise DataError(f"{dataset_label(name)} is used by {counted(len(users), 'model')} ({', '.join(users[:3])}"
+                        f"{', ...' if len(users) > 3 else ''}): delete {'it' if len(users) == 1 else 'them'} on the Models page first"
                         + (" (a job still training must end first)" if training else ""))
     _shape_file(path).unlink(missing_ok=True)
     path.unlink()
@@ -598,7 +598,7 @@ def class_folders(folders: list[tuple[str, ...]], files: list[str]) -> list[str]
     labels = [f[shared] if len(f) > shared else "" for f in folders]
     loose = [name for name, label in zip(files, labels) if not label]
     if loose and len(loose) < len(labels):
-        which = f"{loose[0]} and {len(loose) - 1} more image(s) lie" if len(loose) > 1 else f"{loose[0]} lies"
+        which = f"{loose[0]} and {counted(len(loose) - 1, 'more image')} lie" if len(loose) > 1 else f"{loose[0]} lies"
         raise DataError(f"{which} beside the class folders, in none of them: put every image in a class folder, or "
                         "none (no labels)")
     return labels

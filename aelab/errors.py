@@ -19,3 +19,8 @@ class ConfigError(AelabError):
 
 class DataError(AelabError):
     """A dataset cannot be found or read."""
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 model", "3 models", "1,200 images": a count and its noun, for the messages ("1 model(s)" read badly)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

@@ -19,7 +19,7 @@ import streamlit as st
 import torch
 
 from . import checkpoints, compare, data, jobs, metrics, project
-from .errors import AelabError
+from .errors import AelabError, counted
 from .models import Autoencoder
 from .models.pca import PCA
 from .train import device_name, pick_device
@@ -423,7 +423,8 @@ def sidebar(need_model: bool = True) -> Context:
         other_size = [c for c in of_set if c not in usable]
         if other_size:
             shapes = list(dict.fromkeys(tuple(c.meta["dataset"]["input_shape"]) for c in other_size))
-            st.caption(f"{len(other_size)} model(s) of this set take another image size "
+            st.caption(f"{counted(len(other_size), 'model')} of this set take{'s' if len(other_size) == 1 else ''} "
+                       "another image size "
                        f"({', '.join('×'.join(map(str, shape)) for shape in shapes)}, e.g. {other_size[0].name}); the "
                        f"set is opened at {'×'.join(map(str, ds.input_shape))}.")
             if not data.added_in_app(name):  # (a set added in the app keeps the size it was added at)

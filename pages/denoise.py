@@ -7,7 +7,7 @@ import torch
 
 from aelab import checkpoints, denoise, ui, ui_explore
 from aelab.data import BUILTIN, to_float
-from aelab.errors import AelabError
+from aelab.errors import AelabError, counted
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 MAX_IMAGES = 12
@@ -95,7 +95,7 @@ if source == "Upload":
                              on_change=keep_uploads)
     kept = st.session_state.get("denoise_uploads") or []
     if kept and not files:  # drawn again, empty: the files it had are still used
-        st.caption(f"Using the {len(kept)} image(s) you uploaded before ({', '.join(n for n, _ in kept[:4])}"
+        st.caption(f"Using the {counted(len(kept), 'image')} you uploaded before ({', '.join(n for n, _ in kept[:4])}"
                    f"{', …' if len(kept) > 4 else ''}): upload others to replace them.")
         st.button("Forget them", key="denoise_forget", on_click=lambda: st.session_state.pop("denoise_uploads", None))
     for file_name, content in kept[:MAX_IMAGES]:

@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from aelab import checkpoints, data, jobs, ui, ui_explore
-from aelab.errors import AelabError
+from aelab.errors import AelabError, counted
 from aelab.models import REGISTRY
 from aelab.train import TrainConfig, training_mask
 
@@ -362,7 +362,8 @@ def own_images() -> None:
             classes = (f"{ds.num_classes} classes" if ds.num_classes else "no labels: all of them are in one folder, "
                        "so they have no classes; for labels, put each class in a folder of its own")
             bad = ds.unreadable
-            skipped = (f" {len(bad)} file(s) could not be read as images and were left out (e.g. {bad[0]})."
+            skipped = (f" {counted(len(bad), 'file')} could not be read as images and "
+                       f"{'was' if len(bad) == 1 else 'were'} left out (e.g. {bad[0]})."
                        if bad else "")
             st.session_state["train_added_images"] = (
                 f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}).{skipped} It is the "

@@ -314,7 +314,7 @@ def test_a_model_of_the_set_at_another_size_is_not_offered_and_the_sidebar_says_
         at.run()
         assert not at.exception
         assert at.sidebar.selectbox(key=f"model_{ds.name}").options == ["shapes-conv (4-d)"]
-        assert any("1 model(s) of this set take another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
+        assert any("1 model of this set takes another image size (1×12×12, e.g. shapes-conv-gray)" in c.value
                    for c in at.sidebar.caption)
         # Its row in the models table is not picked (the sidebar cannot offer it: picking it reran the page for ever)
         from aelab.checkpoints import read_metadata
@@ -365,7 +365,7 @@ def test_a_folder_trained_on_at_another_size_is_opened_at_it_and_the_sidebar_can
         at.run()
         assert not at.exception, at.exception
         assert at.sidebar.selectbox(key=f"model_{name}").options == ["folder-gray (mlp, 2-d)"]
-        assert any("1 model(s) of this set take another image size (3×16×16, e.g. folder-conv); the set is opened at "
+        assert any("1 model of this set takes another image size (3×16×16, e.g. folder-conv); the set is opened at "
                    "1×12×12." in c.value for c in at.sidebar.caption)
         at.sidebar.button(key="open_at_3x16x16").click().run()
         assert not at.exception, at.exception
@@ -448,7 +448,8 @@ def test_a_class_without_test_images_is_not_offered_where_a_test_image_is_needed
 
 def test_an_added_set_can_be_removed_when_no_model_uses_it(tmp_path):
     ds = data.add_image_set("spare set.zip", shapes_zip(per_class=4), 16, 1)
-    with pytest.raises(DataError, match=r"spare set \(your images\) is used by 1 model\(s\) \(m1\): delete them"):
+    with pytest.raises(DataError, match=r"spare set \(your images\) is used by 1 model \(m1\): delete it on the "
+                                        "Models page first"):
         data.remove_image_set(ds.name, ["m1"])
     outside = tmp_path / "mine.zip"
     outside.write_bytes(shapes_zip(per_class=4))

@@ -307,7 +307,7 @@ def test_denoise_keeps_its_choices_and_the_uploaded_images_across_pages(tiny_che
     at.run()
     for _ in range(2):
         assert not at.exception
-        assert "Using the 1 image(s) you uploaded before (white.png)" in texts(at.caption)
+        assert "Using the 1 image you uploaded before (white.png)" in texts(at.caption)
         assert "white.png" in texts(at.main.error)  # (a white page: blank once inverted), named as it was uploaded
         at.switch_page("pages/generate.py").run()
         at.switch_page("pages/denoise.py").run()

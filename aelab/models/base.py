@@ -118,7 +118,8 @@ class ModelConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = set(values) - set(known)
         if unknown:
-            raise ConfigError(f"unknown option(s) for this variant: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} for this variant: "
+                              f"{', '.join(sorted(unknown))}")
         cleaned = {k: tuple(v) if k == "input_shape" else v for k, v in values.items()}
         return cls(**cleaned)
 

@@ -281,7 +281,7 @@ def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
     # Another page and back: the uploader is drawn again, empty, but the images (and the choice of them) stay.
     nav(page, "Generate")
     nav(page, "Denoise")
-    page.get_by_text("Using the 2 image(s) you uploaded before (three.png, seven.png)").wait_for(timeout=30_000)
+    page.get_by_text("Using the 2 images you uploaded before (three.png, seven.png)").wait_for(timeout=30_000)
     wait_idle(page)
     captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
     assert any("three.png" in c for c in captions) and any("seven.png" in c for c in captions), captions
