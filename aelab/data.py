@@ -437,7 +437,8 @@ def remove_image_set(name: str, used_by: list[str] = (), training: list[str] = (
     users = [*used_by, *(f"{job} (still training)" for job in training)]
     if users:
         raise DataError(f"{dataset_label(name)} is used by {counted(len(users), 'model')} ({', '.join(users[:3])}"
-                        f"{', ...' if len(users) > 3 else ''}): delete {'it' if len(users) == 1 else 'them'} on the Models page first"
+                        f"{', ...' if len(users) > 3 else ''}): delete {'it' if len(users) == 1 else 'them'} on "
+                        "the Models page first"
                         + (" (a job still training must end first)" if training else ""))
     _shape_file(path).unlink(missing_ok=True)
     path.unlink()
