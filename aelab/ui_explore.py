@@ -127,19 +127,36 @@ def _bump(state_key: str) -> None:
     st.session_state[state_key] = st.session_state.get(state_key, 0) + 1
 
 
-def canvas(key: str, size: int = 280, stroke: int = 18):
+def canvas(key: str, size: int = 280, stroke: int = 18, keep: str | None = None):
     """A white-on-black drawing canvas; returns its RGBA array, or None before anything was drawn.
 
     White strokes on black need no inversion and look like MNIST already; the stroke is about 1/15 of the side,
-    the thickness of an MNIST pen stroke once the digit is scaled to 20 of 28 pixels."""
+    the thickness of an MNIST pen stroke once the digit is scaled to 20 of 28 pixels.
+
+    `keep`: a plain session key under which the drawing is kept, so that a canvas drawn again after a visit to
+    another page shows it again (Streamlit drops a widget's state when another page runs: the canvas came back
+    empty). The component loads an initial drawing only when it changes, so the kept one is handed to it unchanged
+    from the run that mounts the canvas on; until the canvas sends something, the kept image stands for it."""
     from streamlit_drawable_canvas import st_canvas
 
+    kept = st.session_state.get(keep) if keep else None
+    if kept is not None and kept["canvas"] != key:  # cleared since (a new key is a new, empty canvas)
+        kept = st.session_state[keep] = None
+    if kept is not None and key not in st.session_state:  # mounted anew: draw the kept drawing on it
+        kept["restore"] = kept["json"]
     # The component draws its toolbar (undo, redo, clear) above the canvas, over whatever comes before it: a spacer.
     st.html('<div style="height:1.1rem"></div>')
     result = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=size,
-                       width=size, drawing_mode="freedraw", return_image_data=True, update_streamlit=True, key=key)
+                       width=size, drawing_mode="freedraw", return_image_data=True, update_streamlit=True, key=key,
+                       initial_drawing=kept["restore"] if kept is not None else None)
+    image = result.image_data
+    if image is None:  # nothing sent yet (the result is the initial drawing, without its image): the kept one, if any
+        return kept["image"] if kept is not None and kept["restore"] is not None else None
     objects = (result.json_data or {}).get("objects") or []
-    return result.image_data if objects else None
+    if keep:
+        st.session_state[keep] = {"canvas": key, "json": result.json_data, "image": image,
+                                  "restore": kept["restore"] if kept is not None else None} if objects else None
+    return image if objects else None
 
 
 def test_classes(ds: Dataset) -> list[int]:
@@ -171,7 +188,8 @@ def pick_image(ds: Dataset, key: str, title: str,
         from .images import prepare_drawing
 
         # A new key is a new, empty canvas: the component has no "clear" of its own that Python can trigger.
-        drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11)
+        drawing = canvas(f"{key}_canvas_{st.session_state.get(f'{key}_clear', 0)}", size=168, stroke=11,
+                         keep=f"{key}_drawing")
         st.button("Clear", key=f"{key}_clear_button", on_click=_bump, args=(f"{key}_clear",))
         if drawing is None:
             st.caption(f"Draw {what_to_draw(ds)} in the box, {how_to_draw(ds)}.")

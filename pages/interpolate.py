@@ -17,7 +17,7 @@ if model is None:
     st.stop()  # the sidebar has said why
 
 # The page's choices stay when the user goes to another page and back: Streamlit drops the state of widgets not
-# drawn, so the page keeps copies, per dataset (ui.keep_values). (A drawing is not kept: the canvas starts empty.)
+# drawn, so the page keeps copies, per dataset (ui.keep_values). A drawing is kept by the canvas itself.
 KEPT = f"interpolate_values_{ds.name}"
 KEYS = [f"interp_{side}_{what}" for side in "ab" for what in ("source", "class", "index")] + [
     "interp_steps", "interp_path", f"traverse_dims_{ctx.model_name}", "traverse_span", "traverse_steps"]

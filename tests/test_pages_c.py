@@ -184,7 +184,7 @@ def canvas_with(digit_uint8: np.ndarray):
     """A fake canvas returning a 28x28 digit enlarged to 280x280 RGBA, white on black, as the browser sends it."""
     big = np.asarray(Image.fromarray(digit_uint8).resize((280, 280), Image.Resampling.BILINEAR))
     rgba = np.dstack([big, big, big, np.full_like(big, 255)])
-    return lambda key, size=280, stroke=18: rgba
+    return lambda key, size=280, stroke=18, keep=None: rgba
 
 
 def test_draw_page_waits_for_a_drawing(tiny_checkpoints):

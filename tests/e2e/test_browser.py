@@ -238,6 +238,49 @@ def test_draw_a_seven_and_latency_against_a_bare_canvas(tour, browser, app_serve
     assert ratio <= DRAW_RATIO * SLACK, f"Draw round trip {ratio:.2f}x the bare canvas'"
 
 
+LIT_PIXELS = """() => {
+    const pad = document.querySelector('.st-key-draw_pad');
+    const lower = pad.querySelector('canvas.dc-canvas.lower-canvas')
+        || [...pad.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+               .map(r => r.querySelector('canvas.dc-canvas.lower-canvas')).find(Boolean);
+    const data = lower.getContext('2d').getImageData(0, 0, lower.width, lower.height).data;
+    let lit = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i] > 128) lit++;
+    return lit; }"""
+
+
+def test_a_drawing_is_still_there_after_a_visit_to_another_page(tour, artifacts):
+    """Streamlit drops a widget's state when another page runs: the canvas came back empty, the reading gone. Now
+    the drawing is drawn again and read as before, and strokes added to it are read with it."""
+    page = tour
+    nav(page, "Draw")
+    box = canvas_box(page)
+    if page.get_by_text("Nearest-neighbour vote").count() == 0:  # (run alone: nothing drawn yet)
+        timed_stroke(page, box, SEVEN, "reconstruction", timeout=120_000)
+        wait_idle(page)
+    drawn, reading = page.evaluate(LIT_PIXELS), image_src(page, "reconstruction")
+    assert drawn > 500 and reading
+    nav(page, "Models")
+    nav(page, "Draw")
+    box = canvas_box(page)
+    page.get_by_text("Nearest-neighbour vote").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    assert_no_exception(page, "Draw (back from another page)")
+    assert page.evaluate(LIT_PIXELS) == drawn  # the same strokes, on the canvas
+    assert image_src(page, "reconstruction") == reading  # and read as before
+    shot(page, artifacts, "draw_kept")
+    timed_stroke(page, box, EXTRA_STROKES[0], "reconstruction")  # one more stroke: read with the kept ones
+    wait_idle(page)
+    assert page.evaluate(LIT_PIXELS) > drawn
+    assert image_src(page, "reconstruction") != reading
+    page.get_by_role("button", name="Clear").click()  # and Clear still empties it, for good
+    page.get_by_text("on the canvas to see what the model makes of it").wait_for(timeout=30_000)
+    nav(page, "Models")
+    nav(page, "Draw")
+    page.get_by_text("on the canvas to see what the model makes of it").wait_for(timeout=30_000)
+    assert page.evaluate(LIT_PIXELS) == 0
+
+
 def digit_png(path, digit: str = "3"):
     """A photo-like digit: dark ink on a light, slightly uneven background, not 28x28, not centred."""
     from PIL import Image, ImageDraw, ImageFilter
