@@ -516,8 +516,8 @@ def squeeze_note(img: Image.Image, input_shape: tuple[int, int, int], name: str,
     if 1 / 1.1 <= stretch <= 1.1:
         return None
     return (f"{name} is {img.width}×{img.height}: squeezed to {width}×{height}, as the set's images were, so it looks "
-            f"{'narrower' if stretch > 1 else 'flatter'} than it is; crop it to {width}:{height} first to keep its "
-            "proportions")
+            f"{'narrower' if stretch > 1 else 'flatter'} than it is; crop it "
+            f"{'square' if width == height else f'to {width}:{height}'} first to keep its proportions")
 
 
 def prepare_drawing(drawing, input_shape: tuple[int, int, int], name: str = "the drawing",

@@ -220,7 +220,7 @@ def test_an_upload_whose_proportions_the_set_changes_is_said_on_denoise_and_by_r
     assert not at.exception and not at.main.error
     notes = [c.value for c in at.main.caption if "squeezed" in c.value]
     assert notes == ["wide.png is 64×48: squeezed to 16×16, as the set's images were, so it looks narrower than it "
-                     "is; crop it to 16:16 first to keep its proportions."]
+                     "is; crop it square first to keep its proportions."]
     for file_name, content in (("wide.png", wide), ("square.png", square)):
         (tmp_path / file_name).write_bytes(content.getvalue())
     model = checkpoint_folder() / f"{name}.safetensors"
@@ -235,7 +235,8 @@ def test_only_a_plain_resize_that_changes_proportions_is_noted():
     from aelab.images import FRAMING, squeeze_note
 
     tall = Image.new("L", (30, 60))
-    assert "looks flatter than it is; crop it to 32:32" in squeeze_note(tall, (1, 32, 32), "tall.png", None)
+    assert "looks flatter than it is; crop it square first" in squeeze_note(tall, (1, 32, 32), "tall.png", None)
+    assert "crop it to 64:32 first" in squeeze_note(tall, (1, 32, 64), "tall.png", None)
     assert squeeze_note(tall, (1, 28, 28), "tall.png", FRAMING["mnist"]) is None  # framed: fitted, not squeezed
     assert squeeze_note(Image.new("L", (60, 30)), (3, 30, 60), "x.png", None) is None  # as wide as the input
     assert squeeze_note(Image.new("L", (0, 30)), (1, 32, 32), "x.png", None) is None  # (refused elsewhere)
