@@ -469,7 +469,9 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     †); for one's own images, a table of their files. Returns the indices shown."""
     st.subheader("Most anomalous images" if split == "all" else "Most anomalous test images")
     count = len(scores)
-    n = st.slider("How many", 8, min(64, count), min(16, count), 8, key="anomaly_top") if count > 8 else count
+    # Rows of 8, and all of a small set (12 images: a slider from 8 to 12 in steps of 8 could not come back to 12).
+    choices = sorted({*range(8, min(64, count) + 1, 8), *([count] if count <= 64 else [])})
+    n = st.select_slider("How many", choices, min(16, count), key="anomaly_top") if count > 8 else count
     rows = anomaly.ranked(scores, ds, split, n)
     # Each row's image, and its place in `scores` (split "all": the training images, then the test images)
     images = torch.stack([(ds.x_train if r["split"] == "train" else ds.x_test)[r["index"]] for r in rows])

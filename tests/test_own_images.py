@@ -584,10 +584,17 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         table = at.main.dataframe[0].value
         assert sorted(table["file"]) == sorted(ds.test_files) and list(table["rank"]) == list(range(1, 10))
         assert list(table["error"]) == sorted(table["error"], reverse=True)
+        # Rows of 8, or all of them: a slider of 8 to 9 in steps of 8 could not come back to 9.
+        assert at.select_slider(key="anomaly_top").options == ["8", "9"]
+        at.select_slider(key="anomaly_top").set_value(8).run()
+        assert len([c for e in at.get("image") for c in e.captions]) == 8
+        at.select_slider(key="anomaly_top").set_value(9).run()
+        assert len([c for e in at.get("image") for c in e.captions]) == 9
         at.radio(key="anomaly_split").set_value("all").run()  # every image, the training ones marked
         assert not at.exception
         table = at.main.dataframe[0].value
         assert len(table) == 16 and table["trained on"].sum() > 0
+        assert at.select_slider(key="anomaly_top").options == ["8", "16", "24", "32", "40", "44"]
         ranked = at.get("image")
         assert any(c.endswith(" †") for e in ranked for c in e.captions)
         assert at.main.metric[0].value == "2"  # 5% of 44
