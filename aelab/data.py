@@ -504,9 +504,14 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
     folder = user_data_folder()
     target = folder / f"{stem}.zip"
     if target.exists():
-        if target.read_bytes() != content or stored_shape(target) != (channels, image_size):
-            raise DataError(f"an image set named {stem!r} was added before with other images or another size: "
-                            "rename the zip to add this one")
+        if target.read_bytes() != content:
+            raise DataError(f"an image set named {stem!r} was added before with other images: rename the zip to add "
+                            "this one")
+        if (shape := stored_shape(target)) != (channels, image_size):  # the same zip, at another size or colour
+            raise DataError(f"{stem} was added before at {shape[1]}×{shape[1]} "
+                            f"{'grayscale' if shape[0] == 1 else 'RGB'}: to add it at {image_size}×{image_size} "
+                            f"{'grayscale' if channels == 1 else 'RGB'}, remove it under 'Added image sets' (once no "
+                            "model uses it) and add it again, or rename the zip")
         return load_dataset(str(target))
     tmp = None
     try:  # (a full disk or a read-only folder: one line, and nothing kept)

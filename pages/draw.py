@@ -22,8 +22,8 @@ channels, height, width = model.input_shape
 if channels != 1 or height != width:
     shape = f"{'RGB' if channels == 3 else f'{channels}-channel'} images of {height}×{width}"
     st.info(f"The canvas draws in one colour on square paper, so Draw needs a model of grayscale square images; "
-            f"{ctx.model_name} takes {shape}. For a set of your own, add it again as grayscale on the Train page and "
-            "train a model on that.")
+            f"{ctx.model_name} takes {shape}. For a set of your own, add its zip again as grayscale on the Train page "
+            "(under another name: a set is kept at the size and colour it was added at) and train a model on that.")
     st.stop()
 if not ds.num_classes or (ds.y_train < 0).any():
     st.info(f"{ds.label} has no class labels, so a drawing cannot be classified: pick a labelled dataset.")

@@ -337,7 +337,9 @@ def own_images() -> None:
         st.caption("A zip of images (PNG, JPEG, ...): one folder per class inside it gives a labelled dataset, "
                    "images at the top level an unlabelled one. They are resized to squares, and a fifth is kept "
                    "aside as the test split. The set is kept on this server and listed in the sidebar's datasets.")
-        with st.form("own_images", border=False):
+        # Enter in the size field does not add the set (it did, before the colour was picked: a set added in
+        # grayscale, whose colour cannot be changed but by removing it).
+        with st.form("own_images", border=False, enter_to_submit=False):
             # A new key after each added set: an empty uploader, not the zip just added
             upload = st.file_uploader("Zip of images", type=["zip"],
                                       key=f"own_images_zip{st.session_state.get('own_images_added', '')}")
@@ -348,30 +350,34 @@ def own_images() -> None:
             colour = b.radio("Colour", ["grayscale", "RGB"], horizontal=True, key="own_images_colour")
             add = st.form_submit_button("Add these images")
         if add:
-            if upload is None:
-                note.error("Choose a zip file first.")
-                return
-            try:
-                with st.spinner(f"Reading the images in {upload.name}…"):
-                    ds = data.add_image_set(upload.name, upload.getvalue(), int(size),
-                                            1 if colour == "grayscale" else 3)
-            except AelabError as err:
-                note.error(str(err))
-                return
-            # (A zip of one class folder is a set without labels too: all its images share that folder.)
-            classes = (f"{ds.num_classes} classes" if ds.num_classes else "no labels: all of them are in one folder, "
-                       "so they have no classes; for labels, put each class in a folder of its own")
-            bad = ds.unreadable
-            skipped = (f" {counted(len(bad), 'file')} could not be read as images and "
-                       f"{'was' if len(bad) == 1 else 'were'} left out (e.g. {bad[0]})."
-                       if bad else "")
-            st.session_state["train_added_images"] = (
-                f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images ({classes}).{skipped} It is the "
-                "sidebar's dataset now: pick a variant below and start training.")
-            st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
-            ui.select_dataset(ds.name)
-            st.rerun()
-        remove_image_set(note)
+            add_image_set(note, upload, int(size), 1 if colour == "grayscale" else 3)
+        remove_image_set(note)  # (also under an error: removing a set is how to add it again at another size)
+
+
+def add_image_set(note, upload, size: int, channels: int) -> None:
+    if upload is None:
+        note.error("Choose a zip file first.")
+        return
+    try:
+        with st.spinner(f"Reading the images in {upload.name}…"):
+            ds = data.add_image_set(upload.name, upload.getvalue(), size, channels)
+    except AelabError as err:
+        note.error(str(err))
+        return
+    # (A zip of one class folder is a set without labels too: all its images share that folder.)
+    classes = (f"{ds.num_classes} classes" if ds.num_classes else "no labels: all of them are in one folder, "
+               "so they have no classes; for labels, put each class in a folder of its own")
+    bad = ds.unreadable
+    skipped = (f" {counted(len(bad), 'file')} could not be read as images and "
+               f"{'was' if len(bad) == 1 else 'were'} left out (e.g. {bad[0]})."
+               if bad else "")
+    st.session_state["train_added_images"] = (
+        f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images at {size}×{size} "
+        f"{'grayscale' if channels == 1 else 'RGB'} ({classes}).{skipped} It is the "
+        "sidebar's dataset now: pick a variant below and start training.")
+    st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
+    ui.select_dataset(ds.name)
+    st.rerun()
 
 
 st.title("Train")

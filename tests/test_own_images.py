@@ -124,7 +124,7 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at.button(key=ADD).click().run()
     assert not at.exception
     assert not [e.value for e in at.error if "zip" in e.value]  # (the jobs panel may show other jobs' errors)
-    assert "Added my shapes (your images): 36 images (3 classes)" in at.success[0].value
+    assert "Added my shapes (your images): 36 images at 24×24 grayscale (3 classes)" in at.success[0].value
     picked = at.sidebar.selectbox(key="dataset_name")
     assert picked.value == str((data.user_data_folder() / "my shapes.zip").resolve())
     assert "my shapes (your images)" in picked.options
@@ -139,9 +139,20 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at.file_uploader[0].set_value([("circles only.zip", make_zip({f"circles/{k}.png": shape_image("circle", k)
                                                                   for k in range(6)}), "application/zip")])
     at.button(key=ADD).click().run()
-    assert ("Added circles only (your images): 6 images (no labels: all of them are in one folder, so they have no "
+    assert ("Added circles only (your images): 6 images at 24×24 grayscale (no labels: all of them are in one folder, so they have no "
             "classes; for labels, put each class in a folder of its own).") in at.success[0].value
     data.remove_image_set(str((data.user_data_folder() / "circles only.zip").resolve()))
+    # The same zip again in colour: refused, saying how it was added and how to add it otherwise; the controls that
+    # remove it stay under the error (they went, and only a reload brought them back).
+    at.file_uploader[0].set_value([("my shapes.zip", shapes_zip(), "application/zip")])
+    at.number_input(key="own_images_size").set_value(24)
+    at.radio(key="own_images_colour").set_value("RGB")
+    at.button(key=ADD).click().run()
+    assert [e.value for e in at.error if "zip" in e.value] == [
+        "my shapes was added before at 24×24 grayscale: to add it at 24×24 RGB, remove it under 'Added image sets' "
+        "(once no model uses it) and add it again, or rename the zip"]
+    assert at.button(key="own_images_remove") and at.selectbox(key="own_images_remove_pick")
+    data.remove_image_set(str((data.user_data_folder() / "my shapes.zip").resolve()))
 
 
 @pytest.fixture(scope="module")
