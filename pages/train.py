@@ -188,6 +188,24 @@ def jobs_panel(known: dict[str, list[str]]) -> None:
         st.rerun()
 
 
+def advice_back_to_defaults(ds) -> None:
+    """The batch size and epochs put in by the advice button were for that set's size: on another set, while they are
+    still the advised ones, they go back to the defaults, and the page says so (a student's batch 4, 84 epochs, made
+    for 60 images, started a run of an hour and a half on MNIST)."""
+    advised = st.session_state.get("train_advice_for")
+    if advised is None or advised[0] == ds.name:
+        return
+    del st.session_state["train_advice_for"]
+    _, batch, epochs = advised
+    if (st.session_state.get("train.batch_size"), st.session_state.get("train.epochs")) != (batch, epochs):
+        return  # changed by hand since: the user's own values
+    defaults = TrainConfig()
+    for key, value in (("train.batch_size", defaults.batch_size), ("train.epochs", defaults.epochs)):
+        st.session_state[key] = st.session_state[KEPT][key] = value
+    st.info(f"Batch size and epochs are back at their defaults ({defaults.batch_size} and {defaults.epochs}): "
+            f"{batch} and {epochs} were the advice for {data.dataset_label(advised[0])}'s size.")
+
+
 def training_form(ds) -> None:
     """The variant's options and TrainConfig's as one form; an error it causes stays on screen (under the button)
     until the next submission, through the reruns the jobs panel causes when a job ends."""
@@ -204,6 +222,7 @@ def training_form(ds) -> None:
     kept = [f"{variant}.{f.name}" for f in model_fields] + [f"train.{f.name}" for f in train_fields] \
         + ["train_name", "train_classes", "train_overwrite"]
     ui.give_back_values(kept, KEPT)
+    advice_back_to_defaults(ds)
     class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
         + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
     if st.session_state.get("train_classes_of") != ds.name:  # a class to leave out is a choice about one dataset
@@ -256,8 +275,9 @@ def training_form(ds) -> None:
             note.warning(advice.text())
             batch = f"batch {advice.better_batch}, " if advice.better_batch != advice.batch_size else ""
             use.button(f"Use {batch}{advice.better_epochs} epochs", key="train_use_advice",
-                       on_click=lambda: st.session_state.update({"train.batch_size": advice.better_batch,
-                                                                 "train.epochs": advice.better_epochs}))
+                       on_click=lambda: st.session_state.update({
+                           "train.batch_size": advice.better_batch, "train.epochs": advice.better_epochs,
+                           "train_advice_for": (ds.name, advice.better_batch, advice.better_epochs)}))
         submitted = st.button("Start training", type="primary", key="train_start")
     ui.keep_values(kept, KEPT)
 

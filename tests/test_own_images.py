@@ -680,6 +680,23 @@ def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets
         assert not [w for w in at.warning if "too few" in w.value] and not at.exception
         at.selectbox(key="train_variant").set_value("pca").run()  # fitted in one pass: no steps to count
         assert not [w for w in at.warning if "too few" in w.value]
+        # On another set the advised values go back to the defaults, and the page says why (batch 4 and 43 epochs on
+        # the 4,000 MNIST images would be 43,000 steps).
+        at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+        assert at.number_input(key="train.batch_size").value == 128 and at.number_input(key="train.epochs").value == 10
+        assert [i.value for i in at.info if "back at their defaults" in i.value] == [
+            "Batch size and epochs are back at their defaults (128 and 10): 4 and 43 were the advice for step shapes "
+            "(your images)'s size."]
+        at.run()  # said once
+        assert not [i.value for i in at.info if "back at their defaults" in i.value]
+        # Values changed by hand after the advice are the user's own: kept.
+        at.sidebar.selectbox(key="dataset_name").set_value(ds.name).run()
+        at.selectbox(key="train_variant").set_value("mlp").run()
+        at.button(key="train_use_advice").click().run()
+        at.number_input(key="train.epochs").set_value(50).run()
+        at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+        assert at.number_input(key="train.batch_size").value == 4 and at.number_input(key="train.epochs").value == 50
+        assert not at.exception
         # The offline MNIST sample at the defaults: 30 steps an epoch, 300 in all, enough
         at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
         assert at.sidebar.selectbox(key="dataset_name").value == "mnist"
