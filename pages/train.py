@@ -140,8 +140,19 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
             st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
     elif status.state == "finished":
         # (Not "pick it in the sidebar" when the model it saved is gone: the caption below says so.)
-        st.success(f"Saved as {job.name}" + (": pick it in the sidebar's model list." if not status.history
-                                             or jobs.holds_its_model(job) else "."))
+        holds = not status.history or jobs.holds_its_model(job)
+        said, go = st.columns([5, 1], vertical_alignment="center")
+        said.success(f"Saved as {job.name}" + (": pick it in the sidebar's model list, or open it here." if holds
+                                               else "."))
+        # Opened with its dataset and name picked in the sidebar: a model made without (or with only) one class on
+        # the Anomalies page, with that class (after a one-click experiment, the link to Anomalies opened the
+        # sidebar's model and class 0).
+        page = "anomalies" if job.without_class is not None or job.only_class is not None else "models"
+        if holds and go.button(f"Open on {page.title()}", key=f"open_{job.id}",
+                               help=f"pick {job.name} in the sidebar and go to the {page.title()} page"):
+            ui.select_dataset(job.dataset)
+            ui.select_model(job.name)
+            st.switch_page(f"pages/{page}.py")
     elif status.state == "failed":
         st.error(ui.sentence(status.message))
     elif status.state == "stopped":

@@ -145,7 +145,7 @@ def test_an_invalid_value_shows_one_error_and_starts_nothing(key, value, expecte
     assert [e.value for e in at.error if expected in e.value] == [error]
 
 
-def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar(monkeypatch):
+def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar(monkeypatch, tiny_checkpoints):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's process: one core is plenty for this tiny model
     at = run_page()
     at.number_input(key="mlp.latent_dim").set_value(8)
@@ -175,6 +175,17 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     assert at.image and "reconstructions" in at.image[0].captions[0]  # this job's preview comes first (newest)
     assert "page-job (mlp, 8-d)" in at.selectbox(key="model_mnist").options
     assert load_checkpoint(checkpoint_folder() / "page-job.safetensors")[1]["status"] == "finished"
+    # "Open on Models": picked in the sidebar, on the page that shows it (a job without a class: Anomalies).
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    app = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
+    app.session_state["model_choice"] = "tiny-mlp"
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert app.sidebar.selectbox(key="model_mnist").value == "tiny-mlp"
+    assert app.button(key=f"open_{job.id}").label == "Open on Models"
+    # (AppTest does not follow st.switch_page from a fragment, the jobs panel: the browser test clicks it.)
     # Its model deleted meanwhile: the card no longer says to pick it (the caption says it is gone).
     saved = (checkpoint_folder() / "page-job.safetensors").read_bytes()
     (checkpoint_folder() / "page-job.safetensors").unlink()

@@ -18,8 +18,8 @@ import pytest
 
 from aelab import ui
 
-from harness import (EXTRA_STROKES, SEVEN, SIDEBAR, assert_no_exception, canvas_box, choose_model, draw_stroke,
-                      goto, nav, record, screenshot, sidebar_models, wait_idle)
+from harness import (EXTRA_STROKES, SEVEN, SIDEBAR, assert_no_exception, canvas_box, choose_model, combobox,
+                      draw_stroke, goto, nav, record, screenshot, sidebar_models, wait_idle)
 from harness import IMAGE_CHANGED, IMAGE_SRC, ROOT, streamlit_server
 
 # (sidebar title, url path st.Page derives from the file name); the order of the sidebar.
@@ -381,7 +381,17 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts,
     while not any(m.startswith(f"{name} (") for m in sidebar_models(page)):
         assert time.monotonic() < deadline, f"{name} never appeared in the sidebar: {sidebar_models(page)}"
         page.wait_for_timeout(1000)
+    # "Open on Models" on its card: the model picked in the sidebar, on the page that shows it.
+    choose_model(page, MODEL)
+    main.get_by_role("button", name="Open on Models").first.click()
+    page.wait_for_function("""(name) => [...document.querySelectorAll('[data-testid="stMain"] h2')]
+        .some(e => e.innerText.startsWith(name))""", arg=name, timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page, "Models (opened from a job's card)")
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text() == "Models"
+    assert combobox(page, "Model", SIDEBAR).input_value().startswith(f"{name} (")
     choose_model(page, name)
+    nav(page, "Train")
     assert_no_exception(page, "Train (new model picked)")
 
 
