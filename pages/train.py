@@ -234,8 +234,10 @@ def training_form(ds) -> None:
         + ["train_name", "train_classes", "train_overwrite"]
     ui.give_back_values(kept, KEPT)
     advice_back_to_defaults(ds)
-    class_choices = [("all", None)] + [(f"all but {k}: {n}", k) for k, n in enumerate(ds.class_names)] \
-        + [(f"only {k}: {n}", k) for k, n in enumerate(ds.class_names)]
+    # ("all but 2", not "all but 2: 2", where the name is the number)
+    class_choices = [("all", None)] + [(f"all but {data.class_text(ds.class_names, k)}", k)
+                                       for k in range(len(ds.class_names))] \
+        + [(f"only {data.class_text(ds.class_names, k)}", k) for k in range(len(ds.class_names))]
     if st.session_state.get("train_classes_of") != ds.name:  # a class to leave out is a choice about one dataset
         st.session_state.pop("train_classes", None)
         st.session_state[KEPT].pop("train_classes", None)

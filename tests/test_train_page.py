@@ -67,6 +67,7 @@ def test_the_suggested_name_says_what_sets_the_model_apart():
     assert name_input(at).value == "mnist-conv"
     at.selectbox(key="train.noise").set_value("masking").run()
     assert name_input(at).value == "mnist-conv-denoising"
+    assert at.selectbox(key="train_classes").options[1 + 3] == "all but 3"  # (not "all but 3: 3")
     at.selectbox(key="train_classes").set_value(1 + 3).run()  # "all but 3"
     assert name_input(at).value == "mnist-conv-denoising-without-3"
     at.selectbox(key="train.noise").set_value("none").run()
