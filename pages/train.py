@@ -217,6 +217,23 @@ def advice_back_to_defaults(ds) -> None:
             f"{batch} and {epochs} were the advice for {data.dataset_label(advised[0])}'s size.")
 
 
+def estimate(ds, variant, model_fields, model_values, train_fields, train_values, inactive, without, only) -> None:
+    """How long the form's run would take here, on request (a student's settings from another set started a run of
+    an hour and a half with no word of it): timed from a few real steps, again when the settings change."""
+    if not st.toggle("Estimate how long it takes", key="train_estimate",
+                     help="times a few real training steps of these settings here (a second or two), again whenever "
+                          "they change"):
+        return
+    try:
+        seconds = ui.training_estimate(ds.name, variant, jobs.changed_options(model_fields, model_values, inactive),
+                                       jobs.changed_options(train_fields, train_values, inactive), without, only)
+    except AelabError as err:
+        st.caption(f"No estimate: {err}.")
+        return
+    st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of its steps "
+               "just now, with whatever else runs here).")
+
+
 def training_form(ds) -> None:
     """The variant's options and TrainConfig's as one form; an error it causes stays on screen (under the button)
     until the next submission, through the reruns the jobs panel causes when a job ends."""
@@ -231,7 +248,7 @@ def training_form(ds) -> None:
     model_fields = jobs.form_fields(REGISTRY[variant].config_class)
     train_fields = jobs.form_fields(TrainConfig)
     kept = [f"{variant}.{f.name}" for f in model_fields] + [f"train.{f.name}" for f in train_fields] \
-        + ["train_name", "train_classes", "train_overwrite"]
+        + ["train_name", "train_classes", "train_overwrite", "train_estimate"]
     ui.give_back_values(kept, KEPT)
     advice_back_to_defaults(ds)
     # ("all but 2", not "all but 2: 2", where the name is the number)
@@ -291,6 +308,8 @@ def training_form(ds) -> None:
                        on_click=lambda: st.session_state.update({
                            "train.batch_size": advice.better_batch, "train.epochs": advice.better_epochs,
                            "train_advice_for": (ds.name, advice.better_batch, advice.better_epochs)}))
+        if REGISTRY[variant].trainable:
+            estimate(ds, variant, model_fields, model_values, train_fields, train_values, inactive, without, only)
         submitted = st.button("Start training", type="primary", key="train_start")
     ui.keep_values(kept, KEPT)
 

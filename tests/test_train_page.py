@@ -76,6 +76,28 @@ def test_the_suggested_name_says_what_sets_the_model_apart():
     assert not at.exception
 
 
+def test_the_form_estimates_how_long_its_run_takes_on_request():
+    at = run_page()
+    assert not [c for c in at.caption if c.value.startswith("Training takes about ")]  # nothing timed unasked
+    at.text_input(key="mlp.hidden").set_value("32")
+    at.number_input(key="train.epochs").set_value(1).run()
+    at.toggle(key="train_estimate").set_value(True).run()
+    [said] = [c.value for c in at.caption if c.value.startswith("Training takes about ")]
+    assert " on CPU (timed from a few of its steps just now" in said
+    at.text_input(key="mlp.hidden").set_value("32,x").run()  # not a model yet: said in one line, nothing raised
+    assert not at.exception
+    assert [c.value for c in at.caption if c.value.startswith("No estimate: ")] == [
+        "No estimate: hidden: expected comma-separated whole numbers like 1000,500,250, not '32,x'."]
+    at.text_input(key="mlp.hidden").set_value("32").run()
+    at.selectbox(key="train.device").set_value("cuda").run()
+    assert not at.exception
+    import torch
+
+    if not torch.cuda.is_available():
+        assert [c.value for c in at.caption if c.value.startswith("No estimate: ")] == [
+            "No estimate: no CUDA GPU is available here: use --device auto or cpu."]
+
+
 def test_query_parameter_preselects_the_class_to_leave_out():
     at = run_page(without_class="7")
     assert at.selectbox(key="anomaly_class").value == 7
