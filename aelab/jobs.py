@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import shlex
 import subprocess
 import sys
 import threading
@@ -320,6 +321,28 @@ def changed_options(fields: list[FormField], values: dict, inactive=()) -> dict:
         if value != f.default:
             options[f.name] = value
     return options
+
+
+JOB_ONLY = {"--events": 1, "--stop-file": 1, "--quiet": 0}  # what start_job adds for its own use: option -> values
+
+
+def command_to_rerun(command: str) -> str:
+    """A checkpoint's stored command as one to paste: without the options a job adds for itself (its progress
+    log and stop file, in a job folder of the server, and --quiet). The stored command keeps them: they name
+    the job (holds_its_model)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # (not one a job or the CLI wrote)
+        return command
+    kept, skip = [], 0
+    for word in words:
+        if skip:
+            skip -= 1
+        elif word in JOB_ONLY:
+            skip = JOB_ONLY[word]
+        else:
+            kept.append(word)
+    return " ".join(shlex.quote(w) for w in kept)
 
 
 def suggest_name(dataset: str, variant: str, noise: str | None = None, without_class: int | None = None,

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from aelab import checkpoints, compare, data, metrics, ui
+from aelab import checkpoints, compare, data, jobs, metrics, ui
 from aelab.data import to_float
 from aelab.errors import AelabError, ConfigError
 
@@ -155,8 +155,9 @@ with history_tab:
                                  if recon_loss == "bce" else ".") if recon_loss in ui.RECON_LOSS_NAMES else ""))
 
 with meta_tab:
-    if meta.get("command"):
-        st.code(meta["command"], language="bash")
+    if meta.get("command"):  # (without a job's own progress log and stop file, which are no use to a reader)
+        st.caption("The command that trained it:")
+        st.code(jobs.command_to_rerun(meta["command"]), language="bash")
     left, right = st.columns(2)
     left.markdown("**Model config**")
     left.json(meta.get("config", {}))

@@ -235,6 +235,14 @@ def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_neve
         jobs.validate_request("mlp", TINY, ONE_EPOCH, "pair-a")
     assert jobs.validate_request("mlp", TINY, ONE_EPOCH, "pair-a", overwrite=True)[0] == "pair-a"
 
+    # What the Models page shows to rerun: without the job's own progress log, stop file and --quiet.
+    stored = checkpoints.read_metadata(checkpoint_folder() / "pair-a.safetensors")["command"]
+    assert "--events" in stored and "--stop-file" in stored  # (they name the job: holds_its_model)
+    shown = jobs.command_to_rerun(stored)
+    assert shown.startswith("python -m aelab train mlp --dataset mnist --out ") and "pair-a.safetensors" in shown
+    assert not {"--events", "--stop-file", "--quiet"} & set(shown.split()) and ".jobs" not in shown
+    assert jobs.command_to_rerun("python -m aelab train mlp --out 'a b'") == "python -m aelab train mlp --out 'a b'"
+
     # The page's default name skips names that are taken.
     taken = checkpoint_folder() / "mnist-mlp.safetensors"
     shutil.copy(checkpoint_folder() / "pair-a.safetensors", taken)
