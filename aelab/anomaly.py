@@ -209,7 +209,8 @@ def auroc_hint(auroc: float, fair: bool, one_class: bool, dataset_name: str = ""
     mnist = dataset_name == "mnist"
     if auroc < 0.5:
         return (f"An AUROC of {auroc:.2f} is below chance: this class is reconstructed *better* than the others. A "
-                "class of simple images" + (" (little ink, like MNIST's 1s)" if mnist else " (plain, with little detail)")
+                "class of simple images"
+                + (" (little ink, like MNIST's 1s)" if mnist else " (plain, with little detail)")
                 + " is easy for any autoencoder, seen or not, so the error cannot flag it: try another class.")
     if one_class:
         return (f"An AUROC of {auroc:.2f} is weak: the other classes are reconstructed nearly as well as this one. "

@@ -139,8 +139,9 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at.file_uploader[0].set_value([("circles only.zip", make_zip({f"circles/{k}.png": shape_image("circle", k)
                                                                   for k in range(6)}), "application/zip")])
     at.button(key=ADD).click().run()
-    assert ("Added circles only (your images): 6 images at 24×24 grayscale (no labels: all of them are in one folder, so they have no "
-            "classes; for labels, put each class in a folder of its own).") in at.success[0].value
+    assert ("Added circles only (your images): 6 images at 24×24 grayscale (no labels: all of them are in one "
+            "folder, so they have no classes; for labels, put each class in a folder of its own).") in \
+        at.success[0].value
     data.remove_image_set(str((data.user_data_folder() / "circles only.zip").resolve()))
     # The same zip again in colour: refused, saying how it was added and how to add it otherwise; the controls that
     # remove it stay under the error (they went, and only a reload brought them back).
