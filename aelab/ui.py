@@ -733,7 +733,8 @@ ROW_PX = 880  # what a row of images may take: the main column is about 940 px w
 # Draw page's canvas (240 px, a fixed size) keeps a column as wide as itself: in an 800 px window its column was 205
 # px and hid the canvas's right side; the results beside it take the narrower column instead. Columns made by
 # wrapping_columns go one under the other when they would be narrower than 300 px: at 800 px two model pickers side
-# by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide.
+# by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide; the Train form's
+# fields wrap to the next row under 130 px (at 800 px its four columns cut "Over…", "constan", "Augmentatio/n").
 IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
@@ -747,15 +748,19 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
 [data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
 [data-testid="stColumn"]:has([class*="st-key-wrap300_"]) { min-width: min(300px, 100%); }
+[data-testid="stColumn"]:has([class*="st-key-wrap130_"]) { min-width: min(130px, 100%); flex-grow: 0; }
 @media (min-width: 640px) {
   [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) { flex-wrap: nowrap; }
 }
 </style>"""
 
 
-def wrapping_columns(count: int, key: str) -> list:
-    """st.columns(count) that go one under the other where each would be narrower than 300 px (IMAGE_ROW_CSS)."""
-    return [column.container(key=f"wrap300_{key}_{k}") for k, column in enumerate(st.columns(count))]
+def wrapping_columns(spec: int | list, key: str, narrowest: int = 300, **kwargs) -> list:
+    """st.columns(spec, **kwargs) that go to the next row where one would be narrower than `narrowest` px (300 or
+    130: IMAGE_ROW_CSS)."""
+    if narrowest not in (130, 300):
+        raise ValueError("IMAGE_ROW_CSS has rules for 130 and 300 px")
+    return [column.container(key=f"wrap{narrowest}_{key}_{k}") for k, column in enumerate(st.columns(spec, **kwargs))]
 
 
 def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:

@@ -59,8 +59,9 @@ def show_form(fields: list[jobs.FormField], prefix: str, inactive: dict[str, str
     """The fields row by row, each row's inputs aligned at the bottom (a label that wraps does not push its input
     below its neighbours')."""
     values = {}
-    for row in range(0, len(fields), columns):
-        for cell, f in zip(st.columns(columns, vertical_alignment="bottom"), fields[row:row + columns]):
+    for row in range(0, len(fields), columns):  # (a field under 130 px wide goes to the next row: ui.IMAGE_ROW_CSS)
+        cells = ui.wrapping_columns(columns, f"{prefix}_{row}", narrowest=130, vertical_alignment="bottom")
+        for cell, f in zip(cells, fields[row:row + columns]):
             with cell:
                 values[f.name] = field_widget(f, f"{prefix}.{f.name}", inactive.get(f.name))
     return values
@@ -272,7 +273,7 @@ def training_form(ds) -> None:
         if not REGISTRY[variant].trainable:
             st.caption("PCA is fitted in closed form in one pass: the training options do not change it.")
         train_values = show_form(train_fields, "train", inactive, columns=4)
-        left, middle, right = st.columns([5, 5, 3], vertical_alignment="bottom")
+        left, middle, right = ui.wrapping_columns([5, 5, 3], "train_name", narrowest=130, vertical_alignment="bottom")
         # The suggestion follows the variant, the dataset, the noise and the classes until the user types a name of
         # their own. (The classes' picker is drawn below: its value is read from its state, set before this run.)
         before = st.session_state.get("train_classes") or 0 if ds.num_classes else 0

@@ -350,6 +350,21 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts,
     name = trained_name
     nav(page, "Train")
     main = page.locator('[data-testid="stMain"]')
+    # At 800 px the form's four columns cut its labels ("Over…", "Augmentatio/n"): its fields now wrap to the next
+    # row under 130 px.
+    size = page.viewport_size
+    page.set_viewport_size({"width": 800, "height": size["height"]})
+    try:
+        page.wait_for_timeout(800)
+        cut = page.eval_on_selector_all(
+            '[data-testid="stMain"] [data-testid="stWidgetLabel"] p',
+            "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)")
+        widths = page.eval_on_selector_all('[class*="st-key-wrap130_train_"]',
+                                           "els => els.map(e => e.getBoundingClientRect().width)")
+    finally:
+        page.set_viewport_size(size)
+    assert not cut, f"labels cut at 800 px: {cut}"
+    assert widths and min(widths) >= 120, widths
 
     def fill(label: str, value: str) -> None:
         field = main.get_by_label(label, exact=True).first
