@@ -324,7 +324,8 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     # entries went one a row and left the plot 80 px of its 300.
     rows = math.ceil(len(listed) / 2)
     fig.update_layout(height=height + 18 * max(rows - 1, 0), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis_title="epoch" + (" (solid: training, dashed: validation)" if validated else ""),
+                      # (two lines: in one, a job card's column at 800 px cut it at "dashed: validat")
+                      xaxis_title="epoch" + ("<br>solid: training, dashed: validation" if validated else ""),
                       yaxis_title="loss per image" + (f" ({recon_loss.upper()} summed over pixels)"
                                                        if recon_loss in RECON_LOSS_NAMES else ""),
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11},

@@ -341,7 +341,7 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
     # One legend entry a term, two a row (a job card's narrow column fit one a row: six took half the chart)
     assert [trace.name for trace in figure.data if trace.showlegend] == ["total", "kl (right axis)", "reconstruction"]
     assert [trace.line.dash for trace in figure.data] == [None, "dash", "dash", "dash"]
-    assert figure.layout.xaxis.title.text == "epoch (solid: training, dashed: validation)"
+    assert figure.layout.xaxis.title.text == "epoch<br>solid: training, dashed: validation"
     assert figure.layout.legend.entrywidth == 0.5 and figure.layout.height == 380 + 18
 
 
