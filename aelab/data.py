@@ -136,10 +136,11 @@ def class_text(names: list[str], k: int, around: str = ": ") -> str:
 
 def short_class_name(names: list[str], k: int) -> str:
     """A class's name for a caption under a small image: "T-shirt" for Fashion-MNIST's "T-shirt/top" (which wrapped
-    as "T- / shirt/to / p"), the name otherwise, the number where there is none; "unlabelled" for -1."""
+    as "T- / shirt/to / p"), the name otherwise, its underscores as spaces ("green squares": "green_squares" broke as
+    "green_squa / res"), the number where there is none; "unlabelled" for -1."""
     if k < 0:
         return "unlabelled"
-    return str(names[k]).split("/")[0] if k < len(names) else str(k)
+    return str(names[k]).split("/")[0].replace("_", " ") if k < len(names) else str(k)
 
 
 def to_float(x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:

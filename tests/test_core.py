@@ -167,6 +167,14 @@ def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_pa
         data.load_dataset(str(tmp_path / "notes.zip"))
 
 
+def test_a_class_name_under_a_small_image_is_short_and_breaks_at_spaces():
+    from aelab.data import FASHION, short_class_name
+
+    assert short_class_name(FASHION, 0) == "T-shirt" and short_class_name(FASHION, 9) == "Ankle boot"
+    assert short_class_name(["red_circles", "green_squares"], 1) == "green squares"  # (broke as "green_squa / res")
+    assert short_class_name([], 3) == "3" and short_class_name(["a"], -1) == "unlabelled"
+
+
 def test_stratified_indices_keep_class_proportions(mnist):
     idx = data.stratified_indices(mnist.y_test, 200)
     assert len(idx) == 200 and len(set(idx.tolist())) == 200
