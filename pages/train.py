@@ -354,9 +354,15 @@ def training_form(ds) -> None:
                 start([], **{**recipe, "name": name, "dataset": ds})
                 show_outcome()
             if name != recipe["name"]:
-                st.caption(f"A model named {recipe['name']} exists already: pick it in the sidebar of the Anomalies "
-                           f"page, or train another here (saved as {name}).")
-                ui.page_link("pages/anomalies.py", label="Anomalies", icon=":material/troubleshoot:")
+                st.caption(f"A model named {recipe['name']} exists already: open it on the Anomalies page, or train "
+                           f"another here (saved as {name}).")
+                # (A link opened the page on the sidebar's model and class 0: this picks the model, whose class the
+                # page then starts on.)
+                if st.button(f"Open {recipe['name']} on Anomalies", key="anomaly_open_existing",
+                             icon=":material/troubleshoot:"):
+                    ui.select_dataset(ds.name)
+                    ui.select_model(recipe["name"])
+                    st.switch_page("pages/anomalies.py")
 
 
 def remove_image_set(note) -> None:

@@ -137,6 +137,9 @@ def test_the_experiment_trains_under_a_free_name_when_its_model_exists():
         assert not at.exception
         assert any("A model named mnist-conv-without-7 exists already" in c.value
                    and "saved as mnist-conv-without-7 v2" in c.value for c in at.caption)
+        # Opened from there with that model picked (a link opened the sidebar's model; AppTest does not follow
+        # st.switch_page: checked in Chromium, where Anomalies opened on the model and its class).
+        assert at.button(key="anomaly_open_existing").label == "Open mnist-conv-without-7 on Anomalies"
     finally:
         taken.unlink()
     assert jobs.free_name("mnist-conv-without-7") == "mnist-conv-without-7"
