@@ -217,6 +217,7 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     (checkpoint_folder() / "page-job.safetensors").unlink()
     at.run()
     assert "Saved as page-job." in [s.value for s in at.success]
+    assert not [b for b in at.button if b.key == f"open_{job.id}"]  # nothing to open
     assert "page-job has been replaced (restored, retrained, uploaded) or deleted since this run saved it." in [
         c.value for c in at.caption]
     (checkpoint_folder() / "page-job.safetensors").write_bytes(saved)
