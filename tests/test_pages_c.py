@@ -90,6 +90,8 @@ def test_interpolate_2d_vae_shows_path_prior_grid_and_traversals(tiny_checkpoint
     # the two images picked, the strip of 10 steps, the manifold grid, the traversals
     assert image_count(at) == 2 + 10 + 1 + 1
     assert "From A (test #" in texts(at.main.caption)
+    picked = [c for e in at.get("image") for c in e.captions][:2]  # the class on a line of its own, short
+    assert all(c.startswith("test #") and c.count("\n") == 1 for c in picked), picked
     at.radio(key="interp_a_source").set_value("Random").run()
     assert not at.exception and image_count(at) == 14
     at.radio[2].set_value("spherical").run()  # the path: slerp instead of lerp
