@@ -448,10 +448,13 @@ def sidebar(need_model: bool = True) -> Context:
             # Before the widget exists, its state may still be set: a model just uploaded or renamed (select_model),
             # else the previous choice on this dataset, else the last one on any page, else the first that saw
             # every class (a fresh tab opened "<set>-conv-without-0", the anomaly experiment's model, before).
+            # (The previous choice on this dataset is kept under a plain key too: the widget's state goes while
+            # another dataset is shown, and mnist -> fashion-mnist -> mnist came back to mnist's first model.)
             give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
-                       st.session_state.get("model_choice"), default_model(usable))
+                       st.session_state.get(f"model_choice_{name}"), st.session_state.get("model_choice"),
+                       default_model(usable))
             chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
-            st.session_state["model_choice"] = chosen
+            st.session_state["model_choice"] = st.session_state[f"model_choice_{name}"] = chosen
             info = by_name[chosen]
             label = model_label(info)
             path, mtime = str(info.path), info.path.stat().st_mtime

@@ -254,6 +254,19 @@ def test_only_a_plain_resize_that_changes_proportions_is_noted():
     assert squeeze_note(Image.new("L", (0, 30)), (1, 32, 32), "x.png", None) is None  # (refused elsewhere)
 
 
+def test_the_model_chosen_on_a_dataset_is_chosen_again_after_another_datasets(shapes_model, tiny_checkpoints):
+    """mnist -> one's own set (whose model is then the sidebar's) -> mnist came back to mnist's first model."""
+    ds, name = shapes_model
+    at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=180)
+    at.session_state["model_choice"] = "tiny-vae"
+    at.run()
+    assert at.sidebar.selectbox(key="model_mnist").value == "tiny-vae"
+    at.sidebar.selectbox(key="dataset_name").set_value(ds.name).run()
+    assert at.sidebar.selectbox(key=f"model_{ds.name}").value == name
+    at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+    assert not at.exception and at.sidebar.selectbox(key="model_mnist").value == "tiny-vae"
+
+
 def test_uploads_and_drawings_for_an_image_set_are_resized_as_its_images_were():
     """A model of one's own images never saw MNIST's cropping and centring: a square drawn small in a corner stays
     small and in the corner (for MNIST-like data it is enlarged and centred, as MNIST's digits were)."""
