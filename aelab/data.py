@@ -134,6 +134,11 @@ def class_text(names: list[str], k: int, around: str = ": ") -> str:
     return f"{k} ({name})" if around == "()" else f"{k}{around}{name}"
 
 
+def shape_text(channels: int, size: int) -> str:
+    """How a set of square images is sized and coloured, in words: "32×32 RGB", "28×28 grayscale"."""
+    return f"{size}×{size} {'RGB' if channels == 3 else 'grayscale'}"
+
+
 def short_class_name(names: list[str], k: int) -> str:
     """A class's name for a caption under a small image: "T-shirt" for Fashion-MNIST's "T-shirt/top" (which wrapped
     as "T- / shirt/to / p"), the name otherwise, its underscores as spaces ("green squares": "green_squares" broke as
@@ -509,10 +514,9 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
             raise DataError(f"an image set named {stem!r} was added before with other images: rename the zip to add "
                             "this one")
         if (shape := stored_shape(target)) != (channels, image_size):  # the same zip, at another size or colour
-            raise DataError(f"{stem} was added before at {shape[1]}×{shape[1]} "
-                            f"{'grayscale' if shape[0] == 1 else 'RGB'}: to add it at {image_size}×{image_size} "
-                            f"{'grayscale' if channels == 1 else 'RGB'}, remove it under 'Added image sets' (once no "
-                            "model uses it) and add it again, or rename the zip")
+            raise DataError(f"{stem} was added before at {shape_text(*shape)}: to add it at "
+                            f"{shape_text(channels, image_size)}, remove it under 'Added image sets' (once no model "
+                            "uses it) and add it again, or rename the zip")
         return load_dataset(str(target))
     tmp = None
     try:  # (a full disk or a read-only folder: one line, and nothing kept)
@@ -682,7 +686,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     x, y, files = x[order], y[order], [files[i] for i in order.tolist()]
     # The file's name, not its path: the app shows this (a server's folders are none of its users' business).
     # With the size and colour it is read at: a colour folder read as grayscale (the CLI's default) says so.
-    source = (f"{path.name} ({len(xs):,} images at {image_size}×{image_size} {'RGB' if channels == 3 else 'grayscale'}"
+    source = (f"{path.name} ({len(xs):,} images at {shape_text(channels, image_size)}"
               + (f", {skipped} unreadable skipped)" if skipped else ")"))
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
