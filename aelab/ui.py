@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 import torch
 
 from . import checkpoints, compare, data, jobs, metrics, project
@@ -389,7 +390,20 @@ def give_back(key: str, options: list, *wanted) -> None:
     """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
     else the first option."""
     choice = next((w for w in wanted if w), None)
-    st.session_state[key] = choice if choice in options else options[0]
+    value = choice if choice in options else options[0]
+    # Set only when it changes, or on another page (there the widget is another one, which would start at its first
+    # option): a widget's state set by the script is sent to the browser again with that run, and a pick made there
+    # while the run was on its way was undone by it.
+    page = current_page()
+    if key not in st.session_state or st.session_state[key] != value or st.session_state.get(f"{key}_page") != page:
+        st.session_state[key] = value
+    st.session_state[f"{key}_page"] = page
+
+
+def current_page() -> str | None:
+    """The page this run draws (the hash Streamlit keys its widgets by), None outside a Streamlit run."""
+    ctx = get_script_run_ctx()
+    return None if ctx is None else ctx.page_script_hash
 
 
 def sidebar(need_model: bool = True) -> Context:

@@ -281,7 +281,11 @@ def training_form(ds) -> None:
         noise = None if "noise" in inactive else train_values.get("noise")
         suggestion = jobs.suggest_name(ds.name, variant, noise, k if label.startswith("all but") else None,
                                        k if label.startswith("only") else None)
-        if st.session_state.get("train_name") in (None, "", st.session_state.get("train_name_suggested")):
+        # Set only when it changes: a widget's state set by the script is sent to the browser again, and a name typed
+        # there while an earlier run was still on its way was replaced by that run's suggestion (under load, a name
+        # typed right after another field was lost).
+        typed = st.session_state.get("train_name")
+        if typed in (None, "", st.session_state.get("train_name_suggested")) and typed != suggestion:
             st.session_state["train_name"] = suggestion
         st.session_state["train_name_suggested"] = suggestion
         name = left.text_input("Model name", key="train_name", placeholder=suggestion,

@@ -76,6 +76,23 @@ def test_the_suggested_name_says_what_sets_the_model_apart():
     assert not at.exception
 
 
+def test_a_run_sends_no_value_the_user_did_not_change(tiny_checkpoints):
+    """A widget's state set by the script goes back to the browser with that run: the name's suggestion and the
+    pickers' choices were set on every run, so a name typed while an earlier run was on its way (under load) was
+    replaced by that run's suggestion, and the job was saved as "mnist-mlp" (a CI failure). They are set only when
+    they change."""
+    at = run_page()
+    resent = lambda: [w.key for w in [name_input(at), at.selectbox(key="train_variant"),  # noqa: E731
+                                      at.selectbox(key="dataset_name"), at.selectbox(key="model_mnist")]
+                      if w.proto.set_value]
+    at.number_input(key="train.epochs").set_value(2).run()
+    assert not at.exception and resent() == []
+    at.selectbox(key="train_variant").set_value("conv").run()
+    assert name_input(at).value == "mnist-conv" and resent() == ["train_name"]  # the new suggestion, once
+    at.run()
+    assert resent() == []
+
+
 def test_the_form_estimates_how_long_its_run_takes_on_request():
     at = run_page()
     assert not [c for c in at.caption if c.value.startswith("Training takes about ")]  # nothing timed unasked

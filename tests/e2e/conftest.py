@@ -45,3 +45,31 @@ def browser(chromium_path):
             yield b
         finally:
             b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails says what the page showed then: a screenshot in the artifacts and, in the report
+    (which is all CI keeps), the main pane's text, the tail of the server's log and of the training jobs' logs."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("tour") or item.funcargs.get("page")
+    if report.when != "call" or not report.failed or page is None:
+        return
+    from aelab import jobs
+
+    try:
+        text = page.locator('[data-testid="stMain"]').first.inner_text(timeout=5_000)
+        folder = item.funcargs.get("artifacts") or ROOT / "test-artifacts"
+        page.screenshot(path=str(folder / f"failed_{item.name}.png"), full_page=True, timeout=10_000)
+    except Exception as err:  # the page itself may be what broke
+        text = f"(no page text: {err})"
+    report.sections.append(("page when it failed", text[-3000:]))
+    server = item.funcargs.get("app_server")
+    if server is not None and server.log.exists():
+        report.sections.append(("server log (tail)", "\n".join(server.log.read_text(errors="replace")
+                                                                  .splitlines()[-30:])))
+    for status in jobs.list_jobs():
+        log = status.job.log_path
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else "(no log)"
+        report.sections.append((f"job {status.job.name}: {status.state} {status.phase}", tail))
