@@ -347,19 +347,14 @@ def command_to_rerun(command: str) -> str:
 
 def suggest_name(dataset: str, variant: str, noise: str | None = None, without_class: int | None = None,
                  only_class: int | None = None) -> str:
-    """`mnist-conv`, or `mnist-conv-2`, ... : the first name that is neither a model nor being trained. What sets a
+    """`mnist-conv`, or `mnist-conv-2`, ... (free_name). What sets a
     model apart from the plain one is in it: `mnist-conv-denoising` (trained with noise), `mnist-conv-without-3`,
     `mnist-mlp-only-0` (the Anomalies page's models)."""
     base = f"{Path(dataset).name.removesuffix('.zip')}-{variant}"
     base += "-denoising" if noise not in (None, "none") else ""
     base += f"-without-{without_class}" if without_class is not None else ""
     base += f"-only-{only_class}" if only_class is not None else ""
-    busy = {s.job.name for s in list_jobs() if s.active}
-    for n in range(1, 10000):
-        name = base if n == 1 else f"{base}-{n}"
-        if name not in busy and not checkpoints.path_for(name).exists():
-            return name
-    return base
+    return free_name(base)
 
 
 # ---------------------------------------------------------------------------------------------------- validation
@@ -759,7 +754,8 @@ def remove_job(job_id: str) -> None:
 
 
 def free_name(name: str) -> str:
-    """`name`, else "name v2", "name v3"...: the first that neither a checkpoint (in any case) nor a running job has."""
+    """`name`, else "name-2", "name-3"...: the first that neither a checkpoint (in any case) nor a running job has.
+    (The form's suggestion and the one-click experiment's name: both said "-2" and " v2" before.)"""
     taken = {path.name[: -len(checkpoints.SUFFIX)].lower()
              for path in checkpoints.checkpoint_folder().glob(f"*{checkpoints.SUFFIX}")}
     taken |= {s.job.name.lower() for s in list_jobs() if s.active}
@@ -767,7 +763,7 @@ def free_name(name: str) -> str:
     candidate = name
     while candidate.lower() in taken:
         version += 1
-        candidate = f"{name} v{version}"
+        candidate = f"{name}-{version}"
     return candidate
 
 

@@ -148,12 +148,12 @@ def test_the_experiment_trains_under_a_free_name_when_its_model_exists():
 
     taken = save_checkpoint(build_model("mlp", latent_dim=2), checkpoint_folder() / "mnist-conv-without-7")
     try:
-        assert jobs.free_name("mnist-conv-without-7") == "mnist-conv-without-7 v2"
-        assert jobs.free_name("MNIST-conv-without-7") == "MNIST-conv-without-7 v2"  # names differing in case clash
+        assert jobs.free_name("mnist-conv-without-7") == "mnist-conv-without-7-2"
+        assert jobs.free_name("MNIST-conv-without-7") == "MNIST-conv-without-7-2"  # names differing in case clash
         at = run_page(without_class="7")
         assert not at.exception
         assert any("A model named mnist-conv-without-7 exists already" in c.value
-                   and "saved as mnist-conv-without-7 v2" in c.value for c in at.caption)
+                   and "saved as mnist-conv-without-7-2" in c.value for c in at.caption)
         # Opened from there with that model picked (a link opened the sidebar's model; AppTest does not follow
         # st.switch_page: checked in Chromium, where Anomalies opened on the model and its class).
         assert at.button(key="anomaly_open_existing").label == "Open mnist-conv-without-7 on Anomalies"
