@@ -35,11 +35,11 @@ def pick_device(preference: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("no CUDA GPU is available here: use --device auto or cpu")
+        raise ConfigError("device: no CUDA GPU is available here; use auto or cpu")
     if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("no Apple GPU (mps) is available here: use --device auto or cpu")
+        raise ConfigError("device: no Apple GPU (mps) is available here; use auto or cpu")
     if preference not in ("cuda", "mps", "cpu"):
-        raise ConfigError(f"unknown device {preference!r}: use auto, cuda, mps or cpu")
+        raise ConfigError(f"device: unknown device {preference!r}; use auto, cuda, mps or cpu")
     return torch.device(preference)
 
 

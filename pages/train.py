@@ -229,7 +229,7 @@ def estimate(ds, variant, model_fields, model_values, train_fields, train_values
         seconds = ui.training_estimate(ds.name, variant, jobs.changed_options(model_fields, model_values, inactive),
                                        jobs.changed_options(train_fields, train_values, inactive), without, only)
     except AelabError as err:
-        st.caption(f"No estimate: {err}.")
+        st.caption(f"No estimate: {jobs.in_form_words(str(err), model_fields + train_fields)}.")
         return
     st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of its steps "
                "just now, with whatever else runs here).")

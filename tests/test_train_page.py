@@ -104,7 +104,7 @@ def test_the_form_estimates_how_long_its_run_takes_on_request():
     at.text_input(key="mlp.hidden").set_value("32,x").run()  # not a model yet: said in one line, nothing raised
     assert not at.exception
     assert [c.value for c in at.caption if c.value.startswith("No estimate: ")] == [
-        "No estimate: hidden: expected comma-separated whole numbers like 1000,500,250, not '32,x'."]
+        "No estimate: Hidden: expected comma-separated whole numbers like 1000,500,250, not '32,x'."]
     at.text_input(key="mlp.hidden").set_value("32").run()
     at.selectbox(key="train.device").set_value("cuda").run()
     assert not at.exception
@@ -112,7 +112,7 @@ def test_the_form_estimates_how_long_its_run_takes_on_request():
 
     if not torch.cuda.is_available():
         assert [c.value for c in at.caption if c.value.startswith("No estimate: ")] == [
-            "No estimate: no CUDA GPU is available here: use --device auto or cpu."]
+            "No estimate: Device: no CUDA GPU is available here; use auto or cpu."]
 
 
 def test_query_parameter_preselects_the_class_to_leave_out():
