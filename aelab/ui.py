@@ -781,6 +781,20 @@ def wrapping_columns(spec: int | list, key: str, narrowest: int = 300, **kwargs)
     return [column.container(key=f"wrap{narrowest}_{key}_{k}") for k, column in enumerate(st.columns(spec, **kwargs))]
 
 
+def switch_page_after_fragment(page: str) -> None:
+    """Go to `page` from a fragment's run (a job card's button, in the Train page's panel that reruns every 2 s):
+    st.switch_page called there left the app blank, or on the old page, about one time in eight (measured here on a
+    two-page app: 4 of 30; none of 30 this way). The page's next full run switches (switch_page_if_asked, at its
+    top)."""
+    st.session_state["switch_page_to"] = page
+    st.rerun(scope="app")
+
+
+def switch_page_if_asked() -> None:
+    if page := st.session_state.pop("switch_page_to", None):
+        st.switch_page(page)
+
+
 def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:
     """st.page_link to another page of the app; a page run on its own (Streamlit's AppTest runs one file) has no
     navigation to link into, and shows the link's words instead."""

@@ -153,7 +153,7 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
                                help=f"pick {job.name} in the sidebar and go to the {page.title()} page"):
             ui.select_dataset(job.dataset)
             ui.select_model(job.name)
-            st.switch_page(f"pages/{page}.py")
+            ui.switch_page_after_fragment(f"pages/{page}.py")
     elif status.state == "failed":
         st.error(ui.sentence(status.message))
     elif status.state == "stopped":
@@ -443,6 +443,7 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
     st.rerun()
 
 
+ui.switch_page_if_asked()
 st.title("Train")
 ctx = ui.sidebar(need_model=False)
 own_images()

@@ -228,7 +228,7 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     app.switch_page("pages/train.py").run()
     assert app.sidebar.selectbox(key="model_mnist").value == "tiny-mlp"
     assert app.button(key=f"open_{job.id}").label == "Open on Models"
-    # (AppTest does not follow st.switch_page from a fragment, the jobs panel: the browser test clicks it.)
+    # (AppTest clicks no button inside a fragment, the jobs panel: the browser test clicks it.)
     # Its model deleted meanwhile: the card no longer says to pick it (the caption says it is gone).
     saved = (checkpoint_folder() / "page-job.safetensors").read_bytes()
     (checkpoint_folder() / "page-job.safetensors").unlink()
