@@ -610,7 +610,7 @@ def cmd_reconstruct(args) -> int:
     import torch
 
     from .errors import ImageError
-    from .images import FRAMING, open_image, prepare_opened, save_png, squeeze_note
+    from .images import FRAMING, open_and_prepare, save_png
 
     model, meta = _load(args.checkpoint)
     label = _check_label(model, args.label)
@@ -623,8 +623,7 @@ def cmd_reconstruct(args) -> int:
         try:
             if not name.strip():
                 raise ImageError("an empty name is not an image file")
-            image = open_image(Path(name), Path(name).name)
-            prepared = prepare_opened(image, model.input_shape, Path(name).name, framing)
+            _, prepared, note = open_and_prepare(Path(name), model.input_shape, Path(name).name, framing)
         except AelabError as err:
             print(f"error: {err}", file=sys.stderr)
             failures += 1
@@ -641,7 +640,6 @@ def cmd_reconstruct(args) -> int:
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
         print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png")
-        note = squeeze_note(image, model.input_shape, Path(name).name, framing)
         if note:
             print(f"note: {note}")
     return 1 if failures else 0

@@ -101,11 +101,9 @@ def prepare_upload(data: bytes, input_shape, name: str, framing=MNIST_FRAMING
     """(model input (C, H, W) prepared exactly as `python -m aelab reconstruct` prepares a file (`framing`: see
     images.load_and_prepare), a small PNG of the original to show beside it, images.squeeze_note's line or None).
     Raises ImageError naming the file when it cannot be used."""
-    from .images import array_to_png_bytes, open_image, prepare_opened, squeeze_note, to_rgb_array
+    from .images import array_to_png_bytes, open_and_prepare, to_rgb_array
 
-    image = open_image(data, name)
-    prepared = prepare_opened(image, tuple(input_shape), name, framing)
-    note = squeeze_note(image, tuple(input_shape), name, framing)
+    image, prepared, note = open_and_prepare(data, input_shape, name, framing)
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     # Through images' converters, so 16-bit, palette and transparent files look as they were prepared.
     return prepared, array_to_png_bytes(to_rgb_array(image)), note

@@ -505,6 +505,15 @@ def prepare_opened(img: Image.Image, input_shape: tuple[int, int, int], name: st
     return prepare_image(img, input_shape, name=name)
 
 
+def open_and_prepare(source, input_shape: tuple[int, int, int], name: str, framing: Framing | None = MNIST_FRAMING
+                     ) -> tuple[Image.Image, np.ndarray, str | None]:
+    """An image file as the reconstructing pages and `python -m aelab reconstruct` take it: (the opened image,
+    load_and_prepare's array, squeeze_note's line or None)."""
+    img = open_image(source, name)
+    return img, prepare_opened(img, tuple(input_shape), name, framing), \
+        squeeze_note(img, tuple(input_shape), name, framing)
+
+
 def squeeze_note(img: Image.Image, input_shape: tuple[int, int, int], name: str,
                  framing: Framing | None = MNIST_FRAMING) -> str | None:
     """One line when preparing `img` changes its proportions (a plain resize, as one's own image sets are made, of an
