@@ -410,6 +410,7 @@ def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
     ensure_navigation()
+    opened_from_link()
     problem = None
     with st.sidebar:
         found, broken = checkpoints.list_checkpoints()
@@ -781,27 +782,34 @@ def wrapping_columns(spec: int | list, key: str, narrowest: int = 300, **kwargs)
     return [column.container(key=f"wrap{narrowest}_{key}_{k}") for k, column in enumerate(st.columns(spec, **kwargs))]
 
 
-def switch_page_after_fragment(page: str) -> None:
-    """Go to `page` from a fragment's run (a job card's button, in the Train page's panel that reruns every 2 s):
-    st.switch_page called there left the app blank, or on the old page, about one time in eight (measured here on a
-    two-page app: 4 of 30; none of 30 this way). The page's next full run switches (switch_page_if_asked, at its
-    top)."""
-    st.session_state["switch_page_to"] = page
-    st.rerun(scope="app")
+def open_model_link(page: str, label: str, dataset: str, model: str, icon: str | None = None) -> None:
+    """A link to `page` with `model` of `dataset` picked in the sidebar (opened_from_link reads it there).
+
+    A link, not a button that switches pages: the Train page's jobs panel reruns every 2 s (a fragment), and a switch
+    made by a run of the page (from the panel's button, or from a button outside it) let a tick of the panel queued
+    meanwhile run after the new page, which left it blank (Streamlit 1.67; about one time in ten under load). A link
+    is followed by the browser, which stops the panel's timer first."""
+    page_link(page, label, icon=icon, query_params={"dataset": dataset, "model": model},
+              help=f"pick {model} in the sidebar and go to the {Path(page).stem.replace('_', ' ').title()} page")
 
 
-def switch_page_if_asked() -> None:
-    if page := st.session_state.pop("switch_page_to", None):
-        st.switch_page(page)
+def opened_from_link() -> None:
+    """The sidebar's dataset and model asked for by open_model_link's query parameters, taken once."""
+    if "model" in st.query_params:
+        select_dataset(st.query_params.get("dataset", ""))
+        select_model(st.query_params["model"])
+        del st.query_params["model"]
+        st.query_params.pop("dataset", None)
 
 
-def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:
+def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None,
+              help: str | None = None) -> None:
     """st.page_link to another page of the app; a page run on its own (Streamlit's AppTest runs one file) has no
     navigation to link into, and shows the link's words instead."""
     from streamlit.errors import StreamlitPageNotFoundError
 
     try:
-        st.page_link(page, label=label, icon=icon, query_params=query_params)
+        st.page_link(page, label=label, icon=icon, query_params=query_params, help=help)
     except StreamlitPageNotFoundError:
         st.caption(f"{label} (page: {page})")
 

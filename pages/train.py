@@ -149,11 +149,10 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
         # the Anomalies page, with that class (after a one-click experiment, the link to Anomalies opened the
         # sidebar's model and class 0).
         page = "anomalies" if job.without_class is not None or job.only_class is not None else "models"
-        if holds and go.button(f"Open on {page.title()}", key=f"open_{job.id}",
-                               help=f"pick {job.name} in the sidebar and go to the {page.title()} page"):
-            ui.select_dataset(job.dataset)
-            ui.select_model(job.name)
-            ui.switch_page_after_fragment(f"pages/{page}.py")
+        if holds:  # a link, not a button: see ui.open_model_link
+            with go:
+                ui.open_model_link(f"pages/{page}.py", f"Open on {page.title()}", job.dataset, job.name,
+                                   icon=":material/arrow_forward:")
     elif status.state == "failed":
         st.error(ui.sentence(status.message))
     elif status.state == "stopped":
@@ -362,11 +361,8 @@ def training_form(ds) -> None:
                            f"another here (saved as {name}).")
                 # (A link opened the page on the sidebar's model and class 0: this picks the model, whose class the
                 # page then starts on.)
-                if st.button(f"Open {recipe['name']} on Anomalies", key="anomaly_open_existing",
-                             icon=":material/troubleshoot:"):
-                    ui.select_dataset(ds.name)
-                    ui.select_model(recipe["name"])
-                    st.switch_page("pages/anomalies.py")
+                ui.open_model_link("pages/anomalies.py", f"Open {recipe['name']} on Anomalies", ds.name,
+                                   recipe["name"], icon=":material/troubleshoot:")
 
 
 def remove_image_set(note) -> None:
@@ -443,7 +439,6 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
     st.rerun()
 
 
-ui.switch_page_if_asked()
 st.title("Train")
 ctx = ui.sidebar(need_model=False)
 own_images()
