@@ -347,9 +347,9 @@ def command_to_rerun(command: str) -> str:
 
 def suggest_name(dataset: str, variant: str, noise: str | None = None, without_class: int | None = None,
                  only_class: int | None = None) -> str:
-    """`mnist-conv`, or `mnist-conv-2`, ... (free_name). What sets a
-    model apart from the plain one is in it: `mnist-conv-denoising` (trained with noise), `mnist-conv-without-3`,
-    `mnist-mlp-only-0` (the Anomalies page's models)."""
+    """`mnist-conv`, or `mnist-conv-2`, ... (free_name). What sets a model apart from the plain one is in it:
+    `mnist-conv-denoising` (trained with noise), `mnist-conv-without-3`, `mnist-mlp-only-0` (the Anomalies page's
+    models)."""
     base = f"{Path(dataset).name.removesuffix('.zip')}-{variant}"
     base += "-denoising" if noise not in (None, "none") else ""
     base += f"-without-{without_class}" if without_class is not None else ""

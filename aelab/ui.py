@@ -394,10 +394,12 @@ def give_back(key: str, options: list, *wanted) -> None:
     # Set only when it changes, or on another page (there the widget is another one, which would start at its first
     # option): a widget's state set by the script is sent to the browser again with that run, and a pick made there
     # while the run was on its way was undone by it.
+    # (The pages under one key of their own: "model_<set>_page" could be the picker of a set named "<set>_page".)
+    pages = st.session_state.setdefault("given_back_on_page", {})
     page = current_page()
-    if key not in st.session_state or st.session_state[key] != value or st.session_state.get(f"{key}_page") != page:
+    if key not in st.session_state or st.session_state[key] != value or pages.get(key) != page:
         st.session_state[key] = value
-    st.session_state[f"{key}_page"] = page
+    pages[key] = page
 
 
 def current_page() -> str | None:

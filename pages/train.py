@@ -432,8 +432,7 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
                if bad else "")
     st.session_state["train_added_images"] = (
         f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images at {data.shape_text(channels, size)} "
-        f"({classes}).{skipped} It is the "
-        "sidebar's dataset now: pick a variant below and start training.")
+        f"({classes}).{skipped} It is the sidebar's dataset now: pick a variant below and start training.")
     st.session_state["own_images_added"] = st.session_state.get("own_images_added", 0) + 1
     ui.select_dataset(ds.name)
     st.rerun()
