@@ -273,6 +273,16 @@ def status_of(meta: dict) -> str:
     return "interrupted" if by.get("started") and started and started != by["started"] else status
 
 
+def unfinished_how(meta: dict) -> str:
+    """How a run of status "interrupted" (status_of's) ended, to follow "its training": a run saved mid-way on another
+    computer may have been interrupted there or be going on still (into a shared folder), and this one cannot tell."""
+    by = meta.get("writer") or {}
+    if by.get("host") == platform.node() and isinstance(by.get("pid"), int):
+        return "was interrupted"
+    where = f"on another computer ({by['host']})" if by.get("host") else "by an aelab that did not say where"
+    return f"did not finish here: it was saved mid-run {where}, and may still be going on there or have been stopped"
+
+
 def saved_epoch(meta: dict) -> str:
     """Where an unfinished run's checkpoint is (status "training" or "interrupted"): "epoch 3 of 10"."""
     trained = [h for h in meta.get("history") or [] if isinstance(h, dict) and h.get("phase") == "train"]

@@ -510,7 +510,7 @@ def _is_checkpoint(path: Path) -> bool:
 def _load(name: str, device="cpu"):
     """load_checkpoint of _checkpoint_path(name), with a folder named as a folder (not "no such checkpoint") and
     what it holds."""
-    from .checkpoints import SUFFIX, load_checkpoint, saved_epoch, status_of
+    from .checkpoints import SUFFIX, load_checkpoint, saved_epoch, status_of, unfinished_how
 
     if not name.strip():
         raise CheckpointError(f"the checkpoint's name is empty: give a {SUFFIX} file or a model's name")
@@ -522,7 +522,7 @@ def _load(name: str, device="cpu"):
     model, meta = load_checkpoint(path, device=device)
     status = status_of(meta)
     if status in ("training", "interrupted"):  # a run's last saved epoch, not what it was to end with
-        how = "is still going" if status == "training" else "was interrupted"
+        how = "is still going" if status == "training" else unfinished_how(meta)
         print(f"note: {path.name} is not a finished model: its training {how}, and this is {saved_epoch(meta)}",
               file=sys.stderr)
     return model, meta

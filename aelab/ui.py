@@ -553,7 +553,7 @@ def training_note(meta: dict, status: str) -> str | None:
     if status == "training":
         return (f"Still training: this is {at}, the last one saved when this page ran. Follow the training below, "
                 "or rerun (R), for newer ones.")
-    return f"Its training was interrupted: this is {at}, the last one saved."
+    return f"Its training {checkpoints.unfinished_how(meta)}: this is {at}, the last one saved."
 
 
 def sentence(text: str) -> str:

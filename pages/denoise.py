@@ -153,7 +153,9 @@ for col, name in zip(cols[1:], models):
                help=f"{explained[name]}: mean PSNR of its outputs against the clean images")
 st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 
-headers = (["uploaded"] if uploads else []) + ["clean (model's view)", "input" if noiseless else "noisy"] + list(models)
+# "prepared": an upload as the model takes it (grayscale, cropped, centred, resized); short, so that no header wraps
+# into a column of its own at 800 px.
+headers = (["uploaded", "prepared"] if uploads else ["clean"]) + ["input" if noiseless else "noisy"] + list(models)
 grid = st.columns(len(headers))
 for col, header in zip(grid, headers):
     col.markdown(f"**{header}**")

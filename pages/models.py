@@ -63,8 +63,8 @@ model, meta, ds = ctx.model, ctx.meta, ctx.dataset
 found_metrics = meta.get("metrics") or {}
 st.header(ctx.model_name)
 status = checkpoints.status_of(meta) or "unknown"
-note = ("its training process ended before the run finished: this is its last completed epoch, without test "
-        "metrics") if status == "interrupted" else meta.get("message")
+note = (f"its training {checkpoints.unfinished_how(meta)}: this is its last completed epoch, without test metrics"
+        if status == "interrupted" else meta.get("message"))
 st.caption(f"{model.description}. Status: {status}" + (f" ({note})" if note else ""))
 stem = Path(ctx.model_path).stem
 if status != "training" and checkpoints.has_previous(ctx.model_path):

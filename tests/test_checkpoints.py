@@ -424,10 +424,20 @@ def test_a_run_saved_on_another_computer_is_interrupted_here_not_training_for_ev
     training ... Follow the training" would never change."""
     import platform
 
+    from aelab import ui
+
     assert ck.status_of({"status": "training", "writer": {"host": "elsewhere", "pid": os.getpid()}}) == "interrupted"
     assert ck.status_of({"status": "training"}) == "interrupted"  # no writer recorded
     assert ck.status_of({"status": "training", "writer": ck.writer()}) == "training"  # this very process
     assert ck.status_of({"status": "finished", "writer": {"host": platform.node()}}) == "finished"
+    # ... and the words do not claim it was interrupted: a run into a shared folder may still be going on there.
+    elsewhere = {"status": "training", "writer": {"host": "lab-pc-7", "pid": 12}}
+    assert ck.unfinished_how(elsewhere).startswith("did not finish here: it was saved mid-run on another computer "
+                                                   "(lab-pc-7), and may still be going on there")
+    assert "did not say where" in ck.unfinished_how({"status": "training"})
+    assert ck.unfinished_how({"status": "training", "writer": {"host": platform.node(), "pid": 1}}) == "was interrupted"
+    assert ui.training_note(elsewhere, "interrupted").startswith("Its training did not finish here: it was saved "
+                                                                 "mid-run on another computer (lab-pc-7)")
 
 
 @pytest.mark.parametrize("key,value", [("without_class", 42), ("only_class", -1), ("without_class", "3")])

@@ -400,6 +400,7 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     assert not at.main.info
     labels = [m.label for m in at.main.metric]
     assert labels == ["Noisy input", "Denoising AE", "Plain AE", "PCA-8"]
+    assert [m.value for m in at.main.markdown if m.value.startswith("**")][:2] == ["**clean**", "**noisy**"]
     assert at.selectbox[0].label == "Denoising autoencoder" and at.selectbox[0].value.name == "tiny-denoiser"
     assert ui_explore.denoiser_label(at.selectbox[0].value).endswith(" · gaussian 0.5"), at.selectbox[0].options
     said = texts(at.main.caption)  # the short titles are explained: which checkpoint is which
@@ -416,6 +417,8 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     errors = texts(at.main.error)
     assert len(at.main.error) == 1 and "notes.gif" in errors and "\n" not in errors
     assert image_count(at) == 2 * 6  # 2 usable files x (upload, prepared, noisy, 3 models)
+    headers = [m.value for m in at.main.markdown if m.value.startswith("**")]
+    assert headers == ["**uploaded**", "**prepared**", "**noisy**", "**Denoising AE**", "**Plain AE**", "**PCA-8**"]
 
 
 def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
