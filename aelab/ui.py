@@ -412,6 +412,7 @@ def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
     ensure_navigation()
+    st.session_state["full_runs"] = full_runs() + 1  # (give_back_values; after a rerun of ensure_navigation's)
     opened_from_link()
     problem = None
     with st.sidebar:
@@ -571,12 +572,18 @@ def previous_caption(path, name: str) -> str:
         meta = {}
     if meta.get("status") == "finished" and meta.get("previous_better"):
         return f"It {checkpoints.finished_worse(meta['previous_better'])}: that one is kept, {where}"
-    return f"The model this run replaced is kept: {where}"
+    return f"{sentence(checkpoints.kept_model(meta))} is kept: {where}"
 
 
 def previous_note(path: str) -> str:
     """For an interrupted run: where the model it replaced can be restored, if one is kept."""
-    return " The model it replaced can be restored on the Models page." if checkpoints.has_previous(path) else ""
+    if not checkpoints.has_previous(path):
+        return ""
+    try:
+        meta = checkpoints.read_metadata(path)
+    except AelabError:
+        meta = {}
+    return f" {sentence(checkpoints.kept_model(meta))} can be restored on the Models page."
 
 
 def kept_slider(label: str, low: float, high: float, start: float, step: float, key: str, **kwargs) -> float:
@@ -618,16 +625,32 @@ def give_back_values(keys: list[str], store: str) -> None:
     """Streamlit drops a widget's state when the widget is not drawn in a run (another page ran, or another part of
     the page was shown): a page keeps plain copies of its widgets' values under `store` (keep_values, after drawing
     them) and gives them back here, before drawing them. A widget given its value back must then not be given a
-    default as well (Streamlit warns)."""
+    default as well (Streamlit warns).
+
+    A run that ends in st.stop() (Generate with a model that is not a VAE) keeps the state of the widgets it did not
+    draw, but the browser drops the widgets: drawn again without a default, they showed their minimum (temperature 0,
+    a 4x4 grid) while the page used the values kept (an 8x8 grid), and the next touch lost them. So when this store's
+    widgets were not drawn in the last full run, their values are set again, which sends them to the browser with
+    the widgets. Not on every run: a value set by the script undoes one the user changes while the run is on its way."""
     kept = st.session_state.setdefault(store, {})
+    missed = st.session_state.setdefault("kept_on_run", {}).get(store) != full_runs() - 1
     for key in keys:
-        if key not in st.session_state and key in kept:
+        if key in st.session_state:
+            if missed:
+                st.session_state[key] = st.session_state[key]
+        elif key in kept:
             st.session_state[key] = kept[key]
 
 
 def keep_values(keys: list[str], store: str) -> None:
     st.session_state.setdefault(store, {}).update({key: st.session_state[key] for key in keys
                                                   if key in st.session_state})
+    st.session_state.setdefault("kept_on_run", {})[store] = full_runs()
+
+
+def full_runs() -> int:
+    """How many full runs of a page this session has made (sidebar counts them; a fragment's runs are not counted)."""
+    return st.session_state.get("full_runs", 0)
 
 
 def select_dataset(name: str) -> None:

@@ -239,11 +239,15 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, lab
     from .explore import manifold_grid, plane_extent
 
     st.subheader("The latent plane")
+    kept, keys = f"{key}_values_{ds.name}", [f"{key}_size", f"{key}_class"]  # kept across pages (ui.keep_values)
+    ui.give_back_values(keys, kept)
     left, right = st.columns(2)
-    n = left.slider("Points per side", 5, 25, 15, key=f"{key}_size", help="the grid is n x n decoded codes")
+    n = left.slider("Points per side", 5, 25, key=f"{key}_size", help="the grid is n x n decoded codes",
+                    **ui.widget_default(f"{key}_size", value=15))
     if model.conditional and label is None:
         label = right.selectbox("Class", range(model.config.num_classes), format_func=lambda k: class_label(ds, k),
                              key=f"{key}_class", help="the label every code of the grid is decoded with")
+    ui.keep_values(keys, kept)
     if model.generative:
         extent = None
         where = ("the prior's Gaussian quantiles 5%–95% on each axis (81% of its mass; evenly spaced in "
@@ -473,7 +477,10 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     count = len(scores)
     # Rows of 8, and all of a small set (12 images: a slider from 8 to 12 in steps of 8 could not come back to 12).
     choices = sorted({*range(8, min(64, count) + 1, 8), *([count] if count <= 64 else [])})
-    n = st.select_slider("How many", choices, min(16, count), key="anomaly_top") if count > 8 else count
+    if st.session_state.get("anomaly_top", choices[0]) not in choices:  # kept for a split or set of another size
+        del st.session_state["anomaly_top"]  # (it starts again at its default)
+    n = st.select_slider("How many", choices, key="anomaly_top", **ui.widget_default("anomaly_top", value=min(16, count))
+                         ) if count > 8 else count
     rows = anomaly.ranked(scores, ds, split, n)
     # Each row's image, and its place in `scores` (split "all": the training images, then the test images)
     images = torch.stack([(ds.x_train if r["split"] == "train" else ds.x_test)[r["index"]] for r in rows])

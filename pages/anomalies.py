@@ -14,6 +14,10 @@ model, ds = ctx.model, ctx.dataset
 if model is None:
     st.stop()  # the sidebar has said why
 labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
+# The choices stay when the user goes to another page and back, per dataset (ui.keep_values); the anomaly class per
+# model, whose own left-out class it starts at.
+KEPT, KEYS = f"anomaly_values_{ds.name}", ["anomaly_split", "anomaly_top", f"anomaly_class_{ctx.model_path}"]
+ui.give_back_values(KEYS, KEPT)
 if not labelled:
     # No class can be the anomaly: rank the images by error, the odd ones out of one's own set first.
     st.info(f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
@@ -45,6 +49,7 @@ if not labelled:
     st.caption(f"Highest errors first{'; † marks images the model trained on' if split == 'all' else ''}. "
                f"{flagged_here} of these {len(top)} {'is' if flagged_here == 1 else 'are'} flagged at this "
                "threshold.")
+    ui.keep_values(KEYS, KEPT)
     st.stop()
 
 scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name)
@@ -58,7 +63,9 @@ if only is not None:
 else:
     without = trained_on.get("without_class")
     present = ui_explore.test_classes(ds)
-    k = st.selectbox("Anomaly class", present, index=present.index(without) if without in present else 0,
+    k = st.selectbox("Anomaly class", present, key=f"anomaly_class_{ctx.model_path}",
+                     **ui.widget_default(f"anomaly_class_{ctx.model_path}",
+                                         index=present.index(without) if without in present else 0),
                      format_func=lambda c: ui_explore.class_label(ds, c),
                      help="test images of this class count as anomalies, all others as normal")
     ui_explore.unlisted_note(ds, present)
@@ -113,3 +120,4 @@ top = ui_explore.most_anomalous_images(scores, ds, "test", anomalous)
 found = int(is_anomaly[top].sum())
 st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "
            + ("is an anomaly." if found == 1 else "are anomalies."))
+ui.keep_values(KEYS, KEPT)

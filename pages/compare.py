@@ -22,8 +22,13 @@ if is_pca:
     st.info("This model is PCA itself: pick an autoencoder in the sidebar to compare; PCA's error curve is below.")
 else:
     sizes = [n for n in project.map_sizes(len(ds.y_test)) if n <= 10000]  # a small image set: up to its own size
-    map_size = st.select_slider("Test images on the maps", sizes, value=min(sizes, key=lambda n: abs(n - 2000)),
-                                format_func=lambda n: f"{n:,}", key="compare_map_size") if len(sizes) > 1 else sizes[0]
+    # Kept when the user goes to another page and back, per dataset (ui.keep_values).
+    KEPT, KEYS = f"compare_values_{ds.name}", ["compare_map_size"]
+    ui.give_back_values(KEYS, KEPT)
+    map_size = st.select_slider("Test images on the maps", sizes, format_func=lambda n: f"{n:,}", key="compare_map_size",
+                                **ui.widget_default("compare_map_size", value=min(sizes, key=lambda n: abs(n - 2000)))
+                                ) if len(sizes) > 1 else sizes[0]
+    ui.keep_values(KEYS, KEPT)
     start = time.perf_counter()
     with st.spinner("Fitting PCA, encoding and scoring kNN… (once per model; cached afterwards)"):
         pca = ui.fitted_pca(ds.name, model.latent_dim)
