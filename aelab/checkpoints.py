@@ -89,8 +89,14 @@ def writable_path(path: str | os.PathLike, suffix: str | None = SUFFIX, what: st
     # "--out checkpoints/" meant a folder, not checkpoints.safetensors; nor may the file with its suffix be one.
     if suffix and path.suffix != suffix and not (text.endswith(os.sep) or path.is_dir()):
         path = path.with_name(path.name + suffix)
-    if text.endswith(os.sep) or path.is_dir():
+    if path.is_dir():
         raise CheckpointError(f"{path} is a folder: give a file name for {what}")
+    if text.endswith(os.sep):  # (a folder that is not there yet)
+        raise CheckpointError(f"{text} ends with {os.sep}, so it names a folder: give a file name for {what}")
+    blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():  # "notes.txt/x": mkdir's "File exists" said nothing useful
+        raise CheckpointError(f"cannot write {what} in {path.parent}: {blocking} is a file, so no folder can be made "
+                              "there")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
@@ -108,22 +114,28 @@ def _jsonable(value):
     raise TypeError(f"cannot store {type(value).__name__} in checkpoint metadata")
 
 
+HEAD_BYTES = 4096  # what _refuse_foreign looks at
+
+
 def _refuse_foreign(head: bytes, name: str) -> None:
-    """Refuse pickles and zip archives by their first bytes. `head` is the first 9 bytes: a safetensors file starts
-    with its header length (8 bytes, little-endian, so its first byte can be anything, 0x80 or "PK" included)
-    followed by "{", which is how it is recognised first."""
+    """Refuse pickles and zip archives by their first bytes. `head` is the first HEAD_BYTES (or all of a shorter
+    file): a safetensors file starts with its header length (8 bytes, little-endian, so its first byte can be
+    anything, 0x80 or "PK" included) followed by "{", which is how it is recognised first. A PyTorch archive is a zip
+    whose first entry is its pickle (".../data.pkl"); another zip (of images, say) is only not a checkpoint."""
     if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= MAX_HEADER_BYTES and \
             not name.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt")):
         return
     if head[:2] == b"PK":
-        raise CheckpointError(f"{name} is a zip/PyTorch archive (a pickle inside): {PICKLE_HINT}")
+        if b".pkl" in head or name.endswith((".pt", ".pth", ".ckpt")):
+            raise CheckpointError(f"{name} is a zip/PyTorch archive (a pickle inside): {PICKLE_HINT}")
+        raise CheckpointError(f"{name} is a zip archive, not an aelab checkpoint ({SUFFIX} file)")
     if head[:1] == b"\x80" or name.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt")):
         raise CheckpointError(f"{name} is a pickled file: {PICKLE_HINT}")
 
 
 def parse_header(data: bytes, name: str = "checkpoint") -> tuple[dict, dict]:
     """Validate the safetensors header and our metadata from raw bytes; returns (metadata, tensor index)."""
-    _refuse_foreign(data[:9], name)
+    _refuse_foreign(data[:HEAD_BYTES], name)
     if len(data) < 8:
         raise CheckpointError(f"{name} is too short to be a checkpoint")
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -223,7 +235,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     with open(path, "rb") as f:
-        _refuse_foreign(f.read(9), path.name)
+        _refuse_foreign(f.read(HEAD_BYTES), path.name)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise CheckpointError(f"{path.name} is over the {MAX_FILE_BYTES // 2**20} MB limit")
     return load_bytes(path.read_bytes(), path.name, device)
@@ -273,6 +285,20 @@ def status_of(meta: dict) -> str:
     return "interrupted" if by.get("started") and started and started != by["started"] else status
 
 
+def refuse_live_writer(path: str | os.PathLike) -> None:
+    """Refuse to train into `path` while another process of this machine is training into it: both would save
+    there, each say it finished, and one model would be lost without a word."""
+    path = Path(path)
+    try:
+        meta = read_metadata(path) if path.is_file() else {}
+    except CheckpointError:  # not an aelab checkpoint: refused (or replaced) by the caller's own checks
+        return
+    by = meta.get("writer") or {}
+    if status_of(meta) == "training" and by.get("pid") != os.getpid():
+        raise CheckpointError(f"{path.name} is being trained by another run (process {by.get('pid')}, "
+                              f"{saved_epoch(meta)} saved so far): let it end or stop it, or give another name")
+
+
 def unfinished_how(meta: dict) -> str:
     """How a run of status "interrupted" (status_of's) ended, to follow "its training": a run saved mid-way on another
     computer may have been interrupted there or be going on still (into a shared folder), and this one cannot tell."""
@@ -294,9 +320,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """Only the header: cheap enough to list a folder of checkpoints."""
     path = Path(path)
     with open(path, "rb") as f:
+        _refuse_foreign(f.read(HEAD_BYTES), path.name)
+        f.seek(0)
         head = f.read(8)
-        _refuse_foreign(head + f.read(1), path.name)
-        f.seek(8)
         if len(head) < 8:
             raise CheckpointError(f"{path.name} is too short to be a checkpoint")
         (header_len,) = struct.unpack("<Q", head)
@@ -409,17 +435,29 @@ def previous_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.previous")
 
 
-def keep_previous(path: str | os.PathLike) -> None:
+def keep_previous(path: str | os.PathLike) -> str | None:
     """Before a retraining's first save over `path`: keep the model there (a hard link, else a copy; the file itself
     stays in place for the pages until the save replaces it). A model kept already stays: it is the last one a run
-    finished, and `path` holds only what an interrupted run left."""
+    finished, and `path` holds only what a run that did not finish left (stopped, diverged, interrupted). Returns
+    which model is kept: "replaced" (the one at `path`), "earlier" (that older one), or None (none)."""
     path, kept = Path(path), previous_path(path)
-    if not path.is_file() or kept.exists():
-        return
+    if kept.exists():
+        return "earlier"
+    if not path.is_file():
+        return None
     try:
         os.link(path, kept)
     except OSError:  # a file system without hard links
         write_atomic(kept, path.read_bytes())
+    return "replaced"
+
+
+def kept_model(meta: dict, name: str = "model") -> str:
+    """The model kept beside a checkpoint (whose metadata is `meta`) in words: the one its run replaced, or, when
+    that one was left by a run that did not finish, the last one a run finished."""
+    if meta.get("kept_previous") == "earlier":
+        return f"the last {name} a run finished (not the unfinished one this run replaced)"
+    return f"the {name} this run replaced"
 
 
 def forget_previous(path: str | os.PathLike) -> None:
@@ -465,6 +503,9 @@ def previous_text(meta: dict, name: str) -> str:
     worse = meta.get("previous_better")
     if meta.get("status") == "finished" and worse:
         return f"This run {finished_worse(worse, f'the earlier {name}')}, which is kept"
+    if meta.get("kept_previous") == "earlier":
+        return (f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced a {name} left by a run that "
+                f"did not finish; the last {name} a run finished is kept")
     return f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced an earlier {name}, which is kept"
 
 

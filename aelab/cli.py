@@ -63,18 +63,44 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1000,500,250, not {text!r}")
 
 
+def in_flag_words(text: str, names) -> str:
+    """A message or help of the core, which names options as Python does ("greedy_epochs does not apply", "device:
+    no CUDA GPU", "needs code_activation sigmoid", "when noise is gaussian"), with the command line's flags for
+    `names` (the options' names, underscored) instead: "--greedy-epochs does not apply"."""
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    start = re.match(r"([a-z][a-z0-9_]*)(?= must | needs |: | does not apply)", text)
+    if start and start.group(1) in names:
+        text = flag(start.group(1)) + text[start.end():]
+    text = re.sub(r"(?<![\w-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b",
+                  lambda m: flag(m.group(1)) if m.group(1) in names else m.group(0), text)
+    return re.sub(r"(?<=when )([a-z][a-z0-9_]*)(?= is )",
+                  lambda m: flag(m.group(1)) if m.group(1) in names else m.group(0), text)
+
+
+def option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """Every long option of `parser` and its subcommands, underscored ("greedy_epochs")."""
+    names = set()
+    for action in parser._actions:
+        names |= {o[2:].replace("-", "_") for o in action.option_strings if o.startswith("--")}
+        for sub in (action.choices or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
+            names |= option_names(sub)
+    return names - {"help"}
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
     """One --option per dataclass field, typed from its annotation, with the field's help and choices."""
     from .models.base import field_default
 
     hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)} - set(skip)
     for f in dataclasses.fields(cls):
         if f.name in skip or f.metadata.get("hidden"):
             continue
         flag = "--" + f.name.replace("_", "-")
         default = field_default(f)
         # argparse formats help with %: a literal "1%" in a field's help must reach it as "1%%".
-        kind, help_text = hints[f.name], f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
+        kind = hints[f.name]
+        help_text = f"{in_flag_words(f.metadata.get('help', ''), names)} (default: {default})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is list:
@@ -239,6 +265,12 @@ def _unused_root(args, dataset) -> str:
     return f" ({where}: {f'no {dataset.name}/ with its four idx files' if root.is_dir() else 'no such folder'})"
 
 
+def _class_list(names: list[str], most: int = 4) -> str:
+    """'0, 1, 2, 3 ... (10 classes)', 'a, b, c'."""
+    shown = ", ".join(str(n) for n in names[:most])
+    return f"{shown} ... ({len(names)} classes)" if len(names) > most else shown or "none"
+
+
 def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     """The dataset named (else the one in a checkpoint's metadata, else mnist), at the shape the metadata gives;
     with `model`, refused in one line unless its images have the shape the model takes."""
@@ -259,6 +291,13 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
     if model is not None and tuple(dataset.input_shape) != tuple(model.input_shape):
         raise ConfigError(f"the model takes {_shape(model.input_shape)} images, but {dataset.label} has "
                           f"{_shape(dataset.input_shape)} ones")
+    own = list(dataset_meta.get("class_names") or [])
+    if model is not None and model.conditional and own and list(dataset.class_names) != own:
+        # Its codes and reconstructions are given each image's label: another set's labels would mean other classes
+        # to it (and one past its own would be clamped to its last class).
+        raise ConfigError(f"a conditional model is given each image's class, and this one learnt other classes "
+                          f"({_class_list(own)}) than {dataset.label} has ({_class_list(dataset.class_names)}): give "
+                          f"--dataset its own images")
     print(f"data: {dataset.name} from {dataset.source}{_unused_root(args, dataset)}", file=sys.stderr)
     return dataset
 
@@ -330,6 +369,20 @@ def _no_new_empty_folders(folder: Path):
                 break
 
 
+def _check_name_in_app_folder(out: Path) -> None:
+    """A model written into the folder the app lists follows the app's rules for a model's name: the app hides a dot
+    file, and refuses names it cannot show or that differ from another's only in case (one file on some disks)."""
+    from .checkpoints import checkpoint_folder, refuse_case_twin, safe_name
+
+    if out.parent.resolve() != checkpoint_folder().resolve():
+        return
+    try:
+        safe_name(out.name)
+        refuse_case_twin(out)
+    except CheckpointError as err:
+        raise CheckpointError(f"--out {out.name}: {err} (in {out.parent}, the app's model folder)") from None
+
+
 def _refuse_foreign_out(out: Path) -> None:
     """Retraining replaces the aelab checkpoint at --out (saves are atomic, so it survives a failed run); any other
     file there (notes, another library's weights) is refused before anything is loaded or trained."""
@@ -346,16 +399,13 @@ def cmd_train(args) -> int:
     cls = get_variant(args.variant)
     model_options = picked(args, cls.config_class)
     train_options = picked(args, TrainConfig)
-    try:
-        train_config = TrainConfig(**train_options)
-        _check_train_args(args, cls, model_options, train_options, train_config)
-    except ConfigError as err:  # "lr must be at least ..." of a field is "--lr ..." on the command line
-        raise ConfigError(re.sub(r"^([a-z][a-z0-9_]*)(?= must be )",
-                                 lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
+    train_config = TrainConfig(**train_options)  # ("lr must be ..." reads "--lr must be ...": main, in_flag_words)
+    _check_train_args(args, cls, model_options, train_options, train_config)
     name = _out_name(args.out, SUFFIX, f"checkpoints are {SUFFIX} files")
     with _no_new_empty_folders(Path(os.path.expanduser(name.strip())).parent):
         out = writable_path(name)  # a path that cannot be written is refused now, not after the training
         _refuse_foreign_out(out)
+        _check_name_in_app_folder(out)
         events = None if args.events is None else _events_file(args.events)
         _check_stop_file(args.stop_file)
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
@@ -374,8 +424,10 @@ def cmd_train(args) -> int:
                     command=command, callbacks=[progress, stop.on_event], should_stop=stop)
         except KeyboardInterrupt:  # Ctrl-C twice: out holds the last completed epoch, if any; say where the rest is
             if has_previous(out) and out.exists() and out.stat().st_mtime_ns != before:  # (this run saved there)
+                from .checkpoints import kept_model, read_metadata
+
                 where = shlex.quote(str(out))
-                print(f"{out} holds the run's last completed epoch; the model it replaced is kept: "
+                print(f"{out} holds the run's last completed epoch; {kept_model(read_metadata(out))} is kept: "
                       f"`python -m aelab restore {where}` puts it back", file=sys.stderr)
             raise
     if path is None:
@@ -388,11 +440,11 @@ def cmd_train(args) -> int:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
         _open_in_app(dataset)
         if has_previous(path):
-            from .checkpoints import finished_worse, read_metadata
+            from .checkpoints import finished_worse, kept_model, read_metadata
 
             meta = read_metadata(path)
             why = (f"it {finished_worse(meta['previous_better'])}, which" if meta.get("previous_better") else
-                   "the model this run replaced")
+                   kept_model(meta))
             where = shlex.quote(str(path))
             print(f"{why} is kept: `python -m aelab restore {where}` puts it back, "
                   f"`python -m aelab restore --drop {where}` deletes it")
@@ -618,12 +670,21 @@ def cmd_reconstruct(args) -> int:
     framing = FRAMING.get(meta.get("dataset", {}).get("name", "mnist"))
     out = Path(args.out).expanduser()
     _check_picture_folder(out)
+    stems = _output_stems(args.images)
+    # An output that is one of the images given would be written over before it is read (x.png and x.input.png).
+    given = {Path(name).expanduser().resolve() for name in args.images if name.strip()}
+    clash = next((out / f"{stem}{kind}" for stem in stems for kind in (".input.png", ".recon.png")
+                  if (out / f"{stem}{kind}").resolve() in given), None)
+    if clash is not None:
+        raise ConfigError(f"--out {args.out} would write {clash.name} over one of the images given: give another "
+                          "--out folder")
     failures = 0
-    for name, stem in zip(args.images, _output_stems(args.images)):
+    for name, stem in zip(args.images, stems):
         try:
             if not name.strip():
                 raise ImageError("an empty name is not an image file")
-            _, prepared, note = open_and_prepare(Path(name), model.input_shape, Path(name).name, framing)
+            _, prepared, note = open_and_prepare(Path(name).expanduser(), model.input_shape, Path(name).name,
+                                                 framing)
         except AelabError as err:
             print(f"error: {err}", file=sys.stderr)
             failures += 1
@@ -667,10 +728,15 @@ def cmd_embed(args) -> int:
         if args.map != "none":
             from .project import map_sample
 
-            print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
+            if codes.shape[1] == 2:  # project_codes keeps them as they are
+                print(f"note: the codes are 2-D, so they are their own map: coords holds them as they are, no "
+                      f"{args.map.upper()} is fitted", file=sys.stderr)
+            else:
+                print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
             params = {"reproducible": True} if args.reproducible else {}
             arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
-            print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
+            if codes.shape[1] != 2:
+                print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
         _write_output(out, lambda f: np.savez(f, **arrays))
     print(f"{len(codes):,} codes of size {codes.shape[1]}{' with a 2-D map' if args.map != 'none' else ''} -> {out}")
     return 0
@@ -807,12 +873,14 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "reconstruct
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = None
     try:
-        args = build_parser().parse_args(argv)  # (imports torch: a Ctrl-C can come here too)
+        parser = build_parser()  # (imports torch: a Ctrl-C can come here too)
+        args = parser.parse_args(argv)
         _check_data_root(args.data_root)
         return COMMANDS[args.command](args)
     except AelabError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {in_flag_words(str(err), option_names(parser)) if parser else err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"error: no such file: {err.filename}", file=sys.stderr)

@@ -636,6 +636,7 @@ def steps_advice(variant: str, dataset: Dataset, config: "TrainConfig", without_
     if not get_variant(variant).trainable:
         return None
     check_class_choice(dataset, without_class, only_class)
+    check_labels(get_variant(variant), dataset.num_classes)  # (no advice for a run refused anyway)
     return few_steps_advice(int(training_mask(dataset, without_class, only_class).sum()), config,
                             dataset.input_shape[0])
 
@@ -796,13 +797,15 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     intact; the final save adds the test metrics. A run that ends (diverged, out of memory) before it trained
     anything saves nothing and returns None for the path: a file already there keeps its model.
     """
-    from .checkpoints import better_previous, forget_previous, keep_previous, save_checkpoint, writable_path, writer
+    from .checkpoints import (better_previous, forget_previous, keep_previous, refuse_live_writer, save_checkpoint,
+                              writable_path, writer)
     from .metrics import Encodings, evaluate
     from .models import build_model, get_variant
 
     check_class_choice(dataset, without_class, only_class)
     check_labels(get_variant(variant), dataset.num_classes)
     out = writable_path(out)
+    refuse_live_writer(out)
     torch.manual_seed(config.seed)  # the initial weights are the seed's too, not only the batches and the noise
     model = build_model(variant, **model_options, input_shape=dataset.input_shape,
                         num_classes=max(dataset.num_classes, 1))
@@ -823,7 +826,8 @@ def train_and_save(variant: str, model_options: dict, dataset: Dataset, config: 
     def save_each_epoch(event):
         if event["event"] == "epoch" and event["phase"] == "train":
             if not saved:  # a model there already is kept until this run ends well (checkpoints.restore_previous)
-                keep_previous(out)
+                refuse_live_writer(out)  # (one started since this run began)
+                meta["kept_previous"] = keep_previous(out)
                 saved.append(out)
             save_checkpoint(model, out, dtype=dtype, history=trainer.result.history, status="training",
                             writer=writer(), **meta)

@@ -262,6 +262,17 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
     result, _ = train_and_save("mlp", {"latent_dim": 7}, small, TrainConfig(epochs=3, log_every=1), out,
                                callbacks=[steps.append], should_stop=lambda: any(e.get("epoch") == 2 for e in steps))
     assert result.status == "stopped" and ck.previous_path(out).read_bytes() == finished
+    assert ck.read_metadata(out)["kept_previous"] == "replaced"
+    # Retrained over that stopped model: the model kept is still the last one a run finished, and nothing says
+    # that the one this run replaced is kept (a helper found `restore` promised it, and brought back the older one).
+    steps.clear()
+    train_and_save("mlp", {"latent_dim": 8}, small, TrainConfig(epochs=3, log_every=1), out,
+                   callbacks=[steps.append], should_stop=lambda: any(e.get("epoch") == 2 for e in steps))
+    meta = ck.read_metadata(out)
+    assert ck.previous_path(out).read_bytes() == finished and meta["kept_previous"] == "earlier"
+    assert ck.kept_model(meta) == "the last model a run finished (not the unfinished one this run replaced)"
+    assert ck.previous_text(meta, "m") == ("The run that saved this model (stopped) replaced a m left by a run that "
+                                           "did not finish; the last m a run finished is kept")
     ck.restore_previous(out)
     assert out.read_bytes() == finished
     # One that diverged keeps it too, and the Models page puts it back.
@@ -286,6 +297,35 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
     assert any("Restored the earlier renamed." in s.value for s in at.success)
     ck.delete_checkpoint(out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_another_run_is_training_is_not_trained_into(tmp_path, mnist):
+    """Two trainings to one --out: both saved there and said "finished", and one model was lost without a word (a
+    helper's find). While another process of this machine trains into it, a run is refused."""
+    import subprocess
+    import sys
+
+    from aelab.train import TrainConfig, train_and_save
+
+    small = mnist.only_class(1)
+    out = tmp_path / "m.safetensors"
+    train_and_save("mlp", {"latent_dim": 2}, small, TrainConfig(epochs=1), out)
+    model, meta = ck.load_checkpoint(out)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        writer = {**ck.writer(), "pid": child.pid, "started": ck._process_start(child.pid)}
+        ck.save_checkpoint(model, out, dataset=meta["dataset"], history=[{"phase": "train", "epoch": 3}],
+                           train_config={"epochs": 9}, status="training", writer=writer)
+        before = out.read_bytes()
+        with pytest.raises(CheckpointError, match=rf"^m.safetensors is being trained by another run \(process "
+                                                  rf"{child.pid}, epoch 3 of 9 saved so far\): let it end"):
+            train_and_save("pca", {"latent_dim": 2}, small, TrainConfig(), out)
+        assert out.read_bytes() == before and not ck.has_previous(out)
+    finally:
+        child.kill()
+        child.wait()
+    train_and_save("pca", {"latent_dim": 2}, small, TrainConfig(), out)  # that run is gone: its epoch is replaced
+    assert ck.read_metadata(out)["variant"] == "pca"
 
 
 def test_a_training_process_killed_but_not_yet_reaped_is_interrupted():

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
 
     torch.save({"weights": torch.zeros(3)}, tmp_path / "model.pt")
     os.utime(tmp_path / "model.pt", (1e9, 1e9))  # made long before the commands run (a stale --stop-file too)
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as z:  # not a PyTorch archive: no pickle inside
+        z.writestr("cats/1.png", b"x" * 100)
     cases = [
         (("train", "resnet", "--out", "x"), ("invalid choice", "resnet")),
         (("train", "mlp", "--out", "x", "--latent-dim", "0"), ("--latent-dim must be at least 1",)),
@@ -213,11 +216,16 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "mlp", "--out", "x", "--dataset", ""), ("--dataset needs a name",)),
         (("train", "mlp", "--out", ""), ("not a file name",)),
         (("train", "mlp", "--out", tmp_path / "a folder.safetensors"), ("is a folder",)),
-        (("train", "mlp", "--out", tmp_path / "model.pt" / "x"), ("cannot write a checkpoint in",)),
+        (("train", "mlp", "--out", tmp_path / "model.pt" / "x"),
+         (f"cannot write a checkpoint in {tmp_path / 'model.pt'}: {tmp_path / 'model.pt'} is a file, so no folder",)),
+        (("train", "mlp", "--out", f"{tmp_path / 'new'}/"), ("new/ ends with /, so it names a folder",)),
+        (("train", "mlp", "--out", "x", "--sparsity-weight", "1"), ("needs --code-activation sigmoid",)),
+        (("train", "conv", "--out", "x", "--channels", ""), ("error: --channels needs at least one value",)),
+        (("eval", tmp_path / "images.zip"), ("images.zip is a zip archive, not an aelab checkpoint",)),
         (("zoo", "--only"), ("--only needs the names",)),
         (("train", "conv", "--out", "x", "--batchnorm", "--batch-size", "1"), ("at least 2 images per batch",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", tmp_path / "s.safetensors"), ("a checkpoint's name",)),
-        (("sample", tiny_checkpoints["tiny-vae"], "--out", "s.png", "--temperature", "nan"), ("temperature must",)),
+        (("sample", tiny_checkpoints["tiny-vae"], "--out", "s.png", "--temperature", "nan"), ("error: --temperature must",)),
         (("sample", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"].with_suffix(".png"),
           "--seed", str(2**70)), ("seed must be a whole number",)),
         (("embed", tiny_checkpoints["tiny-vae"], "--out", tiny_checkpoints["tiny-vae"]), ("a checkpoint's name",)),
@@ -239,7 +247,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
          (f"--data-root {tmp_path / 'nowhere'}: no such folder",)),
         (("--data-root", tmp_path / "model.pt", "eval", tiny_checkpoints["tiny-pca"]), ("is a file, not a folder",)),
         # Options that do not apply to the model (given on the command line; defaults never count).
-        (("train", "conv", "--out", "x", "--greedy-epochs", "2"), ("greedy_epochs does not apply",)),
+        (("train", "conv", "--out", "x", "--greedy-epochs", "2"), ("error: --greedy-epochs does not apply",)),
         (("train", "pca", "--out", "x", "--epochs", "5", "--noise", "gaussian", "--lr", "5"),
          ("--epochs, --lr, --noise: pca is fitted in closed form",)),
         (("train", "vae", "--out", "x", "--arch", "conv", "--hidden", "5"),
@@ -308,7 +316,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
     for (args, fragments), result in zip(cases, results):
         assert_one_line_error(result, *fragments)
     # No command left a file (or a folder) behind, nor changed one.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "model.pt", "notes.safetensors",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.safetensors", "images.zip", "model.pt",
+                                                          "notes.safetensors",
                                                           "odd.safetensors", "odd2.safetensors",
                                                           "other_model.safetensors"]
     assert before == {name: (tmp_path / name).read_bytes() for name in before}
@@ -540,6 +549,55 @@ def test_outputs_of_inputs_of_one_name_do_not_overwrite_each_other(tmp_path, tin
     assert _output_stems(["/x/d/a.png", "/y/d/a.png"]) == ["d-a.png", "d-a.png-2"]
 
 
+def test_outputs_never_overwrite_an_input_and_names_in_the_app_folder_follow_its_rules(tmp_path, tiny_checkpoints,
+                                                                                       mnist):
+    """A helper's finds: reconstruct x.png x.input.png --out (their folder) wrote x.input.png over the second image
+    before reading it; `~` in an image's name was not expanded; train --out into the app's model folder took names
+    the app hides (.secret) or refuses (a case twin of a model there); embed --map of 2-D codes said it made a map;
+    a cvae was evaluated on another set's classes (labels past its own were clamped to its last class)."""
+    (tmp_path / "same").mkdir()
+    draw_digit(tmp_path / "same" / "x.png")
+    draw_digit(tmp_path / "same" / "x.input.png", dark_on_light=False)
+    before = (tmp_path / "same" / "x.input.png").read_bytes()
+    home = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "aelab", *map(str, args)], capture_output=True,  # noqa
+                                       text=True, env=home, timeout=300)
+    clash = run("reconstruct", tiny_checkpoints["tiny-mlp"], tmp_path / "same" / "x.png",
+                tmp_path / "same" / "x.input.png", "--out", tmp_path / "same")
+    assert_one_line_error(clash, "would write x.input.png over one of the images given: give another --out folder")
+    assert (tmp_path / "same" / "x.input.png").read_bytes() == before and len(list((tmp_path / "same").iterdir())) == 2
+    tilde = run("reconstruct", tiny_checkpoints["tiny-mlp"], "~/same/x.png", "--out", "~/out")
+    assert tilde.returncode == 0, tilde.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.input.png", "x.recon.png"]
+
+    folder = tiny_checkpoints["tiny-mlp"].parent
+    for name, said in ((".secret", "'.secret' is not a valid model name"),
+                       ("TINY-MLP", "a model named 'tiny-mlp' exists, which differs only in case")):
+        result = aelab("train", "pca", "--latent-dim", "2", "--out", folder / name)
+        assert_one_line_error(result, f"--out {name}.safetensors: {said}", "the app's model folder")
+        assert not (folder / f"{name}.safetensors").exists()
+
+    flat = aelab("embed", tiny_checkpoints["tiny-vae"], "--map", "umap", "--out", tmp_path / "flat.npz")
+    assert flat.returncode == 0 and "note: the codes are 2-D, so they are their own map" in flat.stderr
+    assert not [line for line in flat.stderr.splitlines() if line.startswith(("UMAP map of", "map:"))]
+    saved = np.load(tmp_path / "flat.npz")
+    assert np.array_equal(saved["coords"], saved["codes"])
+
+    for k, cls in enumerate(("cats", "dogs", "owls")):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(mnist.x_test[5 * k + i, 0].numpy()).save(tmp_path / "pets" / cls / f"{i}.png")
+    (tmp_path / "flat").mkdir()
+    for i in range(12):
+        Image.fromarray(mnist.x_test[i, 0].numpy()).save(tmp_path / "flat" / f"{i}.png")
+    unlabelled = aelab("train", "cvae", "--dataset", tmp_path / "flat", "--out", tmp_path / "cv")
+    assert unlabelled.returncode == 2 and "note:" not in unlabelled.stderr  # (no advice for a run it refuses)
+    assert unlabelled.stderr.strip().endswith("these images have none: train a vae instead")
+    other = aelab("eval", tiny_checkpoints["tiny-cvae"], "--dataset", tmp_path / "pets")
+    assert_one_line_error(other, "a conditional model is given each image's class, and this one learnt other "
+                                 "classes (0, 1, 2, 3 ... (10 classes)) than pets (your folder) has (cats, dogs, owls)")
+
+
 def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpoints, monkeypatch, capsys):
     """Ctrl-C twice during a retraining: the file holds the run's last epoch, and the line says where the model it
     replaced is and how to put it back (it said only "interrupted")."""
@@ -570,7 +628,7 @@ def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpo
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
     assert previous_path(target).exists()
-    assert f"the model it replaced is kept: `python -m aelab restore {target}` puts it back" in errors[0]
+    assert f"the model this run replaced is kept: `python -m aelab restore {target}` puts it back" in errors[0]
     # The second run saved nothing: the file is the first run's epoch, which this run cannot speak for.
     assert "restore" not in errors[1]
     assert all(err.strip().endswith("error: interrupted") for err in errors)
