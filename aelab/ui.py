@@ -782,6 +782,8 @@ ROW_PX = 880  # what a row of images may take: the main column is about 940 px w
 IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
+[class*="st-key-imgwrap_"] div.stImage { flex-wrap: wrap !important; }
+[class*="st-key-imgwrap_"] div.stImage > [data-testid="stImageContainer"] { flex-shrink: 0; }
 div.stImage > [data-testid="stImageContainer"] img { height: auto; }
 div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"])
@@ -839,9 +841,14 @@ def page_link(page: str, label: str, icon: str | None = None, query_params: dict
         st.caption(f"{label} (page: {page})")
 
 
-def show_images(images, captions=None, columns: int = 8, width: int = 84) -> None:
+def show_images(images, captions=None, columns: int = 8, width: int = 84, wrap_key: str | None = None) -> None:
     """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1]).
-    Images shrink so that a row fits in ROW_PX, and further on a narrower screen (IMAGE_ROW_CSS)."""
+    Images shrink so that a row fits in ROW_PX, and further on a narrower screen (IMAGE_ROW_CSS). With `wrap_key`
+    (a strip whose images need not line up with another row's), a row too wide for the screen wraps instead: eleven
+    neighbours shrunk to 40 px at 800 px broke their captions mid-word ("Pullove/r", "d=18.5/9")."""
+    if wrap_key is not None:
+        with st.container(key=f"imgwrap_{wrap_key}"):
+            return show_images(images, captions, columns, width)
     width = max(24, min(width, ROW_PX // max(1, columns)))
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.ndim == 4:

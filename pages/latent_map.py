@@ -86,6 +86,10 @@ else:
                + (" UMAP was still compiling in the background (once per server start): later maps are faster."
                   if compiling and not result["from_disk"] else ""))
 
+if model.conditional:  # a map with every class mixed looks broken, and is not
+    st.info(f"{ctx.model_name} is a conditional VAE: it is given each image's class as a label, so its code need not "
+            "carry the class, and the classes are mixed on this map. The code holds what the label does not: "
+            "style (slant, thickness, width). Points close together share a style, whatever their class.")
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim),
                                         equal_scale=method.lower() != "umap" or model.latent_dim == 2),
@@ -121,7 +125,7 @@ else:
     same = sum(labels[r] == labels[query] for r in near)
     ui.show_images(to_float(x_all[indices[[query, *near]]]),
                    ["query"] + [f"{short_class_name(names, int(labels[r]))}\nd={d:.2f}" for r, d in zip(near, dist)],
-                   columns=11, width=64)
+                   columns=11, width=64, wrap_key="map_neighbours")
     st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
 
 st.subheader("Export")

@@ -260,6 +260,9 @@ def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
     assert not at.exception
     assert "the 2-D code itself" in texts(at.caption)
     assert "map_method" not in [r.key for r in at.radio]  # no projection to choose
+    assert not at.main.info
+    at = page("latent_map.py", tiny_checkpoints["tiny-cvae"], map_method="PCA")  # classes mixed: said to be expected
+    assert "is a conditional VAE: it is given each image's class as a label" in texts(at.main.info)
 
 
 def test_pages_say_why_they_stop_under_their_title(tmp_path, monkeypatch):
