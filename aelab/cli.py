@@ -799,10 +799,16 @@ def cmd_anomalies(args) -> int:
         if seen_in_training(meta, dataset):
             print(SEEN_NOTE, file=sys.stderr)
         scores, labels = anomaly.stored_scores(path, model, dataset, args.split)
-        print(f"{len(scores):,} {'test ' if args.split == 'test' else ''}images scored by reconstruction error "
+        print(f"{len(scores):,} {'test ' if args.split == 'test' else ''}image{'s' if len(scores) != 1 else ''} "
+              "scored by reconstruction error "
               f"(squared error per image): median {np.median(scores):.2f}, highest {scores.max():.2f}")
+        is_anomaly = None
         if dataset.num_classes and (labels >= 0).all():
-            is_anomaly = anomaly.anomaly_mask(labels, k, only)
+            try:
+                is_anomaly = anomaly.anomaly_mask(labels, k, only)
+            except ConfigError as err:  # one kind of image only (a tiny set's test split): no AUROC, the ranking still
+                print(f"note: {err}, so no AUROC is measured; the images are ranked all the same", file=sys.stderr)
+        if is_anomaly is not None:
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
             # Named as the scored data names them (--dataset may differ from the model's)

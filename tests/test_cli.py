@@ -420,6 +420,17 @@ def test_anomalies_ranks_the_test_images_and_scores_the_held_out_class(tmp_path,
     expected = metrics.squared_errors(model, ds.x_test).numpy()
     assert np.allclose([float(r["error"]) for r in rows], expected[[int(r["index"]) for r in rows]], rtol=1e-4)
 
+    # A set whose test split holds one class only (a tiny one): no AUROC, said in a note; the ranking all the same.
+    for cls, n in (("a", 5), ("b", 1)):
+        (tmp_path / "one" / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(ds.x_test[i + 10 * (cls == "b"), 0].numpy()).save(tmp_path / "one" / cls / f"{i}.png")
+    one = aelab("anomalies", tiny_checkpoints["tiny-mlp"], "--dataset", tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    assert "note: the test set needs both normal and anomalous images for this class, so no AUROC is measured" \
+        in one.stderr
+    assert one.stdout.splitlines()[0].startswith("1 test image scored") and "a/4.png" in one.stdout
+
 
 def test_sample_help_gives_ranges_and_defaults():
     import contextlib
