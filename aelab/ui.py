@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import streamlit as st
@@ -412,7 +413,7 @@ def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
     ensure_navigation()
-    st.session_state["full_runs"] = full_runs() + 1  # (give_back_values; after a rerun of ensure_navigation's)
+    st.session_state["full_runs"] = full_runs() + 1  # (ui.stop; after a rerun of ensure_navigation's)
     opened_from_link()
     problem = None
     with st.sidebar:
@@ -611,7 +612,7 @@ def seed_input(where, label: str, key: str, **kwargs) -> int:
                               **kwargs)
     if seed > MAX_SEED and not kwargs.get("disabled"):  # (a greyed-out one is not used, and cannot be mended)
         st.error(f"{label} {seed:,} is too large: give a whole number from 0 to {MAX_SEED:,}.")
-        st.stop()
+        stop()
     return int(min(seed, MAX_SEED))
 
 
@@ -629,11 +630,12 @@ def give_back_values(keys: list[str], store: str) -> None:
 
     A run that ends in st.stop() (Generate with a model that is not a VAE) keeps the state of the widgets it did not
     draw, but the browser drops the widgets: drawn again without a default, they showed their minimum (temperature 0,
-    a 4x4 grid) while the page used the values kept (an 8x8 grid), and the next touch lost them. So when this store's
-    widgets were not drawn in the last full run, their values are set again, which sends them to the browser with
-    the widgets. Not on every run: a value set by the script undoes one the user changes while the run is on its way."""
+    a 4x4 grid) while the page used the values kept (an 8x8 grid), and the next touch lost them. So after a run that
+    stopped (ui.stop) before drawing this store's widgets, their values are set again, which sends them to the
+    browser with the widgets. Not on every run, nor after a run cut short for a new one (the browser keeps its
+    widgets then): a value set by the script undoes one the user types while the run is on its way."""
     kept = st.session_state.setdefault(store, {})
-    missed = st.session_state.setdefault("kept_on_run", {}).get(store) != full_runs() - 1
+    missed = store in st.session_state.get("controls_lost", ())
     for key in keys:
         if key in st.session_state:
             if missed:
@@ -646,11 +648,22 @@ def keep_values(keys: list[str], store: str) -> None:
     st.session_state.setdefault(store, {}).update({key: st.session_state[key] for key in keys
                                                   if key in st.session_state})
     st.session_state.setdefault("kept_on_run", {})[store] = full_runs()
+    st.session_state.setdefault("controls_lost", set()).discard(store)
 
 
 def full_runs() -> int:
     """How many full runs of a page this session has made (sidebar counts them; a fragment's runs are not counted)."""
     return st.session_state.get("full_runs", 0)
+
+
+def stop() -> NoReturn:
+    """st.stop(), noting first which pages' controls this run has not drawn: Streamlit keeps their state after a
+    stopped run, but the browser drops them (give_back_values sends them again). Noted before st.stop(): once a stop
+    is asked for, any use of st.session_state ends the run."""
+    run = full_runs()
+    lost = st.session_state.setdefault("controls_lost", set())
+    lost.update(store for store, drawn in st.session_state.get("kept_on_run", {}).items() if drawn != run)
+    st.stop()
 
 
 def select_dataset(name: str) -> None:

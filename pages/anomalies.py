@@ -12,7 +12,7 @@ st.title("Anomalies")
 ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
 if model is None:
-    st.stop()  # the sidebar has said why
+    ui.stop()  # the sidebar has said why
 labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
 # The choices stay when the user goes to another page and back, per dataset (ui.keep_values); the anomaly class per
 # model, whose own left-out class it starts at.
@@ -50,7 +50,7 @@ if not labelled:
                f"{flagged_here} of these {len(top)} {'is' if flagged_here == 1 else 'are'} flagged at this "
                "threshold.")
     ui.keep_values(KEYS, KEPT)
-    st.stop()
+    ui.stop()
 
 scores, labels = ui_explore.image_scores(ctx.model_path, ctx.model_mtime, ds.name)
 trained_on = ctx.meta.get("dataset", {})
@@ -82,7 +82,7 @@ try:
     curve = anomaly.roc(scores, is_anomaly)
 except AelabError as err:
     st.error(ui.sentence(str(err)))
-    st.stop()
+    ui.stop()
 
 low, high = float(scores.min()), float(scores.max())
 threshold = ui.kept_slider("Threshold: flag test images whose error is at least", low, high,

@@ -12,7 +12,7 @@ from aelab.errors import AelabError
 st.title("PCA vs autoencoder")
 ctx = ui.sidebar()
 if ctx.model is None:
-    st.stop()  # the sidebar has said why, under the title
+    ui.stop()  # the sidebar has said why, under the title
 
 model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
 is_pca = model.variant == "pca"

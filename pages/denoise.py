@@ -16,7 +16,7 @@ st.title("Denoise")
 ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
 if model is None:
-    st.stop()  # the sidebar has said why
+    ui.stop()  # the sidebar has said why
 
 # --- Models --------------------------------------------------------------------------------------------------
 infos = ui_explore.checkpoints_for(ds.name)
@@ -127,14 +127,14 @@ else:
 
 ui.keep_values(KEYS, KEPT)
 if not clean:
-    st.stop()
+    ui.stop()
 
 # --- Results -------------------------------------------------------------------------------------------------
 try:
     result = denoise.compare(torch.from_numpy(np.stack(clean)), models, kind, level, int(seed))
 except AelabError as err:
     st.error(str(err))
-    st.stop()
+    ui.stop()
 
 means = result.mean_psnr()
 noiseless = means["noisy"] >= 100  # level 0: every input is its clean image, and a gain over it means nothing

@@ -17,17 +17,17 @@ st.title("Draw")
 ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
 if model is None:
-    st.stop()  # the sidebar has said why
+    ui.stop()  # the sidebar has said why
 channels, height, width = model.input_shape
 if channels != 1 or height != width:
     shape = f"{'RGB' if channels == 3 else f'{channels}-channel'} images of {height}×{width}"
     st.info(f"The canvas draws in one colour on square paper, so Draw needs a model of grayscale square images; "
             f"{ctx.model_name} takes {shape}. For a set of your own, add its zip again as grayscale on the Train page "
             "(under another name: a set is kept at the size and colour it was added at) and train a model on that.")
-    st.stop()
+    ui.stop()
 if not ds.num_classes or (ds.y_train < 0).any():
     st.info(f"{ds.label} has no class labels, so a drawing cannot be classified: pick a labelled dataset.")
-    st.stop()
+    ui.stop()
 
 knn = ui_explore.code_knn(ctx.model_path, ctx.model_mtime, ds.name)
 latent_map, _, _ = ui_explore.latent_map(ctx.model_path, ctx.model_mtime, ds.name)

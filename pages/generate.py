@@ -12,12 +12,12 @@ st.title("Generate")
 ctx = ui.sidebar()
 model = ctx.model
 if model is None:
-    st.stop()  # the sidebar has said why
+    ui.stop()  # the sidebar has said why
 if not model.generative:
     kind = "PCA" if model.variant == "pca" else "an autoencoder, not a generative model"
     st.info(f"{ctx.model_name} is {kind}: it has no prior to sample codes from. Pick a VAE or conditional "
             "VAE in the sidebar, or train one on the Train page (variant vae or cvae).")
-    st.stop()
+    ui.stop()
 
 st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
            "typical and cleaner, above 1 more varied and stranger.")

@@ -14,7 +14,7 @@ st.title("Interpolate")
 ctx = ui.sidebar()
 model, ds = ctx.model, ctx.dataset
 if model is None:
-    st.stop()  # the sidebar has said why
+    ui.stop()  # the sidebar has said why
 
 # The page's choices stay when the user goes to another page and back: Streamlit drops the state of widgets not
 # drawn, so the page keeps copies, per dataset (ui.keep_values). A drawing is kept by the canvas itself.

@@ -16,7 +16,7 @@ SHOWN = 32  # selected images drawn at most; the rest are counted
 st.title("Latent map")
 ctx = ui.sidebar()
 if ctx.model is None:
-    st.stop()  # the sidebar has said why, under the title
+    ui.stop()  # the sidebar has said why, under the title
 
 model, ds, path, mtime = ctx.model, ctx.dataset, ctx.model_path, ctx.model_mtime
 names = ds.class_names
@@ -73,7 +73,7 @@ with st.spinner(waiting):
                                n_neighbors, min_dist)
     except AelabError as err:
         st.error(str(err))
-        st.stop()
+        ui.stop()
 elapsed = time.perf_counter() - start
 indices, codes, labels, coords = result["indices"], result["codes"], result["labels"], result["coords"]
 how = "read from the disk cache" if result["from_disk"] else f"computed in {result['seconds']:.1f} s"

@@ -57,7 +57,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 st.rerun()
 
 if ctx.model is None:
-    st.stop()  # the sidebar has said why, under the title
+    ui.stop()  # the sidebar has said why, under the title
 
 model, meta, ds = ctx.model, ctx.meta, ctx.dataset
 found_metrics = meta.get("metrics") or {}
