@@ -305,7 +305,8 @@ def unfinished_how(meta: dict) -> str:
     by = meta.get("writer") or {}
     if by.get("host") == platform.node() and isinstance(by.get("pid"), int):
         return "was interrupted"
-    where = f"on another computer ({by['host']})" if by.get("host") else "by an aelab that did not say where"
+    where = ("by a process this aelab cannot follow" if by.get("host") == platform.node() else
+             f"on another computer ({by['host']})" if by.get("host") else "by an aelab that did not say where")
     return f"did not finish here: it was saved mid-run {where}, and may still be going on there or have been stopped"
 
 
@@ -453,10 +454,10 @@ def keep_previous(path: str | os.PathLike) -> str | None:
 
 
 def kept_model(meta: dict, name: str = "model") -> str:
-    """The model kept beside a checkpoint (whose metadata is `meta`) in words: the one its run replaced, or, when
-    that one was left by a run that did not finish, the last one a run finished."""
+    """The model kept beside a checkpoint (whose metadata is `meta`) in words: the one its run replaced, or, when a
+    model was kept already as that run began (the run before it was stopped, died or finished worse), that one."""
     if meta.get("kept_previous") == "earlier":
-        return f"the last {name} a run finished (not the unfinished one this run replaced)"
+        return f"an earlier {name} (kept from before the run that this one replaced)"
     return f"the {name} this run replaced"
 
 
@@ -490,22 +491,23 @@ def better_previous(path: str | os.PathLike, metrics: dict, dataset: dict) -> di
     return None
 
 
-def finished_worse(worse: dict, replaced: str = "the model") -> str:
-    """What a finished retraining did, with its test figure against that of the model it replaced (better_previous's
-    dict), for the sentences of the CLI, the job card and the Models page."""
+def finished_worse(worse: dict, meta: dict, name: str = "model") -> str:
+    """What a finished retraining did, with its test figure against that of the model kept (better_previous's dict;
+    `meta`: the retraining's metadata, which says which model that is), for the sentences of the CLI, the job card
+    and the Models page."""
     this = f"{worse['this']:.2f}" if math.isfinite(worse["this"]) else "not a number"
-    return (f"finished with a higher test error than {replaced} it replaced ({this} against {worse['previous']:.2f} "
-            f"{worse['unit']})")
+    return (f"finished with a higher test error than {kept_model(meta, name)} ({this} against "
+            f"{worse['previous']:.2f} {worse['unit']})")
 
 
 def previous_text(meta: dict, name: str) -> str:
     """Why the model a run replaced is kept, for a checkpoint's metadata `meta` (the file named `name`)."""
     worse = meta.get("previous_better")
     if meta.get("status") == "finished" and worse:
-        return f"This run {finished_worse(worse, f'the earlier {name}')}, which is kept"
+        return f"This run {finished_worse(worse, meta, name)}, which is kept"
     if meta.get("kept_previous") == "earlier":
-        return (f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced a {name} left by a run that "
-                f"did not finish; the last {name} a run finished is kept")
+        return (f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced the {name} a run before it "
+                f"left; {kept_model(meta, name)} is kept")
     return f"The run that saved this model ({status_of(meta) or 'unknown'}) replaced an earlier {name}, which is kept"
 
 

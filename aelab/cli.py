@@ -71,7 +71,8 @@ def in_flag_words(text: str, names) -> str:
     start = re.match(r"([a-z][a-z0-9_]*)(?= must | needs |: | does not apply)", text)
     if start and start.group(1) in names:
         text = flag(start.group(1)) + text[start.end():]
-    text = re.sub(r"(?<![\w-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b",
+    # Not inside a path or a quoted field ("runs/batch_size/", "'dataset.without_class'").
+    text = re.sub(r"(?<![\w\-/.'\\])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w\-/'\\]|\.\w)",
                   lambda m: flag(m.group(1)) if m.group(1) in names else m.group(0), text)
     return re.sub(r"(?<=when )([a-z][a-z0-9_]*)(?= is )",
                   lambda m: flag(m.group(1)) if m.group(1) in names else m.group(0), text)
@@ -271,9 +272,10 @@ def _class_list(names: list[str], most: int = 4) -> str:
     return f"{shown} ... ({len(names)} classes)" if len(names) > most else shown or "none"
 
 
-def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
+def dataset_for(args, name: str | None, meta: dict | None = None, model=None, labels_given: bool = True):
     """The dataset named (else the one in a checkpoint's metadata, else mnist), at the shape the metadata gives;
-    with `model`, refused in one line unless its images have the shape the model takes."""
+    with `model`, refused in one line unless its images have the shape the model takes, and, when the command gives
+    a conditional model each image's label (`labels_given`: eval, embed), unless they are of the classes it learnt."""
     from .data import BUILTIN, load_dataset, missing_set
 
     if name is not None and not name.strip():  # --dataset '' is a mistake, not "the model's own dataset"
@@ -292,7 +294,7 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None):
         raise ConfigError(f"the model takes {_shape(model.input_shape)} images, but {dataset.label} has "
                           f"{_shape(dataset.input_shape)} ones")
     own = list(dataset_meta.get("class_names") or [])
-    if model is not None and model.conditional and own and list(dataset.class_names) != own:
+    if labels_given and model is not None and model.conditional and own and list(dataset.class_names) != own:
         # Its codes and reconstructions are given each image's label: another set's labels would mean other classes
         # to it (and one past its own would be clamped to its last class).
         raise ConfigError(f"a conditional model is given each image's class, and this one learnt other classes "
@@ -443,7 +445,7 @@ def cmd_train(args) -> int:
             from .checkpoints import finished_worse, kept_model, read_metadata
 
             meta = read_metadata(path)
-            why = (f"it {finished_worse(meta['previous_better'])}, which" if meta.get("previous_better") else
+            why = (f"it {finished_worse(meta['previous_better'], meta)}, which" if meta.get("previous_better") else
                    kept_model(meta))
             where = shlex.quote(str(path))
             print(f"{why} is kept: `python -m aelab restore {where}` puts it back, "
@@ -639,7 +641,7 @@ def _output_stems(names: list[str]) -> list[str]:
     """The start of each input's output names, one per input: its stem (a.png -> a); inputs of one stem (a.png,
     a.jpg) keep their suffix; of one file name from different folders (d1/a.png, d2/a.png), their folder's name too
     (d1-a.png), then a number where even that repeats. The same file named twice is written once."""
-    paths = [Path(name) for name in names]
+    paths = [Path(name).expanduser() for name in names]
 
     def unique(key):
         keys = [key(p) for p in paths]
@@ -672,9 +674,14 @@ def cmd_reconstruct(args) -> int:
     _check_picture_folder(out)
     stems = _output_stems(args.images)
     # An output that is one of the images given would be written over before it is read (x.png and x.input.png).
-    given = {Path(name).expanduser().resolve() for name in args.images if name.strip()}
+    given = [Path(name).expanduser() for name in args.images if name.strip()]
+
+    def is_given(path: Path) -> bool:  # (samefile: X.png is x.png on a disk that ignores case)
+        return path.resolve() in {g.resolve() for g in given} or (
+            path.exists() and any(g.exists() and os.path.samefile(path, g) for g in given))
+
     clash = next((out / f"{stem}{kind}" for stem in stems for kind in (".input.png", ".recon.png")
-                  if (out / f"{stem}{kind}").resolve() in given), None)
+                  if is_given(out / f"{stem}{kind}")), None)
     if clash is not None:
         raise ConfigError(f"--out {args.out} would write {clash.name} over one of the images given: give another "
                           "--out folder")
@@ -794,7 +801,7 @@ def cmd_anomalies(args) -> int:
 
         if args.dataset in (None, trained_on.get("name")):  # refused before the data are loaded
             check_class(len(trained_on.get("class_names") or []), dataset_label(trained_on.get("name") or "mnist"))
-        dataset = dataset_for(args, args.dataset, meta, model)
+        dataset = dataset_for(args, args.dataset, meta, model, labels_given=False)  # (scored as it reads them)
         check_class(dataset.num_classes, dataset.label)
         if seen_in_training(meta, dataset):
             print(SEEN_NOTE, file=sys.stderr)
@@ -806,8 +813,11 @@ def cmd_anomalies(args) -> int:
         if dataset.num_classes and (labels >= 0).all():
             try:
                 is_anomaly = anomaly.anomaly_mask(labels, k, only)
-            except ConfigError as err:  # one kind of image only (a tiny set's test split): no AUROC, the ranking still
-                print(f"note: {err}, so no AUROC is measured; the images are ranked all the same", file=sys.stderr)
+            except ConfigError:  # one kind of image only (a tiny set's test split): no AUROC, the ranking still
+                kind = "anomalies" if (labels == k).all() or (only is not None and (labels != only).all()) else \
+                    "normal"
+                print(f"note: the images scored are all {kind} for this class, so no AUROC is measured"
+                      + ("; they are ranked all the same" if args.top or out is not None else ""), file=sys.stderr)
         if is_anomaly is not None:
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
@@ -885,8 +895,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         _check_data_root(args.data_root)
         return COMMANDS[args.command](args)
-    except AelabError as err:
-        print(f"error: {in_flag_words(str(err), option_names(parser)) if parser else err}", file=sys.stderr)
+    except AelabError as err:  # an option's value refused by the core (ConfigError) is named by its flag
+        flags = parser is not None and isinstance(err, ConfigError)
+        print(f"error: {in_flag_words(str(err), option_names(parser)) if flags else err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"error: no such file: {err.filename}", file=sys.stderr)

@@ -413,7 +413,6 @@ def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
     ensure_navigation()
-    st.session_state["full_runs"] = full_runs() + 1  # (ui.stop; after a rerun of ensure_navigation's)
     opened_from_link()
     problem = None
     with st.sidebar:
@@ -572,7 +571,7 @@ def previous_caption(path, name: str) -> str:
     except AelabError:
         meta = {}
     if meta.get("status") == "finished" and meta.get("previous_better"):
-        return f"It {checkpoints.finished_worse(meta['previous_better'])}: that one is kept, {where}"
+        return f"It {checkpoints.finished_worse(meta['previous_better'], meta)}: that one is kept, {where}"
     return f"{sentence(checkpoints.kept_model(meta))} is kept: {where}"
 
 
@@ -631,7 +630,7 @@ def give_back_values(keys: list[str], store: str) -> None:
     A run that ends in st.stop() (Generate with a model that is not a VAE) keeps the state of the widgets it did not
     draw, but the browser drops the widgets: drawn again without a default, they showed their minimum (temperature 0,
     a 4x4 grid) while the page used the values kept (an 8x8 grid), and the next touch lost them. So after a run that
-    stopped (ui.stop) before drawing this store's widgets, their values are set again, which sends them to the
+    stopped (ui.stop), their values are set again until a run draws them all (keep_values), which sends them to the
     browser with the widgets. Not on every run, nor after a run cut short for a new one (the browser keeps its
     widgets then): a value set by the script undoes one the user types while the run is on its way."""
     kept = st.session_state.setdefault(store, {})
@@ -647,22 +646,17 @@ def give_back_values(keys: list[str], store: str) -> None:
 def keep_values(keys: list[str], store: str) -> None:
     st.session_state.setdefault(store, {}).update({key: st.session_state[key] for key in keys
                                                   if key in st.session_state})
-    st.session_state.setdefault("kept_on_run", {})[store] = full_runs()
+    st.session_state.setdefault("value_stores", set()).add(store)
     st.session_state.setdefault("controls_lost", set()).discard(store)
 
 
-def full_runs() -> int:
-    """How many full runs of a page this session has made (sidebar counts them; a fragment's runs are not counted)."""
-    return st.session_state.get("full_runs", 0)
-
-
 def stop() -> NoReturn:
-    """st.stop(), noting first which pages' controls this run has not drawn: Streamlit keeps their state after a
-    stopped run, but the browser drops them (give_back_values sends them again). Noted before st.stop(): once a stop
-    is asked for, any use of st.session_state ends the run."""
-    run = full_runs()
-    lost = st.session_state.setdefault("controls_lost", set())
-    lost.update(store for store, drawn in st.session_state.get("kept_on_run", {}).items() if drawn != run)
+    """st.stop(), noting first that the browser may have lost the pages' controls: Streamlit keeps the state of the
+    controls a stopped run did not draw, but the browser drops them (give_back_values sends them again on the next
+    run that draws them). Every store's: a page that drew some of its controls and not others (Denoise's count of
+    test images, not drawn while it waits for an upload) would not say which. Noted before st.stop(): once a stop is
+    asked for, any use of st.session_state ends the run."""
+    st.session_state.setdefault("controls_lost", set()).update(st.session_state.get("value_stores", ()))
     st.stop()
 
 

@@ -270,9 +270,10 @@ def test_a_retraining_that_dies_keeps_the_model_it_replaced(tmp_path, mnist, mon
                    callbacks=[steps.append], should_stop=lambda: any(e.get("epoch") == 2 for e in steps))
     meta = ck.read_metadata(out)
     assert ck.previous_path(out).read_bytes() == finished and meta["kept_previous"] == "earlier"
-    assert ck.kept_model(meta) == "the last model a run finished (not the unfinished one this run replaced)"
-    assert ck.previous_text(meta, "m") == ("The run that saved this model (stopped) replaced a m left by a run that "
-                                           "did not finish; the last m a run finished is kept")
+    assert ck.kept_model(meta) == "an earlier model (kept from before the run that this one replaced)"
+    assert ck.previous_text(meta, "m") == ("The run that saved this model (stopped) replaced the m a run before it "
+                                           "left; an earlier m (kept from before the run that this one replaced) is "
+                                           "kept")
     ck.restore_previous(out)
     assert out.read_bytes() == finished
     # One that diverged keeps it too, and the Models page puts it back.
@@ -321,6 +322,19 @@ def test_a_checkpoint_another_run_is_training_is_not_trained_into(tmp_path, mnis
                                                   rf"{child.pid}, epoch 3 of 9 saved so far\): let it end"):
             train_and_save("pca", {"latent_dim": 2}, small, TrainConfig(), out)
         assert out.read_bytes() == before and not ck.has_previous(out)
+        # ... and a run that another began into the same file while it trained its first epoch: at its first save.
+        (tmp_path / "n.safetensors").unlink(missing_ok=True)
+        other = tmp_path / "n.safetensors"
+
+        def another_run_begins(event):
+            if event["event"] == "step" and not other.exists():
+                ck.save_checkpoint(model, other, dataset=meta["dataset"], history=[{"phase": "train", "epoch": 1}],
+                                   train_config={"epochs": 5}, status="training", writer=writer)
+
+        with pytest.raises(CheckpointError, match="n.safetensors is being trained by another run"):
+            train_and_save("mlp", {"latent_dim": 2}, small, TrainConfig(epochs=2, log_every=1), other,
+                           callbacks=[another_run_begins])
+        assert ck.read_metadata(other)["writer"]["pid"] == child.pid  # its file, untouched
     finally:
         child.kill()
         child.wait()
@@ -375,10 +389,11 @@ def test_a_retraining_that_finishes_worse_keeps_the_model_it_replaced(tmp_path, 
     assert worse["metric"] == "sse_per_image" and worse["this"] > worse["previous"] * 1.2, worse
     assert ck.previous_path(out).read_bytes() == good
     figures = f"{worse['this']:.2f} against {worse['previous']:.2f} SSE/image"
-    assert said[-1] == (f"it finished with a higher test error than the model it replaced ({figures}), which is kept: "
+    assert said[-1] == (f"it finished with a higher test error than the model this run replaced ({figures}), which is "
+                        "kept: "
                         f"`python -m aelab restore {out}` puts it back, `python -m aelab restore --drop {out}` "
                         "deletes it"), said
-    assert ui.previous_caption(out, "m") == (f"It finished with a higher test error than the model it replaced "
+    assert ui.previous_caption(out, "m") == (f"It finished with a higher test error than the model this run replaced "
                                              f"({figures}): that one is kept, restore it on the Models page (with m "
                                              "picked).")
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "models.py"), default_timeout=120)
@@ -386,7 +401,7 @@ def test_a_retraining_that_finishes_worse_keeps_the_model_it_replaced(tmp_path, 
     at.run()
     assert not at.exception
     assert [w.value for w in at.warning if "higher test error" in w.value] == [
-        f"This run finished with a higher test error than the earlier m it replaced ({figures}), which is kept: "
+        f"This run finished with a higher test error than the m this run replaced ({figures}), which is kept: "
         "restore it to undo that run, or keep this one."]
     # A click on a page shown before the kept model went elsewhere (the CLI, another tab) changes nothing, and says so.
     kept = ck.previous_path(out).read_bytes()

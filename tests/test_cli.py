@@ -427,8 +427,8 @@ def test_anomalies_ranks_the_test_images_and_scores_the_held_out_class(tmp_path,
             Image.fromarray(ds.x_test[i + 10 * (cls == "b"), 0].numpy()).save(tmp_path / "one" / cls / f"{i}.png")
     one = aelab("anomalies", tiny_checkpoints["tiny-mlp"], "--dataset", tmp_path / "one")
     assert one.returncode == 0, one.stderr
-    assert "note: the test set needs both normal and anomalous images for this class, so no AUROC is measured" \
-        in one.stderr
+    assert "note: the images scored are all anomalies for this class, so no AUROC is measured; they are ranked all " \
+        "the same" in one.stderr
     assert one.stdout.splitlines()[0].startswith("1 test image scored") and "a/4.png" in one.stdout
 
 
@@ -607,6 +607,8 @@ def test_outputs_never_overwrite_an_input_and_names_in_the_app_folder_follow_its
     other = aelab("eval", tiny_checkpoints["tiny-cvae"], "--dataset", tmp_path / "pets")
     assert_one_line_error(other, "a conditional model is given each image's class, and this one learnt other "
                                  "classes (0, 1, 2, 3 ... (10 classes)) than pets (your folder) has (cats, dogs, owls)")
+    ranked = aelab("anomalies", tiny_checkpoints["tiny-cvae"], "--dataset", tmp_path / "pets", "--split", "all")
+    assert ranked.returncode == 0, ranked.stderr  # scored without labels (it reads each image as it can): no refusal
 
 
 def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpoints, monkeypatch, capsys):

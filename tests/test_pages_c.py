@@ -382,7 +382,7 @@ def test_latent_map_interpolate_and_generate_keep_their_settings_across_pages(ti
 
 def test_anomalies_compare_and_the_latent_plane_keep_their_settings_across_pages(tiny_checkpoints, monkeypatch):
     """A helper found the anomaly class, how many images to show, the maps' size and the latent plane's points per
-    side and class back at their defaults after a look at another page."""
+    side back at their defaults after a look at another page."""
     from aelab import ui
 
     monkeypatch.setattr(ui, "_warm_umap", lambda: None)
@@ -411,6 +411,27 @@ def test_anomalies_compare_and_the_latent_plane_keep_their_settings_across_pages
         at.switch_page("pages/generate.py").run()
         assert not at.exception and at.slider(key="generate_plane_size").value == 7
         assert not [w.value for w in at.warning if "Session State" in w.value]
+
+
+def test_a_control_the_page_did_not_draw_before_it_stopped_comes_back_with_its_value(tiny_checkpoints, monkeypatch):
+    """Denoise, 9 test images, then Upload with nothing uploaded (the page keeps its values, then stops to wait for a
+    file: the count is not drawn), then Test images again: the count came back showing 1 while the page drew 9, and
+    the next touch sent 1 (a reviewer's find). It is sent again with its value."""
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=120)
+    at.session_state["model_choice"] = "tiny-mlp"
+    at.run()
+    at.switch_page("pages/denoise.py").run()
+    at.slider(key="denoise_count").set_value(9).run()
+    at.radio(key="denoise_source").set_value("Upload").run()
+    assert "Upload one or more images" in texts(at.main.info)
+    at.radio(key="denoise_source").set_value("Test images").run()
+    count = at.slider(key="denoise_count")
+    assert not at.exception and count.value == 9 and count.proto.set_value and list(count.proto.value) == [9]
+    at.run()  # once drawn, not sent again (it would undo a value the user changes while a run is on its way)
+    assert not at.slider(key="denoise_count").proto.set_value and at.slider(key="denoise_count").value == 9
 
 
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
