@@ -617,6 +617,16 @@ def holds_its_model(job: Job) -> bool:
         return False
 
 
+def its_model_now(job: Job) -> Path | None:
+    """Where the model the job saved is now: under its name (holds_its_model), or under the name it was renamed to
+    on the Models page (the file keeps the command that names the job's folder); None when it is gone (deleted,
+    or replaced by a restore, a retraining or an upload)."""
+    if holds_its_model(job):
+        return Path(job.checkpoint)
+    found, _ = checkpoints.list_checkpoints(Path(job.checkpoint).parent)
+    return next((c.path for c in found if job.id in c.meta.get("command", "")), None)
+
+
 def _final_save_done(job: Job) -> bool:
     """The trainer's "done" event comes before the test metrics and the final save: did that save happen?"""
     try:

@@ -305,14 +305,19 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     # One legend entry a term (its training and validation lines differ by the dash, which the axis title explains;
     # a click on it hides both): six entries, "train reconstruction" and the like, did not fit a job card's column.
     listed = set()
+    markers = len(epochs) <= 30
     for name, (x, y) in curves.items():
         split = name.split(" ", 1)[0] if name.startswith(("train ", "val ")) else None
         on_second = second and split is not None and terms[name] not in main
         label = terms[name] + (" (right axis)" if on_second else "") if split else name
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(epochs) <= 30 else "lines",
+        # Validation's markers are rings: after one epoch there are no lines, and two dots of one colour could not
+        # be told apart.
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if markers else "lines",
                                  name=label, legendgroup=label, showlegend=label not in listed,
                                  yaxis="y2" if on_second else "y",
                                  line={"dash": "dash" if split == "val" else None, "color": colours[terms[name]]},
+                                 marker={"symbol": "circle-open" if split == "val" else "circle",
+                                         "size": 9 if split == "val" else 7},
                                  text=[phases[i - 1] for i in x],
                                  hovertemplate=f"{name}, epoch %{{x}} (%{{text}})<br>%{{y:.3f}}<extra></extra>"))
         listed.add(label)
@@ -326,8 +331,9 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     # entries went one a row and left the plot 80 px of its 300.
     rows = math.ceil(len(listed) / 2)
     fig.update_layout(height=height + 18 * max(rows - 1, 0), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      # (two lines: in one, a job card's column at 800 px cut it at "dashed: validat")
-                      xaxis_title="epoch" + ("<br>solid: training, dashed: validation" if validated else ""),
+                      # (a line a split: in one, a job card's column at 800 px cut it at "dashed: validat")
+                      xaxis_title="epoch" + (("<br>●, solid: training<br>○, dashed: validation" if markers else
+                                              "<br>solid: training, dashed: validation") if validated else ""),
                       yaxis_title="loss per image" + (f" ({recon_loss.upper()} summed over pixels)"
                                                        if recon_loss in RECON_LOSS_NAMES else ""),
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11},
@@ -557,6 +563,11 @@ def training_note(meta: dict, status: str) -> str | None:
     return f"Its training {checkpoints.unfinished_how(meta)}: this is {at}, the last one saved."
 
 
+def full_stop(text: str) -> str:
+    """A sentence with its final full stop ("… saved as carol stop" ended without one on a job's card)."""
+    return text if text.rstrip().endswith((".", "!", "?", ")")) else text.rstrip() + "."
+
+
 def sentence(text: str) -> str:
     """A message of the core ("the loss grew ...", written to follow "error: ..." on the command line) as a sentence
     of its own on a page."""
@@ -751,10 +762,13 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
         selection_mode="single-row",
         key=f"{key}_{current}",
     )
+    # (A click on a name only outlines the cell: the row's box picks it, which nothing said.)
+    said = ["Tick a row's box, on the left, to pick that model in the sidebar."]
     conditional = [row["name"] for row, info in zip(rows, infos) if _is_conditional(info.meta)]
     if conditional and "5-NN accuracy" in columns:  # 13% next to 95%: it looks broken, and is not
-        st.caption(f"{', '.join(conditional)}: a conditional VAE's code leaves the class to the label it is given, "
-                   "so a 5-NN vote on its codes is low by design.")
+        said.append(f"{', '.join(conditional)}: a conditional VAE's code leaves the class to the label it is given, "
+                    "so a 5-NN vote on its codes is low by design.")
+    st.caption(" ".join(said))
     picked = event.selection.rows if event is not None else []
     if picked and picked[0] != chosen:
         info = infos[picked[0]]
@@ -795,6 +809,7 @@ div.stImage > [data-testid="stImageContainer"] img { height: auto; }
 div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"])
   [data-testid="stImageCaption"] * { font-size: 0.75rem; }
+.st-key-denoise_headers p { font-size: 0.85rem; overflow-wrap: normal; word-break: normal; hyphens: none; }
 [data-testid="stMetric"] { container-type: inline-size; }
 [data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }

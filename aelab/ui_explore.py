@@ -80,6 +80,34 @@ def denoiser_label(info: checkpoints.CheckpointInfo) -> str:
     return f"{ui.model_label(info)} · {cfg.get('noise')} {cfg.get('noise_level')}"
 
 
+def kept_model_picker(label: str, infos: list[checkpoints.CheckpointInfo], key: str, dataset_name: str,
+                      default: str | None, format_func, follow: str | None = None) -> checkpoints.CheckpointInfo:
+    """A picker of one of `infos` (by name) whose choice is kept per dataset across pages (Denoise's plain AE went
+    back to the first by name, a student's 1-epoch model, after a look at another page). It starts at `default`; a
+    new `follow` (the sidebar's model, when it fits) takes over from the kept choice."""
+    names = [i.name for i in infos]
+    by_name = {i.name: i for i in infos}
+    memory = st.session_state.setdefault(f"{key}_choices", {})
+    kept, followed = memory.get(dataset_name, (None, None))
+    wanted = [follow if follow != followed else None, st.session_state.get(key), kept, default]
+    ui.give_back(key, names, next((w for w in wanted if w in names), None))
+    name = st.selectbox(label, names, key=key, format_func=lambda n: format_func(by_name[n]))
+    memory[dataset_name] = (name, follow)
+    return by_name[name]
+
+
+def like_for_like(infos: list[checkpoints.CheckpointInfo], other: checkpoints.CheckpointInfo | None) -> str | None:
+    """The name of the model of `infos` most like `other` (its variant, then the nearest code size), else the first:
+    the plain AE to set beside a denoiser (mnist-conv-30 beside mnist-denoising-conv, not the first by name)."""
+    if not infos:
+        return None
+    if other is None:
+        return infos[0].name
+    size = (other.meta.get("config") or {}).get("latent_dim", 0)
+    return min(infos, key=lambda i: (i.meta.get("variant") != other.meta.get("variant"),
+                                     abs((i.meta.get("config") or {}).get("latent_dim", 0) - size))).name
+
+
 def load(info: checkpoints.CheckpointInfo):
     """(model, meta) of a listed checkpoint through the shared cache; errors are the caller's to show."""
     return ui.load_model(str(info.path), info.path.stat().st_mtime)
@@ -197,7 +225,7 @@ def pick_image(ds: Dataset, key: str, title: str,
         try:
             drawn = prepare_drawing(drawing, ds.input_shape, framing=ds.framing, dark_on_light=ds.dark_on_light)
         except AelabError as err:
-            st.error(str(err))
+            st.error(ui.sentence(str(err)))
             return None, None, ""
         ui.show_images(drawn[None], ["the model's view"], columns=1, width=84)  # as prepared for the model
         return torch.from_numpy(drawn), None, "drawn"

@@ -26,8 +26,10 @@ models = {}
 left, right = ui.wrapping_columns(2, "denoise_models")
 with left:
     denoiser_info = None
-    if denoisers:
-        denoiser_info = st.selectbox("Denoising autoencoder", denoisers, format_func=ui_explore.denoiser_label)
+    if denoisers:  # (the choices are kept per dataset across pages)
+        denoiser_info = ui_explore.kept_model_picker(
+            "Denoising autoencoder", denoisers, "denoise_denoiser", ds.name, denoisers[0].name,
+            ui_explore.denoiser_label, follow=next((i.name for i in denoisers if str(i.path) == ctx.model_path), None))
     else:
         # The command for a built-in set (one's own is named by its place on the server, which is not shown).
         command = (f" (or `python -m aelab train conv --dataset {ds.name} --noise gaussian --noise-level 0.5 "
@@ -37,9 +39,10 @@ with left:
 with right:
     plain_info = None
     if plains:
-        # The sidebar's model is the natural plain autoencoder, when it is one.
-        current = next((k for k, i in enumerate(plains) if str(i.path) == ctx.model_path), 0)
-        plain_info = st.selectbox("Plain autoencoder", plains, index=current, format_func=ui.model_label)
+        # The sidebar's model is the natural plain autoencoder, when it is one; else the one most like the denoiser.
+        plain_info = ui_explore.kept_model_picker(
+            "Plain autoencoder", plains, "denoise_plain", ds.name, ui_explore.like_for_like(plains, denoiser_info),
+            ui.model_label, follow=next((i.name for i in plains if str(i.path) == ctx.model_path), None))
     else:
         st.info(f"No plain (non-denoising) autoencoder for {ds.label}: train one on the Train page.")
 # Short titles (metric labels and column headers are narrow: "denoising AE (mnist-denoising-conv)" was cut); the
@@ -53,7 +56,7 @@ for title, info in (("Denoising AE", denoiser_info), ("Plain AE", plain_info)):
                 ", a conditional VAE given no label: it decodes each noisy image with the label that explains it "
                 "best" if models[title].conditional else "")
         except AelabError as err:
-            st.error(str(err))
+            st.error(ui.sentence(str(err)))
 # PCA gets the code size of the plain AE (else of the denoiser, else of the sidebar's model): equal code sizes.
 size_of = next(iter(reversed(models)), None)
 pca_dim = (models[size_of] if size_of else model).latent_dim
@@ -133,7 +136,7 @@ if not clean:
 try:
     result = denoise.compare(torch.from_numpy(np.stack(clean)), models, kind, level, int(seed))
 except AelabError as err:
-    st.error(str(err))
+    st.error(ui.sentence(str(err)))
     ui.stop()
 
 means = result.mean_psnr()
@@ -156,7 +159,7 @@ st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 # "prepared": an upload as the model takes it (grayscale, cropped, centred, resized); short, so that no header wraps
 # into a column of its own at 800 px.
 headers = (["uploaded", "prepared"] if uploads else ["clean"]) + ["input" if noiseless else "noisy"] + list(models)
-grid = st.columns(len(headers))
+grid = st.container(key="denoise_headers").columns(len(headers))  # (smaller, and not broken mid-word: IMAGE_ROW_CSS)
 for col, header in zip(grid, headers):
     col.markdown(f"**{header}**")
 for i, name in enumerate(names):

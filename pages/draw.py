@@ -72,7 +72,8 @@ def board():
                        f"as {ds.label}'s images were, strokes and all, so it reads as a thick blob: draw larger.")
         st.html(ui_explore.drawing_panel(reading, knn, ds))
         guess = ds.class_names[reading.label]
-        article = "a " if ds.framing is not None else ""  # (one's own classes are folder names: "squares")
+        # (One's own classes are folder names, "squares": no article. "an Ankle boot", "an 8".)
+        article = ("an " if guess[:1].lower() in "aeiou8" else "a ") if ds.framing is not None else ""
         st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing ({article}{guess}?)"))
         st.caption(f"Read from the canvas, prepared, encoded, decoded, classified, placed and drawn in "
                    f"{(time.perf_counter() - start) * 1000:.0f} ms of Python.")

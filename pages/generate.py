@@ -74,7 +74,7 @@ try:
         ui.keep_values(KEYS, KEPT)
         ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
 except AelabError as err:
-    st.error(str(err))
+    st.error(ui.sentence(str(err)))
 
 if model.latent_dim == 2:  # a 2-D prior can be shown whole: the plane its samples come from
     ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane",

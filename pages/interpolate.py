@@ -46,7 +46,7 @@ else:
             st.caption("Conditional model: each image is encoded with its class label (a drawn one with the label "
                        "that explains it best), and the label switches from A's to B's half-way along the path.")
     except AelabError as err:
-        st.error(str(err))
+        st.error(ui.sentence(str(err)))
 
 reference = ui_explore.test_codes_sample(ctx.model_path, ctx.model_mtime, ds.name)
 

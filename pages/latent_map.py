@@ -72,7 +72,7 @@ with st.spinner(waiting):
         result = ui.latent_map(path, mtime, ds.name, split, None if size == total else size, method.lower(),
                                n_neighbors, min_dist)
     except AelabError as err:
-        st.error(str(err))
+        st.error(ui.sentence(str(err)))
         ui.stop()
 elapsed = time.perf_counter() - start
 indices, codes, labels, coords = result["indices"], result["codes"], result["labels"], result["coords"]

@@ -44,7 +44,7 @@ with st.expander("Upload a checkpoint", expanded=not found):
                 target = checkpoints.install_upload(upload.getvalue(), name.strip() or Path(upload.name).stem,
                                                     overwrite=overwrite, filename=upload.name)
             except AelabError as err:
-                st.error(str(err))
+                st.error(ui.sentence(str(err)))
             else:
                 info = checkpoints.CheckpointInfo(target, checkpoints.read_metadata(target))
                 data.open_for(info.meta.get("dataset") or {})  # a folder of one's own, at the model's size
@@ -75,7 +75,7 @@ if status != "training" and checkpoints.has_previous(ctx.model_path):
         try:
             checkpoints.restore_previous(ctx.model_path)
         except AelabError as err:
-            st.error(str(err))
+            st.error(ui.sentence(str(err)))
         else:
             st.session_state["models_flash"] = f"Restored the earlier {stem}."
             st.rerun()
@@ -135,7 +135,7 @@ with features_tab:
     else:
         scale = ("mid grey = zero; in each of red, green and blue, brighter = positive, darker = negative"
                  if model.input_shape[0] == 3 else "grey = zero, black = negative, white = positive")
-        st.caption(f"{title}, each scaled to its largest weight: {scale}; at most 64.")
+        st.caption(f"{ui.sentence(title)}, each scaled to its largest weight: {scale}; at most 64.")
         ui.show_images(features, columns=16, width=56)
 
 with history_tab:
@@ -184,7 +184,7 @@ with file_tab:
             try:
                 target = checkpoints.rename_checkpoint(path, new_name)
             except AelabError as err:
-                st.error(str(err))
+                st.error(ui.sentence(str(err)))
             else:
                 ui.select_model(checkpoints.CheckpointInfo(target, meta).name)
                 st.session_state["models_tab_after_rename"] = target.name

@@ -85,7 +85,7 @@ def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
 def show_outcome() -> None:
     kind, text = st.session_state.get("train_outcome", (None, ""))
     if kind == "error":
-        st.error(text)  # kept: the page reruns when a job ends, and the reason must not vanish with it
+        st.error(ui.sentence(text))  # kept: the page reruns when a job ends, and the reason must not vanish with it
     elif kind == "success":
         st.success(text)
         del st.session_state["train_outcome"]  # said once
@@ -115,18 +115,21 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
     classes = (f", without class {class_words(job.dataset, job.without_class, known)}"
                if job.without_class is not None else "") + \
         (f", only class {class_words(job.dataset, job.only_class, known)}" if job.only_class is not None else "")
-    head, buttons = st.columns([5, 1], vertical_alignment="center")
+    # The button as wide as its word, beside the line (a sixth of the card cut "Remove" to "Re…" at 800 px).
+    head = st.container(horizontal=True, vertical_alignment="center")
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
-                  f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}")
+                  f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}", width="stretch")
     if status.active:
         # Saving: the training is over, and a stop would change nothing.
-        buttons.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
-                       disabled=status.stop_requested or status.state == "saving",
+        head.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
+                       disabled=status.stop_requested or status.state == "saving", width="content",
                        help="stop after the current step, keeping the weights so far")
     else:
-        buttons.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
-                       help="forget this job; the model it saved stays")
+        head.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
+                       width="content", help="forget this job; the model it saved stays")
+    now = None if status.active else jobs.its_model_now(job)  # (renamed on the Models page: found under its name)
+    renamed = f", since renamed {now.stem}" if now is not None and now.stem != job.name else ""
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
             if status.state == "running" and status.steps else \
@@ -141,28 +144,26 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
             st.caption(f"Loss at step {status.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in status.terms.items()))
     elif status.state == "finished":
         # (Not "pick it in the sidebar" when the model it saved is gone: the caption below says so.)
-        holds = not status.history or jobs.holds_its_model(job)
-        said, go = st.columns([5, 1], vertical_alignment="center")
-        said.success(f"Saved as {job.name}" + (": pick it in the sidebar's model list, or open it here." if holds
-                                               else "."))
-        # Opened with its dataset and name picked in the sidebar: a model made without (or with only) one class on
-        # the Anomalies page, with that class (after a one-click experiment, the link to Anomalies opened the
-        # sidebar's model and class 0).
-        page = "anomalies" if job.without_class is not None or job.only_class is not None else "models"
-        if holds:  # a link, not a button: see ui.open_model_link
-            with go:
-                ui.open_model_link(f"pages/{page}.py", f"Open on {page.title()}", job.dataset, job.name,
-                                   icon=":material/arrow_forward:")
+        st.success(f"Saved as {job.name}{renamed}" + (": pick it in the sidebar's model list, or open it here."
+                                                      if now is not None else "."))
     elif status.state == "failed":
-        st.error(ui.sentence(status.message))
+        st.error(ui.full_stop(ui.sentence(status.message)))
     elif status.state == "stopped":
-        st.info(ui.sentence(status.message))
+        st.info(ui.full_stop(ui.sentence(status.message) + renamed))
     else:
-        st.warning(ui.sentence(status.message))
-    if not status.active and status.history and not jobs.holds_its_model(job):
+        st.warning(ui.full_stop(ui.sentence(status.message) + renamed))
+    # A model it saved and that is still there, finished or not (stopped, diverged: its last good weights), is
+    # opened with its dataset and name picked in the sidebar; one made without (or with only) one class on the
+    # Anomalies page, with that class. Under the message, as wide as it needs: beside it in a sixth of the card,
+    # "Open on Models" was cut to "Open on Mode" at 1280 px and "Ope" at 800. A link, not a button (ui.open_model_link).
+    if now is not None and status.state != "failed":
+        page = "anomalies" if job.without_class is not None or job.only_class is not None else "models"
+        ui.open_model_link(f"pages/{page}.py", f"Open on {page.title()}", job.dataset, now.stem,
+                           icon=":material/arrow_forward:")
+    if not status.active and status.history and now is None:
         st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
-    elif not status.active and checkpoints.has_previous(job.checkpoint):
-        st.caption(ui.previous_caption(job.checkpoint, job.name))
+    elif now is not None and checkpoints.has_previous(now):
+        st.caption(ui.previous_caption(now, now.stem))
     for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
         st.warning(note + (" Stop the job to start again with those." if status.active else ""))
     figure = ui.history_figure(status.history, height=300)
@@ -185,7 +186,7 @@ def jobs_panel(known: dict[str, list[str]]) -> None:
     statuses = jobs.list_jobs()
     st.subheader("Jobs")
     if "train_job_error" in st.session_state:
-        st.error(st.session_state.pop("train_job_error"))
+        st.error(ui.sentence(st.session_state.pop("train_job_error")))
     if not statuses:
         st.caption("No training jobs yet.")
     active = {s.job.id for s in statuses if s.active}
@@ -230,8 +231,11 @@ def estimate(ds, variant, model_fields, model_values, train_fields, train_values
     except AelabError as err:
         st.caption(f"No estimate: {jobs.in_form_words(str(err), model_fields + train_fields)}.")
         return
+    # (The steps only: a job also loads the data before them and evaluates the model after them, which took 11 s of
+    # a 16 s job estimated at 2 s.)
     st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of its steps "
-               "just now, with whatever else runs here).")
+               "just now, with whatever else runs here); the job adds some seconds to load the data first and to "
+               "evaluate the model at the end.")
 
 
 def training_form(ds) -> None:
@@ -350,7 +354,8 @@ def training_form(ds) -> None:
                 seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
                                                recipe["train_options"], k)
                 st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of "
-                           "its steps just now, with whatever else runs here), then a few seconds to evaluate it.")
+                           "its steps just now, with whatever else runs here); the job adds some seconds to load "
+                           "the data first and to evaluate the model at the end.")
             name = jobs.free_name(recipe["name"])  # a second experiment (or the shipped model's name) gets its own
             if b.button(f"Train a model without class {ui_explore.class_label(ds, k)}"):
                 st.session_state.pop("train_outcome", None)

@@ -124,7 +124,7 @@ def test_missing_class_dataset_and_gpu_are_refused_up_front():
 
 
 # The two long jobs first: until they are stopped they keep both cores busy, slowing every other job down.
-def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started):
+def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started, monkeypatch):
     job = started["stopped"]
     status = wait_for(job.id, lambda s: s.state == "running" and s.history)
     assert 0 < status.fraction < 1 and status.eta_s > 0
@@ -143,6 +143,34 @@ def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started):
     assert "stopped during train epoch" in status.message and "saved as long-stopped" in status.message
     model, meta = load_checkpoint(status.checkpoint)
     assert meta["status"] == "stopped" and 1 <= len(meta["history"]) < LONG["epochs"]
+
+    # Its card links to the model it saved, stopped or not, and follows it when it is renamed on the Models page
+    # (it said "Saved as ..." and "replaced or deleted" in one breath, with no link).
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)  # (app.py starts it: not needed here)
+
+    def card():  # through app.py: a page run alone has no links into the others
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120).run()
+        at.switch_page("pages/train.py").run()
+        said = [i.value for i in at.info if "long-stopped" in i.value]
+        links = [e.proto.query_string for e in at.get("page_link") if "long-stopped" in e.proto.query_string]
+        return said, links
+
+    said, links = card()
+    assert said[0].endswith("saved as long-stopped.") and links == ["dataset=mnist&model=long-stopped"], (said, links)
+    renamed = checkpoints.rename_checkpoint(status.checkpoint, "long-stopped-kept")
+    try:
+        assert jobs.its_model_now(job) == renamed
+        said, links = card()
+        assert said[0].endswith("saved as long-stopped, since renamed long-stopped-kept."), said
+        assert links == ["dataset=mnist&model=long-stopped-kept"]
+    finally:
+        checkpoints.rename_checkpoint(renamed, "long-stopped")
 
 
 def test_a_job_stopped_while_it_starts_ends_stopped_not_failed(started):
@@ -283,7 +311,7 @@ def test_a_job_diverging_before_it_trained_anything_ends_diverged_and_saves_noth
 
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"),
                            default_timeout=120).run()
-    assert status.message[:1].upper() + status.message[1:] in [w.value for w in at.warning]
+    assert status.message[:1].upper() + status.message[1:] + "." in [w.value for w in at.warning]  # (a full stop)
 
 
 def test_job_the_cli_refuses_ends_failed_with_its_one_line_reason(started):
@@ -341,7 +369,9 @@ def test_the_history_chart_draws_a_term_that_is_the_whole_loss_once():
     # One legend entry a term, two a row (a job card's narrow column fit one a row: six took half the chart)
     assert [trace.name for trace in figure.data if trace.showlegend] == ["total", "kl (right axis)", "reconstruction"]
     assert [trace.line.dash for trace in figure.data] == [None, "dash", "dash", "dash"]
-    assert figure.layout.xaxis.title.text == "epoch<br>solid: training, dashed: validation"
+    # Validation's markers are rings: one epoch draws no lines, and its two dots of one colour were not told apart.
+    assert [trace.marker.symbol for trace in figure.data] == ["circle", "circle-open", "circle-open", "circle-open"]
+    assert figure.layout.xaxis.title.text == "epoch<br>●, solid: training<br>○, dashed: validation"
     assert figure.layout.legend.entrywidth == 0.5 and figure.layout.height == 380 + 18
 
 

@@ -86,8 +86,10 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     assert "pinned" not in json.loads(at.dataframe[0].proto.columns)["name"]
     assert 0 < row["test error (SSE/image)"] < 100 and 30 < row["5-NN accuracy"] <= 100  # percent
     # The conditional VAE's low 5-NN, which looks like a broken model, is explained under the table.
-    assert ("tiny-cvae: a conditional VAE's code leaves the class to the label it is given, so a 5-NN vote on its "
-            "codes is low by design.") in [c.value for c in at.caption]
+    # And how a row is picked: a click on a name only outlines the cell.
+    assert ("Tick a row's box, on the left, to pick that model in the sidebar. tiny-cvae: a conditional VAE's code "
+            "leaves the class to the label it is given, so a 5-NN vote on its codes is low by design."
+            ) in [c.value for c in at.caption]
     links = [link.proto.page for link in at.get("page_link")]
     assert len(links) == 9 and all(links)
     at.run()

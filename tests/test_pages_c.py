@@ -301,6 +301,8 @@ def test_denoise_keeps_its_choices_and_the_uploaded_images_across_pages(tiny_che
     at.session_state["model_choice"] = "tiny-mlp"
     at.run()
     at.switch_page("pages/denoise.py").run()
+    assert at.selectbox(key="denoise_plain").value == "tiny-mlp"  # the sidebar's model
+    at.selectbox(key="denoise_plain").set_value("tiny-conv").run()  # kept across pages too (it went back to the first)
     at.selectbox(key="denoise_noise").set_value("masking").run()
     at.slider(key="denoise_level").set_value(0.3).run()
     at.radio(key="denoise_source").set_value("Upload").run()
@@ -315,6 +317,7 @@ def test_denoise_keeps_its_choices_and_the_uploaded_images_across_pages(tiny_che
         at.switch_page("pages/denoise.py").run()
         assert at.radio(key="denoise_source").value == "Upload"
         assert at.selectbox(key="denoise_noise").value == "masking" and at.slider(key="denoise_level").value == 0.3
+        assert at.selectbox(key="denoise_plain").value == "tiny-conv"
     at.button(key="denoise_forget").click().run()
     assert not at.exception and "Upload one or more images" in texts(at.main.info)
 
@@ -434,6 +437,21 @@ def test_a_control_the_page_did_not_draw_before_it_stopped_comes_back_with_its_v
     assert not at.slider(key="denoise_count").proto.set_value and at.slider(key="denoise_count").value == 9
 
 
+def test_the_plain_ae_beside_a_denoiser_is_the_most_like_it():
+    """Not the first by name (a student's 1-epoch MLP "alice" beside mnist-denoising-conv, a helper's find)."""
+    from pathlib import Path
+
+    from aelab.checkpoints import CheckpointInfo
+
+    def info(name, variant, size):
+        return CheckpointInfo(Path(f"{name}.safetensors"), {"variant": variant, "config": {"latent_dim": size}})
+
+    plains = [info("alice", "mlp", 16), info("conv-64", "conv", 64), info("conv-30", "conv", 30)]
+    assert ui_explore.like_for_like(plains, info("denoiser", "conv", 32)) == "conv-30"
+    assert ui_explore.like_for_like(plains, info("denoiser", "vae", 16)) == "alice"
+    assert ui_explore.like_for_like(plains, None) == "alice" and ui_explore.like_for_like([], None) is None
+
+
 def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpoints):
     at = run_page("denoise", "tiny-mlp")
     assert "No denoising model" in texts(at.main.info) and "noise gaussian" in texts(at.main.info)
@@ -465,8 +483,8 @@ def test_denoise_with_a_denoiser_and_uploads(denoise_folder, monkeypatch):
     labels = [m.label for m in at.main.metric]
     assert labels == ["Noisy input", "Denoising AE", "Plain AE", "PCA-8"]
     assert [m.value for m in at.main.markdown if m.value.startswith("**")][:2] == ["**clean**", "**noisy**"]
-    assert at.selectbox[0].label == "Denoising autoencoder" and at.selectbox[0].value.name == "tiny-denoiser"
-    assert ui_explore.denoiser_label(at.selectbox[0].value).endswith(" · gaussian 0.5"), at.selectbox[0].options
+    assert at.selectbox[0].label == "Denoising autoencoder" and at.selectbox[0].value == "tiny-denoiser"
+    assert at.selectbox[0].options[0].endswith(" · gaussian 0.5"), at.selectbox[0].options
     said = texts(at.main.caption)  # the short titles are explained: which checkpoint is which
     assert "Denoising AE: tiny-denoiser (" in said and "Plain AE: tiny-mlp (" in said and "PCA with 8 components (the code size of the plain AE)" in said
     noisy, denoised = (float(m.value.split()[0]) for m in at.main.metric[:2])

@@ -265,7 +265,7 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     assert not any(b.key == f"remove_{job.id}" for b in at.button)
     # The other tab still shows the job: its Remove now says why nothing happened, in one line.
     other_tab.button(key=f"remove_{job.id}").click().run()
-    assert not other_tab.exception and any(f"no such job: '{job.id}'" == e.value for e in other_tab.error)
+    assert not other_tab.exception and any(f"No such job: '{job.id}'" == e.value for e in other_tab.error)
 
 
 def test_options_the_other_values_make_do_nothing_are_greyed_out_and_not_sent(monkeypatch):
