@@ -394,19 +394,23 @@ def default_model(infos: list[checkpoints.CheckpointInfo]) -> str | None:
 
 
 def give_back(key: str, options: list, *wanted) -> None:
-    """Set a picker's state before its widget is drawn: the first of `wanted` that is set, if it is still an option,
-    else the first option."""
-    choice = next((w for w in wanted if w), None)
-    value = choice if choice in options else options[0]
+    """Set a picker's state before its widget is drawn: the first of `wanted` that is an option, else the first
+    option. (The first that was set, else the first option, opened a fresh tab's own set on its first model by name,
+    "<set>-conv-without-2", when the last model picked was another set's, never reaching the default.)"""
+    value = next((w for w in wanted if w is not None and w in options), options[0])
     # Set only when it changes, or on another page (there the widget is another one, which would start at its first
-    # option): a widget's state set by the script is sent to the browser again with that run, and a pick made there
-    # while the run was on its way was undone by it.
+    # option), or after a run that stopped (ui.stop; the browser dropped a picker it did not draw, which came back on
+    # its first option while the page used the model kept): a widget's state set by the script is sent to the browser
+    # again with that run, and a pick made there while the run was on its way was undone by it.
     # (The pages under one key of their own: "model_<set>_page" could be the picker of a set named "<set>_page".)
     pages = st.session_state.setdefault("given_back_on_page", {})
     page = current_page()
-    if key not in st.session_state or st.session_state[key] != value or pages.get(key) != page:
+    lost = st.session_state.setdefault("controls_lost", set())
+    if key not in st.session_state or st.session_state[key] != value or pages.get(key) != page or key in lost:
         st.session_state[key] = value
     pages[key] = page
+    lost.discard(key)  # (drawn next, in this run)
+    st.session_state.setdefault("value_stores", set()).add(key)
 
 
 def current_page() -> str | None:

@@ -90,7 +90,7 @@ def kept_model_picker(label: str, infos: list[checkpoints.CheckpointInfo], key: 
     memory = st.session_state.setdefault(f"{key}_choices", {})
     kept, followed = memory.get(dataset_name, (None, None))
     wanted = [follow if follow != followed else None, st.session_state.get(key), kept, default]
-    ui.give_back(key, names, next((w for w in wanted if w in names), None))
+    ui.give_back(key, names, *wanted)
     name = st.selectbox(label, names, key=key, format_func=lambda n: format_func(by_name[n]))
     memory[dataset_name] = (name, follow)
     return by_name[name]

@@ -111,6 +111,43 @@ def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoint
     assert at.sidebar.selectbox(key="model_mnist").value == ckpt_name(tiny_checkpoints["tiny-vae"])
 
 
+def test_a_picker_takes_the_first_wanted_value_that_is_an_option():
+    """A fresh tab's own set opened on its first model by name ("<set>-conv-without-2", the anomaly experiment's)
+    when the last model picked was another set's: the first value set was taken, and not being an option, gave way
+    to the first option, never to the default after it."""
+    def script():
+        import streamlit as st
+
+        from aelab import ui
+
+        ui.give_back("pick", ["a-without-2", "b", "c"], "mnist-model", None, "c", "b")
+        st.selectbox("Pick", ["a-without-2", "b", "c"], key="pick")
+
+    assert AppTest.from_function(script).run().selectbox(key="pick").value == "c"
+
+
+def test_the_sidebar_picker_shows_the_model_after_a_run_that_stopped_without_it(tiny_checkpoints, monkeypatch):
+    """Generate with mnist's VAE, another set (whose page stopped, its picker not drawn), mnist again: the sidebar
+    showed mnist's first model while the page drew the VAE's samples, and the next action switched to that first
+    model (a helper's find). A stopped run keeps the picker's state, but the browser drops the picker: it is sent
+    again."""
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["model_choice"] = "tiny-vae"
+    at.run()
+    at.switch_page("pages/generate.py").run()
+    assert at.sidebar.selectbox(key="model_mnist").value == "tiny-vae"
+    at.sidebar.selectbox(key="dataset_name").set_value("kmnist").run()  # not here: the page stops, no model picker
+    assert not at.exception and not [s for s in at.sidebar.selectbox if s.key == "model_mnist"]
+    at.sidebar.selectbox(key="dataset_name").set_value("mnist").run()
+    picker = at.sidebar.selectbox(key="model_mnist")
+    assert picker.value == "tiny-vae" and picker.proto.set_value  # (what the browser shows: it had dropped it)
+    at.run()
+    assert not at.sidebar.selectbox(key="model_mnist").proto.set_value  # once shown, not sent again
+
+
 def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     at = page("models.py", tiny_checkpoints["tiny-mlp"])
     assert not at.exception
