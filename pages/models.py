@@ -121,8 +121,11 @@ with recon_tab:
     recon = recon.clamp(0, 1)  # as shown
     st.caption("Test images (top) and their reconstructions (bottom), with each image's squared error.")
     names = ds.class_names
-    ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10)
-    ui.show_images(recon, [f"{e:.1f}" for e in errors.tolist()], columns=10)
+    # Rows that wrap alike at 800 px (ten shrunk to 40 px broke "triangles" into "triangle/s"), so each
+    # reconstruction stays under its image's place in the row above.
+    ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10,
+                   wrap_key="models_originals")
+    ui.show_images(recon, [f"{e:.1f}" for e in errors.tolist()], columns=10, wrap_key="models_recons")
     if st.button("Other test images"):
         st.session_state["models_recon_seed"] = int(torch.randint(0, 2**31 - 1, ()).item())
         st.rerun()

@@ -309,7 +309,9 @@ def training_form(ds) -> None:
         without, only = (k if label.startswith("all but") else None), (k if label.startswith("only") else None)
         advice = jobs.form_steps_advice(variant, ds, train_values, without, only)
         if advice is not None:  # said before the run (a colour set's conv AE stays grey), with the fix one click away
-            note, use = st.columns([2, 1], vertical_alignment="center")  # (at 4:1 the button's words were cut)
+            # (At 4:1 the button's words were cut, and at 2:1 too at 800 px: "Use batch 8, 84 e…"; there the button
+            # goes under the note.)
+            note, use = ui.wrapping_columns([2, 1], "train_advice", vertical_alignment="center")
             note.warning(advice.text())
             batch = f"batch {advice.better_batch}, " if advice.better_batch != advice.batch_size else ""
             use.button(f"Use {batch}{advice.better_epochs} epochs", key="train_use_advice",
