@@ -22,7 +22,7 @@ if not labelled:
     # No class can be the anomaly: rank the images by error, the odd ones out of one's own set first.
     st.info(f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
             "reconstruction error. Those the model reconstructs worst are the first to look at, but an image with "
-            "more ink or detail has a larger error too: a model with a small code (2 to 8) tells odd images apart "
+            "more detail (edges, texture, strokes) has a larger error too: a model with a small code (2 to 8) tells odd images apart "
             "better than a roomy one, which rebuilds almost anything.")
     split = st.radio("Images to rank", ["test", "all"], horizontal=True, key="anomaly_split",
                      format_func={"test": f"Test images ({len(ds.y_test):,}, not trained on)",
