@@ -76,11 +76,16 @@ def share_threshold(scores, share: float = 0.05) -> float:
     return float(ranked[min(len(ranked), max(1, round(share * len(ranked)))) - 1])
 
 
-def anomaly_mask(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:
+def anomalous(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:
     """True where an image counts as an anomaly: class `anomaly_class`; or, for a one-class model (trained on
     `only_class` alone), every image not of that class (then `anomaly_class` is ignored)."""
     labels = np.asarray(labels)
-    mask = labels != only_class if only_class is not None else labels == anomaly_class
+    return labels != only_class if only_class is not None else labels == anomaly_class
+
+
+def anomaly_mask(labels, anomaly_class: int, only_class: int | None = None) -> np.ndarray:
+    """anomalous(...), refused unless it holds both kinds of image (a ROC needs both)."""
+    mask = anomalous(labels, anomaly_class, only_class)
     if mask.all() or not mask.any():
         raise ConfigError("the test set needs both normal and anomalous images for this class")
     return mask

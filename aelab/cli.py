@@ -675,9 +675,10 @@ def cmd_reconstruct(args) -> int:
     stems = _output_stems(args.images)
     # An output that is one of the images given would be written over before it is read (x.png and x.input.png).
     given = [Path(name).expanduser() for name in args.images if name.strip()]
+    resolved = {g.resolve() for g in given}
 
     def is_given(path: Path) -> bool:  # (samefile: X.png is x.png on a disk that ignores case)
-        return path.resolve() in {g.resolve() for g in given} or (
+        return path.resolve() in resolved or (
             path.exists() and any(g.exists() and os.path.samefile(path, g) for g in given))
 
     clash = next((out / f"{stem}{kind}" for stem in stems for kind in (".input.png", ".recon.png")
@@ -809,15 +810,13 @@ def cmd_anomalies(args) -> int:
         print(f"{len(scores):,} {'test ' if args.split == 'test' else ''}image{'s' if len(scores) != 1 else ''} "
               "scored by reconstruction error "
               f"(squared error per image): median {np.median(scores):.2f}, highest {scores.max():.2f}")
-        is_anomaly = None
-        if dataset.num_classes and (labels >= 0).all():
-            try:
-                is_anomaly = anomaly.anomaly_mask(labels, k, only)
-            except ConfigError:  # one kind of image only (a tiny set's test split): no AUROC, the ranking still
-                kind = "anomalies" if (labels == k).all() or (only is not None and (labels != only).all()) else \
-                    "normal"
-                print(f"note: the images scored are all {kind} for this class, so no AUROC is measured"
-                      + ("; they are ranked all the same" if args.top or out is not None else ""), file=sys.stderr)
+        is_anomaly = anomaly.anomalous(labels, k, only) if dataset.num_classes and (labels >= 0).all() else None
+        # One kind of image only (a tiny set's test split): no AUROC, the ranking still.
+        if is_anomaly is not None and is_anomaly.all() == is_anomaly.any():
+            print(f"note: the images scored are all {'anomalies' if is_anomaly.all() else 'normal'} for this class, "
+                  "so no AUROC is measured" + ("; they are ranked all the same" if args.top or out is not None else ""),
+                  file=sys.stderr)
+            is_anomaly = None
         if is_anomaly is not None:
             curve = anomaly.roc(scores, is_anomaly)
             at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))

@@ -494,7 +494,7 @@ def sidebar(need_model: bool = True) -> Context:
                 status = checkpoints.status_of(meta)  # (a look at /proc for a model still training)
                 progress = training_note(meta, status)
                 if progress:
-                    st.info(progress + ("" if status == "training" else previous_note(path)))
+                    st.info(progress + ("" if status == "training" else previous_note(path, meta)))
                 if status == "training" and st.toggle(
                         "Follow the training", key="follow_training",
                         help="rerun this page each time the model saves a new epoch (pages that compute much, "
@@ -593,14 +593,10 @@ def previous_caption(path, name: str) -> str:
     return f"{sentence(checkpoints.kept_model(meta))} is kept: {where}"
 
 
-def previous_note(path: str) -> str:
-    """For an interrupted run: where the model it replaced can be restored, if one is kept."""
+def previous_note(path: str, meta: dict) -> str:
+    """For an interrupted run (`meta`: its checkpoint's): where the model kept can be restored, if one is."""
     if not checkpoints.has_previous(path):
         return ""
-    try:
-        meta = checkpoints.read_metadata(path)
-    except AelabError:
-        meta = {}
     return f" {sentence(checkpoints.kept_model(meta))} can be restored on the Models page."
 
 
