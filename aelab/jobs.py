@@ -617,14 +617,18 @@ def holds_its_model(job: Job) -> bool:
         return False
 
 
-def its_model_now(job: Job) -> Path | None:
+def its_model_now(job: Job, listed: dict[Path, list] | None = None) -> Path | None:
     """Where the model the job saved is now: under its name (holds_its_model), or under the name it was renamed to
     on the Models page (the file keeps the command that names the job's folder); None when it is gone (deleted,
-    or replaced by a restore, a retraining or an upload)."""
+    or replaced by a restore, a retraining or an upload). `listed`: folder listings already made, shared by the
+    calls for several jobs (the jobs panel asks for every job each tick: one listing of a folder, not one per job)."""
     if holds_its_model(job):
         return Path(job.checkpoint)
-    found, _ = checkpoints.list_checkpoints(Path(job.checkpoint).parent)
-    return next((c.path for c in found if job.id in c.meta.get("command", "")), None)
+    folder = Path(job.checkpoint).parent
+    listed = {} if listed is None else listed
+    if folder not in listed:
+        listed[folder] = checkpoints.list_checkpoints(folder)[0]
+    return next((c.path for c in listed[folder] if job.id in c.meta.get("command", "")), None)
 
 
 def _final_save_done(job: Job) -> bool:

@@ -110,7 +110,8 @@ def class_words(dataset: str, k: int, known: dict[str, list[str]]) -> str:
     return ui_explore.label_of_class(list(names), k)
 
 
-def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
+def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) -> None:
+    """`listed`: the model folders listed so far in this tick (jobs.its_model_now)."""
     job = status.job
     classes = (f", without class {class_words(job.dataset, job.without_class, known)}"
                if job.without_class is not None else "") + \
@@ -128,7 +129,7 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]]) -> None:
     else:
         head.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
                        width="content", help="forget this job; the model it saved stays")
-    now = None if status.active else jobs.its_model_now(job)  # (renamed on the Models page: found under its name)
+    now = None if status.active else jobs.its_model_now(job, listed)  # (renamed on the Models page: found under its name)
     renamed = f", since renamed {now.stem}" if now is not None and now.stem != job.name else ""
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
@@ -193,9 +194,10 @@ def jobs_panel(known: dict[str, list[str]]) -> None:
     # A job that ended since the last poll: rerun the whole page so the sidebar's model list shows its checkpoint.
     ended = st.session_state.get("train_active_jobs", set()) - active
     st.session_state["train_active_jobs"] = active
+    listed: dict = {}  # a folder listed once a tick, however many jobs' models were renamed or deleted
     for status in statuses:
         with st.container(border=True):
-            show_job(status, known)
+            show_job(status, known, listed)
     if ended & {s.job.id for s in statuses}:
         st.rerun()
 

@@ -166,6 +166,13 @@ def test_stop_keeps_the_weights_so_far_and_survives_a_server_restart(started, mo
     renamed = checkpoints.rename_checkpoint(status.checkpoint, "long-stopped-kept")
     try:
         assert jobs.its_model_now(job) == renamed
+        listings = []  # the jobs panel's cards share one listing of the folder a tick
+        real = checkpoints.list_checkpoints
+        monkeypatch.setattr(checkpoints, "list_checkpoints", lambda folder: listings.append(folder) or real(folder))
+        listed: dict = {}
+        assert jobs.its_model_now(job, listed) == renamed and jobs.its_model_now(job, listed) == renamed
+        assert len(listings) == 1, listings
+        monkeypatch.setattr(checkpoints, "list_checkpoints", real)
         said, links = card()
         assert said[0].endswith("saved as long-stopped, since renamed long-stopped-kept."), said
         assert links == ["dataset=mnist&model=long-stopped-kept"]
