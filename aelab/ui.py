@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 import torch
 
-from . import checkpoints, compare, data, jobs, metrics, project
+from . import checkpoints, compare, data, jobs, menu, metrics, project
 from .errors import AelabError, counted
 from .models import Autoencoder
 from .models.pca import PCA
@@ -29,29 +29,9 @@ from .train import device_name, pick_device
 DATASETS = list(data.BUILTIN)
 WARMUP_THREAD = "aelab-umap-warmup"
 WARMUP_DONE = "aelab: UMAP warm-up finished"
+PAGES, IMAGE_ROW_CSS = menu.PAGES, menu.IMAGE_ROW_CSS  # (app.py reads them from menu, before importing this)
 
 
-# The app's pages, in menu order: (file, title, Material icon, one line for the Home page). app.py builds the
-# navigation from this list and Home links to every page from it. Material icons ship with Streamlit, so they show in
-# any browser (emoji need an emoji font).
-PAGES = [
-    ("pages/home.py", "Home", ":material/home:", "what aelab does and the models at hand"),
-    ("pages/train.py", "Train", ":material/model_training:",
-     "choose a variant and its options, train in the background, watch the loss"),
-    ("pages/models.py", "Models", ":material/inventory_2:",
-     "every checkpoint: metrics, history, reconstructions, features; upload, download, rename, delete"),
-    ("pages/compare.py", "PCA vs autoencoder", ":material/compare:",
-     "maps, reconstructions, error against latent size and kNN accuracy next to PCA"),
-    ("pages/latent_map.py", "Latent map", ":material/scatter_plot:",
-     "UMAP or PCA map of the codes; select points to see their images and neighbours; export"),
-    ("pages/interpolate.py", "Interpolate", ":material/swap_horiz:", "walk between two images in code space"),
-    ("pages/draw.py", "Draw", ":material/draw:",
-     "draw a digit (or a shirt, a letter...) and see how the model encodes and rebuilds it"),
-    ("pages/denoise.py", "Denoise", ":material/auto_fix_high:", "add noise to images, or upload your own, and clean them"),
-    ("pages/generate.py", "Generate", ":material/casino:", "sample new images from a VAE, by class for a conditional VAE"),
-    ("pages/anomalies.py", "Anomalies", ":material/troubleshoot:",
-     "reconstruction error as an anomaly score: a class the model never saw, or the odd ones out of your images"),
-]
 
 
 # The dataset caches below are keyed by the shape a set is opened at as well as its name: a folder of one's own can be
@@ -793,37 +773,6 @@ def _is_conditional(meta: dict) -> bool:
 
 ROW_PX = 880  # what a row of images may take: the main column is about 940 px wide next to the sidebar at 1400 px
 
-# A row of images (st.image given a list) wraps in the browser when it is wider than the page's column: 10
-# reconstructions went 9 + 1 at 1280 px and 6 + 4 at 1024. Rows instead shrink their images to fit, keeping their
-# shape, and their captions are in a smaller font (a class name was split mid-word: "Trouse/r", "Pullov/er" at 800
-# px); app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
-# with an ellipsis in narrow columns ("Parame…", "19.6 …" at 800 px): labels and deltas wrap, values shrink. And the
-# Draw page's canvas (240 px, a fixed size) keeps a column as wide as itself: in an 800 px window its column was 205
-# px and hid the canvas's right side; the results beside it take the narrower column instead. Columns made by
-# wrapping_columns go one under the other when they would be narrower than 300 px: at 800 px two model pickers side
-# by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide; the Train form's
-# fields wrap to the next row under 130 px (at 800 px its four columns cut "Over…", "constan", "Augmentatio/n").
-IMAGE_ROW_CSS = """<style>
-div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
-div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
-[class*="st-key-imgwrap_"] div.stImage { flex-wrap: wrap !important; }
-[class*="st-key-imgwrap_"] div.stImage > [data-testid="stImageContainer"] { flex-shrink: 0; }
-div.stImage > [data-testid="stImageContainer"] img { height: auto; }
-div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
-div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"])
-  [data-testid="stImageCaption"] * { font-size: 0.75rem; }
-.st-key-denoise_headers p { font-size: 0.85rem; overflow-wrap: normal; word-break: normal; hyphens: none; }
-[data-testid="stMetric"] { container-type: inline-size; }
-[data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
-[data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
-[data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
-[data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
-[data-testid="stColumn"]:has([class*="st-key-wrap300_"]) { min-width: min(300px, 100%); }
-[data-testid="stColumn"]:has([class*="st-key-wrap130_"]) { min-width: min(130px, 100%); flex-grow: 0; }
-@media (min-width: 640px) {
-  [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) { flex-wrap: nowrap; }
-}
-</style>"""
 
 
 def wrapping_columns(spec: int | list, key: str, narrowest: int = 300, **kwargs) -> list:

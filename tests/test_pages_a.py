@@ -96,6 +96,24 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     assert len(warmups) == 1  # started once per process, not on every rerun
 
 
+def test_app_draws_its_menu_before_it_imports_torch():
+    """Until a run reaches st.navigation, a first visit shows Streamlit's own menu of the file names in pages/
+    ("app | anomalies | compare ..."): it stayed 3 s after a server start while app.py imported aelab.ui (torch)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys, streamlit as st\n"
+        "def navigation(pages, **kwargs):\n"
+        "    print('torch imported' if 'torch' in sys.modules else 'menu first', len(pages), 'pages')\n"
+        "    raise SystemExit(0)\n"
+        "st.navigation = navigation\n"
+        "runpy.run_path('app.py')\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["menu", "first", str(len(ui.PAGES)), "pages"], done.stdout
+
+
 def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoints, monkeypatch):
     """Streamlit drops a widget's state when another page runs: the sidebar keeps the choices itself."""
     monkeypatch.setattr(ui, "_warm_umap", lambda: None)
