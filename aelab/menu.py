@@ -38,6 +38,10 @@ PAGES = [
 # wrapping_columns go one under the other when they would be narrower than 300 px: at 800 px two model pickers side
 # by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide; the Train form's
 # fields wrap to the next row under 130 px (at 800 px its four columns cut "Over…", "constan", "Augmentatio/n").
+# A table wider than the page scrolls sideways, and nothing showed that it does (Streamlit shows its scroll bar only
+# under the mouse; macOS hides them all): ui.model_table puts a hint in a container keyed "tablehint_<width>_", shown
+# when the table's box is narrower than that width, the table's own rounded to TABLE_WIDTHS (a CSS container query).
+TABLE_WIDTHS = range(500, 2001, 25)
 IMAGE_ROW_CSS = """<style>
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"]) { flex-wrap: nowrap; }
 div.stImage > [data-testid="stImageContainer"] { min-width: 0; }
@@ -55,7 +59,10 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 [data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
 [data-testid="stColumn"]:has([class*="st-key-wrap300_"]) { min-width: min(300px, 100%); }
 [data-testid="stColumn"]:has([class*="st-key-wrap130_"]) { min-width: min(130px, 100%); flex-grow: 0; }
-@media (min-width: 640px) {
+[class*="st-key-tablebox_"] { container-type: inline-size; }
+[class*="st-key-tablehint_"] { display: none; }
+""" + "".join(f'@container (max-width: {w - 0.5}px) {{ [class*="st-key-tablehint_{w}_"] {{ display: block; }} }}\n'
+              for w in TABLE_WIDTHS) + """@media (min-width: 640px) {
   [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) { flex-wrap: nowrap; }
 }
 </style>"""

@@ -711,6 +711,22 @@ MODEL_COLUMNS = {
 }
 
 
+def table_width(rows: list[dict], columns: list[str]) -> int:
+    """About how wide st.dataframe draws these rows of MODEL_COLUMNS, in px: a column sized by Streamlit is as wide as
+    its widest text, about 6.2 px a character plus 18 px (measured in Chromium: "mnist-denoising-conv" 142 px,
+    "fashion-mnist" 97), and the row-selection boxes take 33."""
+    width = 33
+    for name in columns:
+        config = MODEL_COLUMNS[name]
+        if config["width"]:
+            width += config["width"]
+            continue
+        texts = [config["label"] or name] + [f"{v:.2f}" if isinstance(v, float) else str(v)
+                                             for v in (row.get(name) for row in rows) if v is not None]
+        width += round(6.2 * max(map(len, texts))) + 18
+    return width
+
+
 def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | None = None,
                 current: str | None = None, key: str = "model_table") -> None:
     """The checkpoints as a table of `compare.checkpoint_rows`: the given columns (all by default). The model at
@@ -732,9 +748,15 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
                                              else "")] * len(row), axis=1)
     if "epochs" in columns:  # a column without a format shows the Styler's text, which would be "60.000000"
         styled = styled.format({"epochs": lambda v: "–" if pd.isna(v) else f"{v:g}"})
+    box = st.container(key=f"tablebox_{key}")
+    width = table_width(shown, columns)
+    step = min(menu.TABLE_WIDTHS, key=lambda w: abs(w - width))
+    box.container(key=f"tablehint_{step}_{key}").caption(
+        f":material/swipe_left: The table goes on to the right, up to "
+        f"“{MODEL_COLUMNS[columns[-1]]['label'] or columns[-1]}”: scroll it sideways.")
     # Keyed by the sidebar's model: when that changes, the table starts without a selection (a selection left over
     # would pick its row again on every run).
-    event = st.dataframe(
+    event = box.dataframe(
         styled,
         hide_index=True,
         placeholder="–",  # a metric the model does not have (test nats of a non-VAE), not "None"
