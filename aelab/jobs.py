@@ -345,6 +345,21 @@ def command_to_rerun(command: str) -> str:
     return " ".join(shlex.quote(w) for w in kept)
 
 
+def trained_as(command: str) -> str | None:
+    """The name a checkpoint's stored command saved it under (its --out's file name without .safetensors), None for
+    a command without one (the zoo's)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for k, word in enumerate(words):
+        out = words[k + 1] if word == "--out" and k + 1 < len(words) else word.removeprefix("--out=") \
+            if word.startswith("--out=") else None
+        if out:
+            return Path(out).name.removesuffix(".safetensors")
+    return None
+
+
 def suggest_name(dataset: str, variant: str, noise: str | None = None, without_class: int | None = None,
                  only_class: int | None = None) -> str:
     """`mnist-conv`, or `mnist-conv-2`, ... (free_name). What sets a model apart from the plain one is in it:

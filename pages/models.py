@@ -159,7 +159,9 @@ with history_tab:
 
 with meta_tab:
     if meta.get("command"):  # (without a job's own progress log and stop file, which are no use to a reader)
-        st.caption("The command that trained it:")
+        was = jobs.trained_as(meta["command"])  # (a model renamed here since: the command still names the old file)
+        st.caption("The command that trained it:" if was in (None, stem) else
+                   f"The command that trained it, as {was}: it has been renamed {stem} since.")
         st.code(jobs.command_to_rerun(meta["command"]), language="bash")
     left, right = st.columns(2)
     left.markdown("**Model config**")

@@ -450,3 +450,10 @@ def test_the_forms_inactive_options_follow_the_values_as_typed():
     fields = jobs.form_fields(TrainConfig)
     values = {f.name: f.default for f in fields} | {"noise_level": 0.5, "lr": 0.01}
     assert jobs.changed_options(fields, values, {"noise_level": "no noise"}) == {"lr": 0.01}
+
+
+def test_trained_as_reads_the_name_a_command_saved_under():
+    assert jobs.trained_as("python -m aelab train mlp --out 'my dir/first.safetensors' --epochs 1") == "first"
+    assert jobs.trained_as("python -m aelab train mlp --out=ck/second") == "second"
+    assert jobs.trained_as("python -m aelab zoo --only mnist-conv-30") is None
+    assert jobs.trained_as("an 'unbalanced quote") is None

@@ -261,6 +261,12 @@ def test_rename_then_delete_with_confirmation(spare):
     assert renamed.exists() and "Renamed" in texts(at.success)
     assert at.header[0].value.startswith("spare-two")
     assert opened_tab(at) == "File"  # the page comes back on the File tab, where the rename was made
+    # Its Metadata tab's command still names the old file (the command as it was run), and says so.
+    model, meta = checkpoints.load_checkpoint(renamed)
+    meta["command"] = "python -m aelab train mlp --latent-dim 2 --out checkpoints/spare-one.safetensors"
+    checkpoints.save_checkpoint(model, renamed, **{k: v for k, v in meta.items() if k != "variant" and k != "config"})
+    at = page("models.py", renamed)
+    assert "The command that trained it, as spare-one: it has been renamed spare-two since." in texts(at.caption)
 
     delete = next(b for b in at.button if b.label == "Delete")
     assert delete.disabled  # not until the box is ticked
