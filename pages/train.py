@@ -405,21 +405,44 @@ def own_images() -> None:
         st.caption("A zip of images (PNG, JPEG, ...): one folder per class inside it gives a labelled dataset, "
                    "images at the top level an unlabelled one. They are resized to squares, and a fifth is kept "
                    "aside as the test split. The set is kept on this server and listed in the sidebar's datasets.")
-        # Enter in the size field does not add the set (it did, before the colour was picked: a set added in
-        # grayscale, whose colour cannot be changed but by removing it).
-        with st.form("own_images", border=False, enter_to_submit=False):
-            # A new key after each added set: an empty uploader, not the zip just added
-            upload = st.file_uploader("Zip of images", type=["zip"],
-                                      key=f"own_images_zip{st.session_state.get('own_images_added', '')}")
-            a, b = st.columns(2)
-            size = a.number_input("Image size (pixels, square)", value=28, step=4, key="own_images_size",
-                                  help=f"every image is resized to this ({data.MIN_SIZE} to {data.MAX_SIZE}); "
-                                       "28 lets models compare with MNIST's")
-            colour = b.radio("Colour", ["grayscale", "RGB"], horizontal=True, key="own_images_colour")
-            add = st.form_submit_button("Add these images")
-        if add:
+        # Not an st.form: the zip is read as soon as it is chosen, and the size and colour start at its images' own
+        # (a 32 px colour zip was added as 28 px grayscale, the form's defaults, unless one changed them first).
+        key = f"own_images_zip{st.session_state.get('own_images_added', '')}"  # new after each set: an empty one
+        upload = st.file_uploader("Zip of images", type=["zip"], key=key, on_change=look_at_zip, args=(key,))
+        look = st.session_state.get("own_images_look")
+        if upload is not None and look is not None and look[0] == upload.file_id:
+            st.caption(look[1])
+        ui.give_back_values(OWN_FIELDS, OWN_KEPT)  # (kept across pages, like the training form's)
+        a, b = st.columns(2)
+        size = a.number_input("Image size (pixels, square)", step=4, key="own_images_size",
+                              help=f"every image is resized to this ({data.MIN_SIZE} to {data.MAX_SIZE}); "
+                                   "28 lets models compare with MNIST's", **ui.widget_default("own_images_size", value=28))
+        colour = b.radio("Colour", ["grayscale", "RGB"], horizontal=True, key="own_images_colour")
+        ui.keep_values(OWN_FIELDS, OWN_KEPT)
+        if st.button("Add these images", key="own_images_add"):
             add_image_set(note, upload, int(size), 1 if colour == "grayscale" else 3)
         remove_image_set(note)  # (also under an error: removing a set is how to add it again at another size)
+
+
+OWN_FIELDS, OWN_KEPT = ["own_images_size", "own_images_colour"], "own_images_values"
+
+
+def look_at_zip(key: str) -> None:
+    """A zip just chosen: the size and colour fields start at its images' own (data.look_at_image_set)."""
+    upload = st.session_state.get(key)
+    look = None if upload is None else data.look_at_image_set(upload.getvalue())
+    if look is None:  # (no zip, or none that can be read: adding it says why)
+        st.session_state.pop("own_images_look", None)
+        return
+    st.session_state["own_images_size"] = look.image_size
+    st.session_state["own_images_colour"] = "RGB" if look.colour else "grayscale"
+    larger = (f" Those are larger than a model here trains quickly, so the size starts at {look.image_size} "
+              f"(up to {data.MAX_SIZE} can be chosen)." if look.side > look.image_size else "")
+    looked = f", all {look.note}" if look.looked_at == look.images else \
+        f"; the {look.looked_at} looked at are {look.note}"
+    st.session_state["own_images_look"] = (upload.file_id, (
+        f"{upload.name} holds {counted(look.images, 'image')}{looked}. The size and colour below start at "
+        f"theirs.{larger}"))
 
 
 def add_image_set(note, upload, size: int, channels: int) -> None:

@@ -19,7 +19,11 @@ from aelab.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "pages"
-ADD = "FormSubmitter:own_images-Add these images"
+ADD = "own_images_add"
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
 
 
 def shape_image(kind: str, k: int, size: int = 20) -> bytes:
@@ -119,8 +123,14 @@ def test_a_set_that_cannot_be_written_is_refused_in_one_line_and_nothing_is_kept
 
 def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
-    at.file_uploader(key="own_images_zip").set_value([("my shapes.zip", shapes_zip(), "application/zip")])
+    at.file_uploader(key="own_images_zip").set_value([("my shapes.zip", shapes_zip(), "application/zip")]).run()
+    # The size and colour start at the zip's images' own (20 px colour shapes): the fields said 28 px grayscale
+    # whatever the zip held.
+    assert at.number_input(key="own_images_size").value == 20 and at.radio(key="own_images_colour").value == "RGB"
+    assert "my shapes.zip holds 36 images; the 32 looked at are 20×20, in colour. The size and colour below " \
+        "start at theirs." in texts(at.caption)
     at.number_input(key="own_images_size").set_value(24)
+    at.radio(key="own_images_colour").set_value("grayscale")
     at.button(key=ADD).click().run()
     assert not at.exception
     assert not [e.value for e in at.error if "zip" in e.value]  # (the jobs panel may show other jobs' errors)
@@ -139,13 +149,13 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     at.file_uploader[0].set_value([("circles only.zip", make_zip({f"circles/{k}.png": shape_image("circle", k)
                                                                   for k in range(6)}), "application/zip")])
     at.button(key=ADD).click().run()
-    assert ("Added circles only (your images): 6 images at 24×24 grayscale (no labels: all of them are in one "
+    assert ("Added circles only (your images): 6 images at 20×20 RGB (no labels: all of them are in one "
             "folder, so they have no classes; for labels, put each class in a folder of its own).") in \
         at.success[0].value
     data.remove_image_set(str((data.user_data_folder() / "circles only.zip").resolve()))
     # The same zip again in colour: refused, saying how it was added and how to add it otherwise; the controls that
     # remove it stay under the error (they went, and only a reload brought them back).
-    at.file_uploader[0].set_value([("my shapes.zip", shapes_zip(), "application/zip")])
+    at.file_uploader[0].set_value([("my shapes.zip", shapes_zip(), "application/zip")]).run()
     at.number_input(key="own_images_size").set_value(24)
     at.radio(key="own_images_colour").set_value("RGB")
     at.button(key=ADD).click().run()
@@ -799,3 +809,48 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
         for name in ("few-steps", "few-cli"):
             (checkpoint_folder() / f"{name}.safetensors").unlink(missing_ok=True)
         data.remove_image_set(ds.name)
+
+
+def test_a_look_at_a_zip_gives_its_images_size_and_colour():
+    gray_photos = {f"p{k}.jpg": _encoded(Image.new("L", (300, 200), 40 + k), "JPEG") for k in range(5)}
+    look = data.look_at_image_set(make_zip(gray_photos))
+    assert (look.images, look.side, look.colour, look.image_size) == (5, 300, False, data.SUGGESTED_MAX)
+    assert look.note == "300×200, grayscale"  # (suggested at 64: a model here trains slowly at 300)
+    # Colour stored as RGB but gray in fact is grayscale; sizes that differ are "about".
+    mixed = {"a/1.png": _encoded(Image.new("RGB", (30, 30), (90, 90, 90))),
+             "a/2.png": _encoded(Image.new("RGB", (34, 34), (90, 90, 90))),
+             "b/3.png": _encoded(Image.new("RGB", (32, 32), (90, 90, 90)))}
+    look = data.look_at_image_set(make_zip(mixed))
+    assert (look.side, look.colour, look.channels, look.note) == (32, False, 1, "about 32 px, grayscale")
+    look = data.look_at_image_set(shapes_zip(per_class=40))
+    assert (look.images, look.looked_at, look.side, look.colour) == (120, 32, 20, True)  # 32 of them, spread
+    assert data.look_at_image_set(b"not a zip") is None
+    assert data.look_at_image_set(make_zip({"notes.txt": b"no images"})) is None
+
+
+def _encoded(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_the_size_and_colour_to_add_a_set_at_are_kept_across_pages(monkeypatch):
+    """They were in an st.form: changed and not yet sent, they were lost on a visit to another page."""
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="own_images_size").set_value(40)
+    at.radio(key="own_images_colour").set_value("RGB").run()
+    at.switch_page("pages/models.py").run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.number_input(key="own_images_size").value == 40 and at.radio(key="own_images_colour").value == "RGB"
+    # A zip of large photos starts at 64 px, and says why.
+    photos = {f"p{k}.jpg": _encoded(Image.new("RGB", (300, 200), (200, 40 + k, 90)), "JPEG") for k in range(3)}
+    at.file_uploader(key="own_images_zip").set_value([("photos.zip", make_zip(photos), "application/zip")]).run()
+    assert at.number_input(key="own_images_size").value == 64 and at.radio(key="own_images_colour").value == "RGB"
+    assert ("photos.zip holds 3 images, all 300×200, in colour. The size and colour below start at theirs. Those are "
+            "larger than a model here trains quickly, so the size starts at 64 (up to 256 can be chosen).") \
+        in texts(at.caption)
