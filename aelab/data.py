@@ -42,7 +42,7 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-DEBIAN_ROOT = Path("/usr/share/datasets")
+DEBIAN_ROOT = Path(os.environ.get("AELAB_DEBIAN_ROOT", "/usr/share/datasets"))  # (the tests point it elsewhere)
 DOWNLOAD_CACHE = Path(os.environ.get("AELAB_CACHE", Path.home() / ".cache" / "aelab")) / "torchvision"
 # The hosts of torchvision's `mirrors` for each dataset (a test checks they still are): looked up before importing
 # torchvision.datasets (2.4 s here) and letting it make its folders, so that an offline machine goes on to the next

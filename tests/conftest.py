@@ -12,6 +12,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="aelab-tests-"))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)  # a run leaves nothing behind (about 25 MB each)
 os.environ["AELAB_OFFLINE"] = "1"
 os.environ.pop("AELAB_DATA", None)
+os.environ["AELAB_DEBIAN_ROOT"] = str(_TMP / "no-debian-datasets")  # (dataset-fashion-mnist may be installed here)
 os.environ["AELAB_CHECKPOINTS"] = str(_TMP / "checkpoints")
 os.environ["AELAB_CACHE"] = str(_TMP / "cache")
 os.environ["AELAB_USER_DATA"] = str(_TMP / "datasets")  # image sets added on the Train page

@@ -78,13 +78,13 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     metrics = json.loads(report.stdout)
     assert metrics["variant"] == "vae" and metrics["latent_dim"] == 2
     assert metrics["sse_per_image"] > 0 and metrics["mse_per_pixel"] == pytest.approx(metrics["sse_per_image"] / 784)
-    assert 0 < metrics["test_nats"] < 550
+    assert 0 < metrics["test_nats"] < 400  # (an untrained VAE of this shape: 550 nats; after this epoch about 300)
 
     from aelab.checkpoints import read_metadata
 
     meta = read_metadata(ckpt)
     assert meta["seed"] == 5 and "train vae --latent-dim 2" in meta["command"]
-    assert meta["metrics"]["sse_per_image"] == pytest.approx(metrics["sse_per_image"], rel=0.05)
+    assert meta["metrics"]["sse_per_image"] == pytest.approx(metrics["sse_per_image"], rel=1e-5)  # the same split
 
     codes = aelab("embed", ckpt, "--split", "test", "--out", tmp_path / "codes.npz")
     assert codes.returncode == 0, codes.stderr

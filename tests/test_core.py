@@ -222,6 +222,52 @@ def test_vae_terms_and_sampling():
         build_model("mlp").sample(3)
 
 
+def test_vae_loss_terms_have_their_values():
+    """The KL term is beta times the Gaussian KL (eval mode: z is the mean, so no draw), the reconstruction is BCE
+    summed over pixels, averaged over images; the nats use beta = 1 whatever beta the model trains with."""
+    torch.manual_seed(0)
+    model = build_model("vae", latent_dim=3, hidden=[32], beta=4.0).eval()
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        terms = model.loss_terms(x, x)
+        mu, logvar = model.posterior(x)
+        kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(mu), x, reduction="none")
+        assert torch.isclose(terms["kl"], 4.0 * kl.mean(), rtol=1e-5)
+        assert torch.isclose(terms["reconstruction"], bce.flatten(1).sum(1).mean(), rtol=1e-5)
+        assert torch.isclose(terms["total"], terms["reconstruction"] + terms["kl"])
+        torch.manual_seed(1)
+        nats = model.negative_elbo(x)
+        torch.manual_seed(1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        bce_z = torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(z), x, reduction="none")
+        assert torch.allclose(nats, bce_z.flatten(1).sum(1) + kl, rtol=1e-5)  # beta 1, not 4
+
+
+def test_mlp_regularisers_have_their_values():
+    """Sparsity: weight x the summed KL(rho || mean activation); L1: weight x the summed |code|, averaged over
+    images; L2: weight x the squared weights, the decoder's counted only when they are not the encoder's (tied)."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    model = build_model("sparse", latent_dim=16, hidden=[32], sparsity_target=0.1, sparsity_weight=0.5,
+                        l1_weight=0.01).eval()
+    with torch.no_grad():
+        terms = model.loss_terms(x, x)
+        z = model.encode(x)
+        rho, rho_hat = 0.1, z.mean(0)
+        kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+        assert torch.isclose(terms["sparsity"], 0.5 * kl.sum(), rtol=1e-5)
+        assert torch.isclose(terms["l1"], 0.01 * z.abs().sum(1).mean(), rtol=1e-5)
+        assert torch.isclose(terms["total"], terms["reconstruction"] + terms["sparsity"] + terms["l1"], rtol=1e-6)
+    for tied in (False, True):
+        model = build_model("mlp", latent_dim=4, hidden=[16], l2_weight=1e-3, tied=tied).eval()
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        assert len(weights) == (2 if tied else 4)  # tied: the encoder's two matrices serve the decoder too
+        with torch.no_grad():
+            l2 = model.loss_terms(x, x)["l2"]
+        assert torch.isclose(l2, 1e-3 * sum((w ** 2).sum() for w in weights), rtol=1e-5), tied
+
+
 def test_cvae_decoder_uses_the_class():
     model = build_model("cvae", latent_dim=2, hidden=[32])
     z = torch.zeros(2, 2)
@@ -637,7 +683,8 @@ def test_events_report_progress_terms_and_previews(mnist):
 
 def test_device_choice():
     assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
@@ -653,6 +700,38 @@ def test_evaluate_reports_the_standard_metrics(tiny_checkpoints, mnist):
     assert 0.2 < report["knn5_accuracy"] <= 1 and report["test_nats"] > 50
     codes = metrics.encode(model, mnist.x_test[:10])
     assert codes.shape == (10, 2)
+
+
+@pytest.mark.parametrize("name", ["tiny-mlp", "tiny-vae"])
+def test_evaluate_agrees_with_a_computation_of_its_own(tiny_checkpoints, mnist, name):
+    """Each figure of metrics.evaluate against one computed here directly: the error from reconstruct, the 5-NN
+    accuracy from scikit-learn on every training code (the sample has 4,000, under KNN_TRAIN_SIZE), and a VAE's nats
+    from BCE + KL with other posterior draws (so only close, not equal)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from aelab.checkpoints import load_checkpoint
+    from aelab.data import to_float
+
+    model, _ = load_checkpoint(tiny_checkpoints[name])
+    model.eval()
+    report = metrics.evaluate(model, mnist)
+    x_train, x_test = to_float(mnist.x_train), to_float(mnist.x_test)
+    with torch.no_grad():
+        sse = ((model.reconstruct(x_test) - x_test) ** 2).flatten(1).sum(1).mean().item()
+        train_codes, test_codes = model.encode(x_train).numpy(), model.encode(x_test).numpy()
+    assert report["sse_per_image"] == pytest.approx(sse, rel=1e-5)
+    assert report["mse_per_pixel"] == pytest.approx(sse / 784, rel=1e-5)
+    knn = KNeighborsClassifier(5).fit(train_codes, mnist.y_train.numpy()).score(test_codes, mnist.y_test.numpy())
+    assert report["knn5_accuracy"] == pytest.approx(knn, abs=0.003)  # (a tie in distance may be broken otherwise)
+    if name == "tiny-vae":
+        generator = torch.Generator().manual_seed(123)
+        with torch.no_grad():
+            mu, logvar = model.posterior(x_test)
+            z = mu + torch.randn(mu.shape, generator=generator) * torch.exp(0.5 * logvar)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(z), x_test,
+                                                                       reduction="none").flatten(1).sum(1)
+            kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        assert report["test_nats"] == pytest.approx((bce + kl).mean().item(), rel=0.01)
 
 
 @pytest.mark.parametrize("name", ["tiny-vae", "tiny-cvae"])

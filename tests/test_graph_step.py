@@ -127,8 +127,12 @@ def test_a_failed_capture_trains_eagerly_and_says_so(mnist, monkeypatch):
 
 
 def test_augmentation_is_never_captured(mnist):
-    trainer = Trainer(build_model("mlp", latent_dim=8), mnist, TrainConfig(cuda_graph=True, augment=0.5))
-    assert not trainer._use_graph()
+    """Decided without a GPU: the trainer told it runs on CUDA (on a CPU machine _use_graph was False for the device
+    alone, whatever the augmentation)."""
+    for augment, captured in ((0.0, True), (0.5, False)):
+        trainer = Trainer(build_model("mlp", latent_dim=8), mnist, TrainConfig(cuda_graph=True, augment=augment))
+        trainer.device = torch.device("cuda")
+        assert trainer._use_graph() is captured, augment
     assert not Trainer(build_model("mlp", latent_dim=8), mnist, TrainConfig(cuda_graph=True, device="cpu"))._use_graph()
 
 
