@@ -411,6 +411,15 @@ def test_anomalies_ranks_the_test_images_and_scores_the_held_out_class(tmp_path,
     assert len(rows) == scored and lines[-1] == f"{scored:,} images ranked -> {tmp_path / 'ranks.csv'}"
     assert [round(float(r["error"]), 2) for r in rows[:5]] == errors
     assert sorted(int(r["index"]) for r in rows) == list(range(scored))  # every test image once
+    # The figures said, from the ranked errors: AUROC, and precision = recall at as many flagged as there are 3s.
+    from sklearn.metrics import roc_auc_score
+
+    is_three = np.array([r["class"].split(":")[0] == "3" for r in rows])
+    ranked = np.array([float(r["error"]) for r in rows])
+    assert auroc == pytest.approx(roc_auc_score(is_three, ranked), abs=5e-4)
+    threes = int(is_three.sum())
+    flagged = is_three[np.argsort(-ranked, kind="stable")][:threes].mean()
+    assert f"({threes:,}): precision {flagged:.1%}, recall {flagged:.1%}" in lines[2], lines[2]
     # The scores are the Anomalies page's: the same per-image errors the metrics compute.
     from aelab import data, metrics
     from aelab.checkpoints import load_checkpoint

@@ -413,9 +413,9 @@ def test_linear_autoencoder_approaches_pca(mnist):
     linear = build_model("linear", latent_dim=k)
     train(linear, mnist, TrainConfig(epochs=12, batch_size=64, lr=3e-3, val_fraction=0))
     linear_err = float(metrics.squared_errors(linear, mnist.x_test).mean())
-    assert linear_err < 1.1 * pca_err, (linear_err, pca_err)
+    assert linear_err < 1.03 * pca_err, (linear_err, pca_err)  # (1.005 measured)
     angles = metrics.principal_angles(linear.decoder_matrix(), pca.decoder_matrix())
-    assert np.median(angles) < 20
+    assert np.median(angles) < 8 and angles.max() < 25, angles  # (2.4 to 3.6 degrees, one 12.7, measured)
 
 
 def test_greedy_layerwise_pretraining_runs_each_stage_then_finetunes(mnist):

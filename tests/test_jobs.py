@@ -246,7 +246,7 @@ def test_two_jobs_at_once_finish_with_their_own_checkpoints_and_one_name_is_neve
         assert status.fraction == 1.0
         [epoch] = status.history
         assert set(epoch["train"]) == set(epoch["val"]) == {"reconstruction", "total"}
-        assert 0 < epoch["val"]["total"] < 784 * 0.7  # BCE per image, nats: below a uniform 0.5 guess
+        assert 0 < epoch["val"]["total"] < 784 * math.log(2) * 0.8  # BCE per image, nats: well below a 0.5 guess
         assert status.images_per_s > 0
         assert status.originals.shape == status.reconstructions.shape == (8, 1, 28, 28)
         assert status.originals.dtype == "uint8" and status.reconstructions.max() > 0
