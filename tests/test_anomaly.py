@@ -133,3 +133,14 @@ def test_a_weak_fair_result_says_what_it_means():
     assert "MNIST's" not in anomaly.auroc_hint(0.3, True, False, "fashion-mnist")
     assert "ink" not in anomaly.auroc_hint(0.3, True, False, "my photos")  # (colour photos have no ink)
     assert "MNIST's 7s" not in anomaly.auroc_hint(0.6, True, False, "fashion-mnist")
+
+
+def test_share_threshold_flags_that_share_of_the_highest_scores():
+    """Where the slider starts for a set without labels: the top 5% flagged (at least one image)."""
+    scores = np.arange(44, dtype=float)[::-1]  # 43 .. 0
+    assert anomaly.share_threshold(scores) == 42.0  # 5% of 44 is 2.2: the top 2 flagged
+    assert anomaly.at_threshold(scores, scores > 41, anomaly.share_threshold(scores)).flagged == 2
+    assert anomaly.share_threshold(np.array([3.0, 1.0, 2.0])) == 3.0  # a few images: still one flagged
+    assert anomaly.share_threshold(scores, share=0.5) == 22.0
+    with pytest.raises(ConfigError, match="no scores"):
+        anomaly.share_threshold(np.array([]))

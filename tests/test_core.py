@@ -916,3 +916,44 @@ def test_pca_with_more_components_than_its_images_span_says_so(mnist):
                            "components carry nothing of them")
     assert float(model.explained_variance[11:].abs().max()) < 1e-6  # what the note says, measured
     assert train(build_model("pca", latent_dim=11), few, TrainConfig()).notes == []
+
+
+def test_the_trainers_validation_split_is_disjoint_complete_and_seeded(mnist):
+    """The held-out images are never trained on (an overlap would make the validation loss look better than it is),
+    every training image is in one of the two, and the same seed holds out the same images."""
+    from aelab.train import Trainer, held_out
+
+    def split(seed: int, fraction: float = 0.1):
+        trainer = Trainer(build_model("mlp", latent_dim=4), mnist, TrainConfig(seed=seed, val_fraction=fraction,
+                                                                                device="cpu"))
+        return trainer._split()
+
+    x_train, y_train, x_val, y_val = split(3)
+    assert len(x_val) == held_out(len(mnist.x_train), 0.1) == 400 and len(x_train) == 3600
+    rows = lambda x: {bytes(row) for row in x.flatten(1).numpy()}  # noqa: E731 (images as keys)
+    assert len(rows(mnist.x_train)) == len(mnist.x_train)  # no two images alike: an image in both splits is overlap
+    assert not rows(x_train) & rows(x_val)
+    assert rows(x_train) | rows(x_val) == rows(mnist.x_train)
+    assert sorted(y_train.tolist() + y_val.tolist()) == sorted(mnist.y_train.tolist())
+    assert torch.equal(split(3)[2], x_val) and not torch.equal(split(4)[2], x_val)
+    x_all, _, x_none, _ = split(3, fraction=0.0)
+    assert len(x_none) == 0 and torch.equal(x_all, mnist.x_train)
+
+
+def test_denoise_compare_gives_every_model_the_same_noisy_images(tiny_checkpoints, mnist):
+    from aelab import denoise
+    from aelab.checkpoints import load_checkpoint
+
+    clean = data.to_float(mnist.x_test[:16])
+    models = {name: load_checkpoint(tiny_checkpoints[name])[0].eval() for name in ("tiny-mlp", "tiny-conv")}
+    result = denoise.compare(clean, models, "gaussian", 0.4, seed=7)
+    assert torch.equal(result.noisy, denoise.add_noise(clean, "gaussian", 0.4, 7))  # one draw, for every model
+    assert np.allclose(result.noisy_psnr, metrics.psnr(clean, result.noisy).numpy())
+    for name, model in models.items():
+        with torch.no_grad():
+            out = model.reconstruct(result.noisy).clamp(0, 1)
+        assert torch.allclose(result.outputs[name], out, atol=1e-6)
+        assert np.allclose(result.output_psnr[name], metrics.psnr(clean, out).numpy(), atol=1e-4)
+    assert set(result.mean_psnr()) == {"noisy", "tiny-mlp", "tiny-conv"}
+    with pytest.raises(ConfigError, match="takes images of shape"):
+        denoise.compare(torch.rand(2, 3, 16, 16), models)
