@@ -6,6 +6,7 @@ On CUDA the trainer runs twice per repeat, eagerly and with its step captured in
 final training losses are printed side by side (the same training, within bf16 and cuBLAS rounding).
 
     AELAB_DATA=../shared/data python bench/train_speed.py [--device cpu|cuda] [--repeats 3] [--no-warmup]
+    [--train-images 60000]
 """
 
 import argparse
@@ -76,11 +77,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-warmup", action="store_true",
                         help="skip the untimed first epochs (for the tests' smoke run; figures then include warm-up)")
+    parser.add_argument("--train-images", type=int, default=60000,
+                        help="how many training images the data root's MNIST must hold (the tests' smoke run: fewer)")
     args = parser.parse_args()
     device = torch.device(args.device)
     dataset = load_dataset("mnist")
-    if len(dataset.x_train) != 60000:
-        sys.exit(f"needs the full MNIST training set (AELAB_DATA); got {dataset.source}")
+    if len(dataset.x_train) != args.train_images:
+        sys.exit(f"needs {args.train_images:,} training images (the full MNIST: AELAB_DATA); got {dataset.source}")
     root = torchvision_root(Path(dataset.source.split(" ")[0]).parent)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, data {dataset.source}")
     graph = device.type == "cuda"

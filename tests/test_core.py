@@ -109,7 +109,17 @@ def test_download_hosts_are_torchvisions_and_an_unknown_one_skips_the_download_a
     monkeypatch.delenv("AELAB_OFFLINE", raising=False)
     monkeypatch.setattr(data, "DOWNLOAD_CACHE", tmp_path / "torchvision")
     monkeypatch.setattr(data, "DOWNLOAD_HOSTS", {"kmnist": ("no-such-host.invalid",)})  # never resolves (RFC 2606)
+    import socket
+
+    asked = []
+
+    def unresolved(host, *args, **kwargs):  # (no real lookup: a resolver that hangs would stall the test)
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolved)
     assert data._from_torchvision("kmnist") is None
+    assert asked == ["no-such-host.invalid"]
     assert not (tmp_path / "torchvision").exists()  # torchvision made no empty download folder
 
 

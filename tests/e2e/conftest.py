@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real app server and a bare canvas server (each in its own process group, always
 killed at the end) and Debian's Chromium through Playwright. The helpers live in harness.py."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,7 +32,10 @@ def bare_server(artifacts):
 @pytest.fixture(scope="session")
 def chromium_path():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian's chromium package; `make test` installs it)")
+        why = f"{CHROMIUM} is missing (Debian's chromium package; `make test` installs it)"
+        if os.environ.get("AELAB_REQUIRE_BROWSER"):  # (make test: the browser tests must run, not be skipped)
+            pytest.fail(why)
+        pytest.skip(why)
     return CHROMIUM
 
 
