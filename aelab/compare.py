@@ -271,6 +271,15 @@ def _upscale(images: torch.Tensor, min_side: int) -> torch.Tensor:
     return images.repeat_interleave(factor, -2).repeat_interleave(factor, -1) if factor > 1 else images
 
 
+def _units(model: Autoencoder) -> str:
+    """What a fully connected encoder's first-layer features belong to: hidden units, or the code's units where no
+    hidden layer comes first (the linear AE, the shallow 784-32: the linear one's span PCA's space)."""
+    if getattr(model.config, "hidden", None):
+        return "first-layer features (one per hidden unit)"
+    return "encoder weights (one per code unit" + ("; together they span about PCA's space, each a mix of its components)"
+                                                   if model.variant == "linear" else ")")
+
+
 def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, str]:
     """What the encoder's first layer looks for, as images in [0, 1] (each scaled by its largest absolute weight, zero
     at 0.5), and a title.
@@ -282,10 +291,10 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
     elif hasattr(model, "first_layer_features"):
         weights = model.first_layer_features()
         is_conv = weights.shape[-2:] != model.input_shape[-2:]
-        title = "first-layer convolution kernels" if is_conv else "first-layer features (one per hidden unit)"
+        title = "first-layer convolution kernels" if is_conv else _units(model)
     elif (layer := _pixel_linear(model)) is not None:
         weights = layer.weight.detach().view(-1, *model.input_shape)
-        title = "first-layer features (one per hidden unit)"
+        title = _units(model)
     elif isinstance(encoder := getattr(model, "encoder", None), ConvEncoder):  # a conv VAE's body
         weights, title = encoder.body[0].weight.detach(), "first-layer convolution kernels"
     else:

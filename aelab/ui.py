@@ -840,13 +840,14 @@ def page_link(page: str, label: str, icon: str | None = None, query_params: dict
 def show_images(images, captions=None, columns: int = 8, width: int = 84, wrap_key: str | None = None) -> None:
     """A grid of small images, `columns` per row (tensor or array, (N, C, H, W) or (N, H, W), values in [0, 1]).
     Images shrink so that a row fits in ROW_PX, and further on a narrower screen (IMAGE_ROW_CSS). With `wrap_key`
-    (a strip whose images need not line up with another row's), a row too wide for the screen wraps instead: eleven
-    neighbours shrunk to 40 px at 800 px broke their captions mid-word ("Pullove/r", "d=18.5/9")."""
-    if wrap_key is not None:
-        with st.container(key=f"imgwrap_{wrap_key}"):
-            return show_images(images, captions, columns, width)
-    width = max(24, min(width, ROW_PX // max(1, columns)))
+    (a strip whose images need not line up with another row's), the images keep `width` and the strip wraps where
+    the screen ends instead: eleven neighbours shrunk to 40 px at 800 px broke their captions mid-word ("Pullove/r",
+    "d=18.5/9"), and 30 features in rows of 16 and 14 were shrunk in one row and not in the other."""
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if wrap_key is not None:  # one strip at `width`, wrapping where the screen ends (`columns` does not apply)
+        container, columns = st.container(key=f"imgwrap_{wrap_key}"), max(1, len(arr))
+    else:
+        container, width = st, max(24, min(width, ROW_PX // max(1, columns)))
     if arr.ndim == 4:
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
     arr = np.clip(np.nan_to_num(arr), 0, 1)
@@ -854,8 +855,8 @@ def show_images(images, captions=None, columns: int = 8, width: int = 84, wrap_k
     for start in range(0, len(arr), max(1, columns)):
         row = slice(start, start + max(1, columns))
         # PNG: JPEG's 8x8 blocks smear a 28x28 digit.
-        st.image(list(arr[row]), caption=captions[row] if captions else None, width=width, clamp=True,
-                 output_format="PNG")
+        container.image(list(arr[row]), caption=captions[row] if captions else None, width=width, clamp=True,
+                        output_format="PNG")
 
 
 def shown_path(path: Path) -> str:

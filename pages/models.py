@@ -119,13 +119,15 @@ with recon_tab:
     recon = metrics.reconstruct(model, x, y)
     errors = ((recon - to_float(x)) ** 2).flatten(1).sum(1)  # of the unclipped output, as in the table (PCA)
     recon = recon.clamp(0, 1)  # as shown
-    st.caption("Test images (top) and their reconstructions (bottom), with each image's squared error.")
+    st.caption("Each test image over its reconstruction, with its class and squared error.")
     names = ds.class_names
-    # Rows that wrap alike at 800 px (ten shrunk to 40 px broke "triangles" into "triangle/s"), so each
-    # reconstruction stays under its image's place in the row above.
-    ui.show_images(to_float(x), [names[v] if 0 <= v < len(names) else "" for v in y.tolist()], columns=10,
-                   wrap_key="models_originals")
-    ui.show_images(recon, [f"{e:.1f}" for e in errors.tolist()], columns=10, wrap_key="models_recons")
+    # One picture per pair (a grey line between), in a strip that wraps: rows of originals and of reconstructions
+    # wrapped each on its own, 9 + 1 at 1280 px, which put the last reconstruction two rows under its image; shrunk
+    # to fit instead, ten broke "triangles" into "triangle/s" at 800 px.
+    clean = to_float(x)
+    pairs = torch.cat([clean, torch.full((*clean.shape[:2], 2, clean.shape[3]), 0.5), recon], dim=2)
+    ui.show_images(pairs, [f"{names[v] if 0 <= v < len(names) else ''}\n{e:.1f}"
+                           for v, e in zip(y.tolist(), errors.tolist())], width=72, wrap_key="models_pairs")
     if st.button("Other test images"):
         st.session_state["models_recon_seed"] = int(torch.randint(0, 2**31 - 1, ()).item())
         st.rerun()
@@ -139,7 +141,7 @@ with features_tab:
         scale = ("mid grey = zero; in each of red, green and blue, brighter = positive, darker = negative"
                  if model.input_shape[0] == 3 else "grey = zero, black = negative, white = positive")
         st.caption(f"{ui.sentence(title)}, each scaled to its largest weight: {scale}; at most 64.")
-        ui.show_images(features, columns=16, width=56)
+        ui.show_images(features, width=56, wrap_key="models_features")  # (all one size, wrapping)
 
 with history_tab:
     recon_loss = getattr(model.config, "recon_loss", None)

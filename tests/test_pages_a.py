@@ -2,6 +2,7 @@
 plus the computations those pages call (aelab.compare)."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -176,8 +177,10 @@ def test_models_page_shows_the_chosen_model(tiny_checkpoints):
     assert table["created"].str.fullmatch(r"\d\d-\d\d \d\d:\d\d|\d{4}-\d\d-\d\d").all()
     assert "MSE/pixel" not in table.columns  # (in the Metadata tab: the table fits beside the sidebar)
     assert {m.label for m in at.metric} >= {"Parameters", "Latent size", "Test error"}
-    # 10 originals + 10 reconstructions + 64 first-layer features
-    assert images(at) == 10 + 10 + 64
+    # 10 pictures of an original over its reconstruction + 64 first-layer features
+    assert images(at) == 10 + 64
+    pairs = next(e for e in at.get("image") if len(e.value) == 10)
+    assert all(re.fullmatch(r"\d\n\d+\.\d", c) for c in pairs.captions), pairs.captions  # class over error
     assert at.get("plotly_chart")  # training history
     assert "the held-out 5% of the training split" in texts(at.caption)
     # The curves' loss named, and told apart from the test error (BCE of ~70 next to an SSE of ~2)
@@ -193,7 +196,7 @@ def test_models_page_for_pca_explains_its_missing_history(tiny_checkpoints):
     at = page("models.py", tiny_checkpoints["tiny-pca"])
     assert not at.exception
     assert "closed form" in texts(at.info)
-    assert images(at) == 10 + 10 + 8  # the 8 principal components stand in for features
+    assert images(at) == 10 + 8  # the 8 principal components stand in for features
 
 
 def test_models_page_without_models_says_so(tmp_path, monkeypatch):
@@ -371,6 +374,11 @@ def test_feature_images_per_encoder(tiny_checkpoints):
     expected = 0.5 + 0.5 * weights / weights.abs().amax(1, keepdim=True)  # zero weight = mid-grey
     assert torch.allclose(feats.flatten(1), expected)
     assert ((feats.flatten(1).amin(1) < 1e-6) | (feats.flatten(1).amax(1) > 1 - 1e-6)).all()
+    # Without a hidden layer the first layer's units are the code's (the linear AE's span about PCA's space).
+    linear, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-linear"])
+    feats, title = compare.feature_images(linear)
+    assert feats.shape == (8, 1, 28, 28) and "one per code unit" in title and "PCA" in title
+    assert "one per code unit)" in compare.feature_images(build_model("mlp", latent_dim=4))[1]
     conv, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-conv"])
     kernels, title = compare.feature_images(conv)
     assert kernels.shape == (8, 1, 30, 30) and "kernels" in title  # 3x3 kernels enlarged 10x
