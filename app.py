@@ -13,6 +13,7 @@ page = st.navigation([st.Page(path, title=title, icon=icon, default=(i == 0))
 
 from aelab import ui  # noqa: E402 (after the menu, above)
 
+ui.code_changed_note()
 try:
     page.run()
 finally:

@@ -393,6 +393,24 @@ def give_back(key: str, options: list, *wanted) -> None:
     st.session_state.setdefault("value_stores", set()).add(key)
 
 
+def _code_stamp() -> tuple:
+    """The modification times of aelab's own files: what a `git pull` under a running server changes."""
+    return tuple(sorted((str(f), f.stat().st_mtime_ns) for f in Path(__file__).parent.rglob("*.py")))
+
+
+CODE_STAMP = _code_stamp()  # as this server process imported it
+
+
+def code_changed_note() -> None:
+    """Streamlit reads the pages again on every run, but not the aelab modules it has imported: after an update
+    under a running server, a page that called a new function failed with an AttributeError. Said above every
+    page until the server is restarted (1 ms a run: a stat of each file)."""
+    if _code_stamp() != CODE_STAMP:
+        st.warning("aelab's code has changed on disk since this server started (an update?): restart the server "
+                   "(Ctrl+C where it runs, then `make app` again), or pages may fail or run the old code.",
+                   icon=":material/update:")
+
+
 def current_page() -> str | None:
     """The page this run draws (the hash Streamlit keys its widgets by), None outside a Streamlit run."""
     ctx = get_script_run_ctx()
@@ -496,23 +514,42 @@ def sidebar(need_model: bool = True) -> Context:
 
 
 def training_estimate(dataset_name: str, variant: str, model_options: dict, train_options: dict,
-                      without_class: int | None = None, only_class: int | None = None) -> float | None:
-    """train.estimate_seconds, timed again at most every 10 minutes (the machine's load changes), and whenever the
-    number of training jobs running here changes (one timed while two jobs ran said 46 s for a 15 s job, for ten
-    minutes after they had ended)."""
+                      without_class: int | None = None, only_class: int | None = None) -> tuple[float | None, float]:
+    """(train.estimate_seconds, when it was timed): timed again after 3 minutes (the machine's load changes), and
+    whenever the number of training jobs running here changes (one timed while two jobs ran said 46 s for a 15 s
+    job, for ten minutes after they had ended). Other load counts while it lasts: one timed while tests ran here
+    said 15 min for a 3 min run, for the 10 minutes it was kept then."""
     running = sum(status.active for status in jobs.list_jobs())
     return _training_estimate(dataset_name, data.opened_shape(dataset_name), variant, model_options, train_options,
                               without_class, only_class, running)
 
 
-@st.cache_data(show_spinner="Timing a few training steps…", ttl=600, max_entries=16)
+@st.cache_data(show_spinner="Timing a few training steps…", ttl=180, max_entries=16)
 def _training_estimate(dataset_name: str, shape: tuple[int, int, int], variant: str, model_options: dict,
                        train_options: dict, without_class: int | None = None,
-                       only_class: int | None = None, jobs_running: int = 0) -> float | None:
+                       only_class: int | None = None, jobs_running: int = 0) -> tuple[float | None, float]:
     from .train import TrainConfig, estimate_seconds
 
     return estimate_seconds(variant, model_options, _load_dataset(dataset_name, shape), TrainConfig(**train_options),
-                            without_class=without_class, only_class=only_class)
+                            without_class=without_class, only_class=only_class), time.time()
+
+
+def show_estimate(estimate: tuple[float | None, float], key: str) -> None:
+    """A training_estimate in words, when it was timed, and a button that times it again (the load may have been
+    passing)."""
+    seconds, timed_at = estimate
+    if seconds is None:
+        return
+    line, again = st.columns([5, 1], vertical_alignment="center")
+    # (The steps only: a job also loads the data before them and evaluates the model after them, which took 11 s of
+    # a 16 s job estimated at 2 s.)
+    line.caption(f"Training takes about {duration(seconds)} on {device_label()} (timed from a few of its steps at "
+                 f"{time.strftime('%H:%M', time.localtime(timed_at))}, with whatever else ran here then); the job adds "
+                 "some seconds to load the data first and to evaluate the model at the end.")
+    if again.button("Time again", key=key, type="tertiary", help="time a few steps again now: the machine's load "
+                    "when it was timed counts, and may have passed"):
+        _training_estimate.clear()
+        st.rerun()
 
 
 def duration(seconds: float) -> str:

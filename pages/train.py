@@ -228,16 +228,12 @@ def estimate(ds, variant, model_fields, model_values, train_fields, train_values
                           "they change"):
         return
     try:
-        seconds = ui.training_estimate(ds.name, variant, jobs.changed_options(model_fields, model_values, inactive),
-                                       jobs.changed_options(train_fields, train_values, inactive), without, only)
+        found = ui.training_estimate(ds.name, variant, jobs.changed_options(model_fields, model_values, inactive),
+                                     jobs.changed_options(train_fields, train_values, inactive), without, only)
     except AelabError as err:
         st.caption(f"No estimate: {jobs.in_form_words(str(err), model_fields + train_fields)}.")
         return
-    # (The steps only: a job also loads the data before them and evaluates the model after them, which took 11 s of
-    # a 16 s job estimated at 2 s.)
-    st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of its steps "
-               "just now, with whatever else runs here); the job adds some seconds to load the data first and to "
-               "evaluate the model at the end.")
+    ui.show_estimate(found, "train_estimate_again")
 
 
 def training_form(ds) -> None:
@@ -355,11 +351,8 @@ def training_form(ds) -> None:
                           f"{recipe['train_options']['epochs']} epochs of batches of "
                           f"{recipe['train_options']['batch_size']}) on every other class.")
             if asked or st.session_state.get("anomaly_experiment"):  # timed only when the experiment is looked at
-                seconds = ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
-                                               recipe["train_options"], k)
-                st.caption(f"Training takes about {ui.duration(seconds)} on {ui.device_label()} (timed from a few of "
-                           "its steps just now, with whatever else runs here); the job adds some seconds to load "
-                           "the data first and to evaluate the model at the end.")
+                ui.show_estimate(ui.training_estimate(ds.name, recipe["variant"], recipe["model_options"],
+                                                      recipe["train_options"], k), "anomaly_estimate_again")
             name = jobs.free_name(recipe["name"])  # a second experiment (or the shipped model's name) gets its own
             if b.button(f"Train a model without class {ui_explore.class_label(ds, k)}"):
                 st.session_state.pop("train_outcome", None)

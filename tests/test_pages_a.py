@@ -115,6 +115,19 @@ def test_app_draws_its_menu_before_it_imports_torch():
     assert done.stdout.split() == ["menu", "first", str(len(ui.PAGES)), "pages"], done.stdout
 
 
+def test_an_update_of_the_code_under_a_running_server_is_said_above_every_page(tiny_checkpoints, monkeypatch):
+    """Streamlit reads the pages again on every run, not the aelab modules: after a `git pull` under a running server,
+    Models > Metadata failed with "module 'aelab.jobs' has no attribute 'trained_as'" (a helper's find)."""
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not [w for w in at.warning if "code has changed" in w.value]
+    monkeypatch.setattr(ui, "CODE_STAMP", ui.CODE_STAMP[1:])  # as if a file had been added since the start
+    at.switch_page("pages/models.py").run()
+    assert [w.value for w in at.warning if "code has changed" in w.value] == [
+        "aelab's code has changed on disk since this server started (an update?): restart the server (Ctrl+C where "
+        "it runs, then `make app` again), or pages may fail or run the old code."]
+
+
 def test_the_dataset_and_model_chosen_stay_when_the_page_changes(tiny_checkpoints, monkeypatch):
     """Streamlit drops a widget's state when another page runs: the sidebar keeps the choices itself."""
     monkeypatch.setattr(ui, "_warm_umap", lambda: None)

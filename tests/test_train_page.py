@@ -1,6 +1,7 @@
 """The Train page in Streamlit's AppTest: the form comes from the config dataclasses, bad values start nothing, and a
 real job started from the page is followed until its model is in the sidebar."""
 
+import re
 import time
 from types import SimpleNamespace
 from pathlib import Path
@@ -98,14 +99,23 @@ def test_a_run_sends_no_value_the_user_did_not_change(tiny_checkpoints):
     assert resent() == []
 
 
-def test_the_form_estimates_how_long_its_run_takes_on_request():
+def test_the_form_estimates_how_long_its_run_takes_on_request(monkeypatch):
     at = run_page()
     assert not [c for c in at.caption if c.value.startswith("Training takes about ")]  # nothing timed unasked
     at.text_input(key="mlp.hidden").set_value("32")
     at.number_input(key="train.epochs").set_value(1).run()
     at.toggle(key="train_estimate").set_value(True).run()
     [said] = [c.value for c in at.caption if c.value.startswith("Training takes about ")]
-    assert " on CPU (timed from a few of its steps just now" in said
+    assert re.search(r" on CPU \(timed from a few of its steps at \d\d:\d\d, with whatever else ran here then\)",
+                     said), said
+    # "Time again" times it again (a passing load counted: 15 min said for a 3 min run, kept for ten minutes).
+    from aelab import train
+
+    timed = []
+    monkeypatch.setattr(train, "estimate_seconds", lambda *args, **kwargs: timed.append(1) or 125.0)
+    at.button(key="train_estimate_again").click().run()
+    assert timed == [1] and any(c.value.startswith("Training takes about 3 min") for c in at.caption)
+    monkeypatch.undo()
     at.text_input(key="mlp.hidden").set_value("32,x").run()  # not a model yet: said in one line, nothing raised
     assert not at.exception
     assert [c.value for c in at.caption if c.value.startswith("No estimate: ")] == [
@@ -126,7 +136,7 @@ def test_query_parameter_preselects_the_class_to_leave_out():
     assert any(b.label == "Train a model without class 7" for b in at.button)
     # The experiment is open: how long it takes here, timed from a few of its steps.
     [estimate] = [c.value for c in at.caption if c.value.startswith("Training takes about ")]
-    assert " on CPU (timed from a few of its steps just now" in estimate
+    assert " on CPU (timed from a few of its steps at " in estimate
     closed = run_page()  # closed: nothing is timed (the page opens without paying for it)
     assert not any(c.value.startswith("Training takes about ") for c in closed.caption)
 
@@ -357,3 +367,4 @@ def test_an_estimate_is_timed_again_when_the_jobs_running_here_change(monkeypatc
     running.clear()
     ask()
     assert timed == [0, 2]  # the last one, with none running again, is the first one's
+    assert ask()[0] == 1.0 and abs(ask()[1] - time.time()) < 600  # (the seconds, and when they were timed)
