@@ -155,6 +155,10 @@ for col, name in zip(cols[1:], models):
                delta_color="off" if same else "normal", delta_arrow="off" if same else "auto",
                help=f"{explained[name]}: mean PSNR of its outputs against the clean images")
 st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
+if "Plain AE" in means and not noiseless and means["Plain AE"] < means["noisy"]:  # students ask why: say it here
+    st.caption("The plain AE comes out worse than its noisy input: it never saw noise in training, so noisy images "
+               "lie away from everything it learnt to rebuild, and it rebuilds them as other shapes with the noise "
+               "smeared in. The denoising AE learnt from noisy copies to give back the clean image.")
 
 # "prepared": an upload as the model takes it (grayscale, cropped, centred, resized); short, so that no header wraps
 # into a column of its own at 800 px.

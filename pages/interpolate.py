@@ -61,7 +61,8 @@ dims_all, inactive = explore.dimensions_by_spread(model, reference)
 active = [d for d in dims_all if d not in inactive] or dims_all
 x_t = x_a if x_a is not None else x_b
 c1, c2, c3 = st.columns([3, 1, 1])
-dims = c1.multiselect(f"Dimensions (at most {MAX_TRAVERSAL_DIMS})", dims_all,
+dims = c1.multiselect("Dimensions" + (f" (at most {MAX_TRAVERSAL_DIMS})" if len(dims_all) > MAX_TRAVERSAL_DIMS
+                                      else ""), dims_all,
                       **ui.widget_default(f"traverse_dims_{ctx.model_name}", default=active[:8]),
                       format_func=lambda d: f"{d + 1} (unused)" if d in inactive else str(d + 1),  # as the plane
                       max_selections=MAX_TRAVERSAL_DIMS, key=f"traverse_dims_{ctx.model_name}",

@@ -341,6 +341,7 @@ def test_latent_map_interpolate_and_generate_keep_their_settings_across_pages(ti
     at.slider(key="interp_steps").set_value(4).run()
     at.radio(key="interp_path").set_value("spherical").run()
     at.slider(key="traverse_span").set_value(2.0).run()
+    assert at.multiselect(key="traverse_dims_tiny-mlp (8-d)").label == "Dimensions"  # (8 of them: no "at most 16")
     at.multiselect(key="traverse_dims_tiny-mlp (8-d)").set_value([2, 0]).run()
     picked = [c for e in at.get("image") for c in e.captions][:2]
     for _ in range(2):
@@ -461,7 +462,10 @@ def test_denoise_without_a_denoiser_still_compares_plain_ae_and_pca(tiny_checkpo
     assert f"--out {checkpoint_folder() / 'mnist-denoiser.safetensors'}`" in texts(at.main.info)
     assert [m.label for m in at.main.metric] == ["Noisy input", "Plain AE", "PCA-8"]
     assert image_count(at) == 6 * 4  # 6 test images x (clean, noisy, plain AE, PCA)
+    worse = at.main.metric[1].delta.startswith("-")  # a plain AE worse than its noisy input is explained
+    assert ("The plain AE comes out worse than its noisy input" in texts(at.main.caption)) == worse
     at.slider(key="denoise_level").set_value(0.0).run()  # no noise: no "100 dB", no gain over an exact copy
+    assert "comes out worse" not in texts(at.main.caption)
     assert "adds no noise" in texts(at.main.info) and at.main.metric[0].value == "no noise"
     assert all(m.value.endswith(" dB") and not m.delta for m in at.main.metric[1:])
     # "none": the images as they are (an upload that is noisy already), whatever the level says.
