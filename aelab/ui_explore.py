@@ -70,6 +70,14 @@ def checkpoints_for(dataset_name: str) -> list[checkpoints.CheckpointInfo]:
     return [c for c in found if c.meta.get("dataset", {}).get("name") == dataset_name]
 
 
+def models_without_a_class(dataset_name: str, first: int | None = None) -> list[tuple[checkpoints.CheckpointInfo, int]]:
+    """(model, the class it never saw) for the models of a dataset trained without one class (the Anomalies page's
+    fair experiments), those without class `first` first."""
+    found = [(c, c.meta["dataset"]["without_class"]) for c in checkpoints_for(dataset_name)
+             if c.meta.get("dataset", {}).get("without_class") is not None]
+    return sorted(found, key=lambda pair: pair[1] != first)
+
+
 def is_denoiser(meta: dict) -> bool:
     return (meta.get("train_config") or {}).get("noise", "none") != "none"
 

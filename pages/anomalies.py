@@ -73,7 +73,12 @@ else:
     note, fair = anomaly.training_note(ctx.meta, k)
     title = f"class {ui_explore.class_label(ds, k)}"
 (st.success if fair else st.info)(note)
-if not fair and only is None:  # the Train page's one-click experiment, with this class already picked
+if not fair and only is None:
+    # A model that never saw a class, when there is one (the shipped mnist-conv-without-2: a class's time saved),
+    # then the Train page's one-click experiment, with this class already picked.
+    for info, never in ui_explore.models_without_a_class(ds.name, k)[:3]:
+        ui.open_model_link("pages/anomalies.py", f"Open {info.name}: it never saw class "
+                           f"{ui_explore.class_label(ds, never)}", ds.name, info.name, icon=":material/arrow_forward:")
     ui.page_link("pages/train.py", label=f"Train a model without class {ui_explore.class_label(ds, k)}",
                  icon=":material/model_training:", query_params={"without_class": k})
 

@@ -534,6 +534,23 @@ def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
     assert not at.exception and "saw class 4" in texts(at.main.info)
 
 
+def test_anomalies_offers_the_models_that_never_saw_a_class(denoise_folder, monkeypatch):
+    """A model that saw every class offers those trained without one, before training another (a teacher found the
+    shipped mnist-conv-without-2 only on the Train page, after picking class 2 there)."""
+    from aelab import ui
+
+    monkeypatch.setattr(ui, "_warm_umap", lambda: None)
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(denoise_folder))
+    at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=120)
+    at.session_state["model_choice"] = "tiny-mlp"
+    at.run()
+    at.switch_page("pages/anomalies.py").run()
+    assert not at.exception
+    links = [(e.proto.label, e.proto.query_string) for e in at.get("page_link") if e.proto.query_string]
+    assert links == [("Open pca-no7: it never saw class 7", "dataset=mnist&model=pca-no7"),
+                     ("Train a model without class 0", "without_class=0")], links
+
+
 def test_anomalies_for_a_model_trained_without_a_class(denoise_folder, monkeypatch):
     monkeypatch.setenv("AELAB_CHECKPOINTS", str(denoise_folder))
     at = run_page("anomalies", "pca-no7")
