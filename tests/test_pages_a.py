@@ -421,6 +421,20 @@ def test_every_variants_points_on_the_error_curve_have_a_strong_colour_of_their_
     assert not {"#83C9FF", "#7F7F7F"} & {c.upper() for c in colours}  # not pale blue, not the line's grey
 
 
+def test_points_that_would_cover_each_other_on_the_error_curve_are_set_side_by_side():
+    """The linear AE of 30 (13.87) lay hidden under PCA-30's point (13.87): the comparison the page is for."""
+    points = [{"name": "pca", "variant": "pca", "latent_dim": 30, "sse_per_image": 13.87},
+              {"name": "linear", "variant": "linear", "latent_dim": 30, "sse_per_image": 13.87},
+              {"name": "deep", "variant": "mlp", "latent_dim": 30, "sse_per_image": 2.33},
+              {"name": "vae", "variant": "vae", "latent_dim": 20, "sse_per_image": 7.45}]
+    x = ui.dodged_sizes(points, top=50.0)
+    assert x["deep"] == 30 and x["vae"] == 20  # alone where they are
+    assert x["linear"] < 30 < x["pca"] and x["pca"] / x["linear"] == pytest.approx(1.12)
+    fig = ui.error_curve_figure(np.linspace(50, 10, 64), points, "pca")
+    hover = {t.text[0]: t.customdata[0] for t in fig.data if t.mode == "markers"}
+    assert hover == {"linear": 30, "deep": 30, "pca": 30, "vae": 20}  # the hover still says the real size
+
+
 def test_pca_subspace_angles_only_for_linear(tiny_checkpoints, pca8):
     pca = pca8
     linear, _ = checkpoints.load_checkpoint(tiny_checkpoints["tiny-linear"])
