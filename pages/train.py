@@ -74,6 +74,7 @@ def start(fields: list[jobs.FormField], **request) -> None:
     except AelabError as err:
         refuse(err, fields)
         return
+    st.session_state.setdefault("train_my_jobs", set()).add(job.id)  # (another tab's jobs ask before a stop)
     st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
                                                     "running if you leave this page.")
 
@@ -121,7 +122,15 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
                   f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}", width="stretch")
-    if status.active:
+    mine = job.id in st.session_state.get("train_my_jobs", ())
+    if status.active and not mine and not status.stop_requested and status.state != "saving":
+        # Every tab of this server lists every job: in a class, a student's Stop ended the teacher's live run. A
+        # job this tab did not start is stopped after a second click that says whose it may be.
+        with head.popover("Stop", help="started in another tab or browser: stop it?", key=f"stop_ask_{job.id}"):
+            st.caption("This job was started in another tab or browser, perhaps by someone else.")
+            st.button("Stop it", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
+                      help="stop after the current step, keeping the weights so far")
+    elif status.active:
         # Saving: the training is over, and a stop would change nothing.
         head.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
                        disabled=status.stop_requested or status.state == "saving", width="content",

@@ -227,7 +227,12 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     assert job.train_options == {"epochs": 1, "batch_size": 256} and job.dataset == "mnist"
     # Just started: the panel shows it with a progress bar and a Stop button.
     [progress] = [p for p in at.get("progress") if "ETA" in p.proto.text]  # only this job is running
-    assert any(b.key == f"stop_{job.id}" for b in at.button)
+    assert [b.label for b in at.button if b.key == f"stop_{job.id}"] == ["Stop"]
+    # Another tab lists it too, and stops it only after a second click that says whose it may be (in a class, a
+    # student's Stop ended the teacher's live run).
+    other = run_page()
+    assert [b.label for b in other.button if b.key == f"stop_{job.id}"] == ["Stop it"]
+    assert "started in another tab or browser, perhaps by someone else" in " ".join(c.value for c in other.caption)
 
     deadline = time.monotonic() + 150
     while jobs.job_status(job.id).active:
