@@ -40,7 +40,7 @@ def field_widget(field: jobs.FormField, key: str, off: str | None = None):
                             **ui.widget_default(key, index=field.choices.index(field.default)))
     if field.kind == "int_list":
         return st.text_input(field.label, **common, **ui.widget_default(key, value=",".join(map(str, field.default))),
-                             placeholder="empty: no hidden layers" if field.name == "hidden" else "e.g. 32,64")
+                             placeholder="empty: none" if field.name == "hidden" else "e.g. 32,64")
     if field.kind in ("int", "float"):
         # No min/max on the widget: the browser would turn an out-of-range value red and submit nothing, without
         # a word. The job's validation says what the range is.
@@ -282,7 +282,7 @@ def training_form(ds) -> None:
         st.markdown("**Training options**")
         if not REGISTRY[variant].trainable:
             st.caption("PCA is fitted in closed form in one pass: the training options do not change it.")
-        train_values = show_form(train_fields, "train", inactive, columns=4)
+        train_values = show_form(train_fields, "train", inactive)  # (3 a row: 4 left one alone a row at 800 px)
         left, middle, right = ui.wrapping_columns([5, 5, 3], "train_name", narrowest=130, vertical_alignment="bottom")
         # The suggestion follows the variant, the dataset, the noise and the classes until the user types a name of
         # their own. (The classes' picker is drawn below: its value is read from its state, set before this run.)
