@@ -34,7 +34,8 @@ PAGES = [
 # px); app.py adds this to every page. So do the figures of st.metric, whose labels, values and deltas were cut
 # with an ellipsis in narrow columns ("Parame…", "19.6 …" at 800 px): labels and deltas wrap, values shrink. And the
 # Draw page's canvas (240 px, a fixed size) keeps a column as wide as itself: in an 800 px window its column was 205
-# px and hid the canvas's right side; the results beside it take the narrower column instead. Columns made by
+# px and hid the canvas's right side; the results beside it take the narrower column instead, and go under the canvas
+# where the board is under 560 px wide (at 800 px, beside it, they were 200 px and the map tiny). Columns made by
 # wrapping_columns go one under the other when they would be narrower than 300 px: at 800 px two model pickers side
 # by side cut their names ("mnist-denoising-conv (32-d) · g…"), and two maps were 230 px wide; the Train form's
 # fields wrap to the next row under 130 px (at 800 px its four columns cut "Over…", "constan", "Augmentatio/n").
@@ -57,12 +58,19 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
 [data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
+.st-key-draw_board { container-type: inline-size; }
+@container (max-width: 559px) {
+  .st-key-draw_board [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) {
+    flex-wrap: wrap !important; }
+  .st-key-draw_board [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad)
+    > [data-testid="stColumn"] { min-width: 100%; }
+}
 [data-testid="stColumn"]:has([class*="st-key-wrap300_"]) { min-width: min(300px, 100%); }
 [data-testid="stColumn"]:has([class*="st-key-wrap130_"]) { min-width: min(130px, 100%); flex-grow: 0; }
 [class*="st-key-tablebox_"] { container-type: inline-size; }
 [class*="st-key-tablehint_"] { display: none; }
 """ + "".join(f'@container (max-width: {w - 0.5}px) {{ [class*="st-key-tablehint_{w}_"] {{ display: block; }} }}\n'
-              for w in TABLE_WIDTHS) + """@media (min-width: 640px) {
+              for w in TABLE_WIDTHS) + """@container (min-width: 560px) {
   [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) { flex-wrap: nowrap; }
 }
 </style>"""

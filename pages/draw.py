@@ -48,7 +48,7 @@ def board():
     start = time.perf_counter()
     # The canvas has a fixed size: its column is wide enough for it on a 1024 px screen (a third of the page cut the
     # right 45% of a 280 px canvas off there, and some of it at 1280).
-    pad, out = st.columns([1, 1.2], gap="small")
+    pad, out = st.container(key="draw_board").columns([1, 1.2], gap="small")  # (draw_board: ui.IMAGE_ROW_CSS)
     with pad.container(key="draw_pad"):  # (ui.IMAGE_ROW_CSS keeps its column as wide as the canvas)
         st.caption(f"Draw {ui_explore.what_to_draw(ds)}, {ui_explore.how_to_draw(ds)}. Everything updates when "
                    "you lift the mouse.")

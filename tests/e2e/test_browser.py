@@ -212,21 +212,28 @@ def test_draw_a_seven_and_latency_against_a_bare_canvas(tour, browser, app_serve
     assert page.get_by_text("Nearest-neighbour vote").count() >= 1
     shot(page, artifacts, "draw_seven")
     # In an 800 px window (the sidebar open) the whole canvas stays visible: its column was 205 px, and the canvas
-    # (240 px) lost its right side to the column beside it.
+    # (240 px) lost its right side to the column beside it. There the results go under the canvas (beside it they
+    # were 200 px wide, the map tiny); at 1400 px they are beside it.
+    layout = """() => {
+        const pad = document.querySelector('.st-key-draw_pad');
+        const surface = pad.querySelector('canvas.upper-canvas')
+            || [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+                   .map(r => r.querySelector('canvas.upper-canvas')).find(Boolean);
+        const [left, right] = pad.closest('[data-testid="stHorizontalBlock"]')
+            .querySelectorAll(':scope > [data-testid="stColumn"]');
+        return [surface.getBoundingClientRect().right, left.getBoundingClientRect().right,
+                right.getBoundingClientRect().top >= left.getBoundingClientRect().bottom - 1]; }"""
     size = page.viewport_size
     page.set_viewport_size({"width": 800, "height": size["height"]})
     try:
         page.wait_for_timeout(500)
-        canvas_right, column_right = page.evaluate("""() => {
-            const pad = document.querySelector('.st-key-draw_pad');
-            const surface = pad.querySelector('canvas.upper-canvas')
-                || [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
-                       .map(r => r.querySelector('canvas.upper-canvas')).find(Boolean);
-            return [surface.getBoundingClientRect().right,
-                    pad.closest('[data-testid="stColumn"]').getBoundingClientRect().right]; }""")
+        canvas_right, column_right, results_under = page.evaluate(layout)
     finally:
         page.set_viewport_size(size)
     assert canvas_right <= column_right + 1, f"canvas cut at 800 px: ends at {canvas_right}, column at {column_right}"
+    assert results_under, "at 800 px the results stayed beside the canvas, in a column of about 200 px"
+    page.wait_for_timeout(500)
+    assert not page.evaluate(layout)[2], "at 1400 px the results went under the canvas"
 
     # The bare page: the same canvas and its image shown back, on its own server, in its own window.
     bare_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
