@@ -563,9 +563,10 @@ SUGGESTED_MAX = 64  # larger images are suggested at this size (a model trains s
 
 
 def look_at_image_set(content: bytes, sample: int = 32) -> ImageSetLook | None:
-    """The usual size of a zip's images and whether they have colour, from `sample` of them spread over the zip (a
-    fifth of a second for 9,000 small images, 4 s for 32 photos of 12 megapixels), so that a set can be offered at its own size and colour before it is added. None
-    when the zip cannot be read or has no readable image (add_image_set says why)."""
+    """The usual size of a zip's images and whether they have colour, from `sample` of them spread over the zip
+    (a fifth of a second for 9,000 small images, 4 s for 32 photos of 12 megapixels), so that a set can be offered at
+    its own size and colour before it is added. None when the zip cannot be read or has no readable image
+    (add_image_set says why)."""
     from PIL import Image
 
     from . import images
