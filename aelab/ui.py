@@ -229,9 +229,9 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
 
 def dodged_sizes(points: list[dict], top: float) -> dict[str, float]:
     """Where each checkpoint's point goes along the latent-size axis: at its size, but points that would cover one
-    another (the same size, errors within 4% of the axis's `top`: a point's width on a 400 px chart) side by side, 12%
-    apart on the log axis (at least a ringed point's width at 1280 px). The linear AE of 30 (13.87) lay hidden under
-    PCA-30's point (13.87), the very comparison of the page."""
+    another (the same size, errors within 6% of the axis's `top`: half a ringed point and half a point on a 400 px
+    chart) side by side, 12% apart on the log axis (at least a ringed point's width at 1280 px). The linear AE of 30
+    (13.87) lay hidden under PCA-30's point (13.87), the very comparison of the page."""
     x_of, by_size = {}, {}
     for p in points:
         by_size.setdefault(p["latent_dim"], []).append(p)
@@ -239,7 +239,7 @@ def dodged_sizes(points: list[dict], top: float) -> dict[str, float]:
         group = sorted(group, key=lambda p: (p["sse_per_image"], p["name"]))
         clusters = []
         for p in group:
-            if clusters and p["sse_per_image"] - clusters[-1][-1]["sse_per_image"] <= 0.04 * top:
+            if clusters and p["sse_per_image"] - clusters[-1][-1]["sse_per_image"] <= 0.06 * top:
                 clusters[-1].append(p)
             else:
                 clusters.append([p])
