@@ -276,8 +276,8 @@ def _units(model: Autoencoder) -> str:
     hidden layer comes first (the linear AE, the shallow 784-32: the linear one's span PCA's space)."""
     if getattr(model.config, "hidden", None):
         return "first-layer features (one per hidden unit)"
-    return "encoder weights (one per code unit" + ("; together they span about PCA's space, each a mix of its components)"
-                                                   if model.variant == "linear" else ")")
+    linear = "; together they span about PCA's space, each a mix of its components" if model.variant == "linear" else ""
+    return f"encoder weights (one per code unit{linear})"
 
 
 def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, str]:

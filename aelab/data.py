@@ -559,7 +559,7 @@ class ImageSetLook:
         return 3 if self.colour else 1
 
 
-SUGGESTED_MAX = 64  # larger images are suggested at this size (a model trains slowly on 256 px here); any up to MAX_SIZE
+SUGGESTED_MAX = 64  # larger images are suggested at this size (a model trains slowly at 256 px here); up to MAX_SIZE
 
 
 def look_at_image_set(content: bytes, sample: int = 32) -> ImageSetLook | None:

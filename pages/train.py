@@ -138,7 +138,7 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
     else:
         head.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
                        width="content", help="forget this job; the model it saved stays")
-    now = None if status.active else jobs.its_model_now(job, listed)  # (renamed on the Models page: found under its name)
+    now = None if status.active else jobs.its_model_now(job, listed)  # (renamed on the Models page: found by its job)
     renamed = f", since renamed {now.stem}" if now is not None and now.stem != job.name else ""
     if status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
@@ -418,7 +418,8 @@ def own_images() -> None:
         a, b = st.columns(2)
         size = a.number_input("Image size (pixels, square)", step=4, key="own_images_size",
                               help=f"every image is resized to this ({data.MIN_SIZE} to {data.MAX_SIZE}); "
-                                   "28 lets models compare with MNIST's", **ui.widget_default("own_images_size", value=28))
+                                   "28 lets models compare with MNIST's",
+                              **ui.widget_default("own_images_size", value=28))
         colour = b.radio("Colour", ["grayscale", "RGB"], horizontal=True, key="own_images_colour")
         ui.keep_values(OWN_FIELDS, OWN_KEPT)
         if st.button("Add these images", key="own_images_add"):

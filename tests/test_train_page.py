@@ -287,7 +287,8 @@ def test_options_the_other_values_make_do_nothing_are_greyed_out_and_not_sent(mo
     """No noise: no noise level; no hidden layers: no dropout and no greedy stages; no sigmoid code: no sparsity.
     A greyed-out field keeps its value for later, and a start sends it not (the job would refuse it)."""
     sent = []
-    monkeypatch.setattr(jobs, "start_job", lambda **request: sent.append(request) or SimpleNamespace(name="captured", id="captured-id"))
+    monkeypatch.setattr(jobs, "start_job",
+                        lambda **request: sent.append(request) or SimpleNamespace(name="captured", id="captured-id"))
     at = run_page()
     off = {key for key in ("train.noise_level", "mlp.dropout", "train.greedy_epochs", "mlp.sparsity_weight",
                            "mlp.sparsity_target") if at.number_input(key=key).disabled}
