@@ -110,3 +110,21 @@ noted = [f"{p['name']} ({p['note']})" for p in points if p["note"]]
 st.caption(f"Line: PCA on {ds.label} with k components. Points: the {ds.label} checkpoints "
            f"({len(points)}), from the test error on every test image stored when they were trained; the chosen one "
            f"is ringed." + (f" Not like for like: {', '.join(noted)}." if noted else ""))
+
+# What the bottleneck keeps, as a teacher shows it: drag k and watch the same digits sharpen. Each k is the leading
+# components of one fit (ui.fitted_pca), so a move of the slider costs a reconstruction of ten images.
+st.subheader("What k principal components keep")
+KEPT_K = f"compare_k_values_{ds.name}"
+ui.give_back_values(["compare_pca_k"], KEPT_K)
+k = st.slider("Components (k)", 1, len(curve), key="compare_pca_k",
+              **ui.widget_default("compare_pca_k", value=min(model.latent_dim, len(curve))),
+              help="PCA with the k leading components of the training images: the line above at k")
+ui.keep_values(["compare_pca_k"], KEPT_K)
+pick = compare.one_per_class(ds.y_test, 10)
+x = ds.x_test[pick]
+kept = metrics.reconstruct(ui.fitted_pca(ds.name, k), x)
+errors = ((kept - to_float(x)) ** 2).flatten(1).sum(1)
+ui.show_images(to_float(x), None, columns=10)
+ui.show_images(kept.clamp(0, 1), [f"{e:.1f}" for e in errors.tolist()], columns=10)
+st.caption(f"Test images (top) and PCA with {k} component{'s' if k > 1 else ''} (bottom), with each image's squared "
+           f"error; over every test image it averages {curve[k - 1]:.2f}, the line above at k = {k}.")

@@ -299,7 +299,20 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
     verdict = next(m.value for m in at.markdown if m.value.startswith("**Verdict:**"))
     assert "With 8 dimensions the mlp model" in verdict and "PCA" in verdict
     assert len(at.get("plotly_chart")) == 3  # two maps and the error curve
-    assert images(at) == 3 * 10
+    assert images(at) == 3 * 10 + 2 * 10  # reconstructions; then the images and PCA-k's
+    # What k components keep: k starts at the model's code size; the ten errors are those of PCA-k, whose mean over
+    # every test image is the curve's point at k.
+    assert at.slider(key="compare_pca_k").value == 8
+    at.slider(key="compare_pca_k").set_value(3).run()
+    said = next(c.value for c in at.caption if c.value.startswith("Test images (top) and PCA with 3 components"))
+    from aelab import data as data_module, metrics as metrics_module
+
+    ds = data_module.load_dataset("mnist")
+    pick = compare.one_per_class(ds.y_test, 10)
+    pca3 = build_model("pca", latent_dim=3).fit(data_module.to_float(ds.x_train))
+    expected = metrics_module.squared_errors(pca3, ds.x_test[pick]).tolist()
+    assert [float(c) for c in at.get("image")[-1].captions] == pytest.approx(expected, abs=0.06)
+    assert f"averages {float(metrics_module.squared_errors(pca3, ds.x_test).mean()):.2f}" in said
     knn = at.dataframe[0].value
     assert len(knn) == 3 and ((knn["5-NN accuracy"] > 10) & (knn["5-NN accuracy"] <= 100)).all()  # percent
     assert "against all 4,000 training images" in texts(at.caption)  # the offline sample, used whole
