@@ -313,6 +313,10 @@ def test_compare_page_for_an_mlp(tiny_checkpoints):
     expected = metrics_module.squared_errors(pca3, ds.x_test[pick]).tolist()
     assert [float(c) for c in at.get("image")[-1].captions] == pytest.approx(expected, abs=0.06)
     assert f"averages {float(metrics_module.squared_errors(pca3, ds.x_test).mean()):.2f}" in said
+    # A k kept past this slider's end (64 here: the line's reach) is brought back to it, not an error.
+    at = page("compare.py", tiny_checkpoints["tiny-mlp"], compare_map_size=500,
+              **{"compare_k_values_mnist": {"compare_pca_k": 500}})
+    assert not at.exception and at.slider(key="compare_pca_k").value == 64
     knn = at.dataframe[0].value
     assert len(knn) == 3 and ((knn["5-NN accuracy"] > 10) & (knn["5-NN accuracy"] <= 100)).all()  # percent
     assert "against all 4,000 training images" in texts(at.caption)  # the offline sample, used whole
