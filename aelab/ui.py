@@ -5,6 +5,7 @@ No model math here: only caching and widgets around functions of the core.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -441,6 +442,35 @@ def current_page() -> str | None:
     return None if ctx is None else ctx.page_script_hash
 
 
+CHOICE_COOKIE = "aelab_choice"
+
+
+def remembered_choice() -> dict:
+    """The dataset and model this browser picked last (a cookie, remember_choice), read once, by a new session: a
+    reload, or the tab reconnecting to a restarted server, began again on mnist and its first model."""
+    if "remembered_choice" not in st.session_state:
+        try:
+            from urllib.parse import unquote
+
+            found = json.loads(unquote(st.context.cookies.get(CHOICE_COOKIE) or "{}"))
+        except (ValueError, TypeError, AttributeError):
+            found = {}
+        st.session_state["remembered_choice"] = found if isinstance(found, dict) else {}
+    return st.session_state["remembered_choice"]
+
+
+def remember_choice(dataset: str, model: str | None) -> None:
+    """Keep the sidebar's choice in a cookie of this browser (30 days; names only), written when it changes. Not in
+    the page's address: Streamlit's bind='query-params' added 4 history entries a page switch (tried, reverted)."""
+    choice = {"dataset": dataset, "model": model}
+    if st.session_state.get("choice_in_cookie") == choice:
+        return
+    st.session_state["choice_in_cookie"] = choice
+    value = json.dumps(choice).replace("<", "\\u003c")  # (a set's name is the user's: no "</script>" in it)
+    st.html(f"<script>document.cookie = '{CHOICE_COOKIE}=' + encodeURIComponent(JSON.stringify({value})) + "
+            "'; path=/; max-age=2592000; SameSite=Lax';</script>", unsafe_allow_javascript=True)
+
+
 def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""
@@ -453,8 +483,10 @@ def sidebar(need_model: bool = True) -> Context:
         choices = DATASETS + data.user_datasets([c.meta.get("dataset", {}).get("name", "") for c in found])
         # A widget's state is dropped when another page runs (its id includes the page), so the choice is also kept
         # under a plain key and given back to the widget before it is drawn: the dataset stays across pages.
+        remembered = remembered_choice()
         give_back("dataset_name", choices, st.session_state.pop("dataset_request", None),
-                   st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"))
+                   st.session_state.get("dataset_name"), st.session_state.get("dataset_choice"),
+                   remembered.get("dataset"))
         labels = data.dataset_labels(choices)
         name = st.selectbox("Dataset", choices, key="dataset_name", format_func=labels.__getitem__,
                             help="your own images: add a zip of them on the Train page")
@@ -502,6 +534,7 @@ def sidebar(need_model: bool = True) -> Context:
             # another dataset is shown, and mnist -> fashion-mnist -> mnist came back to mnist's first model.)
             give_back(key, list(by_name), st.session_state.pop("model_request", None), st.session_state.get(key),
                        st.session_state.get(f"model_choice_{name}"), st.session_state.get("model_choice"),
+                       remembered.get("model") if remembered.get("dataset") == name else None,
                        default_model(usable))
             chosen = st.selectbox("Model", list(by_name), key=key, format_func=lambda n: model_label(by_name[n]))
             st.session_state["model_choice"] = st.session_state[f"model_choice_{name}"] = chosen
@@ -531,6 +564,7 @@ def sidebar(need_model: bool = True) -> Context:
                     if name in data.BUILTIN else "train one on the Train page or upload one on Models")  # built-ins)
             problem = (st.warning, f"No {data.dataset_label(name)} models yet: {ways}.")
         st.caption(f"Device: {device_label()}")
+        remember_choice(name, st.session_state.get(f"model_choice_{name}"))
     if problem is not None:
         show, text = problem
         show(text)

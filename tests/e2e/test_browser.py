@@ -640,3 +640,38 @@ def test_the_nearest_images_of_a_drawing_stay_on_one_row_with_long_class_names(b
     finally:
         context.close()
     assert len(tops) == 5 and len(set(tops)) == 1, tops
+
+
+def test_a_reload_keeps_the_sidebars_dataset_and_model(browser, app_server, artifacts):
+    """A reload, or the tab reconnecting to a restarted server, began again on mnist's first model: the choice is
+    kept in a cookie of the browser (not in the address: a page switch must add one history entry, not four)."""
+    from harness import SIDEBAR, combobox
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        goto(page, app_server.url + "/models")
+        first = combobox(page, "Model", SIDEBAR).input_value()
+        other = next(name for name in TINY if not first.startswith(f"{name} ("))
+        choose_model(page, other)
+        wait_idle(page)
+        before = page.evaluate("history.length")
+        nav(page, "Generate")
+        assert page.evaluate("history.length") == before + 1  # one entry a page switch
+        page.reload()
+        page.wait_for_selector('[data-testid="stSidebar"] input[role="combobox"]')
+        wait_idle(page)
+        assert combobox(page, "Model", SIDEBAR).input_value().startswith(f"{other} (")
+        assert combobox(page, "Dataset", SIDEBAR).input_value() == "mnist"
+        assert_no_exception(page, "Generate after a reload")
+    finally:
+        context.close()
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})  # another browser: its own choice
+    try:
+        page = fresh.new_page()
+        page.set_default_timeout(60_000)
+        goto(page, app_server.url + "/models")
+        assert combobox(page, "Model", SIDEBAR).input_value() == first
+    finally:
+        fresh.close()
