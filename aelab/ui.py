@@ -460,8 +460,9 @@ def remembered_choice() -> dict:
 
 
 def remember_choice(dataset: str, model: str | None) -> None:
-    """Keep the sidebar's choice in a cookie of this browser (30 days; names only), written when it changes. Not in
-    the page's address: Streamlit's bind='query-params' added 4 history entries a page switch (tried, reverted)."""
+    """Keep the sidebar's choice in a cookie of this browser (which dataset and model, for 30 days), written when it
+    changes. Not in the page's address: Streamlit's bind='query-params' added 4 history entries a page switch (tried,
+    reverted)."""
     choice = {"dataset": dataset, "model": model}
     if st.session_state.get("choice_in_cookie") == choice:
         return
