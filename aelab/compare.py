@@ -21,6 +21,7 @@ from .neighbours import ExactNeighbours
 from .project import PCAProjection
 
 
+LATENT_MAX = 4096  # ModelConfig's largest code
 CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big RGB images) is not written to disk
 
 
@@ -29,13 +30,16 @@ def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
     leading components (`leading_components`). Its tensors are kept on disk (aelab.cache, keyed by the images'
     SHA-256: 35 ms for MNIST), so a restarted server or another process loads them in milliseconds instead of fitting
     again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). An unreadable file is refitted."""
-    config = PCAConfig(latent_dim=math.prod(dataset.input_shape), input_shape=dataset.input_shape)
+    # Every component that can carry something: n images span at most n - 1 directions (a set of 200 photos of
+    # 64x64 RGB: 199 of 12,288), and a code has at most LATENT_MAX (such a set asked for 12,288 and crashed two pages).
+    config = PCAConfig(latent_dim=min(math.prod(dataset.input_shape), max(1, len(dataset.x_train) - 1), LATENT_MAX),
+                       input_shape=dataset.input_shape)
 
     def fit() -> dict[str, np.ndarray]:
         return {name: t.numpy() for name, t in PCA(config).fit(to_float(dataset.x_train)).state_dict().items()}
 
     stored, _ = cache.arrays("pca", (dataset.name, cache.content_key(dataset.x_train.numpy())), fit,
-                             use_cache and config.latent_dim <= CACHED_PCA_MAX_PIXELS)
+                             use_cache and config.latent_dim * config.input_size <= CACHED_PCA_MAX_PIXELS ** 2)
     pca = PCA(config)
     pca.load_state_dict({name: torch.from_numpy(array) for name, array in stored.items()})
     return pca.eval()

@@ -170,7 +170,7 @@ def pca_error_curve(x_train: torch.Tensor, x_test: torch.Tensor, max_k: int = 64
     from .models.pca import PCA, PCAConfig
 
     shape = tuple(x_train.shape[1:])
-    max_k = min(max_k, math.prod(shape))
+    max_k = min(max_k, math.prod(shape), max(1, len(x_train) - 1))  # (n images span at most n - 1 directions)
     if pca is None or pca.latent_dim < max_k:
         pca = PCA(PCAConfig(latent_dim=max_k, input_shape=shape)).fit(to_float(x_train))
     test = to_float(x_test).flatten(1)

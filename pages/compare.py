@@ -45,7 +45,8 @@ else:
                                                   knn_values[0], knn_values[1], angles,
                                                   compare.unfair_note(ctx.meta)))
     if pca.latent_dim < model.latent_dim:
-        st.caption(f"The code has more dimensions than the images have pixels: PCA keeps all {pca.latent_dim}.")
+        st.caption(f"PCA has at most {pca.latent_dim:,} components here (one per pixel value, and one fewer than the "
+                   f"{len(ds.x_train):,} training images, which span no more directions): it keeps them all.")
     st.caption(f"PCA, codes, errors{' and kNN accuracies' if knn else ''} ready in "
                f"{time.perf_counter() - start:.1f} s (the charts below are drawn after that).")
 

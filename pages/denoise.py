@@ -120,11 +120,15 @@ if source == "Upload":
         st.info("Upload one or more images, or switch to test images.")
 else:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    count = c1.slider("How many", 1, MAX_IMAGES, key="denoise_count", **ui.widget_default("denoise_count", value=6))
+    most = min(MAX_IMAGES, len(ds.x_test))  # (a small set of one's own may have fewer test images than that)
+    if st.session_state.get("denoise_count", 1) > most:
+        st.session_state["denoise_count"] = most
+    count = c1.slider("How many", 1, max(most, 2), key="denoise_count",
+                      **ui.widget_default("denoise_count", value=min(6, most)), disabled=most < 2)
     c2.button("Other images", on_click=lambda: st.session_state.update(
         denoise_pick=st.session_state.get("denoise_pick", 0) + 1))
     rng = np.random.default_rng(st.session_state.get("denoise_pick", 0))
-    picked = np.sort(rng.choice(len(ds.x_test), size=count, replace=False))
+    picked = np.sort(rng.choice(len(ds.x_test), size=min(count, len(ds.x_test)), replace=False))
     clean = list(to_float(ds.x_test[torch.from_numpy(picked)]).numpy())
     names = [f"test #{i} ({ds.class_names[ds.y_test[i]]})" if ds.class_names else f"test #{i}" for i in picked]
 

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -854,3 +855,36 @@ def test_the_size_and_colour_to_add_a_set_at_are_kept_across_pages(monkeypatch):
     assert ("photos.zip holds 3 images, all 300×200, in colour. The size and colour below start at theirs. Those are "
             "larger than a model here trains quickly, so the size starts at 64 (up to 256 can be chosen).") \
         in texts(at.caption)
+
+
+@pytest.mark.parametrize("page", ["compare", "denoise"])
+def test_pca_pages_open_a_set_with_more_pixel_values_than_a_code_may_have(page):
+    """48x48 RGB is 6,912 values a picture, over the 4,096 a code may have: PCA vs autoencoder and Denoise crashed
+    with "latent_dim must be at most 4096, not 6912" (a helper's 64x64 RGB photos). PCA keeps the components the
+    images can carry (n - 1), fitted from the images' SVD."""
+    from aelab.checkpoints import checkpoint_folder
+    from aelab.train import TrainConfig, train_and_save
+
+    ds = data.add_image_set("big rgb.zip", shapes_zip(per_class=8), image_size=48, channels=3)
+    out = checkpoint_folder() / "big-rgb-mlp"
+    if not out.with_suffix(".safetensors").exists():
+        train_and_save("mlp", {"latent_dim": 4, "hidden": [16]}, ds, TrainConfig(epochs=1, batch_size=8), out)
+    at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=180)
+    at.session_state["dataset_choice"] = ds.name
+    at.session_state["model_choice"] = "big-rgb-mlp"
+    at.run()
+    assert not at.exception, at.exception
+    assert not [e.value for e in at.main.error]
+    assert any(m.label.startswith("PCA") for m in at.main.metric) if page == "denoise" else \
+        any(m.value.startswith("**Verdict:**") for m in at.markdown)
+
+
+def test_pca_from_the_images_svd_equals_the_covariances():
+    """Fewer images than pixel values: the SVD of the images gives the covariance's components and variances."""
+    from aelab.models import build_model
+
+    x = torch.rand(30, 1, 8, 8)  # 30 images of 64 values
+    svd = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x[:20])  # 20 < 64: the SVD
+    cov = build_model("pca", latent_dim=30, input_shape=(1, 8, 8)).fit(x[:20])  # 30 > 20 images: the covariance
+    assert torch.allclose(svd.explained_variance, cov.explained_variance[:10], rtol=1e-4, atol=1e-6)
+    assert torch.allclose(svd.components, cov.components[:10], atol=1e-4)  # (signs fixed alike)

@@ -50,8 +50,14 @@ class PCA(Autoencoder):
         flat = x.flatten(1).float()
         mean = flat.double().mean(0)
         centred = flat - mean.float()
-        cov = (centred.T @ centred).double() / max(len(flat) - 1, 1)
-        eigvals, eigvecs = torch.linalg.eigh(cov)
+        if len(flat) < flat.shape[1] and self.latent_dim <= len(flat):
+            # Fewer images than pixel values (one's own 64x64 RGB photos: 12,288 values): the SVD of the images,
+            # (N, D), instead of the eigendecomposition of a D x D covariance (1.2 GB and minutes at D = 12,288).
+            _, singular, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+            eigvals, eigvecs = singular ** 2 / max(len(flat) - 1, 1), vh.T
+        else:
+            cov = (centred.T @ centred).double() / max(len(flat) - 1, 1)
+            eigvals, eigvecs = torch.linalg.eigh(cov)
         order = eigvals.argsort(descending=True)[: self.latent_dim]
         comps = eigvecs[:, order].T
         # Fix each component's sign (largest loading positive) so refits give identical codes.
