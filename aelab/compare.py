@@ -40,6 +40,11 @@ def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
 
     stored, _ = cache.arrays("pca", (dataset.name, cache.content_key(dataset.x_train.numpy())), fit,
                              use_cache and config.latent_dim * config.input_size <= CACHED_PCA_MAX_PIXELS ** 2)
+    k = config.latent_dim
+    if len(stored.get("components", ())) < k:  # (not written by this code: fitted again)
+        stored = fit()
+    # One kept by an earlier aelab has a component per pixel value: its leading ones are these.
+    stored = {**stored, "components": stored["components"][:k], "explained_variance": stored["explained_variance"][:k]}
     pca = PCA(config)
     pca.load_state_dict({name: torch.from_numpy(array) for name, array in stored.items()})
     return pca.eval()

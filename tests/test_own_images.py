@@ -888,3 +888,18 @@ def test_pca_from_the_images_svd_equals_the_covariances():
     cov = build_model("pca", latent_dim=30, input_shape=(1, 8, 8)).fit(x[:20])  # 30 > 20 images: the covariance
     assert torch.allclose(svd.explained_variance, cov.explained_variance[:10], rtol=1e-4, atol=1e-6)
     assert torch.allclose(svd.components, cov.components[:10], atol=1e-4)  # (signs fixed alike)
+
+
+def test_a_dataset_pca_kept_with_a_component_per_pixel_value_is_read_as_its_leading_ones():
+    """An earlier aelab kept every component (as many as pixel values); now at most n - 1 are kept. Read from such a
+    file, the leading ones are taken, not a load error."""
+    from aelab import cache, compare
+    from aelab.models.pca import PCA, PCAConfig
+
+    ds = data.add_image_set("few shapes.zip", shapes_zip(per_class=3), image_size=8, channels=1)  # 7 training images
+    full = PCA(PCAConfig(latent_dim=64, input_shape=(1, 8, 8))).fit(data.to_float(ds.x_train))
+    cache.arrays("pca", (ds.name, cache.content_key(ds.x_train.numpy())),
+                 lambda: {name: t.numpy() for name, t in full.state_dict().items()})  # as the earlier code kept it
+    pca = compare.dataset_pca(ds)
+    assert pca.latent_dim == len(ds.x_train) - 1
+    assert torch.equal(pca.components, full.components[: pca.latent_dim])
