@@ -329,7 +329,7 @@ MIN_SIZE, MAX_SIZE = 8, 256
 MAX_SET_BYTES = 4 * 2**30  # an image set in memory, as uint8: 70,000 MNIST digits take 55 MB
 MAX_FILE_BYTES = 2 * 2**30  # an image set's files, read before they are decoded (PNGs of all of MNIST: ~20 MB)
 # Letters and digits of any script ("Bilder für Klasse 5", "手書き数字"), spaces, '-', '_', '.': a file name anywhere.
-_SET_NAME = re.compile(r"[^\W_][\w .-]{0,59}")
+_SET_NAME = re.compile(r"[^\W_][\w .()-]{0,59}")  # ("gray (1).zip": a browser's second download of gray.zip)
 
 
 def user_data_folder() -> Path:
@@ -494,15 +494,22 @@ def dataset_labels(names: list[str]) -> dict[str, str]:
     return labels
 
 
+def set_name(file_name: str) -> str:
+    """The name a zip's set is kept under (its file name less .zip), or DataError saying how to name it."""
+    stem = unicodedata.normalize("NFC", Path(file_name).stem.strip())  # (macOS names "ü" as u + a combining mark)
+    if not _SET_NAME.fullmatch(stem) or ".." in stem:
+        raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, brackets, '-', '_' or '.' (at "
+                        "most 60)")
+    return stem
+
+
 def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels: int = 1) -> Dataset:
     """Keep an uploaded zip of images (one folder per class, or flat and unlabelled) as a dataset of its own in
     user_data_folder(), named after the file: checked by loading it first, so a zip that cannot be used is refused
     with the reason and nothing is kept. The same zip again is the same dataset; another one under a name in use is
     refused (the models trained on the first would silently change data)."""
     check_image_shape(image_size, channels)
-    stem = unicodedata.normalize("NFC", Path(file_name).stem.strip())  # (macOS names "ü" as u + a combining mark)
-    if not _SET_NAME.fullmatch(stem) or ".." in stem:
-        raise DataError(f"{file_name!r}: name the zip with letters, digits, spaces, '-', '_' or '.' (at most 60)")
+    stem = set_name(file_name)
     if not zipfile.is_zipfile(io.BytesIO(content)):
         if content.startswith(ZIP_START):  # a zip's first member is there, its table of contents (at the end) not
             raise DataError(f"{file_name} is cut short (a zip whose end is missing): upload the whole file again")

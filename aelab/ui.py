@@ -653,7 +653,11 @@ def full_stop(text: str) -> str:
 
 def sentence(text: str) -> str:
     """A message of the core ("the loss grew ...", written to follow "error: ..." on the command line) as a sentence
-    of its own on a page."""
+    of its own on a page. Not when it starts with a name of the user's ("fake.safetensors is not ...", "my-set has ..."),
+    whose case is theirs: a word with a dot, slash, digit, hyphen or underscore in it."""
+    first = text.split(" ", 1)[0]
+    if re.search(r"[./\\\d_-]", first):
+        return text
     return text[:1].upper() + text[1:]
 
 

@@ -162,7 +162,8 @@ st.caption(" · ".join(f"{name}: {what}" for name, what in explained.items()))
 if "Plain AE" in means and not noiseless and means["Plain AE"] < means["noisy"]:  # students ask why: say it here
     st.caption("The plain AE comes out worse than its noisy input: it never saw noise in training, so noisy images "
                "lie away from everything it learnt to rebuild, and it rebuilds them as other shapes with the noise "
-               "smeared in. The denoising AE learnt from noisy copies to give back the clean image.")
+               "smeared in." + (" The denoising AE learnt from noisy copies to give back the clean image."
+                                if "Denoising AE" in means else ""))
 
 # "prepared": an upload as the model takes it (grayscale, cropped, centred, resized); short, so that no header wraps
 # into a column of its own at 800 px.

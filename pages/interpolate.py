@@ -60,7 +60,7 @@ st.caption("Each row keeps the image's code but sets one coordinate to values fr
 dims_all, inactive = explore.dimensions_by_spread(model, reference)
 active = [d for d in dims_all if d not in inactive] or dims_all
 x_t = x_a if x_a is not None else x_b
-c1, c2, c3 = st.columns([3, 1, 1])
+c1, c2, c3 = ui.wrapping_columns([3, 1, 1], "traverse", narrowest=130)  # (at 800 px the chips were cut)
 dims = c1.multiselect("Dimensions" + (f" (at most {MAX_TRAVERSAL_DIMS})" if len(dims_all) > MAX_TRAVERSAL_DIMS
                                       else ""), dims_all,
                       **ui.widget_default(f"traverse_dims_{ctx.model_name}", default=active[:8]),

@@ -433,6 +433,11 @@ OWN_FIELDS, OWN_KEPT = ["own_images_size", "own_images_colour"], "own_images_val
 def look_at_zip(key: str) -> None:
     """A zip just chosen: the size and colour fields start at its images' own (data.look_at_image_set)."""
     upload = st.session_state.get(key)
+    try:  # (said now, not after the size and colour are chosen)
+        upload is None or data.set_name(upload.name)
+    except AelabError as err:
+        st.session_state["own_images_look"] = (upload.file_id, f"{err}.")
+        return
     look = None if upload is None else data.look_at_image_set(upload.getvalue())
     if look is None:  # (no zip, or none that can be read: adding it says why)
         st.session_state.pop("own_images_look", None)
@@ -459,12 +464,13 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
         note.error(str(err))
         return
     # (A zip of one class folder is a set without labels too: all its images share that folder.)
-    classes = (f"{ds.num_classes} classes" if ds.num_classes else "no labels: all of them are in one folder, "
-               "so they have no classes; for labels, put each class in a folder of its own")
+    foldered = any("/" in f for f in ds.train_files + ds.test_files)  # (not images at the zip's top level)
+    classes = (f"{ds.num_classes} classes" if ds.num_classes else
+               f"no labels: {'all of them are in one folder' if foldered else 'they are in no folder'}, so they "
+               "have no classes; for labels, put each class in a folder of its own")
     bad = ds.unreadable
-    skipped = (f" {counted(len(bad), 'file')} could not be read as images and "
-               f"{'was' if len(bad) == 1 else 'were'} left out (e.g. {bad[0]})."
-               if bad else "")
+    skipped = (f" {bad[0]} could not be read as an image and was left out." if len(bad) == 1 else
+               f" {len(bad):,} files could not be read as images and were left out (e.g. {bad[0]})." if bad else "")
     st.session_state["train_added_images"] = (
         f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images at {data.shape_text(channels, size)} "
         f"({classes}).{skipped} It is the sidebar's dataset now: pick a variant below and start training.")

@@ -903,3 +903,14 @@ def test_a_dataset_pca_kept_with_a_component_per_pixel_value_is_read_as_its_lead
     pca = compare.dataset_pca(ds)
     assert pca.latent_dim == len(ds.x_train) - 1
     assert torch.equal(pca.components, full.components[: pca.latent_dim])
+
+
+def test_a_zips_name_is_judged_when_it_is_chosen():
+    """'gray (1).zip', a browser's second download, is a name like any; one that cannot be a set's name is said when
+    the zip is chosen, not after its size and colour (it was accepted by the look, then refused by Add)."""
+    assert data.set_name("gray (1).zip") == "gray (1)"
+    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
+    at.file_uploader(key="own_images_zip").set_value([("<b>.zip", shapes_zip(2), "application/zip")]).run()
+    assert not at.exception
+    assert any(c.value.startswith("'<b>.zip': name the zip with letters") for c in at.caption)
+    assert at.number_input(key="own_images_size").value == 28  # (nothing looked at)
