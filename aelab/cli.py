@@ -441,6 +441,7 @@ def cmd_train(args) -> int:
     else:
         print(f"{result.status}: {path}" + (f" ({result.message})" if result.message else ""))
         _open_in_app(dataset)
+        _outside_the_app(path)
         if has_previous(path):
             from .checkpoints import finished_worse, kept_model, read_metadata
 
@@ -453,6 +454,18 @@ def cmd_train(args) -> int:
     if stop.interrupted:
         return 130  # Ctrl-C, as a shell expects it; the weights so far are saved all the same
     return 0 if result.status in ("finished", "stopped") else 1
+
+
+def _outside_the_app(path: Path) -> None:
+    """A model saved outside the folder the app lists (`--out NAME` is a path: it lands in the current folder) is said
+    to be so, with where the app looks: a bare name wrote into the working folder, and the app never listed it, while
+    `eval NAME` looks a bare name up in that folder."""
+    from .checkpoints import checkpoint_folder
+
+    folder = checkpoint_folder()
+    if Path(path).resolve().parent != folder.resolve():
+        print(f"note: the app lists the models in {folder} (AELAB_CHECKPOINTS), not this one: to see it there, move "
+              f"it into that folder, or give --out {shlex.quote(str(folder / Path(path).stem))}", file=sys.stderr)
 
 
 def _open_in_app(dataset) -> None:

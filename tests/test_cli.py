@@ -71,6 +71,11 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     assert "train:" in result.stderr  # progress bar
     ckpt = tmp_path / "vae2d.safetensors"
     assert ckpt.exists() and f"finished: {ckpt}" in result.stdout
+    # Outside the folder the app lists: said, with where that is (a bare --out NAME wrote into the working folder).
+    from aelab.checkpoints import checkpoint_folder
+
+    assert f"note: the app lists the models in {checkpoint_folder()} (AELAB_CHECKPOINTS), not this one" \
+        in result.stderr
 
     report = aelab("eval", ckpt, "--json")
     assert report.returncode == 0, report.stderr
