@@ -1,6 +1,6 @@
 """Anomalies: the reconstruction error as an anomaly score. A model trained without class k should reconstruct
-class k worse than the classes it saw; this page shows how well the error tells them apart. In a set without labels
-(one's own images) it ranks the images by error instead, the odd ones out first."""
+class k worse than the classes it saw; this page shows how well the error tells them apart. It also ranks the images
+by error, the odd ones out first, whatever their class (the only way for a set without labels)."""
 
 import numpy as np
 import streamlit as st
@@ -16,14 +16,23 @@ if model is None:
 labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
 # The choices stay when the user goes to another page and back, per dataset (ui.keep_values); the anomaly class per
 # model, whose own left-out class it starts at.
-KEPT, KEYS = f"anomaly_values_{ds.name}", ["anomaly_split", "anomaly_top", f"anomaly_class_{ctx.model_path}"]
+KEPT, KEYS = f"anomaly_values_{ds.name}", ["anomaly_split", "anomaly_top", f"anomaly_class_{ctx.model_path}",
+                                          "anomaly_mode"]
 ui.give_back_values(KEYS, KEPT)
-if not labelled:
-    # No class can be the anomaly: rank the images by error, the odd ones out of one's own set first.
-    st.info(f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
-            "reconstruction error. Those the model reconstructs worst are the first to look at, but an image with "
-            "more detail (edges, texture, strokes) has a larger error too: a model with a small code (2 to 8) tells odd images apart "
-            "better than a roomy one, which rebuilds almost anything.")
+# A labelled set can be looked at both ways: a class as the anomaly (how well the error tells it apart), or every
+# image ranked, whatever its class (a practitioner's odd files were found only by the CLI's --split all: the class
+# view shows the test split alone).
+mode = st.radio("Look for", ["class", "rank"], horizontal=True, key="anomaly_mode",
+                format_func={"class": "a class as the anomaly", "rank": "the odd images, whatever their class"}.get,
+                help="a class as the anomaly: how well the error tells a class apart (AUROC); the odd images: every "
+                     "image ranked by its error, the worst first") if labelled else "rank"
+if mode == "rank":
+    # Rank the images by error, the odd ones out of one's own set first (the only way for a set without labels).
+    st.info((f"{ds.label} has no class labels, so no class can be named the anomaly: the page ranks the images by "
+             "reconstruction error. " if not labelled else "The images ranked by reconstruction error, whatever "
+             "their class. ") + "Those the model reconstructs worst are the first to look at, but an image with "
+            "more detail (edges, texture, strokes) has a larger error too: a model with a small code (2 to 8) tells "
+            "odd images apart better than a roomy one, which rebuilds almost anything.")
     split = st.radio("Images to rank", ["test", "all"], horizontal=True, key="anomaly_split",
                      format_func={"test": f"Test images ({len(ds.y_test):,}, not trained on)",
                                   "all": f"All {len(ds.y_train) + len(ds.y_test):,} images"}.get,

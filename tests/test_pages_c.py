@@ -532,6 +532,14 @@ def test_anomalies_for_a_model_that_saw_every_class(tiny_checkpoints):
     assert int(at.main.metric[3].value.replace(",", "")) < zeros and said not in texts(at.main.caption)
     at.main.selectbox[0].set_value(4).run()
     assert not at.exception and "saw class 4" in texts(at.main.info)
+    # A labelled set's images ranked whatever their class, training images too (the odd files of a practitioner's
+    # labelled set that fell in the training split were shown only by the CLI's --split all).
+    at.radio(key="anomaly_mode").set_value("rank").run()
+    assert not at.exception and [m.label for m in at.main.metric] == ["Flagged", "Median error", "Highest error"]
+    assert "ranked by reconstruction error, whatever their class" in texts(at.main.info)
+    at.radio(key="anomaly_split").set_value("all").run()
+    assert not at.exception and "† marks images the model trained on" in texts(at.main.caption)
+    assert at.main.metric[0].help.endswith("of the 5,000 images: those whose error is at least the threshold")
 
 
 def test_anomalies_offers_the_models_that_never_saw_a_class(denoise_folder, monkeypatch):
