@@ -457,12 +457,18 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
     if upload is None:
         note.error("Choose a zip file first.")
         return
+    before = set(data.user_datasets())
     try:
         with st.spinner(f"Reading the images in {upload.name}…"):
             ds = data.add_image_set(upload.name, upload.getvalue(), size, channels)
     except AelabError as err:
         note.error(str(err))
         return
+    if ds.name in before:  # the same zip again, at the same size and colour: nothing new (it said "Added" again)
+        st.session_state["train_added_images"] = (f"{ds.label} was added before, with these images at "
+                                                  f"{data.shape_text(channels, size)}: it is the sidebar's dataset now.")
+        ui.select_dataset(ds.name)
+        st.rerun()
     # (A zip of one class folder is a set without labels too: all its images share that folder.)
     foldered = any("/" in f for f in ds.train_files + ds.test_files)  # (not images at the zip's top level)
     classes = (f"{ds.num_classes} classes" if ds.num_classes else

@@ -154,6 +154,13 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
             "folder, so they have no classes; for labels, put each class in a folder of its own).") in \
         at.success[0].value
     data.remove_image_set(str((data.user_data_folder() / "circles only.zip").resolve()))
+    # The same zip again, as it was added: said to be there already (it said "Added" again).
+    at.file_uploader[0].set_value([("my shapes.zip", shapes_zip(), "application/zip")]).run()
+    at.number_input(key="own_images_size").set_value(24)
+    at.radio(key="own_images_colour").set_value("grayscale")
+    at.button(key=ADD).click().run()
+    assert at.success[0].value == ("my shapes (your images) was added before, with these images at 24×24 grayscale: "
+                                   "it is the sidebar's dataset now.")
     # The same zip again in colour: refused, saying how it was added and how to add it otherwise; the controls that
     # remove it stay under the error (they went, and only a reload brought them back).
     at.file_uploader[0].set_value([("my shapes.zip", shapes_zip(), "application/zip")]).run()
