@@ -51,18 +51,22 @@ def _number(value: float) -> str:
                                                                                   trim="-")
 
 
-def codes_csv(codes, labels, class_names=(), indices=None, coords=None) -> str:
-    """CSV text: index (in its split), label, class, map_x/map_y when coords are given, then z0..z{d-1}."""
+def codes_csv(codes, labels, class_names=(), indices=None, coords=None, files=None) -> str:
+    """CSV text: index (in its split), label, class, file (one's own images: the file in its zip, `files`), map_x/map_y
+    when coords are given, then z0..z{d-1}."""
     codes, labels = _numpy(codes), _numpy(labels).astype(int)
     indices = np.arange(len(codes)) if indices is None else _numpy(indices)
     coords = None if coords is None else _numpy(coords)
-    _check_lengths(codes, labels=labels, indices=indices, coords=coords)
+    _check_lengths(codes, labels=labels, indices=indices, coords=coords, files=files)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    header = ["index", "label", "class"] + (["map_x", "map_y"] if coords is not None else [])
+    header = ["index", "label", "class"] + (["file"] if files is not None else []) + \
+        (["map_x", "map_y"] if coords is not None else [])
     writer.writerow(header + [f"z{j}" for j in range(codes.shape[1])])
     for row in range(len(codes)):
         cells = [int(indices[row]), int(labels[row]), _class_name(labels[row], class_names)]
+        if files is not None:
+            cells.append(files[row])
         if coords is not None:
             cells += [_number(v) for v in coords[row, :2]]
         writer.writerow(cells + [_number(v) for v in codes[row]])
@@ -75,11 +79,13 @@ def vectors_tsv(codes) -> str:
     return "".join("\t".join(_number(v) for v in row) + "\n" for row in codes)
 
 
-def metadata_tsv(labels, class_names=(), indices=None) -> str:
+def metadata_tsv(labels, class_names=(), indices=None, files=None) -> str:
     labels = _numpy(labels).astype(int)
     indices = np.arange(len(labels)) if indices is None else _numpy(indices)
-    lines = ["label\tclass\tindex"]
-    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}" for lab, i in zip(labels, indices)]
+    clean = (lambda f: " ".join(str(f).split()))  # noqa: E731 (a tab or line break in a name would break the TSV)
+    lines = ["label\tclass\tindex" + ("\tfile" if files is not None else "")]
+    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}"
+              + (f"\t{clean(files[k])}" if files is not None else "") for k, (lab, i) in enumerate(zip(labels, indices))]
     return "\n".join(lines) + "\n"
 
 
@@ -143,23 +149,25 @@ def projector_config(thumb_size: tuple[int, int], tensor_name: str = "codes") ->
     )
 
 
-def projector_files(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes"
+def projector_files(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None
                     ) -> dict[str, bytes]:
-    """The four Embedding Projector files as bytes, keyed by file name."""
+    """The four Embedding Projector files as bytes, keyed by file name (`files`: each image's file, one's own)."""
     codes = _numpy(codes)
-    _check_lengths(codes, labels=labels, images=images, indices=indices)
+    _check_lengths(codes, labels=labels, images=images, indices=indices, files=files)
     sprite, thumb = sprite_image(images)
     return {
         "vectors.tsv": vectors_tsv(codes).encode(),
-        "metadata.tsv": metadata_tsv(labels, class_names, indices).encode(),
+        "metadata.tsv": metadata_tsv(labels, class_names, indices, files).encode(),
         "sprite.png": png_bytes(sprite),
         "projector_config.pbtxt": projector_config(thumb, tensor_name).encode(),
     }
 
 
-def projector_zip(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes") -> bytes:
+def projector_zip(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None
+                  ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in projector_files(codes, labels, images, class_names, indices, tensor_name).items():
+        for name, content in projector_files(codes, labels, images, class_names, indices, tensor_name,
+                                             files).items():
             archive.writestr(name, content)
     return buffer.getvalue()

@@ -131,11 +131,16 @@ else:
 st.subheader("Export")
 stem = f"{Path(path).stem}-{split}-{len(codes)}"
 a, b = st.columns(2)
+# One's own images: each code's file in the zip, to trace an odd point back (the CLI's `embed` stores them too).
+split_files = getattr(ds, f"{split}_files", None) or []
+files = [split_files[int(i)] for i in indices] if len(split_files) == len(x_all) else None
 a.download_button("Codes as CSV", on_click="ignore", mime="text/csv", file_name=f"{stem}-codes.csv",
-                  data=lambda: export.codes_csv(codes, labels, names, indices, coords))
+                  data=lambda: export.codes_csv(codes, labels, names, indices, coords, files))
 b.download_button("Embedding Projector files (zip)", on_click="ignore", mime="application/zip",
                   file_name=f"{stem}-projector.zip",
-                  data=lambda: export.projector_zip(codes, labels, x_all[indices], names, indices, Path(path).stem))
-st.caption("The CSV has one row per image: index in the split, label, class, map coordinates, then the code. The zip "
+                  data=lambda: export.projector_zip(codes, labels, x_all[indices], names, indices, Path(path).stem,
+                                                    files))
+st.caption("The CSV has one row per image: index in the split, label, class, "
+           + ("its file, " if files is not None else "") + "map coordinates, then the code. The zip "
            "holds vectors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip it into a folder and run "
            "`tensorboard --logdir <folder>`, or load the two TSV files at projector.tensorflow.org.")

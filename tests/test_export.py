@@ -119,3 +119,15 @@ def test_projector_zip_holds_four_consistent_files():
 def test_projector_config_puts_width_first():
     config = export.projector_config((20, 30))
     assert config.index("single_image_dim: 30") < config.index("single_image_dim: 20")
+
+
+def test_ones_own_images_carry_their_files_into_the_csv_and_the_projectors_metadata():
+    """A practitioner could not trace an odd point of the map back to its file: the exports name each code's file."""
+    codes, labels = np.zeros((2, 3)), [0, 1]
+    files = ["circles/ODD_0.png", "squares/with\ttab.png"]
+    rows = list(csv.reader(io.StringIO(export.codes_csv(codes, labels, NAMES, [4, 7], files=files))))
+    assert rows[0][:4] == ["index", "label", "class", "file"] and [r[3] for r in rows[1:]] == files
+    meta = export.metadata_tsv(labels, NAMES, [4, 7], files).splitlines()
+    assert meta[0] == "label\tclass\tindex\tfile" and meta[2].split("\t")[3] == "squares/with tab.png"
+    with pytest.raises(ConfigError, match="2 codes but 1 files"):
+        export.codes_csv(codes, labels, files=files[:1])

@@ -230,6 +230,8 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     # its name, not its path
     assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]
     assert not [e.value for e in at.main.error]
+    if page == "latent_map":  # its exports name each code's file
+        assert any("label, class, its file, map coordinates" in c.value for c in at.main.caption)
 
 
 def test_an_upload_whose_proportions_the_set_changes_is_said_on_denoise_and_by_reconstruct(shapes_model, tmp_path):
