@@ -82,10 +82,11 @@ def vectors_tsv(codes) -> str:
 def metadata_tsv(labels, class_names=(), indices=None, files=None) -> str:
     labels = _numpy(labels).astype(int)
     indices = np.arange(len(labels)) if indices is None else _numpy(indices)
-    clean = (lambda f: " ".join(str(f).split()))  # noqa: E731 (a tab or line break in a name would break the TSV)
+    # (A tab or line break in a file's name would break its row: spaces.)
+    names = [""] * len(labels) if files is None else ["\t" + " ".join(str(f).split()) for f in files]
     lines = ["label\tclass\tindex" + ("\tfile" if files is not None else "")]
-    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}"
-              + (f"\t{clean(files[k])}" if files is not None else "") for k, (lab, i) in enumerate(zip(labels, indices))]
+    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}{name}"
+              for lab, i, name in zip(labels, indices, names)]
     return "\n".join(lines) + "\n"
 
 
