@@ -12,7 +12,7 @@ from torch import nn
 
 from . import cache, metrics
 from .checkpoints import CheckpointInfo, status_of
-from .data import Dataset, dataset_label, stratified_indices, to_float
+from .data import Dataset, dataset_labels, shape_text, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
 from .models.conv import ConvEncoder
@@ -60,8 +60,23 @@ def leading_components(full: PCA, k: int) -> PCA:
     return pca.eval()
 
 
+def _set_words(trained_on: dict, labels: dict[str, str], shapes: dict[str, set]) -> str:
+    name = trained_on.get("name") or "?"
+    shape = tuple(trained_on.get("input_shape") or ())
+    if len(shapes.get(name, ())) > 1 and len(shape) == 3:
+        return f"{labels[name]}, {shape_text(shape[0], shape[-1])}"
+    return labels[name]
+
+
 def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
-    """One row per checkpoint with the metrics stored at the end of training (None where a metric is missing)."""
+    """One row per checkpoint with the metrics stored at the end of training (None where a metric is missing). The
+    dataset is named as the sidebar names it: two sets of one name (a gray.zip in two folders) by their folders, and
+    a set whose models take images of different sizes with the size (all showed "gray (your images)")."""
+    sets = [info.meta.get("dataset", {}) for info in infos]
+    labels = dataset_labels(list(dict.fromkeys(d.get("name") or "?" for d in sets)))
+    shapes: dict[str, set] = {}
+    for d in sets:
+        shapes.setdefault(d.get("name") or "?", set()).add(tuple(d.get("input_shape") or ()))
     rows = []
     for info in infos:
         meta = info.meta
@@ -71,7 +86,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict]:
             "name": info.name,
             "variant": meta.get("variant"),
             "latent size": meta.get("config", {}).get("latent_dim"),
-            "dataset": dataset_label(meta.get("dataset", {}).get("name") or "?"),
+            "dataset": _set_words(meta.get("dataset", {}), labels, shapes),
             "test error (SSE/image)": found.get("sse_per_image"),
             "MSE/pixel": found.get("mse_per_pixel"),
             "1-NN accuracy": found.get("knn1_accuracy"),

@@ -598,3 +598,19 @@ def test_a_fresh_tab_opens_a_model_that_saw_every_class(tiny_checkpoints, tmp_pa
     found, _ = checkpoints.list_checkpoints(tmp_path)
     assert ui.default_model(found) == "c-mlp"
     assert ui.default_model([c for c in found if c.name.startswith(("a", "b"))]) is None  # then the picker's first
+
+
+def test_the_models_table_tells_sets_of_one_name_and_one_sets_sizes_apart(tmp_path):
+    """gray.zip in two folders, and one of them trained at two sizes: all showed "gray (your images)"."""
+    def info(name: str, folder: str, size: int):
+        return checkpoints.CheckpointInfo(tmp_path / f"{name}.safetensors", {"variant": "conv", "dataset": {
+            "name": f"/{folder}/gray.zip", "input_shape": [1, size, size]}})
+
+    rows = compare.checkpoint_rows([info("a30", "user", 30), info("a9", "user", 9), info("b", "data", 64),
+                                    info("m", "data", 64)])
+    assert [r["dataset"] for r in rows] == [
+        "gray (your images) in user, 30×30 grayscale", "gray (your images) in user, 9×9 grayscale",
+        "gray (your images) in data", "gray (your images) in data"]
+    mnist = checkpoints.CheckpointInfo(tmp_path / "x.safetensors", {"dataset": {"name": "mnist",
+                                                                               "input_shape": [1, 28, 28]}})
+    assert compare.checkpoint_rows([mnist])[0]["dataset"] == "mnist"
