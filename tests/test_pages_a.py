@@ -614,3 +614,10 @@ def test_the_models_table_tells_sets_of_one_name_and_one_sets_sizes_apart(tmp_pa
     mnist = checkpoints.CheckpointInfo(tmp_path / "x.safetensors", {"dataset": {"name": "mnist",
                                                                                "input_shape": [1, 28, 28]}})
     assert compare.checkpoint_rows([mnist])[0]["dataset"] == "mnist"
+
+
+def test_a_message_that_begins_with_a_users_name_keeps_its_case():
+    """'Fake.safetensors is not an aelab checkpoint' (the user's file was fake.safetensors)."""
+    assert ui.sentence("fake.safetensors is not an aelab checkpoint") == "fake.safetensors is not an aelab checkpoint"
+    assert ui.sentence("my-set has no images") == "my-set has no images"
+    assert ui.sentence("the loss grew") == "The loss grew"
