@@ -4,6 +4,7 @@ pictures, and nearest neighbours in code space."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,13 +16,15 @@ from .checkpoints import CheckpointInfo, status_of
 from .data import Dataset, dataset_labels, shape_text, stratified_indices, to_float
 from .errors import ConfigError
 from .models import Autoencoder
+from .models.base import ModelConfig
 from .models.conv import ConvEncoder
 from .models.pca import PCA, PCAConfig
 from .neighbours import ExactNeighbours
 from .project import PCAProjection
 
 
-LATENT_MAX = 4096  # ModelConfig's largest code
+# The largest code a model may have (4,096), as ModelConfig's latent_dim allows it.
+LATENT_MAX = next(f.metadata["maximum"] for f in dataclasses.fields(ModelConfig) if f.name == "latent_dim")
 CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big RGB images) is not written to disk
 
 

@@ -580,9 +580,7 @@ def look_at_image_set(content: bytes, sample: int = 32) -> ImageSetLook | None:
 
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            members = [info for info in sorted(archive.infolist(), key=lambda i: i.filename)
-                       if not info.is_dir() and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
-                       and not _hidden(Path(info.filename).parts)]
+            members = _image_members(archive)
             picked = members[::max(1, len(members) // sample)][:sample]
             sides, shapes, colour = [], set(), False
             for info in picked:
@@ -621,6 +619,13 @@ def _hidden(parts: tuple[str, ...]) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
+def _image_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """A zip's image files, by name: no folders, no other files, nothing hidden (_hidden)."""
+    return [info for info in sorted(archive.infolist(), key=lambda i: i.filename)
+            if not info.is_dir() and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
+            and not _hidden(Path(info.filename).parts)]
+
+
 def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
     """(folders, file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
     are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
@@ -632,9 +637,7 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                members = [info for info in sorted(archive.infolist(), key=lambda i: i.filename)
-                           if not info.is_dir() and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
-                           and not _hidden(Path(info.filename).parts)]
+                members = _image_members(archive)
                 _check_total(path, sum(min(info.file_size, MAX_BYTES) for info in members))
                 total = 0
                 for info in members:

@@ -33,8 +33,6 @@ WARMUP_DONE = "aelab: UMAP warm-up finished"
 PAGES, IMAGE_ROW_CSS = menu.PAGES, menu.IMAGE_ROW_CSS  # (app.py reads them from menu, before importing this)
 
 
-
-
 # The dataset caches below are keyed by the shape a set is opened at as well as its name: a folder of one's own can be
 # opened at another size (data.open_at, from the sidebar or by a CLI training), and must not be served at the old one.
 def load_dataset(name: str) -> data.Dataset:
@@ -735,6 +733,13 @@ def give_back_values(keys: list[str], store: str) -> None:
                 st.session_state[key] = st.session_state[key]
         elif key in kept:
             st.session_state[key] = kept[key]
+
+
+def within(key: str, high) -> None:
+    """A control's value, set before it is drawn, brought down to the top of its range now (a value kept by
+    give_back_values from a range that was wider: Streamlit raises "The value 500 is greater than the max_value")."""
+    if st.session_state.get(key, high) > high:
+        st.session_state[key] = high
 
 
 def keep_values(keys: list[str], store: str) -> None:

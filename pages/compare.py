@@ -117,8 +117,7 @@ st.caption(f"Line: PCA on {ds.label} with k components. Points: the {ds.label} c
 st.subheader("What k principal components keep")
 KEPT_K = f"compare_k_values_{ds.name}"
 ui.give_back_values(["compare_pca_k"], KEPT_K)
-if st.session_state.get("compare_pca_k", 1) > len(curve):  # (from a set with more pixels: past this slider's end)
-    st.session_state["compare_pca_k"] = len(curve)
+ui.within("compare_pca_k", len(curve))  # (kept when the line reached further: its widest model since deleted)
 k = st.slider("Components (k)", 1, len(curve), key="compare_pca_k",
               **ui.widget_default("compare_pca_k", value=min(model.latent_dim, len(curve))),
               help="PCA with the k leading components of the training images: the line above at k")

@@ -121,8 +121,7 @@ if source == "Upload":
 else:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     most = min(MAX_IMAGES, len(ds.x_test))  # (a small set of one's own may have fewer test images than that)
-    if st.session_state.get("denoise_count", 1) > most:
-        st.session_state["denoise_count"] = most
+    ui.within("denoise_count", most)
     count = c1.slider("How many", 1, max(most, 2), key="denoise_count",
                       **ui.widget_default("denoise_count", value=min(6, most)), disabled=most < 2)
     c2.button("Other images", on_click=lambda: st.session_state.update(

@@ -433,14 +433,16 @@ OWN_FIELDS, OWN_KEPT = ["own_images_size", "own_images_colour"], "own_images_val
 def look_at_zip(key: str) -> None:
     """A zip just chosen: the size and colour fields start at its images' own (data.look_at_image_set)."""
     upload = st.session_state.get(key)
+    st.session_state.pop("own_images_look", None)
+    if upload is None:
+        return
     try:  # (said now, not after the size and colour are chosen)
-        upload is None or data.set_name(upload.name)
+        data.set_name(upload.name)
     except AelabError as err:
         st.session_state["own_images_look"] = (upload.file_id, f"{err}.")
         return
-    look = None if upload is None else data.look_at_image_set(upload.getvalue())
-    if look is None:  # (no zip, or none that can be read: adding it says why)
-        st.session_state.pop("own_images_look", None)
+    look = data.look_at_image_set(upload.getvalue())
+    if look is None:  # (none that can be read: adding it says why)
         return
     st.session_state["own_images_size"] = look.image_size
     st.session_state["own_images_colour"] = "RGB" if look.colour else "grayscale"
