@@ -189,7 +189,7 @@ def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None) 
     scores = np.asarray(scores)
     n_train = len(dataset.y_train) if split == "all" else 0
     labels = (torch.cat([dataset.y_train, dataset.y_test]) if split == "all" else dataset.y_test).tolist()
-    files = (dataset.train_files + dataset.test_files) if split == "all" else dataset.test_files
+    files = dataset.files("all" if split == "all" else "test")
     names = dataset.class_names
     rows = []
     for rank, i in enumerate(most_anomalous(scores, len(scores) if n is None else n).tolist(), 1):

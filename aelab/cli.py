@@ -172,7 +172,8 @@ def build_parser() -> Parser:
                               "own images each code's file), as .npz")
     emb.add_argument("checkpoint", help=CHECKPOINT_HELP)
     emb.add_argument("--dataset")
-    emb.add_argument("--split", default="test", choices=("train", "test", "all"), help="all: train then test")
+    emb.add_argument("--split", default="test", choices=("train", "test", "all"),
+                     help="all: train then test (the .npz then has a `split` array saying which each code is)")
     emb.add_argument("--map", default="none", choices=("none", "pca", "umap"),
                      help="also store 2-D map coordinates of the codes as `coords` (cached like the app's maps)")
     emb.add_argument("--reproducible", action="store_true",
@@ -301,6 +302,10 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None, la
                           f"({_class_list(own)}) than {dataset.label} has ({_class_list(dataset.class_names)}): give "
                           f"--dataset its own images")
     print(f"data: {dataset.name} from {dataset.source}{_unused_root(args, dataset)}", file=sys.stderr)
+    if dataset.unreadable:  # which files, and why: "1 unreadable skipped" alone sent people through the zip
+        from .data import unreadable_text
+
+        print(f"note:{unreadable_text(dataset)}", file=sys.stderr)
     return dataset
 
 
@@ -721,7 +726,9 @@ def cmd_reconstruct(args) -> int:
         out.mkdir(parents=True, exist_ok=True)  # only now: a run whose every image failed leaves no empty folder
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
-        print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png")
+        # The error as `eval` measures it per image (squared error summed over pixels): which files it finds odd.
+        error = float(((recon - x[0]) ** 2).sum())
+        print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png (squared error {error:.2f})")
         if note:
             print(f"note: {note}")
     return 1 if failures else 0
@@ -742,9 +749,10 @@ def cmd_embed(args) -> int:
         x, y = dataset.split(args.split)
         codes = encode(model, x, y).numpy()
         arrays = {"codes": codes, "labels": y.numpy(), "class_names": np.array(dataset.class_names)}
-        files = {"train": dataset.train_files, "test": dataset.test_files,
-                 "all": dataset.train_files + dataset.test_files}[args.split]
-        if len(files) == len(codes):  # one's own images: each code's file, to trace it back (not the built-in sets)
+        if args.split == "all":  # which codes are the training images' and which the test images'
+            arrays["split"] = np.array(["train"] * len(dataset.y_train) + ["test"] * len(dataset.y_test))
+        files = dataset.files(args.split)
+        if files:  # one's own images: each code's file, to trace it back (not the built-in sets)
             arrays["files"] = np.array(files)
         if args.map != "none":
             from .project import map_sample

@@ -66,6 +66,7 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
     source: str = ""
     unreadable: list[str] = field(default_factory=list)  # an image set's files that could not be read as images
+    unreadable_why: list[str] = field(default_factory=list)  # and why, each a sentence naming its file
     # An image set's file of each training and test image (its path inside the folder or zip); empty for the
     # built-in datasets. The Anomalies page names the files it ranks.
     train_files: list[str] = field(default_factory=list)
@@ -111,6 +112,15 @@ class Dataset:
             raise DataError(f"unknown split {which!r}: use train, test or all")
         return (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
 
+    def files(self, which: str) -> list[str]:
+        """The file of each image of a split ("all": train then test), as split(which) orders them; [] for the
+        built-in datasets, whose images have no file."""
+        if which not in ("train", "test", "all"):
+            raise DataError(f"unknown split {which!r}: use train, test or all")
+        files = {"train": self.train_files, "test": self.test_files,
+                 "all": self.train_files + self.test_files}[which]
+        return files if len(files) == len(self.split(which)[1]) else []
+
     def without_class(self, k: int) -> "Dataset":
         """The same dataset with class k removed from the training split (for leave-one-class-out anomaly models)."""
         return self._training_subset(self.y_train != k, f"training split without class {self.class_names[k]}")
@@ -132,6 +142,16 @@ def class_text(names: list[str], k: int, around: str = ": ") -> str:
     if name in ("", str(k)):
         return str(k)
     return f"{k} ({name})" if around == "()" else f"{k}{around}{name}"
+
+
+def unreadable_text(ds: Dataset) -> str:
+    """The files of an image set left out, and why ("" when none): " notes.png is not an image (...): left out." """
+    why = ds.unreadable_why or [f"{name} could not be read as an image" for name in ds.unreadable]
+    if not why:
+        return ""
+    if len(why) == 1:
+        return f" {why[0]}: it was left out."
+    return f" {len(why):,} files could not be read as images and were left out, e.g. {why[0]}."
 
 
 def shape_text(channels: int, size: int) -> str:
@@ -585,9 +605,10 @@ def look_at_image_set(content: bytes, sample: int = 32) -> ImageSetLook | None:
             sides, shapes, colour = [], set(), False
             for info in picked:
                 raw = _read_member(archive, info, images.MAX_BYTES)
+                raw = raw if isinstance(raw, bytes) else b""
                 try:  # The size from the file's header; the colours from a small copy (a JPEG decoded at 1/8):
                     # decoding each 12-megapixel photo whole took over a second.
-                    with Image.open(io.BytesIO(raw or b"")) as img:
+                    with Image.open(io.BytesIO(raw)) as img:
                         size, gray = img.size, img.mode in ("1", "L", "LA", "I", "I;16", "F")
                         if not colour and not gray:
                             img.draft("RGB", (64, 64))
@@ -626,9 +647,9 @@ def _image_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
             and not _hidden(Path(info.filename).parts)]
 
 
-def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
-    """(folders, file name, bytes) for every image file in a folder or zip, in a stable order; the bytes
-    are None for a file that cannot be read, or is larger than images.MAX_BYTES (not read: a zip of a few kB can
+def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes | str]]:
+    """(folders, file name, bytes) for every image file in a folder or zip, in a stable order; instead of the bytes,
+    why not, for a file that cannot be read or is larger than images.MAX_BYTES (not read: a zip of a few kB can
     unpack to gigabytes). The files together may hold at most MAX_FILE_BYTES: refused before reading when their
     declared sizes say so, and when what they unpack to does."""
     from .images import MAX_BYTES
@@ -644,7 +665,7 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
                     member = Path(info.filename)
                     folders = member.parent.parts
                     content = _read_member(archive, info, MAX_BYTES)
-                    total += len(content or b"")
+                    total += len(content) if isinstance(content, bytes) else 0
                     _check_total(path, total)  # a header can understate what a member unpacks to
                     entries.append((folders, info.filename, content))
         except (zipfile.BadZipFile, OSError) as err:
@@ -660,10 +681,10 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes]]:
             if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES and not _hidden(file.relative_to(path).parts):
                 folders = file.relative_to(path).parent.parts
                 try:
-                    content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else None
-                except OSError:
-                    content = None
-                total += len(content or b"")
+                    content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else _too_large()
+                except OSError as err:
+                    content = f"cannot be read ({err.strerror or err})"
+                total += len(content) if isinstance(content, bytes) else 0
                 _check_total(path, total)
                 entries.append((folders, file.relative_to(path).as_posix(), content))
     return entries
@@ -691,17 +712,28 @@ def _check_total(path: Path, total: int) -> None:
                         "smaller images")
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
-    """A zip member's bytes, or None when it is damaged (a bad CRC, a broken stream) or unpacks to over `limit`
-    (its declared size, and what it really unpacks to: a header can lie)."""
+def _too_large() -> str:
+    from .images import MAX_BYTES, _format_size
+
+    return f"is larger than the {_format_size(MAX_BYTES)} limit for an image"
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | str:
+    """A zip member's bytes, or why not (words that follow its name) when it is damaged (a bad CRC, a broken
+    stream), encrypted, or unpacks to over `limit` (its declared size, and what it really unpacks to: a header can
+    lie)."""
     if info.file_size > limit:
-        return None
+        return _too_large()
+    if info.flag_bits & 0x1:
+        return "is encrypted in the zip (made with a password): zip the images without one"
     try:
         with archive.open(info) as member:
             content = member.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError):
-        return None  # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile lacks
-    return content if len(content) <= limit else None
+    except NotImplementedError:
+        return "is packed in the zip with a compression that cannot be unpacked here: zip it again (deflate)"
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+        return "is damaged in the zip (it does not unpack to what was packed): zip the images again"
+    return content if len(content) <= limit else _too_large()
 
 
 def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: int = 1,
@@ -723,14 +755,15 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
         raise DataError(f"{path.name}: {len(entries):,} images at {image_size}x{image_size}"
                         f"{' RGB' if channels == 3 else ''} would take {needed / 2**30:.1f} GB of memory (at most "
                         f"{MAX_SET_BYTES / 2**30:.0f} GB): choose a smaller image size or fewer images")
-    xs, where, files, unreadable = [], [], [], []
+    xs, where, files, unreadable, why_not = [], [], [], [], []
     for folders, file_name, content in entries:
         try:
-            if content is None:
-                raise images.ImageError(file_name)
+            if isinstance(content, str):
+                raise images.ImageError(f"{file_name} {content}")
             img = images.open_image(content, name=file_name)
-        except images.ImageError:
+        except images.ImageError as err:
             unreadable.append(file_name)
+            why_not.append(str(err))
             continue
         # uint8 at once: a list of float32 images took four times the memory of the set it becomes.
         xs.append((images.prepare_image(img, (channels, image_size, image_size)) * 255).round().astype(np.uint8))
@@ -742,7 +775,9 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
     ys = [index.get(label, -1) for label in labels]
     skipped = len(unreadable)
     if len(xs) < 2:
-        why = f" ({skipped} not readable as images, e.g. {unreadable[0]})" if unreadable else ""
+        why = f": {why_not[0]}" if unreadable else ""
+        if skipped > 1:
+            why += f", and {skipped - 1:,} more file{'s' if skipped > 2 else ''} cannot be read either"
         raise DataError(f"{path} has fewer than two readable images{why}")
     x = torch.from_numpy(np.stack(xs))
     y = torch.tensor(ys, dtype=torch.int64)
@@ -760,7 +795,7 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
               + (f", {skipped} unreadable skipped)" if skipped else ")"))
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
-                   source=source, unreadable=unreadable, train_files=files[n_test:], test_files=files[:n_test])
+                   source=source, unreadable=unreadable, unreadable_why=why_not, train_files=files[n_test:], test_files=files[:n_test])
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

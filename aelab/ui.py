@@ -187,12 +187,12 @@ def map_axes(method: str, latent_dim: int) -> tuple[str, str]:
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
                   title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False,
-                  equal_scale: bool = False):
+                  equal_scale: bool = False, files: list[str] | None = None):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
     to the arrays it came from whatever trace (class) it is in. `legend_below`: a horizontal legend under the map,
     for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen). `equal_scale`: one
     unit is as long on both axes, for maps whose distances mean something (a 2-D code, principal components; not
-    UMAP's)."""
+    UMAP's). `files`: each point's file (one's own image set, as `labels`), named when the pointer is on it."""
     import plotly.graph_objects as go
 
     # One trace a class, built directly: plotly.express made the same figure from a DataFrame in 0.1 s for 5,000
@@ -209,10 +209,12 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
         rows = np.flatnonzero(labels == k) if k >= 0 else np.flatnonzero(~known)
         if len(rows) == 0:
             continue
+        named = {"text": [files[r] for r in rows.tolist()]} if files else {}
         fig.add_trace(trace(
             x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
             marker={"color": class_colour(k)}, customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
-            hovertemplate=f"class={name}<br>index=%{{customdata[1]}}<extra></extra>"))
+            hovertemplate=("%{text}<br>" if files else "") + f"class={name}<br>index=%{{customdata[1]}}<extra></extra>",
+            **named))
     fig.update_layout(title=title or None)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
@@ -962,6 +964,14 @@ def show_images(images, captions=None, columns: int = 8, width: int = 84, wrap_k
         # PNG: JPEG's 8x8 blocks smear a 28x28 digit.
         container.image(list(arr[row]), caption=captions[row] if captions else None, width=width, clamp=True,
                         output_format="PNG")
+
+
+def file_caption(file: str, chars: int = 10) -> str:
+    """An image set's file as a caption under a small image: its name without folder or extension, cut to `chars`
+    ("IMG_2023…"); a whole path wrapped over four lines under a 72 px image. The whole name is in the map's hover
+    and the list of the page's neighbour query."""
+    stem = Path(file).stem or Path(file).name
+    return stem if len(stem) <= chars else stem[: chars - 1] + "…"
 
 
 def shown_path(path: Path) -> str:

@@ -52,17 +52,19 @@ else:
 
     st.subheader("Maps of the test codes")
     model_coords, how = compare.map_2d(z)
+    test_files = ds.files("test")  # one's own images: each point's file, named on hover
+    files = [test_files[int(i)] for i in idx] if test_files else None
     left, right = ui.wrapping_columns(2, "compare_maps")
     with left:
         st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
                                          axes=("principal component 1", "principal component 2"),
-                                         legend_below=True, equal_scale=True), width="stretch",
+                                         legend_below=True, equal_scale=True, files=files), width="stretch",
                         key="compare_pca_map")
         st.caption("PCA: the first two principal components.")
     with right:
         st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name,
                                          axes=ui.map_axes("pca", model.latent_dim), legend_below=True,
-                                         equal_scale=True),
+                                         equal_scale=True, files=files),
                         width="stretch", key="compare_model_map")
         st.caption(f"{model.variant}: {how}.")
 

@@ -90,9 +90,13 @@ if model.conditional:  # a map with every class mixed looks broken, and is not
     st.info(f"{ctx.model_name} is a conditional VAE: it is given each image's class as a label, so its code need not "
             "carry the class, and the classes are mixed on this map. The code holds what the label does not: "
             "style (slant, thickness, width). Points close together share a style, whatever their class.")
+# One's own images: each mapped point's file (its path in the folder or zip), named on hover and under its image
+split_files = ds.files(split)
+files = [split_files[int(i)] for i in indices] if split_files else None
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim),
-                                        equal_scale=method.lower() != "umap" or model.latent_dim == 2),
+                                        equal_scale=method.lower() != "umap" or model.latent_dim == 2,
+                                        files=files),
                         key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
@@ -111,14 +115,15 @@ else:
     st.caption("Classes (images): " + ", ".join(f"{name}: {n:,}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
     # As the other pages name an image ("test #3"), its class under it (two lines: a row of 8 stays even at 1024 px)
-    captions = [f"{split} #{i}\n{short_class_name(names, v)}" for v, i in zip(y.tolist(), indices[shown])]
+    captions = [f"{ui.file_caption(files[r]) if files else f'{split} #{indices[r]}'}\n{short_class_name(names, v)}"
+                for v, r in zip(y.tolist(), shown)]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
     st.markdown("**Reconstructions**")
     ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=8, width=72)
 
     query = st.selectbox("Nearest neighbours in code space of", shown,
-                         format_func=lambda r: f"{split} #{indices[r]} ({name_of(labels[r])})",
+                         format_func=lambda r: f"{files[r] if files else f'{split} #{indices[r]}'} ({name_of(labels[r])})",
                          key=f"{map_key}_query")
     near, dist = compare.code_neighbours(codes, [query], k=10)
     near, dist = near[0], dist[0]
@@ -131,9 +136,6 @@ else:
 st.subheader("Export")
 stem = f"{Path(path).stem}-{split}-{len(codes)}"
 a, b = st.columns(2)
-# One's own images: each code's file in the zip, to trace an odd point back (the CLI's `embed` stores them too).
-split_files = getattr(ds, f"{split}_files", None) or []
-files = [split_files[int(i)] for i in indices] if len(split_files) == len(x_all) else None
 a.download_button("Codes as CSV", on_click="ignore", mime="text/csv", file_name=f"{stem}-codes.csv",
                   data=lambda: export.codes_csv(codes, labels, names, indices, coords, files))
 b.download_button("Embedding Projector files (zip)", on_click="ignore", mime="application/zip",

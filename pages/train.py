@@ -135,6 +135,12 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         head.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
                        disabled=status.stop_requested or status.state == "saving", width="content",
                        help="stop after the current step, keeping the weights so far")
+    elif not mine:  # another's card (a teacher's finished run, shown to the class) goes after a second click too
+        with head.popover("Remove", help="started in another tab or browser: remove its card?",
+                          key=f"remove_ask_{job.id}"):
+            st.caption("This job was started in another tab or browser, perhaps by someone else: its card goes for "
+                       "every browser. The model it saved stays.")
+            st.button("Remove it", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id))
     else:
         head.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),
                        width="content", help="forget this job; the model it saved stays")
@@ -476,9 +482,7 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
     classes = (f"{ds.num_classes} classes" if ds.num_classes else
                f"no labels: {'all of them are in one folder' if foldered else 'they are in no folder'}, so they "
                "have no classes; for labels, put each class in a folder of its own")
-    bad = ds.unreadable
-    skipped = (f" {bad[0]} could not be read as an image and was left out." if len(bad) == 1 else
-               f" {len(bad):,} files could not be read as images and were left out (e.g. {bad[0]})." if bad else "")
+    skipped = data.unreadable_text(ds)
     st.session_state["train_added_images"] = (
         f"Added {ds.label}: {len(ds.y_train) + len(ds.y_test):,} images at {data.shape_text(channels, size)} "
         f"({classes}).{skipped} It is the sidebar's dataset now: pick a variant below and start training.")

@@ -114,6 +114,7 @@ def test_embed_all_with_maps(tmp_path, tiny_checkpoints, mnist):
     n = len(mnist.x_train) + len(mnist.x_test)
     assert saved["codes"].shape == (n, 8) and saved["coords"].shape == (n, 2)
     assert np.array_equal(saved["labels"][: len(mnist.y_train)], mnist.y_train.numpy())
+    assert saved["split"].tolist() == ["train"] * len(mnist.y_train) + ["test"] * len(mnist.y_test)
     # PCA of the codes: the first map axis carries the most variance
     assert saved["coords"][:, 0].var() >= saved["coords"][:, 1].var() > 0
 
@@ -152,6 +153,13 @@ def test_reconstruct_prepares_photos_and_reports_bad_files(tmp_path, tiny_checkp
     b = np.asarray(Image.open(tmp_path / "out" / "inverse.input.png")).astype(float)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # dark-on-light is inverted like light-on-dark
     assert not (tmp_path / "out" / "notes.input.png").exists()
+    # Each image's squared error (summed over pixels, as eval's), which the PNGs written give back to 8-bit rounding
+    for stem in ("seven", "inverse"):
+        line = next(line for line in result.stdout.splitlines() if f"{stem}.recon.png" in line)
+        printed = float(line.split("squared error ")[1].rstrip(")"))
+        prepared, recon = (np.asarray(Image.open(tmp_path / "out" / f"{stem}.{kind}.png")) / 255.0
+                           for kind in ("input", "recon"))
+        assert printed == pytest.approx(((prepared - recon) ** 2).sum(), rel=0.02, abs=0.05)
 
 
 # Many commands in one new process (python -m aelab's own main, each with its own stdout/stderr and exit status):

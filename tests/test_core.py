@@ -169,6 +169,20 @@ def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_pa
             archive.write(tmp_path / f"{i}.png", f"{i}.png")
     ds = data.load_dataset(str(bomb), image_size=8)
     assert "1 unreadable skipped" in ds.source
+    assert ds.unreadable_why == ["big.png is larger than the 20 MB limit for an image"]
+    # A member whose bytes were damaged after zipping: named with why, the others still read.
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(3):
+            archive.write(tmp_path / f"{i}.png", f"{i}.png")
+    raw = bytearray(damaged.read_bytes())
+    start = raw.index(b"IDAT", raw.index(b"1.png"))  # inside the second image's pixel data
+    raw[start + 8] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    ds = data.load_dataset(str(damaged), image_size=8)
+    assert len(ds.x_train) + len(ds.x_test) == 2
+    assert ds.unreadable_why == ["1.png is damaged in the zip (it does not unpack to what was packed): zip the images "
+                                 "again"]
     (tmp_path / "cut.zip").write_bytes(bomb.read_bytes()[:300])
     with pytest.raises(DataError, match=r"cut.zip is cut short \(a zip whose end is missing\)"):
         data.load_dataset(str(tmp_path / "cut.zip"))

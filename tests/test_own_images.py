@@ -2,6 +2,7 @@
 and opened on every page; what cannot be used is refused in one line and nothing is kept."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def test_a_zip_becomes_a_dataset_kept_at_the_size_and_colour_it_was_added_with()
     ("notes.zip", b"just text", "notes.zip is not a zip file"),
     ("empty.zip", make_zip({"readme.txt": b"hello"}), "no images found in empty.zip"),
     ("broken.zip", make_zip({"a/one.png": b"not a png", "a/two.png": b"nor this"}),
-     "broken.zip has fewer than two readable images (2 not readable as images, e.g. a/one.png)"),
+     "broken.zip has fewer than two readable images: a/one.png is not an image (recognised formats: PNG, JPEG, BMP, "
+     "GIF, WebP, TIFF), and 1 more file cannot be read either"),
     ("<b>.zip", shapes_zip(2), "name the zip with letters"),
     ("_x.zip", shapes_zip(2), "name the zip with letters"),
     ("tiny.zip", shapes_zip(2), "image size must be between 8 and 256"),
@@ -232,6 +234,21 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not [e.value for e in at.main.error]
     if page == "latent_map":  # its exports name each code's file
         assert any("label, class, its file, map coordinates" in c.value for c in at.main.caption)
+    if page in ("latent_map", "compare"):  # a point on a map names its file when the pointer is on it
+        maps = [traces for traces in (json.loads(chart.proto.spec)["data"] for chart in at.get("plotly_chart"))
+                if all("class=" in t.get("hovertemplate", "") for t in traces)]
+        assert len(maps) == (1 if page == "latent_map" else 2)
+        for traces in maps:
+            named = [file for trace in traces for file in trace["text"]]
+            assert sorted(named) == sorted(ds.test_files) and all("%{text}" in t["hovertemplate"] for t in traces)
+
+
+def test_a_files_caption_under_a_small_image_is_its_name_cut_short():
+    from aelab import ui
+
+    assert ui.file_caption("cats/tabby.png") == "tabby"
+    assert ui.file_caption("photos/holiday/IMG_20230101_1234.jpg") == "IMG_20230…"
+    assert len(ui.file_caption("a/" + "x" * 40 + ".png")) == 10
 
 
 def test_an_upload_whose_proportions_the_set_changes_is_said_on_denoise_and_by_reconstruct(shapes_model, tmp_path):
@@ -553,6 +570,8 @@ def test_a_folder_zipped_as_it_is_is_an_unlabelled_set_and_unreadable_files_are_
     ds = data.load_image_folder(zipped, 16, 1)
     assert ds.num_classes == 0 and ds.class_names == [] and (ds.y_train == -1).all() and (ds.y_test == -1).all()
     assert ds.unreadable == ["photos/broken.png"] and "1 unreadable skipped" in ds.source
+    assert data.unreadable_text(ds) == (" photos/broken.png is not an image (recognised formats: PNG, JPEG, BMP, "
+                                        "GIF, WebP, TIFF): it was left out.")
     assert sorted(ds.train_files + ds.test_files) == sorted(f"photos/img{k}.png" for k in range(10))
     assert len(ds.test_files) == len(ds.x_test) == 2  # each image's file, in the order of its split
     from aelab import images
