@@ -138,9 +138,10 @@ def build_parser() -> Parser:
         sub.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, kmnist, or a folder/zip of images")
         sub.add_argument("--image-size", type=int, default=None,
                          help="size for image-folder datasets (default: the size the app opens it at: as added there, "
-                              "or as last trained on, else 28)")
+                              "or as last trained on, else its images' own, at most 64)")
         sub.add_argument("--image-channels", type=int, default=None, choices=(1, 3),
-                         help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 1)")
+                         help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 3 for images in "
+                              "colour, 1 for gray ones)")
         sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
         sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
         sub.add_argument("--out", required=True,
@@ -309,6 +310,35 @@ def dataset_for(args, name: str | None, meta: dict | None = None, model=None, la
     return dataset
 
 
+def _own_shape(args) -> str:
+    """A folder or zip of one's own never opened before (not added in the app, not trained on): the size and colour
+    not given are its images' own (data.look_at_image_set), as the app offers. A folder of 64 px colour photos was
+    trained at 28x28 grayscale without a word. Returns a note saying so, when that is not 28x28 grayscale."""
+    from .data import SUGGESTED_MAX, look_at_image_set, stored_shape
+
+    path = Path(args.dataset).expanduser()
+    if (args.image_size is not None and args.image_channels is not None) or not path.exists() \
+            or stored_shape(path, default=None) is not None:
+        return ""
+    look = look_at_image_set(path)
+    if look is None:
+        return ""  # loading it says what is wrong
+    chosen = []
+    if args.image_size is None:
+        args.image_size = look.image_size
+        chosen.append("--image-size")
+    if args.image_channels is None:
+        args.image_channels = look.channels
+        chosen.append("--image-channels")
+    capped = f" (at most {SUGGESTED_MAX} px unless --image-size says more)" if look.side > SUGGESTED_MAX and \
+        "--image-size" in chosen else ""
+    if (args.image_channels, args.image_size) == (1, 28):
+        return ""
+    read_at = _shape((args.image_channels, args.image_size, args.image_size))
+    return (f"the images of {path.name} are {look.note}: read at {read_at}{capped} (give {' or '.join(chosen)} "
+            "for another)")
+
+
 def _check_train_args(args, cls, model_options: dict, train_options: dict, train_config) -> None:
     """Everything that can be refused before the data is loaded: options, options that do not apply, the device,
     the dataset's name and shape, the classes to leave out (of a built-in dataset: an image set's classes are known
@@ -334,6 +364,7 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
                 raise ConfigError(no_such_class(k, args.dataset, classes))
         check_training(cls, model_options, train_config, (1, 28, 28), classes)
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
+        args.shape_note = _own_shape(args)
         stored_channels, stored_size = stored_shape(args.dataset)
         channels = stored_channels if args.image_channels is None else args.image_channels
         size = stored_size if args.image_size is None else args.image_size
@@ -417,9 +448,10 @@ def cmd_train(args) -> int:
         _check_stop_file(args.stop_file)
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                            args.image_size]}})
-        note = steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)
-        if note:
-            print(f"note: {note}", file=sys.stderr)
+        for note in (getattr(args, "shape_note", ""),
+                     steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)):
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         command = "python -m aelab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         stop = StopFlag(args.stop_file)
         before = out.stat().st_mtime_ns if out.exists() else None

@@ -361,10 +361,10 @@ def _shape_file(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
+def stored_shape(path: str | os.PathLike, default: tuple[int, int] | None = (1, 28)) -> tuple[int, int] | None:
     """(channels, size) an image set is opened at: as it was added in the app (a JSON file beside it), else as it was
     last opened at with open_at (a folder or zip of one's own that the CLI trained a model on, or that a user opened
-    at its models' size in the app), else (1, 28). A file that cannot be read, or gives a shape no set can have
+    at its models' size in the app), else `default`. A file that cannot be read, or gives a shape no set can have
     (edited by hand), counts as absent."""
     try:
         found = json.loads(_shape_file(Path(path).expanduser()).read_text())
@@ -374,7 +374,7 @@ def stored_shape(path: str | os.PathLike) -> tuple[int, int]:
         channels, size = int(found["channels"]), int(found["image_size"])
         check_image_shape(size, channels)
     except (ValueError, KeyError, TypeError, DataError):
-        return 1, 28
+        return default
     return channels, size
 
 
@@ -573,8 +573,8 @@ def add_image_set(file_name: str, content: bytes, image_size: int = 28, channels
 
 @dataclasses.dataclass(frozen=True)
 class ImageSetLook:
-    """What a zip of images holds, from a sample of them (look_at_image_set): the size and colour to add it at."""
-    images: int  # image files in the zip
+    """What a set of images holds, from a sample of them (look_at_image_set): the size and colour to add it at."""
+    images: int  # image files in the zip or folder
     looked_at: int  # of those, read to judge
     side: int  # the images' usual side (the median of their longer sides)
     colour: bool  # some image read has colours (not only grays)
@@ -589,45 +589,63 @@ class ImageSetLook:
 SUGGESTED_MAX = 64  # larger images are suggested at this size (a model trains slowly at 256 px here); up to MAX_SIZE
 
 
-def look_at_image_set(content: bytes, sample: int = 32) -> ImageSetLook | None:
-    """The usual size of a zip's images and whether they have colour, from `sample` of them spread over the zip
-    (a fifth of a second for 9,000 small images, 4 s for 32 photos of 12 megapixels), so that a set can be offered at
-    its own size and colour before it is added. None when the zip cannot be read or has no readable image
-    (add_image_set says why)."""
+def look_at_image_set(source: bytes | str | os.PathLike, sample: int = 32) -> ImageSetLook | None:
+    """The usual size of a set's images and whether they have colour, from `sample` of them spread over it (a fifth
+    of a second for 9,000 small images, 4 s for 32 photos of 12 megapixels), so that a set can be offered at its own
+    size and colour before it is added, or trained on by the CLI. `source`: a zip's bytes (an upload), or the path
+    of a folder or zip. None when it cannot be read or has no readable image (loading it says why)."""
     from PIL import Image
 
     from . import images
 
     try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            members = _image_members(archive)
-            picked = members[::max(1, len(members) // sample)][:sample]
-            sides, shapes, colour = [], set(), False
-            for info in picked:
-                raw = _read_member(archive, info, images.MAX_BYTES)
-                raw = raw if isinstance(raw, bytes) else b""
-                try:  # The size from the file's header; the colours from a small copy (a JPEG decoded at 1/8):
-                    # decoding each 12-megapixel photo whole took over a second.
-                    with Image.open(io.BytesIO(raw)) as img:
-                        size, gray = img.size, img.mode in ("1", "L", "LA", "I", "I;16", "F")
-                        if not colour and not gray:
-                            img.draft("RGB", (64, 64))
-                            img.thumbnail((64, 64))
-                            rgb = images.to_rgb_array(img)
-                            colour = float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) > 8 / 255
-                except (OSError, ValueError, Image.DecompressionBombError, images.ImageError):
-                    continue
-                sides.append(max(size))
-                shapes.add(size)
+        count, raws = _sampled_files(source, sample, images.MAX_BYTES)
     except (zipfile.BadZipFile, OSError):
         return None
+    sides, shapes, colour = [], set(), False
+    for raw in raws:
+        try:  # The size from the file's header; the colours from a small copy (a JPEG decoded at 1/8): decoding
+            # each 12-megapixel photo whole took over a second.
+            with Image.open(io.BytesIO(raw)) as img:
+                size, gray = img.size, img.mode in ("1", "L", "LA", "I", "I;16", "F")
+                if not colour and not gray:
+                    img.draft("RGB", (64, 64))
+                    img.thumbnail((64, 64))
+                    rgb = images.to_rgb_array(img)
+                    colour = float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) > 8 / 255
+        except (OSError, ValueError, Image.DecompressionBombError, images.ImageError):
+            continue
+        sides.append(max(size))
+        shapes.add(size)
     if not sides:
         return None
     side = int(np.median(sides))
     size = min(max(side, MIN_SIZE), SUGGESTED_MAX)
     sizes = "×".join(map(str, *shapes)) if len(shapes) == 1 else f"about {side} px"
-    return ImageSetLook(len(members), len(sides), side, colour, size,
-                        f"{sizes}, {'in colour' if colour else 'grayscale'}")
+    return ImageSetLook(count, len(sides), side, colour, size, f"{sizes}, {'in colour' if colour else 'grayscale'}")
+
+
+def _sampled_files(source: bytes | str | os.PathLike, sample: int, limit: int) -> tuple[int, list[bytes]]:
+    """How many image files a zip (bytes or path) or folder holds, and the bytes of `sample` of them spread over it
+    (b"" for one that cannot be read or is over `limit` bytes)."""
+    if not isinstance(source, (bytes, bytearray)) and Path(source).expanduser().is_dir():
+        root = Path(source).expanduser()
+        files = [f for f in sorted(root.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                 and not _hidden(f.relative_to(root).parts)]
+        picked = files[::max(1, len(files) // sample)][:sample]
+        raws = []
+        for file in picked:
+            try:
+                raws.append(file.read_bytes() if file.stat().st_size <= limit else b"")
+            except OSError:
+                raws.append(b"")
+        return len(files), raws
+    opened = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source).expanduser()
+    with zipfile.ZipFile(opened) as archive:
+        members = _image_members(archive)
+        picked = members[::max(1, len(members) // sample)][:sample]
+        raws = [_read_member(archive, info, limit) for info in picked]
+        return len(members), [raw if isinstance(raw, bytes) else b"" for raw in raws]
 
 
 ZIP_START = b"PK\x03\x04"  # how a zip's first member begins

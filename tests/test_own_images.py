@@ -857,6 +857,39 @@ def test_a_look_at_a_zip_gives_its_images_size_and_colour():
     assert data.look_at_image_set(make_zip({"notes.txt": b"no images"})) is None
 
 
+def test_the_cli_trains_a_set_never_opened_before_at_its_images_own_size_and_colour(tmp_path):
+    """A folder (or zip) of colour images the app never added and no model was trained on: `train` without
+    --image-size/--image-channels read them at 28x28 grayscale without a word; now at their own, said in a note."""
+    from aelab.checkpoints import read_metadata
+
+    folder = tmp_path / "shapes"
+    for kind in ("circle", "square"):
+        (folder / kind).mkdir(parents=True)
+        for k in range(6):
+            (folder / kind / f"{k}.png").write_bytes(shape_image(kind, k))
+    (tmp_path / "shapes.zip").write_bytes(shapes_zip(per_class=4))
+    for source in (folder, tmp_path / "shapes.zip"):
+        look = data.look_at_image_set(source)  # a path too, not only an upload's bytes
+        assert (look.side, look.colour, look.image_size) == (20, True, 20)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AELAB_USER_DATA": str(tmp_path / "user")}
+
+    def train(source, out, *options):
+        result = subprocess.run([sys.executable, "-m", "aelab", "train", "pca", "--dataset", str(source),
+                                 "--latent-dim", "2", *options, "--out", str(tmp_path / out)],
+                                capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stderr, read_metadata(tmp_path / f"{out}.safetensors")["dataset"]["input_shape"]
+
+    said, shape = train(folder, "own")
+    assert shape == [3, 20, 20]
+    assert ("note: the images of shapes are 20×20, in colour: read at 20x20 RGB (give --image-size or "
+            "--image-channels for another)") in said, said
+    said, shape = train(tmp_path / "shapes.zip", "zipped", "--image-size", "16")  # what is given is kept
+    assert shape == [3, 16, 16] and "(give --image-channels for another)" in said, said
+    said, shape = train(folder, "again")  # now opened at the size it was trained at: no look, no note
+    assert shape == [3, 20, 20] and "images are" not in said, said
+
+
 def _encoded(img: Image.Image, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, fmt)
