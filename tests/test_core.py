@@ -1,5 +1,6 @@
 """The core: datasets, every variant, the trainer, PCA, metrics. Real training steps on the 5k offline sample."""
 
+import json
 import re
 import time
 
@@ -703,6 +704,29 @@ def test_events_report_progress_terms_and_previews(mnist):
     assert epoch["images_per_s"] > 0 and epoch["eta_s"] == 0
     originals, recons = epoch["preview"]
     assert originals.shape == recons.shape == (8, 1, 28, 28)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_preview_is_written_to_the_event_log_as_png_text_and_read_back_exactly(tmp_path, channels):
+    """As nested lists of numbers, 8 images of 64x64 RGB and their reconstructions took 800 KB of a job's event log
+    every epoch; as PNG text a few kB, and the same pixels."""
+    from aelab.progress import TrainingProgress, images_from_text
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    radius = ((yy - 32) ** 2 + (xx - 32) ** 2).sqrt()
+    images = torch.stack([torch.stack([(1 - (radius - 4 * k - c) ** 2 / 40).clamp(0, 1) for c in range(channels)])
+                          for k in range(8)])  # rings, shaded: images with shapes, as a preview's are
+    log = tmp_path / "events.jsonl"
+    with TrainingProgress(show_bar=False, events_path=log) as progress:
+        progress({"event": "epoch", "epoch": 1, "preview": (images, images.flip(0))})
+    line = log.read_text()
+    expected = (images.numpy() * 255).round().astype(np.uint8)
+    as_lists = len(json.dumps([expected.tolist()] * 2))  # how earlier versions wrote it
+    assert len(line) < as_lists / 10, (len(line), as_lists)
+    preview = json.loads(line)["preview"]
+    assert np.array_equal(images_from_text(preview["originals"]), expected)
+    assert np.array_equal(images_from_text(preview["reconstructions"]), expected[::-1])
+    assert np.array_equal(images_from_text(expected.tolist()), expected)  # an earlier version's log
 
 
 def test_device_choice():
