@@ -53,7 +53,19 @@ div.stImage [data-testid="stCaptionContainer"] p { white-space: pre-line; }
 div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContainer"])
   [data-testid="stImageCaption"] * { font-size: 0.75rem; }
 .st-key-denoise_headers p { font-size: 0.85rem; overflow-wrap: normal; word-break: normal; hyphens: none; }
+.st-key-denoise_grid [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; gap: 0.5rem; }
+.st-key-denoise_grid [data-testid="stColumn"] { min-width: 0 !important; flex: 1 1 0 !important; width: auto !important; }
+.st-key-denoise_grid [data-testid="stImageContainer"] img { max-width: 100%; height: auto; }
+@media (max-width: 640px) { .st-key-denoise_headers p { font-size: 0.7rem; overflow-wrap: anywhere; }
+  .st-key-denoise_grid [data-testid="stImageCaption"] * { font-size: 0.7rem; } }
 [data-testid="stMetric"] { container-type: inline-size; }
+@media (max-width: 640px) {
+  [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stMetric"]) > [data-testid="stColumn"] {
+    min-width: calc(50% - 0.5rem) !important; flex: 1 1 calc(50% - 0.5rem) !important; }
+  [data-testid="stColumn"]:has([class*="st-key-wrap130_"]) { min-width: 100% !important; }
+  .stPlotlyChart .modebar-container { display: none; }
+  [class*="st-key-latent_map_"] .modebar-container { display: block; }
+}
 [data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }

@@ -167,11 +167,14 @@ if "Plain AE" in means and not noiseless and means["Plain AE"] < means["noisy"]:
 # "prepared": an upload as the model takes it (grayscale, cropped, centred, resized); short, so that no header wraps
 # into a column of its own at 800 px.
 headers = (["uploaded", "prepared"] if uploads else ["clean"]) + ["input" if noiseless else "noisy"] + list(models)
-grid = st.container(key="denoise_headers").columns(len(headers))  # (smaller, and not broken mid-word: IMAGE_ROW_CSS)
+# In one container whose rows never stack (IMAGE_ROW_CSS): on a phone, Streamlit put each column under the other,
+# 30 images in one column, only the first of each row named.
+table = st.container(key="denoise_grid")
+grid = table.container(key="denoise_headers").columns(len(headers))  # (smaller, and not broken mid-word)
 for col, header in zip(grid, headers):
     col.markdown(f"**{header}**")
 for i, name in enumerate(names):
-    row = st.columns(len(headers))
+    row = table.columns(len(headers))
     j = 0
     if uploads:
         row[0].image(uploads[i], caption=name, width=112)

@@ -51,7 +51,7 @@ def board():
     pad, out = st.container(key="draw_board").columns([1, 1.2], gap="small")  # (draw_board: ui.IMAGE_ROW_CSS)
     with pad.container(key="draw_pad"):  # (ui.IMAGE_ROW_CSS keeps its column as wide as the canvas)
         st.caption(f"Draw {ui_explore.what_to_draw(ds)}, {ui_explore.how_to_draw(ds)}. Everything updates when "
-                   "you lift the mouse.")
+                   "you lift the mouse or your finger.")
         drawing = ui_explore.canvas(f"draw_canvas_{st.session_state.get('draw_clear', 0)}", size=240, stroke=15,
                                     keep="draw_drawing")  # (drawn again after a visit to another page)
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.

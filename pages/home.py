@@ -29,8 +29,11 @@ for path, reason in broken:
     st.caption(f"Skipped {path.name}: {reason}")
 
 st.subheader("Pages")
-left, right = st.columns(2)
-for i, (page, label, icon, blurb) in enumerate(ui.PAGES[1:]):
-    with left if i % 2 == 0 else right:
-        st.page_link(page, label=label, icon=icon)
-        st.caption(blurb)
+# A row of two at a time: on a phone the columns stack, and two tall columns read Train, Compare, Interpolate, ...
+# instead of the menu's order.
+cards = ui.PAGES[1:]
+for start in range(0, len(cards), 2):
+    for column, (page, label, icon, blurb) in zip(st.columns(2), cards[start:start + 2]):
+        with column:
+            st.page_link(page, label=label, icon=icon)
+            st.caption(blurb)

@@ -104,7 +104,8 @@ rows = [r for r in rows if r < len(codes)]
 
 if not rows:
     st.caption("Click a point, or drag a box or lasso (toolbar, top right of the map), to see those images, their "
-               "reconstructions and their nearest neighbours in code space.")
+               "reconstructions and their nearest neighbours in code space. On a touch screen, tap a point twice: "
+               "the first tap names it.")
 else:
     counts = Counter(name_of(v) for v in labels[rows])
     # Every class of the selection, in proportion and at least one each, the rarer first: in a lasso round a cluster
