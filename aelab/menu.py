@@ -66,6 +66,9 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
   .stPlotlyChart .modebar-container { display: none; }
   [class*="st-key-latent_map_"] .modebar-container { display: block; }
 }
+@media (pointer: coarse) {  /* a finger's target: Streamlit's 12 px slider thumb was fiddly on a phone */
+  [data-testid="stSlider"] div:has(> div > input[type="range"]) { width: 1.5rem; height: 1.5rem; }
+}
 [data-testid="stMetricValue"] > div { font-size: min(2.25rem, 24cqi); }
 [data-testid="stMetricLabel"] p { font-size: min(0.875rem, 12cqi); }
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }

@@ -347,6 +347,21 @@ def test_denoise_an_uploaded_image(tour, app_server, artifacts, tmp_path):
     pickers = '[class*="st-key-wrap300_denoise_models"]'
     wide, narrow = lefts_at(page, 1280, pickers), lefts_at(page, 800, pickers)
     assert len(wide) == 2 and wide[0] < wide[1] and len(narrow) == 2 and narrow[0] == narrow[1], (wide, narrow)
+    # On a phone the grid keeps its rows: Streamlit stacked every column under 640 px, 30 images in one column with
+    # only the first of each row named. Each row's images share a top and fit in the screen.
+    size = page.viewport_size
+    page.set_viewport_size({"width": 390, "height": size["height"]})
+    try:
+        page.wait_for_timeout(500)
+        rows = page.evaluate("""() => [...document.querySelectorAll(
+                '.st-key-denoise_grid [data-testid="stHorizontalBlock"]')].map(row =>
+                [...row.querySelectorAll('img')].map(img => {
+                    const r = img.getBoundingClientRect(); return [Math.round(r.top), Math.round(r.right)]; }))
+                .filter(images => images.length)""")
+    finally:
+        page.set_viewport_size(size)
+    assert len(rows) == 2 and all(len(row) == len(rows[0]) >= 4 for row in rows), rows  # uploaded, prepared, ...
+    assert all(len({top for top, _ in row}) == 1 and max(right for _, right in row) <= 390 for row in rows), rows
     # Another page and back: the uploader is drawn again, empty, but the images (and the choice of them) stay.
     nav(page, "Generate")
     nav(page, "Denoise")
