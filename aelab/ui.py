@@ -872,6 +872,8 @@ def model_table(infos: list[checkpoints.CheckpointInfo], columns: list[str] | No
         column_config={name: MODEL_COLUMNS[name] for name in columns},
         on_select="rerun",
         selection_mode="single-row",
+        # The sidebar's model ticked, as the caption says a row is picked (it was highlighted, and its box empty).
+        selection_default={"selection": {"rows": [chosen]}} if chosen is not None else None,
         key=f"{key}_{current}",
     )
     # (A click on a name only outlines the cell: the row's box picks it, which nothing said.)

@@ -85,6 +85,10 @@ def test_home_through_the_app_lists_models_and_links_every_page(tiny_checkpoints
     assert "variant" not in table.columns  # (on Models: with it, "status" was cut at 1024 px)
     # Not pinned: Streamlit draws a pinned column faded (60% opacity), and the names were the faintest text there.
     assert "pinned" not in json.loads(at.dataframe[0].proto.columns)["name"]
+    # The sidebar's model is the ticked row (its row was highlighted, and its box empty)
+    current = at.sidebar.selectbox(key="model_mnist").value
+    assert json.loads(at.dataframe[0].proto.selection_default)["selection"]["rows"] == [
+        list(table["name"]).index(current)]
     assert 0 < row["test error (SSE/image)"] < 100 and 30 < row["5-NN accuracy"] <= 100  # percent
     # The conditional VAE's low 5-NN, which looks like a broken model, is explained under the table.
     # And how a row is picked: a click on a name only outlines the cell.
