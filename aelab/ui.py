@@ -968,6 +968,15 @@ def show_images(images, captions=None, columns: int = 8, width: int = 84, wrap_k
                         output_format="PNG")
 
 
+def image_name(ds, split: str, i: int, short: bool = False) -> str:
+    """How the pages name image i of a split: "test #3", or for one's own image set its file (`short`: cut for a
+    caption under a small image, file_caption)."""
+    files = ds.files(split)
+    if not files:
+        return f"{split} #{i}"
+    return file_caption(files[i]) if short else files[i]
+
+
 def file_caption(file: str, chars: int = 10) -> str:
     """An image set's file as a caption under a small image: its name without folder or extension, cut to `chars`
     ("IMG_2023…"); a whole path wrapped over four lines under a 72 px image. The whole name is in the map's hover

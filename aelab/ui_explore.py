@@ -261,9 +261,9 @@ def pick_image(ds: Dataset, key: str, title: str,
                             **ui.widget_default(f"{key}_index", value=start))
         i = int(members[int(j)])
     label = int(y[i]) if y[i] >= 0 else None
-    caption = f"test #{i}" + (f" ({class_label(ds, label)})" if label is not None else "")
+    caption = ui.image_name(ds, "test", i) + (f" ({class_label(ds, label)})" if label is not None else "")
     # Under the image, the class's short name on a line of its own ("test #19 (0: T-" / "shirt/top)" at 84 px).
-    shown = f"test #{i}" + (f"\n{class_name(ds, label)}" if label is not None else "")
+    shown = ui.image_name(ds, "test", i, short=True) + (f"\n{class_name(ds, label)}" if label is not None else "")
     ui.show_images(to_float(x[i])[None], [shown], columns=1, width=84)  # which image was picked
     return to_float(x[i]), label, caption
 

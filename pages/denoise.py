@@ -129,7 +129,8 @@ else:
     rng = np.random.default_rng(st.session_state.get("denoise_pick", 0))
     picked = np.sort(rng.choice(len(ds.x_test), size=min(count, len(ds.x_test)), replace=False))
     clean = list(to_float(ds.x_test[torch.from_numpy(picked)]).numpy())
-    names = [f"test #{i} ({ds.class_names[ds.y_test[i]]})" if ds.class_names else f"test #{i}" for i in picked]
+    names = [ui.image_name(ds, "test", i, short=True) + (f" ({ds.class_names[ds.y_test[i]]})" if ds.class_names
+                                                        else "") for i in picked]
 
 ui.keep_values(KEYS, KEPT)
 if not clean:

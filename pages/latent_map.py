@@ -116,7 +116,7 @@ else:
     st.caption("Classes (images): " + ", ".join(f"{name}: {n:,}" for name, n in counts.most_common()))
     x, y = x_all[indices[shown]], y_all[indices[shown]]
     # As the other pages name an image ("test #3"), its class under it (two lines: a row of 8 stays even at 1024 px)
-    captions = [f"{ui.file_caption(files[r]) if files else f'{split} #{indices[r]}'}\n{short_class_name(names, v)}"
+    captions = [f"{ui.image_name(ds, split, int(indices[r]), short=True)}\n{short_class_name(names, v)}"
                 for v, r in zip(y.tolist(), shown)]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
@@ -124,7 +124,7 @@ else:
     ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=8, width=72)
 
     query = st.selectbox("Nearest neighbours in code space of", shown,
-                         format_func=lambda r: f"{files[r] if files else f'{split} #{indices[r]}'} ({name_of(labels[r])})",
+                         format_func=lambda r: f"{ui.image_name(ds, split, int(indices[r]))} ({name_of(labels[r])})",
                          key=f"{map_key}_query")
     near, dist = compare.code_neighbours(codes, [query], k=10)
     near, dist = near[0], dist[0]

@@ -234,6 +234,12 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert not [e.value for e in at.main.error]
     if page == "latent_map":  # its exports name each code's file
         assert any("label, class, its file, map coordinates" in c.value for c in at.main.caption)
+    if page in ("interpolate", "denoise"):  # the images picked are named by their files, not "test #3"
+        from aelab.ui import file_caption
+
+        first_lines = {c.split("\n")[0].split(" (")[0] for image in at.image for c in image.captions if c}
+        assert first_lines & {file_caption(f) for f in ds.test_files}, first_lines
+        assert not any(line.startswith("test #") for line in first_lines), first_lines
     if page in ("latent_map", "compare"):  # a point on a map names its file when the pointer is on it
         maps = [traces for traces in (json.loads(chart.proto.spec)["data"] for chart in at.get("plotly_chart"))
                 if all("class=" in t.get("hovertemplate", "") for t in traces)]
