@@ -148,7 +148,8 @@ def build_parser() -> Parser:
                          help="checkpoint path (.safetensors is added; an existing aelab checkpoint there is replaced, "
                               "and kept until the run ends well: see `restore`; any other file is refused)")
         sub.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
-        sub.add_argument("--events", help="append progress events as JSON lines to this file")
+        sub.add_argument("--events", help="append progress events as JSON lines to this file (an epoch's preview "
+                                          "images: {\"png\": base64 PNG of them stacked, \"shape\": [N, C, H, W]})")
         sub.add_argument("--stop-file", help="stop cleanly (keeping the weights so far) once this file exists")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
         add_dataclass_options(sub, cls.config_class)
@@ -174,7 +175,7 @@ def build_parser() -> Parser:
     emb.add_argument("checkpoint", help=CHECKPOINT_HELP)
     emb.add_argument("--dataset")
     emb.add_argument("--split", default="test", choices=("train", "test", "all"),
-                     help="all: train then test (the .npz then has a `split` array saying which each code is)")
+                     help="all: train then test (the .npz then has a `split` array: which split each code is from)")
     emb.add_argument("--map", default="none", choices=("none", "pca", "umap"),
                      help="also store 2-D map coordinates of the codes as `coords` (cached like the app's maps)")
     emb.add_argument("--reproducible", action="store_true",
@@ -330,13 +331,13 @@ def _own_shape(args) -> str:
     if args.image_channels is None:
         args.image_channels = look.channels
         chosen.append("--image-channels")
-    capped = f" (at most {SUGGESTED_MAX} px unless --image-size says more)" if look.side > SUGGESTED_MAX and \
+    capped = f"at most {SUGGESTED_MAX} px unless --image-size says more; " if look.side > SUGGESTED_MAX and \
         "--image-size" in chosen else ""
     if (args.image_channels, args.image_size) == (1, 28):
         return ""
     read_at = _shape((args.image_channels, args.image_size, args.image_size))
-    return (f"the images of {path.name} are {look.note}: read at {read_at}{capped} (give {' or '.join(chosen)} "
-            "for another)")
+    return (f"the images of {path.name} are {look.note.replace('×', 'x')}: read at {read_at} ({capped}give "
+            f"{' or '.join(chosen)} for another)")
 
 
 def _check_train_args(args, cls, model_options: dict, train_options: dict, train_config) -> None:
@@ -715,6 +716,7 @@ def cmd_reconstruct(args) -> int:
 
     from .errors import ImageError
     from .images import FRAMING, open_and_prepare, save_png
+    from .metrics import squared_errors
 
     model, meta = _load(args.checkpoint)
     label = _check_label(model, args.label)
@@ -758,8 +760,9 @@ def cmd_reconstruct(args) -> int:
         out.mkdir(parents=True, exist_ok=True)  # only now: a run whose every image failed leaves no empty folder
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
-        # The error as `eval` measures it per image (squared error summed over pixels): which files it finds odd.
-        error = float(((recon - x[0]) ** 2).sum())
+        # The error as `eval` and `anomalies` measure it (squared error summed over pixels, of the reconstruction
+        # as the model gives it, before the clamp to [0, 1] of the picture): which files it finds odd.
+        error = float(squared_errors(model, x, labels)[0])
         print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png (squared error {error:.2f})")
         if note:
             print(f"note: {note}")

@@ -119,7 +119,9 @@ class Dataset:
             raise DataError(f"unknown split {which!r}: use train, test or all")
         files = {"train": self.train_files, "test": self.test_files,
                  "all": self.train_files + self.test_files}[which]
-        return files if len(files) == len(self.split(which)[1]) else []
+        count = {"train": len(self.y_train), "test": len(self.y_test),
+                 "all": len(self.y_train) + len(self.y_test)}[which]  # (not split("all"): a copy of every image)
+        return files if len(files) == count else []
 
     def without_class(self, k: int) -> "Dataset":
         """The same dataset with class k removed from the training split (for leave-one-class-out anomaly models)."""
@@ -144,14 +146,21 @@ def class_text(names: list[str], k: int, around: str = ": ") -> str:
     return f"{k} ({name})" if around == "()" else f"{k}{around}{name}"
 
 
-def unreadable_text(ds: Dataset) -> str:
-    """The files of an image set left out, and why ("" when none): " notes.png is not an image (...): left out." """
+def unreadable_text(ds: Dataset, most: int = 3) -> str:
+    """The files of an image set left out, and why ("" when none): " Left out: notes.png is not an image (...)."
+    Of several, up to `most`, one of each reason first (an encrypted file's fix was hidden behind the first file's
+    "not an image")."""
     why = ds.unreadable_why or [f"{name} could not be read as an image" for name in ds.unreadable]
     if not why:
         return ""
     if len(why) == 1:
-        return f" {why[0]}: it was left out."
-    return f" {len(why):,} files could not be read as images and were left out, e.g. {why[0]}."
+        return f" Left out: {why[0]}."
+    reasons = [w[len(name):] if w.startswith(name) else w for w, name in zip(why, ds.unreadable)]
+    first_of_each = [k for k, reason in enumerate(reasons) if reason not in reasons[:k]]
+    shown = (first_of_each + [k for k in range(len(why)) if k not in first_of_each])[:most]
+    more = len(why) - len(shown)
+    return (f" {len(why):,} files were left out: " + "; ".join(why[k] for k in sorted(shown))
+            + (f"; and {more:,} more" if more else "") + ".")
 
 
 def shape_text(channels: int, size: int) -> str:
@@ -629,9 +638,7 @@ def _sampled_files(source: bytes | str | os.PathLike, sample: int, limit: int) -
     """How many image files a zip (bytes or path) or folder holds, and the bytes of `sample` of them spread over it
     (b"" for one that cannot be read or is over `limit` bytes)."""
     if not isinstance(source, (bytes, bytearray)) and Path(source).expanduser().is_dir():
-        root = Path(source).expanduser()
-        files = [f for f in sorted(root.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                 and not _hidden(f.relative_to(root).parts)]
+        files = _image_files(Path(source).expanduser())
         picked = files[::max(1, len(files) // sample)][:sample]
         raws = []
         for file in picked:
@@ -652,6 +659,12 @@ ZIP_START = b"PK\x03\x04"  # how a zip's first member begins
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def _image_files(root: Path) -> list[Path]:
+    """A folder's image files, at any depth, in a stable order (not hidden ones: _hidden)."""
+    return [f for f in sorted(root.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            and not _hidden(f.relative_to(root).parts)]
+
+
 def _hidden(parts: tuple[str, ...]) -> bool:
     """A file that is no image of the set: hidden, or in a hidden folder (.git, .ipynb_checkpoints, macOS's "._"
     copies) or in macOS's __MACOSX folder of a zip. Such a folder must not become a class."""
@@ -670,7 +683,7 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes | str]]
     why not, for a file that cannot be read or is larger than images.MAX_BYTES (not read: a zip of a few kB can
     unpack to gigabytes). The files together may hold at most MAX_FILE_BYTES: refused before reading when their
     declared sizes say so, and when what they unpack to does."""
-    from .images import MAX_BYTES
+    from .images import MAX_BYTES, too_large
 
     entries = []
     if zipfile.is_zipfile(path):
@@ -695,16 +708,14 @@ def _image_entries(path: Path) -> list[tuple[tuple[str, ...], str, bytes | str]]
         raise DataError(f"{path.name} is neither a folder nor a zip file that can be read")
     else:
         total = 0
-        for file in sorted(path.rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES and not _hidden(file.relative_to(path).parts):
-                folders = file.relative_to(path).parent.parts
-                try:
-                    content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else _too_large()
-                except OSError as err:
-                    content = f"cannot be read ({err.strerror or err})"
-                total += len(content) if isinstance(content, bytes) else 0
-                _check_total(path, total)
-                entries.append((folders, file.relative_to(path).as_posix(), content))
+        for file in _image_files(path):
+            try:
+                content = file.read_bytes() if file.stat().st_size <= MAX_BYTES else too_large()
+            except OSError as err:
+                content = f"cannot be read ({err.strerror or err})"
+            total += len(content) if isinstance(content, bytes) else 0
+            _check_total(path, total)
+            entries.append((file.relative_to(path).parent.parts, file.relative_to(path).as_posix(), content))
     return entries
 
 
@@ -730,28 +741,24 @@ def _check_total(path: Path, total: int) -> None:
                         "smaller images")
 
 
-def _too_large() -> str:
-    from .images import MAX_BYTES, _format_size
-
-    return f"is larger than the {_format_size(MAX_BYTES)} limit for an image"
-
-
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | str:
     """A zip member's bytes, or why not (words that follow its name) when it is damaged (a bad CRC, a broken
     stream), encrypted, or unpacks to over `limit` (its declared size, and what it really unpacks to: a header can
     lie)."""
+    from .images import too_large
+
     if info.file_size > limit:
-        return _too_large()
+        return too_large()
     if info.flag_bits & 0x1:
-        return "is encrypted in the zip (made with a password): zip the images without one"
+        return "is encrypted in the zip (zip the images without a password)"
     try:
         with archive.open(info) as member:
             content = member.read(limit + 1)
-    except NotImplementedError:
-        return "is packed in the zip with a compression that cannot be unpacked here: zip it again (deflate)"
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
-        return "is damaged in the zip (it does not unpack to what was packed): zip the images again"
-    return content if len(content) <= limit else _too_large()
+    except (NotImplementedError, RuntimeError):  # (RuntimeError: a bz2 or lzma module this Python lacks)
+        return "is packed with a compression that cannot be unpacked here (zip the images again, with deflate)"
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+        return "is damaged in the zip: it does not unpack to what was packed (zip the images again)"
+    return content if len(content) <= limit else too_large()
 
 
 def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: int = 1,

@@ -66,8 +66,13 @@ def open_image(source, name: str | None = None) -> Image.Image:
     if not data:
         raise ImageError(f"{label} is empty (0 bytes)")
     if len(data) > MAX_BYTES:
-        raise ImageError(f"{label} is larger than the {_format_size(MAX_BYTES)} limit")
+        raise ImageError(f"{label} {too_large()}")
     return _decode(data, label)
+
+
+def too_large() -> str:
+    """What is said of a file over MAX_BYTES, after its name."""
+    return f"is larger than the {_format_size(MAX_BYTES)} limit for an image"
 
 
 def _default_name(source) -> str:

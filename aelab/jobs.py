@@ -44,8 +44,8 @@ from .data import BUILTIN, Dataset
 from .errors import AelabError, CheckpointError, ConfigError, DataError
 from .files import write_atomic
 from .models import get_variant
-from .progress import images_from_text
 from .models.base import field_default, type_matches
+from .progress import images_from_text
 from .train import (StepsAdvice, TrainConfig, check_training, few_steps_advice, inapplicable, no_such_class,
                     pick_device, refuse_inapplicable, steps_advice)
 
@@ -690,8 +690,8 @@ def job_status(job_id: str | Job) -> JobStatus:
         try:
             status.originals, status.reconstructions = (
                 images_from_text(progress.preview[k]) for k in ("originals", "reconstructions"))
-        except (KeyError, TypeError, ValueError, OSError):
-            pass  # a preview written by hand or damaged: the card shows none rather than failing
+        except Exception:  # noqa: BLE001 (a preview written by hand or damaged: the card shows none, not a traceback)
+            pass
     if alive:
         if progress.done is not None:
             # Two parts: the test metrics and the final save, then the pages' results (the model can be opened)

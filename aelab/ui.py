@@ -5,6 +5,7 @@ No model math here: only caching and widgets around functions of the core.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -209,7 +210,8 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
         rows = np.flatnonzero(labels == k) if k >= 0 else np.flatnonzero(~known)
         if len(rows) == 0:
             continue
-        named = {"text": [files[r] for r in rows.tolist()]} if files else {}
+        # (escaped: plotly reads hover text as HTML, and a file may be named "a<b>.png")
+        named = {"text": [html.escape(files[r]) for r in rows.tolist()]} if files else {}
         fig.add_trace(trace(
             x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
             marker={"color": class_colour(k)}, customdata=np.stack([rows, shown[rows]], axis=1).tolist(),

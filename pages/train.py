@@ -138,8 +138,8 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
     elif not mine:  # another's card (a teacher's finished run, shown to the class) goes after a second click too
         with head.popover("Remove", help="started in another tab or browser: remove its card?",
                           key=f"remove_ask_{job.id}"):
-            st.caption("This job was started in another tab or browser, perhaps by someone else: its card goes for "
-                       "every browser. The model it saved stays.")
+            st.caption("This job was started in another tab or browser, perhaps by someone else: its card is removed "
+                       "in every browser. The model it saved stays.")
             st.button("Remove it", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id))
     else:
         head.button("Remove", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id),

@@ -182,8 +182,18 @@ def test_image_sets_too_big_for_memory_or_damaged_are_refused_in_one_line(tmp_pa
     damaged.write_bytes(bytes(raw))
     ds = data.load_dataset(str(damaged), image_size=8)
     assert len(ds.x_train) + len(ds.x_test) == 2
-    assert ds.unreadable_why == ["1.png is damaged in the zip (it does not unpack to what was packed): zip the images "
-                                 "again"]
+    assert ds.unreadable_why == ["1.png is damaged in the zip: it does not unpack to what was packed (zip the images "
+                                 "again)"]
+    # Of many files left out, one of each reason is named first: an encrypted file's fix is not hidden behind four
+    # files that are not images.
+    import dataclasses
+
+    names = ["a.png", "b.png", "c.png", "d.png", "x.png"]
+    why = [f"{n} is not an image" for n in names[:4]] + ["x.png is encrypted in the zip (zip the images without a "
+                                                          "password)"]
+    many = dataclasses.replace(ds, unreadable=names, unreadable_why=why)
+    assert data.unreadable_text(many) == (" 5 files were left out: a.png is not an image; b.png is not an image; x.png "
+                                          "is encrypted in the zip (zip the images without a password); and 2 more.")
     (tmp_path / "cut.zip").write_bytes(bomb.read_bytes()[:300])
     with pytest.raises(DataError, match=r"cut.zip is cut short \(a zip whose end is missing\)"):
         data.load_dataset(str(tmp_path / "cut.zip"))

@@ -319,7 +319,7 @@ def test_file_over_the_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_BYTES", 1000)
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     message = error_of(open_image, saved(tmp_path, noise, "huge.png"))
-    assert message == "huge.png is larger than the 1000 bytes limit"
+    assert message == "huge.png is larger than the 1000 bytes limit for an image"
 
 
 @pytest.mark.parametrize(("width", "height"), [(30000, 30000), (10000, 10000), (8000, 6000)])

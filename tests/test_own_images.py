@@ -576,8 +576,8 @@ def test_a_folder_zipped_as_it_is_is_an_unlabelled_set_and_unreadable_files_are_
     ds = data.load_image_folder(zipped, 16, 1)
     assert ds.num_classes == 0 and ds.class_names == [] and (ds.y_train == -1).all() and (ds.y_test == -1).all()
     assert ds.unreadable == ["photos/broken.png"] and "1 unreadable skipped" in ds.source
-    assert data.unreadable_text(ds) == (" photos/broken.png is not an image (recognised formats: PNG, JPEG, BMP, "
-                                        "GIF, WebP, TIFF): it was left out.")
+    assert data.unreadable_text(ds) == (" Left out: photos/broken.png is not an image (recognised formats: PNG, "
+                                        "JPEG, BMP, GIF, WebP, TIFF).")
     assert sorted(ds.train_files + ds.test_files) == sorted(f"photos/img{k}.png" for k in range(10))
     assert len(ds.test_files) == len(ds.x_test) == 2  # each image's file, in the order of its split
     from aelab import images
@@ -888,7 +888,7 @@ def test_the_cli_trains_a_set_never_opened_before_at_its_images_own_size_and_col
 
     said, shape = train(folder, "own")
     assert shape == [3, 20, 20]
-    assert ("note: the images of shapes are 20×20, in colour: read at 20x20 RGB (give --image-size or "
+    assert ("note: the images of shapes are 20x20, in colour: read at 20x20 RGB (give --image-size or "
             "--image-channels for another)") in said, said
     said, shape = train(tmp_path / "shapes.zip", "zipped", "--image-size", "16")  # what is given is kept
     assert shape == [3, 16, 16] and "(give --image-channels for another)" in said, said

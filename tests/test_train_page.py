@@ -244,7 +244,7 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     assert [b.label for b in at.button if b.key == f"remove_{job.id}"] == ["Remove"]  # this tab's own: one click
     other.run()  # another's card goes after a second click that says so
     assert [b.label for b in other.button if b.key == f"remove_{job.id}"] == ["Remove it"]
-    assert "its card goes for every browser" in " ".join(c.value for c in other.caption)
+    assert "its card is removed in every browser" in " ".join(c.value for c in other.caption)
     assert at.get("plotly_chart")  # the loss curves
     assert at.image and "reconstructions" in at.image[0].captions[0]  # this job's preview comes first (newest)
     assert "page-job (mlp, 8-d)" in at.selectbox(key="model_mnist").options
