@@ -340,10 +340,10 @@ def _own_shape(args) -> str:
             f"{' or '.join(chosen)} for another)")
 
 
-def _check_train_args(args, cls, model_options: dict, train_options: dict, train_config) -> None:
+def _check_train_args(args, cls, model_options: dict, train_options: dict, train_config) -> str:
     """Everything that can be refused before the data is loaded: options, options that do not apply, the device,
     the dataset's name and shape, the classes to leave out (of a built-in dataset: an image set's classes are known
-    once it is read), the model's size where the images' shape is known."""
+    once it is read), the model's size where the images' shape is known. Returns _own_shape's note ("" if none)."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
     from .train import check_training, no_such_class, pick_device, refuse_inapplicable
 
@@ -364,8 +364,9 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
             if k is not None and not 0 <= k < classes:
                 raise ConfigError(no_such_class(k, args.dataset, classes))
         check_training(cls, model_options, train_config, (1, 28, 28), classes)
+        note = ""
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
-        args.shape_note = _own_shape(args)
+        note = _own_shape(args)
         stored_channels, stored_size = stored_shape(args.dataset)
         channels = stored_channels if args.image_channels is None else args.image_channels
         size = stored_size if args.image_size is None else args.image_size
@@ -373,6 +374,7 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
         # its batch normalisation do not depend on it.
         check_training(cls, model_options, train_config, (channels, size, size), 1)
     pick_device(train_config.device)  # a GPU asked for by name must exist before minutes go into loading data
+    return note
 
 
 def _out_name(name: str, suffix: str, what: str, option: str = "--out") -> str:
@@ -439,7 +441,7 @@ def cmd_train(args) -> int:
     model_options = picked(args, cls.config_class)
     train_options = picked(args, TrainConfig)
     train_config = TrainConfig(**train_options)  # ("lr must be ..." reads "--lr must be ...": main, in_flag_words)
-    _check_train_args(args, cls, model_options, train_options, train_config)
+    shape_note = _check_train_args(args, cls, model_options, train_options, train_config)
     name = _out_name(args.out, SUFFIX, f"checkpoints are {SUFFIX} files")
     with _no_new_empty_folders(Path(os.path.expanduser(name.strip())).parent):
         out = writable_path(name)  # a path that cannot be written is refused now, not after the training
@@ -449,7 +451,7 @@ def cmd_train(args) -> int:
         _check_stop_file(args.stop_file)
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                            args.image_size]}})
-        for note in (getattr(args, "shape_note", ""),
+        for note in (shape_note,
                      steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)):
             if note:
                 print(f"note: {note}", file=sys.stderr)
@@ -716,7 +718,6 @@ def cmd_reconstruct(args) -> int:
 
     from .errors import ImageError
     from .images import FRAMING, open_and_prepare, save_png
-    from .metrics import squared_errors
 
     model, meta = _load(args.checkpoint)
     label = _check_label(model, args.label)
@@ -754,15 +755,16 @@ def cmd_reconstruct(args) -> int:
         with torch.no_grad():
             if model.conditional:  # the class asked for, else the one under which the image is most probable
                 labels = torch.tensor([label]) if label is not None else model.best_labels(x)[0]
-            recon = model.reconstruct(x, labels)[0].clamp(0, 1)
+            raw = model.reconstruct(x, labels)[0]
+        # The error as `eval` and `anomalies` measure it (metrics.squared_errors: summed over pixels, of the
+        # reconstruction as the model gives it, before the clamp to [0, 1] of the picture): which files it finds odd.
+        error = float(((raw - x[0]) ** 2).sum())
+        recon = raw.clamp(0, 1)
         if model.conditional and label is None:
             print(f"{Path(name).name}: read as {_class_text(meta, int(labels[0]))}")
         out.mkdir(parents=True, exist_ok=True)  # only now: a run whose every image failed leaves no empty folder
         save_png(prepared, out / f"{stem}.input.png")
         save_png(recon.numpy(), out / f"{stem}.recon.png")
-        # The error as `eval` and `anomalies` measure it (squared error summed over pixels, of the reconstruction
-        # as the model gives it, before the clamp to [0, 1] of the picture): which files it finds odd.
-        error = float(squared_errors(model, x, labels)[0])
         print(f"{name} -> {out / stem}.input.png, {out / stem}.recon.png (squared error {error:.2f})")
         if note:
             print(f"note: {note}")

@@ -115,13 +115,13 @@ class Dataset:
     def files(self, which: str) -> list[str]:
         """The file of each image of a split ("all": train then test), as split(which) orders them; [] for the
         built-in datasets, whose images have no file."""
-        if which not in ("train", "test", "all"):
+        if which == "all":  # (counted, not split("all"): that copies every image)
+            files = self.train_files + self.test_files
+            return files if len(files) == len(self.y_train) + len(self.y_test) else []
+        if which not in ("train", "test"):
             raise DataError(f"unknown split {which!r}: use train, test or all")
-        files = {"train": self.train_files, "test": self.test_files,
-                 "all": self.train_files + self.test_files}[which]
-        count = {"train": len(self.y_train), "test": len(self.y_test),
-                 "all": len(self.y_train) + len(self.y_test)}[which]  # (not split("all"): a copy of every image)
-        return files if len(files) == count else []
+        files, labels = (self.train_files, self.y_train) if which == "train" else (self.test_files, self.y_test)
+        return files if len(files) == len(labels) else []
 
     def without_class(self, k: int) -> "Dataset":
         """The same dataset with class k removed from the training split (for leave-one-class-out anomaly models)."""
@@ -637,9 +637,12 @@ def look_at_image_set(source: bytes | str | os.PathLike, sample: int = 32) -> Im
 def _sampled_files(source: bytes | str | os.PathLike, sample: int, limit: int) -> tuple[int, list[bytes]]:
     """How many image files a zip (bytes or path) or folder holds, and the bytes of `sample` of them spread over it
     (b"" for one that cannot be read or is over `limit` bytes)."""
+    def spread(items: list) -> list:
+        return items[::max(1, len(items) // sample)][:sample]
+
     if not isinstance(source, (bytes, bytearray)) and Path(source).expanduser().is_dir():
         files = _image_files(Path(source).expanduser())
-        picked = files[::max(1, len(files) // sample)][:sample]
+        picked = spread(files)
         raws = []
         for file in picked:
             try:
@@ -650,8 +653,7 @@ def _sampled_files(source: bytes | str | os.PathLike, sample: int, limit: int) -
     opened = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source).expanduser()
     with zipfile.ZipFile(opened) as archive:
         members = _image_members(archive)
-        picked = members[::max(1, len(members) // sample)][:sample]
-        raws = [_read_member(archive, info, limit) for info in picked]
+        raws = [_read_member(archive, info, limit) for info in spread(members)]
         return len(members), [raw if isinstance(raw, bytes) else b"" for raw in raws]
 
 
@@ -820,7 +822,8 @@ def load_image_folder(path: str | os.PathLike, image_size: int = 28, channels: i
               + (f", {skipped} unreadable skipped)" if skipped else ")"))
     # The full path is the name, so `eval` and the app can load the same images again from the checkpoint alone.
     return Dataset(str(path.resolve()), x[n_test:], y[n_test:], x[:n_test], y[:n_test], class_names=class_names,
-                   source=source, unreadable=unreadable, unreadable_why=why_not, train_files=files[n_test:], test_files=files[:n_test])
+                   source=source, unreadable=unreadable, unreadable_why=why_not, train_files=files[n_test:],
+                   test_files=files[:n_test])
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
