@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .models import Autoencoder
 from .models.base import ModelConfig
 from .models.conv import ConvEncoder
-from .models.pca import PCA, PCAConfig
+from .models.pca import PCA, PCAConfig, leading_only
 from .neighbours import ExactNeighbours
 from .project import PCAProjection
 
@@ -28,22 +28,34 @@ LATENT_MAX = next(f.metadata["maximum"] for f in dataclasses.fields(ModelConfig)
 CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big RGB images) is not written to disk
 
 
-def dataset_pca(dataset: Dataset, use_cache: bool = True) -> PCA:
-    """PCA of the dataset's whole training split with every component (as many as pixels); a PCA of any size is its
-    leading components (`leading_components`). Its tensors are kept on disk (aelab.cache, keyed by the images'
-    SHA-256: 35 ms for MNIST), so a restarted server or another process loads them in milliseconds instead of fitting
-    again (1.2-2 s for MNIST on 2 cores: the PCA-vs-AE page's first render). An unreadable file is refitted."""
+def pca_fit_size(dataset: Dataset, at_least: int = 1) -> int:
+    """How many components dataset_pca fits to give at least `at_least`: every one that can carry something, except
+    where the fit is the randomized one (more than 4,096 pixel values and as many images, models.pca.leading_only):
+    there, the ones asked for rounded up to a multiple of 64, so that near sizes share one fit."""
     # Every component that can carry something: n images span at most n - 1 directions (a set of 200 photos of
     # 64x64 RGB: 199 of 12,288), and a code has at most LATENT_MAX (such a set asked for 12,288 and crashed two pages).
-    config = PCAConfig(latent_dim=min(math.prod(dataset.input_shape), max(1, len(dataset.x_train) - 1), LATENT_MAX),
-                       input_shape=dataset.input_shape)
+    full = min(math.prod(dataset.input_shape), max(1, len(dataset.x_train) - 1), LATENT_MAX)
+    if not leading_only(len(dataset.x_train), math.prod(dataset.input_shape)):
+        return full
+    return min(full, 64 * math.ceil(max(at_least, 1) / 64))
+
+
+def dataset_pca(dataset: Dataset, use_cache: bool = True, at_least: int = 1) -> PCA:
+    """PCA of the dataset's whole training split with pca_fit_size(dataset, at_least) components (usually every one
+    that can carry something); a PCA of any size up to that is its leading components (`leading_components`). Its
+    tensors are kept on disk (aelab.cache, keyed by the images' SHA-256: 35 ms for MNIST), so a restarted server or
+    another process loads them in milliseconds instead of fitting again (1.2-2 s for MNIST on 2 cores: the
+    PCA-vs-AE page's first render). An unreadable file is refitted."""
+    k = pca_fit_size(dataset, at_least)
+    config = PCAConfig(latent_dim=k, input_shape=dataset.input_shape)
 
     def fit() -> dict[str, np.ndarray]:
         return {name: t.numpy() for name, t in PCA(config).fit(to_float(dataset.x_train)).state_dict().items()}
 
-    stored, _ = cache.arrays("pca", (dataset.name, cache.content_key(dataset.x_train.numpy())), fit,
-                             use_cache and config.latent_dim * config.input_size <= CACHED_PCA_MAX_PIXELS ** 2)
-    k = config.latent_dim
+    key = (dataset.name, cache.content_key(dataset.x_train.numpy()))
+    if leading_only(len(dataset.x_train), config.input_size):
+        key += (k,)  # (a fit of the leading k only)
+    stored, _ = cache.arrays("pca", key, fit, use_cache and k * config.input_size <= CACHED_PCA_MAX_PIXELS ** 2)
     if len(stored.get("components", ())) < k:  # (not written by this code: fitted again)
         stored = fit()
     # One kept by an earlier aelab has a component per pixel value: its leading ones are these.
@@ -179,9 +191,9 @@ def stored_knn_comparison(path, model: Autoencoder, dataset: Dataset, pca: Autoe
     (aelab.cache) for that version of the file and that dataset: computed by the trainer when it saves or by the
     first PCA-vs-AE page, then read back. `pca`: the PCA of the model's code size, when the caller has it."""
     def compute() -> dict[str, np.ndarray]:
-        found = knn_comparison(model, pca if pca is not None else
-                               leading_components(dataset_pca(dataset), model.latent_dim), dataset,
-                               encodings=encodings)
+        same_size = pca if pca is not None else leading_components(dataset_pca(dataset, at_least=model.latent_dim),
+                                                                   model.latent_dim)
+        found = knn_comparison(model, same_size, dataset, encodings=encodings)
         return {"features": np.array(list(found)), "accuracy": np.array(list(found.values()), dtype=np.float64)}
 
     stored = cache.for_checkpoint("knn-compare", path, dataset, "both", compute)

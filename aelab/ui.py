@@ -51,22 +51,28 @@ def load_model(path: str, mtime: float) -> tuple[Autoencoder, dict]:
     return checkpoints.load_checkpoint(path, device=pick_device())
 
 
+def _all_components(dataset_name: str, shape: tuple[int, int, int], at_least: int) -> PCA:
+    """The dataset's PCA with at least `at_least` components (usually all: compare.pca_fit_size)."""
+    return _pca_fit(dataset_name, shape, compare.pca_fit_size(_load_dataset(dataset_name, shape), at_least))
+
+
 @st.cache_resource(show_spinner="Fitting PCA on the training images…", max_entries=4)
-def _all_components(dataset_name: str, shape: tuple[int, int, int]) -> PCA:
-    return compare.dataset_pca(_load_dataset(dataset_name, shape))
+def _pca_fit(dataset_name: str, shape: tuple[int, int, int], size: int) -> PCA:
+    return compare.dataset_pca(_load_dataset(dataset_name, shape), at_least=size)
 
 
 def fitted_pca(dataset_name: str, latent_dim: int) -> PCA:
     """PCA on the whole training split; at most as many components as pixels (an overcomplete code has no match).
 
     The covariance of 60,000 images is the slow part, so it is fitted once per dataset with every component and
-    each size keeps the leading ones: the same result as fitting that size (components are sorted and sign-fixed)."""
+    each size keeps the leading ones: the same result as fitting that size (components are sorted and sign-fixed).
+    Past 4,096 pixel values with as many images, the fit is of the leading 64, 128, ... (compare.pca_fit_size)."""
     return _fitted_pca(dataset_name, data.opened_shape(dataset_name), latent_dim)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _fitted_pca(dataset_name: str, shape: tuple[int, int, int], latent_dim: int) -> PCA:
-    return compare.leading_components(_all_components(dataset_name, shape), latent_dim)
+    return compare.leading_components(_all_components(dataset_name, shape, latent_dim), latent_dim)
 
 
 @st.cache_data(show_spinner="Encoding…", max_entries=64)
@@ -97,7 +103,7 @@ def pca_error_curve(dataset_name: str, max_k: int = 64) -> np.ndarray:
 @st.cache_data(show_spinner=False, max_entries=8)
 def _pca_error_curve(dataset_name: str, shape: tuple[int, int, int], max_k: int = 64) -> np.ndarray:
     ds = _load_dataset(dataset_name, shape)
-    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k, pca=_all_components(dataset_name, shape))
+    return metrics.pca_error_curve(ds.x_train, ds.x_test, max_k, pca=_all_components(dataset_name, shape, max_k))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

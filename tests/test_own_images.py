@@ -928,7 +928,7 @@ def test_the_size_and_colour_to_add_a_set_at_are_kept_across_pages(monkeypatch):
 def test_pca_pages_open_a_set_with_more_pixel_values_than_a_code_may_have(page):
     """48x48 RGB is 6,912 values a picture, over the 4,096 a code may have: PCA vs autoencoder and Denoise crashed
     with "latent_dim must be at most 4096, not 6912" (a helper's 64x64 RGB photos). PCA keeps the components the
-    images can carry (n - 1), fitted from the images' SVD."""
+    images can carry (n - 1), fitted from the images' Gram matrix."""
     from aelab.checkpoints import checkpoint_folder
     from aelab.train import TrainConfig, train_and_save
 
@@ -946,15 +946,51 @@ def test_pca_pages_open_a_set_with_more_pixel_values_than_a_code_may_have(page):
         any(m.value.startswith("**Verdict:**") for m in at.markdown)
 
 
-def test_pca_from_the_images_svd_equals_the_covariances():
-    """Fewer images than pixel values: the SVD of the images gives the covariance's components and variances."""
+def test_pca_from_the_images_gram_matrix_equals_the_covariances():
+    """Fewer images than pixel values: the images' Gram matrix gives the covariance's components and variances."""
     from aelab.models import build_model
 
     x = torch.rand(30, 1, 8, 8)  # 30 images of 64 values
-    svd = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x[:20])  # 20 < 64: the SVD
+    svd = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x[:20])  # 20 < 64: the Gram matrix
     cov = build_model("pca", latent_dim=30, input_shape=(1, 8, 8)).fit(x[:20])  # 30 > 20 images: the covariance
     assert torch.allclose(svd.explained_variance, cov.explained_variance[:10], rtol=1e-4, atol=1e-6)
     assert torch.allclose(svd.components, cov.components[:10], atol=1e-4)  # (signs fixed alike)
+
+
+def test_pca_of_many_images_of_many_values_is_a_randomized_fit_of_the_leading_components(monkeypatch):
+    """Past EXACT_MAX_VALUES images and pixel values (64x64 RGB sets of thousands: minutes for the covariance) the
+    leading components come from a seeded randomized SVD: the exact fit's, and the same on a refit. Scaled down here:
+    the limit set to 32 for 400 images of 64 values with a decaying spectrum, as images have."""
+    from aelab.models import build_model
+    from aelab.models import pca as pca_module
+
+    gen = torch.Generator().manual_seed(3)
+    basis = torch.linalg.qr(torch.randn(64, 64, generator=gen))[0]
+    x = (torch.randn(400, 64, generator=gen) * torch.logspace(0, -3, 64)) @ basis.T + 0.5
+    exact = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    monkeypatch.setattr(pca_module, "EXACT_MAX_VALUES", 32)
+    assert pca_module.leading_only(400, 64) and not pca_module.leading_only(30, 64)
+    fast = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    assert torch.allclose(fast.explained_variance, exact.explained_variance, rtol=1e-4)
+    assert torch.allclose(fast.components, exact.components, atol=1e-3)  # (signs fixed alike)
+    again = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    assert torch.equal(again.components, fast.components)
+
+
+def test_a_dataset_pca_fitted_randomized_has_the_components_asked_for_in_steps_of_64(monkeypatch):
+    """A randomized fit takes longer the more components it finds: the pages' PCA is fitted with the ones they ask
+    for, rounded up to 64 so near code sizes share a fit; an exact fit has every component that carries something."""
+    from aelab import compare
+    from aelab.models import pca as pca_module
+
+    images = torch.randint(0, 256, (300, 1, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ds = data.Dataset("randomized-test", images[:200], torch.zeros(200, dtype=torch.long), images[200:],
+                      torch.zeros(100, dtype=torch.long))
+    assert compare.pca_fit_size(ds, 10) == 144  # exact: every one of the 144 pixel values
+    monkeypatch.setattr(pca_module, "EXACT_MAX_VALUES", 100)
+    assert [compare.pca_fit_size(ds, k) for k in (1, 10, 64, 65, 144)] == [64, 64, 64, 128, 144]
+    pca = compare.dataset_pca(ds, use_cache=False, at_least=10)
+    assert pca.latent_dim == 64 and compare.leading_components(pca, 10).latent_dim == 10
 
 
 def test_a_dataset_pca_kept_with_a_component_per_pixel_value_is_read_as_its_leading_ones():

@@ -1,5 +1,12 @@
 """PCA behind the autoencoder interface: fitted in closed form (eigenvectors of the covariance), no SGD.
 
+More than EXACT_MAX_VALUES images and pixel values (thousands of one's own 64x64 RGB photos: 12,288 values) are
+fitted by a randomized SVD of the images instead (Halko, Martinsson & Tropp 2011; torch.svd_lowrank with 10 power
+iterations, seeded), which finds the leading components only. Measured here on 13,000 such images (Fashion-MNIST at
+64x64 in three differently shifted channels), 30 components: 6.4 s instead of 328 s for the covariance and its
+eigendecomposition, the same training error to 7 digits (117.54926 and 117.54925 per image), largest principal angle
+to the exact components 0.005 degrees, variances within 4e-6.
+
 decode() returns the plain linear reconstruction, unclipped, so its error is PCA's textbook error (13.87 per MNIST
 test image for 30 components); pictures clip to [0, 1] when they are drawn.
 """
@@ -12,6 +19,17 @@ import torch
 
 from ..errors import ConfigError
 from .base import Autoencoder, ModelConfig, option, register
+
+# Past this many images and pixel values an exact fit (the eigendecomposition of the D x D covariance or of the
+# N x N Gram matrix, n^3) takes minutes; at 4,096, 10 to 13 s on 2 cores.
+EXACT_MAX_VALUES = 4096
+POWER_ITERATIONS = 10
+
+
+def leading_only(n_images: int, n_values: int) -> bool:
+    """Whether a fit on n_images of n_values pixel values is the randomized one, which finds the leading components
+    only and takes longer the more it is asked for (so ask for the ones needed, not every one)."""
+    return min(n_images, n_values) > EXACT_MAX_VALUES
 
 
 @dataclass
@@ -45,16 +63,30 @@ class PCA(Autoencoder):
 
     def fit(self, x: torch.Tensor) -> "PCA":
         """x: float images (N, C, H, W) or (N, D). The mean and the eigendecomposition are in float64; the covariance
-        product is in float32 (half the time of float64: 0.45 s for 60k x 784 here), which moves the top 30
+        (or Gram) product is in float32 (half the time of float64: 0.45 s for 60k x 784 here), which moves the top 30
         eigenvalues by 1e-7 and their subspace by 1e-4 degrees on MNIST."""
         flat = x.flatten(1).float()
         mean = flat.double().mean(0)
         centred = flat - mean.float()
-        if len(flat) < flat.shape[1] and self.latent_dim <= len(flat):
-            # Fewer images than pixel values (one's own 64x64 RGB photos: 12,288 values): the SVD of the images,
-            # (N, D), instead of the eigendecomposition of a D x D covariance (1.2 GB and minutes at D = 12,288).
-            _, singular, vh = torch.linalg.svd(centred.double(), full_matrices=False)
-            eigvals, eigvecs = singular ** 2 / max(len(flat) - 1, 1), vh.T
+        if leading_only(*flat.shape):
+            # More than 4,096 images and pixel values: the leading components only, from a randomized SVD (the
+            # module's docstring has the measurements). Seeded: a refit gives the same PCA.
+            k = self.latent_dim
+            width = min(k + k // 2 + 10, *flat.shape)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                _, singular, v = torch.svd_lowrank(centred, q=width, niter=POWER_ITERATIONS)
+            eigvals, eigvecs = singular.double() ** 2 / max(len(flat) - 1, 1), v.double()
+        elif len(flat) < flat.shape[1] and self.latent_dim <= len(flat):
+            # Fewer images than pixel values (one's own 64x64 RGB photos: 12,288 values): the eigendecomposition of
+            # the images' N x N Gram matrix instead of the D x D covariance (1.2 GB and minutes at D = 12,288); the
+            # components are the images' combinations by its leading eigenvectors, made unit length by a QR (which
+            # also makes a direction of zero variance, past the n - 1 that n images span, orthogonal to the others).
+            # 4,096 images of 12,288 values: 13 s here, where the SVD of the images took 79 s.
+            eigvals, u = torch.linalg.eigh((centred @ centred.T).double())
+            top = eigvals.argsort(descending=True)[: self.latent_dim]
+            eigvecs = torch.linalg.qr(centred.T.double() @ u[:, top]).Q
+            eigvals = eigvals[top].clamp(min=0) / max(len(flat) - 1, 1)
         else:
             cov = (centred.T @ centred).double() / max(len(flat) - 1, 1)
             eigvals, eigvecs = torch.linalg.eigh(cov)
