@@ -6,6 +6,7 @@ end it), writing its progress as JSON lines to `<checkpoints>/.jobs/<id>/events.
 its checkpoint to `<checkpoints>/<name>.safetensors` at the end of every epoch. Everything about a job lives in files,
 so any session of any server process can show it, and a status is read back from those files alone:
 
+    queued       process alive, waiting for its turn (aelab.turns: MAX_JOBS train at a time, in order of arrival)
     starting     process alive, no event yet (importing torch, loading the data)
     running      process alive, training
     finished / stopped / diverged   the trainer said so and the process exited after its final save
@@ -50,7 +51,21 @@ from .train import (StepsAdvice, TrainConfig, check_training, few_steps_advice, 
                     pick_device, refuse_inapplicable, steps_advice)
 
 JOBS_FOLDER = ".jobs"
-ACTIVE = ("starting", "running", "saving")
+ACTIVE = ("queued", "starting", "running", "saving")
+TURNS_FOLDER = ".turns"  # (under .jobs, hidden from list_jobs: the slots and the line of aelab.turns)
+
+
+def max_jobs() -> int:
+    """How many jobs train at once; the others wait their turn. AELAB_MAX_JOBS, else half the CPU cores (at least
+    one): on CPU, jobs at once share the cores (two on 2 cores took as long as one after the other, and the first
+    result came at the end), and each holds torch and its data in memory. A GPU server sets it higher."""
+    given = os.environ.get("AELAB_MAX_JOBS", "").strip()
+    if given:
+        try:
+            return max(1, int(given))
+        except ValueError:
+            pass
+    return max(1, (os.cpu_count() or 2) // 2)
 
 # Popen objects of the jobs this server process started: poll() reaps them (no zombies) and gives the exit code.
 _PROCESSES: dict[str, subprocess.Popen] = {}
@@ -117,11 +132,15 @@ class _Progress:
     last_event: str = ""
     preview: dict | None = None
     done: dict | None = None
+    ahead: int = 0  # while queued: jobs that wait before it
+    slots: int = 0
 
     def update(self, event: dict) -> None:
         kind = event.get("event")
         self.last_event = kind
-        if kind == "phase":
+        if kind == "queued":
+            self.ahead, self.slots = int(event["ahead"]), int(event["slots"])
+        elif kind == "phase":
             self.phase, self.epochs = event["phase"], event.get("epochs", 0)
             self.epoch, self.step, self.steps = 0, 0, event.get("steps_per_epoch", 0)
         elif kind == "step":
@@ -143,7 +162,7 @@ class _Progress:
 @dataclass
 class JobStatus:
     job: Job
-    state: str  # starting | running | saving (ACTIVE), or finished | stopped | diverged | failed | interrupted
+    state: str  # queued | starting | running | saving (ACTIVE), or finished | stopped | diverged | failed | interrupted
     phase: str = ""
     epoch: int = 0
     epochs: int = 0
@@ -158,6 +177,8 @@ class JobStatus:
     message: str = ""
     stop_requested: bool = False
     notes: list[str] = field(default_factory=list)  # the run's `note: ...` lines (too few steps, ...)
+    ahead: int = 0  # queued: how many jobs wait before it
+    slots: int = 0  # queued: how many train at once
 
     @property
     def active(self) -> bool:
@@ -511,9 +532,16 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        slots = max_jobs()
+        # The jobs training at once share the cores: a torch thread pool each as large as all of them fought.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // slots)))
+        # Its turn first (aelab.turns, a few MB while it waits), then the training in the same process.
+        waits = [sys.executable, "-m", "aelab.turns", "--folder", str(jobs_folder() / TURNS_FOLDER),
+                 "--slots", str(slots), "--events", str(folder / "events.jsonl"), "--stop-file",
+                 str(folder / "stop"), "--"]
         with open(folder / "log.txt", "wb") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=env, start_new_session=True)
+            process = subprocess.Popen(waits + command, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _PROCESSES[job_id] = process
         job = Job(job_id, safe, variant, dict(model_options), dict(train_options), dataset_name, without_class,
                   only_class, process.pid, time.time(), command, str(target))
@@ -660,6 +688,8 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
     """(state, message) of a job whose process is gone."""
     code = _exit_code(job)
     killed = code is not None and code < 0
+    if progress.done is not None and progress.done.get("before_start") and not killed:
+        return "stopped", f"{progress.done.get('message', 'stopped before it trained')}: nothing was saved"
     # Before the log's error line: a run that diverged before it trained anything also says so there, as an error.
     if (progress.done is not None and not killed and not progress.history
             and progress.done.get("status") in ("diverged", "failed")):  # train_and_save saved nothing
@@ -685,7 +715,8 @@ def job_status(job_id: str | Job) -> JobStatus:
     progress = _read_events(job)
     status = JobStatus(job, "starting", progress.phase, progress.epoch, progress.epochs, progress.step,
                        progress.steps, progress.terms, progress.history, progress.images_per_s,
-                       stop_requested=job.stop_path.exists(), notes=_log_notes(job))
+                       stop_requested=job.stop_path.exists(), notes=_log_notes(job), ahead=progress.ahead,
+                       slots=progress.slots)
     if progress.preview:
         try:
             status.originals, status.reconstructions = (
@@ -701,6 +732,8 @@ def job_status(job_id: str | Job) -> JobStatus:
         elif progress.phase:
             status.state = "running"
             status.eta_s = _eta(job, progress)
+        elif progress.last_event == "queued":
+            status.state = "queued"
         return status
     try:
         frozen = json.loads(result_path.read_text())
@@ -767,6 +800,24 @@ def list_jobs() -> list[JobStatus]:
             with contextlib.suppress(ConfigError):
                 jobs.append(load_job(path.name))
     return [job_status(job) for job in sorted(jobs, key=lambda j: (j.started, j.id), reverse=True)]
+
+
+def queue_words(status: JobStatus) -> str:
+    """Where a queued job is in the line, for its card."""
+    at_once = f"{status.slots} train at a time here" if status.slots > 1 else "one trains at a time here"
+    if status.ahead:
+        return f"{status.ahead} job{'s wait' if status.ahead > 1 else ' waits'} before it ({at_once})"
+    return f"next: it starts when a job training now ends ({at_once})"
+
+
+def turn_note(job: Job) -> str:
+    """For the page that started `job`: a word that it waits, when as many others train already (max_jobs)."""
+    slots = max_jobs()
+    busy = [s for s in list_jobs() if s.active and s.job.id != job.id and s.job.started <= job.started]
+    if len(busy) < slots:
+        return ""
+    return (f" It waits for its turn: {'one job trains' if slots == 1 else f'{slots} jobs train'} at a time here, "
+            f"and {len(busy)} started before it.")
 
 
 def stop_job(job_id: str) -> None:

@@ -17,7 +17,8 @@ from aelab.models import REGISTRY
 from aelab.train import TrainConfig, training_mask
 
 # Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
-STATE_LOOKS = {"starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
+STATE_LOOKS = {"queued": ":gray[:material/schedule: waiting for its turn]",
+               "starting": ":blue[:material/hourglass_top: starting]", "running": ":blue[:material/sprint: running]",
                "saving": ":blue[:material/save: saving]", "finished": ":green[:material/check_circle: finished]",
                "stopped": ":gray[:material/stop_circle: stopped]", "diverged": ":orange[:material/warning: diverged]",
                "failed": ":red[:material/error: failed]", "interrupted": ":orange[:material/warning: interrupted]"}
@@ -76,7 +77,7 @@ def start(fields: list[jobs.FormField], **request) -> None:
         return
     st.session_state.setdefault("train_my_jobs", set()).add(job.id)  # (another tab's jobs ask before a stop)
     st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
-                                                    "running if you leave this page.")
+                                                    "running if you leave this page." + jobs.turn_note(job))
 
 
 def refuse(err: AelabError, fields: list[jobs.FormField]) -> None:
@@ -134,7 +135,8 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         # Saving: the training is over, and a stop would change nothing.
         head.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
                        disabled=status.stop_requested or status.state == "saving", width="content",
-                       help="stop after the current step, keeping the weights so far")
+                       help="stop it before it trains" if status.state == "queued" else
+                       "stop after the current step, keeping the weights so far")
     elif not mine:  # another's card (a teacher's finished run, shown to the class) goes after a second click too
         with head.popover("Remove", help="started in another tab or browser: remove its card?",
                           key=f"remove_ask_{job.id}"):
@@ -146,7 +148,10 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
                        width="content", help="forget this job; the model it saved stays")
     now = None if status.active else jobs.its_model_now(job, listed)  # (renamed on the Models page: found by its job)
     renamed = f", since renamed {now.stem}" if now is not None and now.stem != job.name else ""
-    if status.active:
+    if status.state == "queued":
+        st.progress(0.0, text=f"{jobs.queue_words(status)} · waiting for {clock(time.time() - job.started)}"
+                              + (" · stopping…" if status.stop_requested else ""))
+    elif status.active:
         where = f"{status.phase} · epoch {max(status.epoch, 1)}/{status.epochs} · step {status.step}/{status.steps}" \
             if status.state == "running" and status.steps else \
             f"trained · {status.phase}" if status.state == "saving" else (status.phase or "loading the data")

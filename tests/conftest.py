@@ -16,6 +16,9 @@ os.environ["AELAB_DEBIAN_ROOT"] = str(_TMP / "no-debian-datasets")  # (dataset-f
 os.environ["AELAB_CHECKPOINTS"] = str(_TMP / "checkpoints")
 os.environ["AELAB_CACHE"] = str(_TMP / "cache")
 os.environ["AELAB_USER_DATA"] = str(_TMP / "datasets")  # image sets added on the Train page
+# The tests' jobs train at once, not one after another (on 2 cores the default is one at a time): tests/test_turns.py
+# checks the turns themselves.
+os.environ["AELAB_MAX_JOBS"] = "16"
 
 import pytest  # noqa: E402
 
