@@ -57,8 +57,8 @@ TURNS_FOLDER = ".turns"  # (under .jobs, hidden from list_jobs: the slots and th
 
 def max_jobs() -> int:
     """How many jobs train at once; the others wait their turn. AELAB_MAX_JOBS, else half the CPU cores (at least
-    one): on CPU, jobs at once share the cores (two on 2 cores took as long as one after the other, and the first
-    result came at the end), and each holds torch and its data in memory. A GPU server sets it higher."""
+    one): on CPU, jobs at once share the cores, so together they end no sooner than one after the other would while
+    the first result comes later, and each holds torch and its data in memory. A GPU server may set it higher."""
     given = os.environ.get("AELAB_MAX_JOBS", "").strip()
     if given:
         try:
@@ -536,15 +536,16 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
         # The jobs training at once share the cores: a torch thread pool each as large as all of them fought.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // slots)))
         # Its turn first (aelab.turns, a few MB while it waits), then the training in the same process.
+        arrived = time.time_ns()  # (its place in the line: the order the jobs were started in)
         waits = [sys.executable, "-m", "aelab.turns", "--folder", str(jobs_folder() / TURNS_FOLDER),
                  "--slots", str(slots), "--events", str(folder / "events.jsonl"), "--stop-file",
-                 str(folder / "stop"), "--"]
+                 str(folder / "stop"), "--arrived", str(arrived), "--"]
         with open(folder / "log.txt", "wb") as log:
             process = subprocess.Popen(waits + command, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _PROCESSES[job_id] = process
         job = Job(job_id, safe, variant, dict(model_options), dict(train_options), dataset_name, without_class,
-                  only_class, process.pid, time.time(), command, str(target))
+                  only_class, process.pid, arrived / 1e9, command, str(target))
         _write_json(folder / "job.json", dataclasses.asdict(job))
     return job
 

@@ -42,14 +42,14 @@ def _locked_by_someone(path: Path) -> bool:
     return False
 
 
-def _join_line(waiting: Path) -> tuple[int, Path]:
-    """A file of ours in the line, locked before it is put there (a rename keeps the lock), so nobody sees it
-    unlocked and takes it for a dead run's."""
+def _join_line(waiting: Path, arrived_ns: int) -> tuple[int, Path]:
+    """A file of ours in the line, named by when the run arrived, locked before it is put there (a rename keeps the
+    lock), so nobody sees it unlocked and takes it for a dead run's."""
     waiting.mkdir(parents=True, exist_ok=True)
     tmp = waiting / f".joining-{os.getpid()}"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    mine = waiting / f"{time.time_ns():020d}-{os.getpid()}"
+    mine = waiting / f"{arrived_ns:020d}-{os.getpid()}"
     os.rename(tmp, mine)
     return fd, mine
 
@@ -85,11 +85,13 @@ def _event(events: Path | None, event: dict) -> None:
             f.write(json.dumps(event) + "\n")
 
 
-def wait_for_turn(folder: Path, slots: int, events: Path | None = None, stop_file: Path | None = None) -> int | None:
+def wait_for_turn(folder: Path, slots: int, events: Path | None = None, stop_file: Path | None = None,
+                  arrived_ns: int | None = None) -> int | None:
     """Wait until this run may train: returns the descriptor holding its slot (keep it open while training), or None
-    when the stop file appeared first."""
+    when the stop file appeared first. `arrived_ns`: its place in the line (time.time_ns() when it was asked for;
+    now by default), so that runs started one after the other keep that order however fast each process starts."""
     folder.mkdir(parents=True, exist_ok=True)
-    line_fd, mine = _join_line(folder / "waiting")
+    line_fd, mine = _join_line(folder / "waiting", time.time_ns() if arrived_ns is None else arrived_ns)
     told = None
     try:
         while True:
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, required=True, help="how many run at once")
     parser.add_argument("--events", help="a JSON-lines log to write the wait to")
     parser.add_argument("--stop-file", help="stop waiting (and run nothing) once this file exists")
+    parser.add_argument("--arrived", type=int, help="its place in the line: when it was asked for, in nanoseconds "
+                                                    "since the epoch (default: now)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     events = Path(args.events) if args.events else None
     stop_file = Path(args.stop_file) if args.stop_file else None
     try:
-        slot = wait_for_turn(Path(args.folder), args.slots, events, stop_file)
+        slot = wait_for_turn(Path(args.folder), args.slots, events, stop_file, args.arrived)
     except KeyboardInterrupt:
         return 130
     except OSError as err:

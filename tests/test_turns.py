@@ -39,8 +39,8 @@ def start_in_line(folder: Path, tmp: Path, name: str, seconds: float, slots: int
             f"p.write_text(p.read_text() + f'{{time.time()}}\\n')")
     process = subprocess.Popen([sys.executable, "-m", "aelab.turns", "--folder", str(folder), "--slots", str(slots),
                                 "--events", str(tmp / f"{name}.jsonl"), "--stop-file", str(tmp / f"{name}.stop"),
-                                "--", sys.executable, "-c", code], cwd=ROOT)
-    time.sleep(0.3)  # (joined the line before the next one)
+                                "--arrived", str(time.time_ns()), "--", sys.executable, "-c", code], cwd=ROOT)
+    time.sleep(0.3)  # (in the line, or holding a slot, before the next one is started)
     return process
 
 
@@ -94,12 +94,15 @@ def test_a_job_waits_for_its_turn_says_so_and_can_be_stopped_before_it_trains(tm
     monkeypatch.setenv("AELAB_MAX_JOBS", "1")
     tiny = {"latent_dim": 4, "hidden": [16]}
     running = jobs.start_job("mlp", tiny, {"epochs": 200, "batch_size": 256}, "turn-running")
-    waiting = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-waiting")
-    third = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-third")
+    waiting = third = None
     try:
+        wait_until(lambda: jobs.job_status(running.id).state == "running", 120, "the first job to train")
+        # (Both in the line before either looks for a slot: they keep the order they were started in.)
+        waiting = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-waiting")
+        third = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-third")
         check_the_line(running, waiting, third)
     finally:  # (a failure leaves no job training for minutes)
-        for job in (running, waiting, third):
+        for job in filter(None, (running, waiting, third)):
             with contextlib.suppress(OSError):
                 os.killpg(job.pid, signal.SIGKILL)
 
@@ -108,7 +111,6 @@ def check_the_line(running, waiting, third):
     from streamlit.testing.v1 import AppTest
 
     assert " It waits for its turn: one job trains at a time here, and 2 started before it." == jobs.turn_note(third)
-    wait_until(lambda: jobs.job_status(running.id).state == "running", 120, "the first job to train")
     wait_until(lambda: jobs.job_status(third.id).ahead == 1, 30, "the third job's place")
     status = jobs.job_status(waiting.id)
     assert status.state == "queued" and status.active
