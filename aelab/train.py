@@ -572,7 +572,7 @@ def check_class_choice(dataset: Dataset, without_class: int | None = None, only_
 # colour after 1,100 (measured on the Train page by a helper).
 MIN_STEPS = 300
 MIN_STEPS_COLOUR = 1000
-FEW_STEPS_AN_EPOCH = 10
+TOO_FEW_STEPS = "too few to train well"  # (in StepsAdvice's text: the Train page tells that note from the others)
 
 
 @dataclass(frozen=True)
@@ -592,7 +592,7 @@ class StepsAdvice:
         steps = "step" if self.per_epoch == 1 else "steps"
         why = f" (colour images need about {self.target:,})" if self.target != MIN_STEPS else ""
         return (f"{self.used:,} training image{'s' if self.used != 1 else ''} in batches of {self.batch_size} make "
-                f"{self.per_epoch:,} {steps} an epoch, {self.per_epoch * self.epochs:,} in all: too few to train well"
+                f"{self.per_epoch:,} {steps} an epoch, {self.per_epoch * self.epochs:,} in all: {TOO_FEW_STEPS}"
                 f"{why}. "
                 f"{f'A batch size of {self.better_batch} and ' if self.better_batch != self.batch_size else ''}"
                 f"{self.better_epochs:,} epochs make {better:,} steps.")
@@ -601,17 +601,15 @@ class StepsAdvice:
 def few_steps_advice(n_images: int, config: "TrainConfig", channels: int = 1) -> StepsAdvice | None:
     """What to change when training on `n_images` (of `channels` colours) would take fewer than MIN_STEPS optimiser
     steps (MIN_STEPS_COLOUR for RGB) because an epoch is a few batches (a small image set at the default batch of 128 is
-    one step an epoch), else None: a smaller batch and the epochs that reach the target. Fewer epochs than the default
-    of a set of many steps an epoch (one epoch of the offline MNIST: 30 steps) is a choice, not a mistake; the default
-    epochs of a set of 10-29 steps an epoch (about 1,150-3,700 images at 128 a batch) are not: 120 steps leave a conv
-    AE's reconstructions of 32x32 RGB images greyish and off in hue."""
+    one step an epoch), else None: a smaller batch and the epochs that reach the target. Said for a few epochs chosen
+    too: 120 steps leave a conv AE's reconstructions of 32x32 RGB images greyish and off in hue, and a user's 2 epochs
+    of 2,400 colour photos (36 steps) made a grey model without a word, where the default 10 epochs were warned of."""
     used = n_images - held_out(n_images, config.val_fraction)
     if used < 1:  # nothing to train on: refused elsewhere, with the reason
         return None
     per_epoch = math.ceil(used / config.batch_size)
     target = MIN_STEPS_COLOUR if channels == 3 else MIN_STEPS
-    chosen_short = per_epoch >= FEW_STEPS_AN_EPOCH and config.epochs < TrainConfig.epochs  # (fewer than the default)
-    if per_epoch * config.epochs >= target or chosen_short:
+    if per_epoch * config.epochs >= target:
         return None
     # A batch already small for the set is kept (more epochs do it); else about 8 batches an epoch, at least 4 images.
     # Not one of all the images or more ("a batch size of 4" for 3 images): that is one step an epoch all the same.

@@ -14,7 +14,7 @@ import streamlit as st
 from aelab import checkpoints, data, jobs, ui, ui_explore
 from aelab.errors import AelabError, counted
 from aelab.models import REGISTRY
-from aelab.train import TrainConfig, training_mask
+from aelab.train import TOO_FEW_STEPS, TrainConfig, training_mask
 
 # Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATE_LOOKS = {"queued": ":gray[:material/schedule: waiting for its turn]",
@@ -185,8 +185,10 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
     elif now is not None and checkpoints.has_previous(now):
         st.caption(ui.previous_caption(now, now.stem))
-    for note in status.notes:  # what the run said of itself (too few steps an epoch): kept on the card
-        st.warning(note + (" Stop the job to start again with those." if status.active else ""))
+    for note in status.notes:  # what the run said of itself (too few steps, files left out): kept on the card
+        # (The steps advice names a batch size and epochs to start again with; a note of left-out files does not.)
+        again = status.active and TOO_FEW_STEPS in note
+        st.warning(note + (" Stop the job to start again with those." if again else ""))
     figure = ui.history_figure(status.history, height=300)
     if figure is not None or status.originals is not None:
         curves, preview = st.columns([3, 2])

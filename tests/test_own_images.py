@@ -1,6 +1,7 @@
 """One's own images as a dataset: a zip added on the Train page (checked, kept, listed in the sidebar), trained on,
 and opened on every page; what cannot be used is refused in one line and nothing is kept."""
 
+import contextlib
 import io
 import json
 import os
@@ -704,17 +705,22 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         data.remove_image_set(ds.name)
 
 
-def test_too_few_steps_at_the_default_epochs_are_said_however_many_steps_an_epoch_takes():
+def test_too_few_steps_are_said_at_the_default_epochs_and_at_fewer():
     """1,600 colour images at the default 10 epochs of batches of 128: 12 steps an epoch, 120 in all, after which a
     conv AE gives back 32x32 RGB shapes greyish and off in hue (the mean chroma of its test reconstructions 0.55 of
-    the originals', 0.85 after 300 steps). Nobody chose that short a run, so the note says what to change; fewer
-    epochs than the default of a set of that many steps an epoch are a choice, and stay unremarked."""
+    the originals', 0.85 after 300 steps). Fewer epochs are fewer steps still: they were left unremarked as a choice,
+    and a user's 2 epochs of 2,400 colour photos (36 steps) made a grey model without a word."""
     from aelab.train import TrainConfig, few_steps_note
 
     assert few_steps_note(1_600, TrainConfig()) == (
         "1,520 training images in batches of 128 make 12 steps an epoch, 120 in all: too few to train well. "
         "25 epochs make 300 steps.")
-    assert few_steps_note(1_600, TrainConfig(epochs=3)) is None
+    assert few_steps_note(1_600, TrainConfig(epochs=3)) == (
+        "1,520 training images in batches of 128 make 12 steps an epoch, 36 in all: too few to train well. "
+        "25 epochs make 300 steps.")
+    assert few_steps_note(3_000, TrainConfig(epochs=2), channels=3) == (
+        "2,850 training images in batches of 128 make 23 steps an epoch, 46 in all: too few to train well (colour "
+        "images need about 1,000). 44 epochs make 1,012 steps.")
     # Colour images need more: 308 steps left a conv AE's RGB textures grey-brown, 1,100 gave their colours back
     assert few_steps_note(1_600, TrainConfig(), channels=3) == (
         "1,520 training images in batches of 128 make 12 steps an epoch, 120 in all: too few to train well (colour "
@@ -1017,3 +1023,34 @@ def test_a_zips_name_is_judged_when_it_is_chosen():
     assert not at.exception
     assert any(c.value.startswith("'<b>.zip': name the zip with letters") for c in at.caption)
     assert at.number_input(key="own_images_size").value == 28  # (nothing looked at)
+
+
+def test_a_job_card_offers_to_start_again_only_for_the_steps_advice(tmp_path, monkeypatch):
+    """A running job's notes stay on its card; "Stop the job to start again with those" followed every one of them,
+    also a note of files left out, which names nothing to start again with. The job's files as a run writes them,
+    its process a stand-in that lives while the page looks (a run of too few steps ends in seconds)."""
+    import dataclasses
+    import subprocess
+
+    from aelab import jobs
+    from aelab.train import TrainConfig, few_steps_note
+
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    folder = jobs.jobs_folder() / "20261130-101010-noted"
+    folder.mkdir(parents=True)
+    process = subprocess.Popen(["sh", "-c", "sleep 60", str(folder)])  # (its command line names the job's folder)
+    try:
+        job = jobs.Job(folder.name, "noted", "mlp", {}, {}, "mnist", None, None, process.pid, time.time(), [],
+                       str(tmp_path / "checkpoints" / "noted.safetensors"))
+        (folder / "job.json").write_text(json.dumps(dataclasses.asdict(job)))
+        (folder / "events.jsonl").write_text(json.dumps({"event": "phase", "phase": "train", "epochs": 3,
+                                                         "steps_per_epoch": 1}) + "\n")
+        steps = few_steps_note(17, TrainConfig(epochs=3))
+        left_out = "Left out: circle/notes.png is not an image (recognised formats: PNG, JPEG, BMP, GIF, WebP, TIFF)."
+        (folder / "log.txt").write_text(f"note: {left_out}\nnote: {steps}\n")
+        assert jobs.job_status(job.id).state == "running"
+        at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()
+        assert [w.value for w in at.warning] == [left_out, f"{steps} Stop the job to start again with those."]
+    finally:
+        process.kill()
+        process.wait()
