@@ -986,11 +986,15 @@ def image_name(ds, split: str, i: int, short: bool = False) -> str:
 
 
 def file_caption(file: str, chars: int = 10) -> str:
-    """An image set's file as a caption under a small image: its name without folder or extension, cut to `chars`
-    ("IMG_2023…"); a whole path wrapped over four lines under a 72 px image. The whole name is in the map's hover
-    and the list of the page's neighbour query."""
+    """An image set's file as a caption under a small image: its name without folder or extension, at most `chars`
+    long, cut in the middle ("IMG_…_1234"): names of a set differ at their end ("sandal_0312", "sandal_0317" were
+    both "sandal_03…"); a whole path wrapped over four lines under a 72 px image. The whole name is in the map's
+    hover and the list of the page's neighbour query."""
     stem = Path(file).stem or Path(file).name
-    return stem if len(stem) <= chars else stem[: chars - 1] + "…"
+    if len(stem) <= chars:
+        return stem
+    head = (chars - 1) // 2
+    return stem[:head] + "…" + stem[len(stem) - (chars - 1 - head):]
 
 
 def shown_path(path: Path) -> str:

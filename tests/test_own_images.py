@@ -254,7 +254,10 @@ def test_a_files_caption_under_a_small_image_is_its_name_cut_short():
     from aelab import ui
 
     assert ui.file_caption("cats/tabby.png") == "tabby"
-    assert ui.file_caption("photos/holiday/IMG_20230101_1234.jpg") == "IMG_20230…"
+    assert ui.file_caption("photos/holiday/IMG_20230101_1234.jpg") == "IMG_…_1234"
+    # Cut in the middle: names of a set differ at their end (both were "sandal_03…").
+    assert ui.file_caption("sandal/sandal_0312.png") == "sand…_0312"
+    assert ui.file_caption("sandal/sandal_0317.png") == "sand…_0317"
     assert len(ui.file_caption("a/" + "x" * 40 + ".png")) == 10
 
 
