@@ -147,6 +147,12 @@ def what_to_draw(ds: Dataset) -> str:
     return f"something of one of its classes ({', '.join(names[:4])}{', …' if len(names) > 4 else ''})"
 
 
+def style_words(ds: Dataset) -> str:
+    """What a conditional VAE's code keeps when the label fixes the class: a handwritten set's strokes, else the
+    look of the thing ("slant, thickness" under a grid of shoes read wrong)."""
+    return "slant, thickness, width" if ds.name in ("mnist", "kmnist") else "size, shape, shading"
+
+
 def how_to_draw(ds: Dataset) -> str:
     """How a canvas's drawing is read for this dataset: the canvas draws white on black."""
     how = ("white on black; it is turned dark on light, as this set's images are" if ds.dark_on_light

@@ -57,8 +57,8 @@ try:
                 ui_explore.show_tile(explore.samples(model, len(labels), temperature, seed, labels), per_class)
             with b:
                 st.subheader("Style per column")  # (short: "Fixed style, varying class" wrapped at 1024 px)
-                st.caption("Each column shares one code, so it keeps one style (slant, thickness) while the label "
-                           "changes the class down the column.")
+                st.caption(f"Each column shares one code, so it keeps one style ({ui_explore.style_words(ctx.dataset)})"
+                           " while the label changes the class down the column.")
                 ui_explore.show_tile(explore.class_grid(model, per_class, temperature, seed), per_class)
         else:
             side = size.slider("Grid size", 4, 16, help="the grid is size x size samples", key="generate_side",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from aelab import cache, compare, explore, export, metrics, project, ui
+from aelab import cache, compare, explore, export, metrics, project, ui, ui_explore
 from aelab.data import short_class_name, to_float
 from aelab.errors import AelabError
 
@@ -89,7 +89,7 @@ else:
 if model.conditional:  # a map with every class mixed looks broken, and is not
     st.info(f"{ctx.model_name} is a conditional VAE: it is given each image's class as a label, so its code need not "
             "carry the class, and the classes are mixed on this map. The code holds what the label does not: "
-            "style (slant, thickness, width). Points close together share a style, whatever their class.")
+            f"style ({ui_explore.style_words(ds)}). Points close together share a style, whatever their class.")
 # One's own images: each mapped point's file (its path in the folder or zip), named on hover and under its image
 split_files = ds.files(split)
 files = [split_files[int(i)] for i in indices] if split_files else None

@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -72,6 +73,8 @@ def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
     at = run_page("generate", "tiny-cvae")
     assert [s.value for s in at.main.subheader] == ["A row per class", "Style per column"]
     assert image_count(at) == 2
+    assert "keeps one style (slant, thickness, width)" in texts(at.main.caption)  # digits; not said of shoes:
+    assert ui_explore.style_words(SimpleNamespace(name="fashion-mnist")) == "size, shape, shading"
     # One class, as `sample --label 5` writes it: a grid of its samples, the same images as the function's.
     at.selectbox(key="generate_class").set_value(5).run()
     assert not at.exception and not at.main.subheader and image_count(at) == 1
