@@ -167,8 +167,8 @@ def build_parser() -> Parser:
     rec.add_argument("images", nargs="+")
     rec.add_argument("--out", required=True, help="folder for NAME.input.png and NAME.recon.png (made when the first "
                                                   "image is written)")
-    rec.add_argument("--label", type=int, help="conditional models (cvae): reconstruct every image as this class "
-                                               "(default: the class that explains each image best, printed)")
+    rec.add_argument("--label", help="conditional models (cvae): reconstruct every image as this class, by number or "
+                                     "name (default: the class that explains each image best, printed)")
 
     emb = commands.add_parser("embed", help="codes and labels of a dataset split (and a 2-D map of them; for your "
                               "own images each code's file), as .npz")
@@ -191,9 +191,9 @@ def build_parser() -> Parser:
                           "(default: 1.0)")
     smp.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2^63-1; the same seed gives the same "
                                                          "picture (default: 0)")
-    smp.add_argument("--label", type=int,
-                     help="conditional models (cvae): every sample of this class, 0 to classes-1 (default: a grid "
-                          "with one class per column)")
+    smp.add_argument("--label",
+                     help="conditional models (cvae): every sample of this class, by number (0 to classes-1) or name "
+                          "(default: a grid with one class per column)")
     smp.add_argument("--out", required=True, help="the PNG to write (.png is added)")
 
     ano = commands.add_parser("anomalies", help="rank images by reconstruction error, the most anomalous first",
@@ -635,17 +635,29 @@ def _load(name: str, device="cpu"):
     return model, meta
 
 
-def _check_label(model, label: int | None) -> int | None:
-    """--label: a class of a conditional model, else refused in one line."""
+def _check_label(model, label: str | None, meta: dict) -> int | None:
+    """--label: a class of a conditional model, by number or by name (any case: "boot", "Ankle boot"), else refused
+    in one line."""
     if label is None:
         return None
     if not model.conditional:
         raise ConfigError(f"--label picks the class of a conditional model (cvae): this {model.variant} model takes "
                           "no class")
     classes = model.config.num_classes
-    if not 0 <= label < classes:
-        raise ConfigError(f"--label {label} is not a class of this model (0..{classes - 1})")
-    return label
+    names = list((meta.get("dataset") or {}).get("class_names") or [])
+    text = label.strip()
+    by_name = [k for k, name in enumerate(names) if name.casefold() == text.casefold()]
+    if by_name and not text.lstrip("-").isdigit():  # (MNIST's names are its numbers: "3" is class 3 either way)
+        return by_name[0]
+    try:
+        k = int(text)
+    except ValueError:
+        k = None
+    if k is None or not 0 <= k < classes:
+        named = f" or a name: {', '.join(names[:12])}{', …' if len(names) > 12 else ''}" if names and not all(
+            n.isdigit() for n in names) else ""
+        raise ConfigError(f"--label {text} is not a class of this model: give a number 0..{classes - 1}{named}")
+    return k
 
 
 def _class_text(meta: dict, k: int) -> str:
@@ -720,7 +732,7 @@ def cmd_reconstruct(args) -> int:
     from .images import FRAMING, open_and_prepare, save_png
 
     model, meta = _load(args.checkpoint)
-    label = _check_label(model, args.label)
+    label = _check_label(model, args.label, meta)
     # Files are framed as the model's dataset framed its images; one's own image set's were only resized (None).
     framing = FRAMING.get(meta.get("dataset", {}).get("name", "mnist"))
     out = Path(args.out).expanduser()
@@ -818,7 +830,7 @@ def cmd_sample(args) -> int:
     if args.n < 1 or args.n > 10000:
         raise ConfigError(f"-n must be between 1 and 10000, not {args.n}")
     # A model that cannot sample at all is told so by explore (below), not that it takes no class.
-    label = _check_label(model, args.label) if model.generative else None
+    label = _check_label(model, args.label, meta) if model.generative else None
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
         out = _output_file(args.out, "--out", ".png", refuse=(_checkpoint_path(args.checkpoint),),
                            what="sample writes a PNG")

@@ -716,3 +716,21 @@ def test_a_stop_file_made_since_the_run_began_is_a_stop_asked_for_not_a_stale_fi
     assert 0 < time.time() - progress.process_started() < 3 * 3600  # this test process's start, from /proc
     monkeypatch.setattr(progress, "process_started", lambda: None)  # no /proc (macOS): the start is unknown, and a
     _check_stop_file(str(stale))  # file there may be a stop asked for already: not refused
+
+
+def test_a_label_is_given_by_number_or_by_class_name(tiny_checkpoints):
+    """`sample --label boot` was "invalid int value: 'boot'": one had to look up the class's number."""
+    from aelab.checkpoints import load_checkpoint
+    from aelab.cli import _check_label
+    from aelab.errors import ConfigError
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-cvae"])
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    meta = {"dataset": {"class_names": names}}
+    assert _check_label(model, "ankle BOOT", meta) == 9 and _check_label(model, " 3 ", meta) == 3
+    assert _check_label(model, "7", {"dataset": {"class_names": [str(k) for k in range(10)]}}) == 7
+    with pytest.raises(ConfigError, match=r"^--label boot is not a class of this model: give a number 0..9 or a "
+                                          r"name: T-shirt/top, Trouser, .*, Ankle boot$"):
+        _check_label(model, "boot", meta)
+    with pytest.raises(ConfigError, match=r"^--label 12 is not a class of this model: give a number 0..9$"):
+        _check_label(model, "12", {"dataset": {"class_names": [str(k) for k in range(10)]}})
