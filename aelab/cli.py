@@ -151,7 +151,8 @@ def build_parser() -> Parser:
         sub.add_argument("--events", help="append progress events as JSON lines to this file (an epoch's preview "
                                           "images: {\"png\": base64 PNG of them stacked, \"shape\": [N, C, H, W]})")
         sub.add_argument("--stop-file", help="stop cleanly (keeping the weights so far) once this file exists")
-        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar (each epoch's line and the notes are "
+                                                              "still printed)")
         add_dataclass_options(sub, cls.config_class)
         add_dataclass_options(sub, TrainConfig)
         parser.variant_options[name] = {flag for action in sub._actions for flag in action.option_strings}

@@ -119,6 +119,16 @@ class TrainingProgress:
             self.file.write(json.dumps(_plain(event)) + "\n")
         if self.show_bar:
             self._update_bar(event)
+        # Notes and epoch lines also without the bar (--quiet, as the app's jobs run): the Train page's job card shows
+        # the `note: ...` lines of the log, and a quiet run printed neither ("the model got worse" never reached it).
+        say = self.bar.write if self.bar else print
+        kind = event["event"]
+        if kind == "note":
+            say(f"note: {event['message']}", file=sys.stderr)
+        elif kind == "epoch" and event.get("val"):
+            part = f" (stopped after {event['fraction']:.0%} of it)" if event.get("fraction", 1) < 1 else ""
+            say(f"epoch {event['epoch']}/{event['epochs']}{part}: train {event['train']['total']:.3f}, "
+                f"val {event['val']['total']:.3f}, {event['images_per_s']:.0f} img/s")
 
     def _update_bar(self, event: dict) -> None:
         from tqdm import tqdm
@@ -136,9 +146,3 @@ class TrainingProgress:
             self.bar.update(position - self.done)
             self.done = position
             self.bar.set_postfix(loss=f"{event['terms']['total']:.2f}", img_s=f"{event['images_per_s']:.0f}")
-        elif kind == "note":  # on stderr, as `note: ...`: the Train page's job card shows those lines of the log
-            (self.bar.write if self.bar else print)(f"note: {event['message']}", file=sys.stderr)
-        elif kind == "epoch" and self.bar and event.get("val"):
-            part = f" (stopped after {event['fraction']:.0%} of it)" if event.get("fraction", 1) < 1 else ""
-            self.bar.write(f"epoch {event['epoch']}/{event['epochs']}{part}: train {event['train']['total']:.3f}, "
-                           f"val {event['val']['total']:.3f}, {event['images_per_s']:.0f} img/s")

@@ -479,6 +479,21 @@ def test_train_without_a_class_and_greedy_stacked(tmp_path):
     assert meta["dataset"]["without_class"] == 3 and model.config.tied
     assert [h["phase"] for h in meta["history"]][:3] == ["pre-train layer 1/3", "pre-train layer 2/3",
                                                           "pre-train layer 3/3"]
+    # --quiet: no progress bar, but each epoch's line and the notes (the app's jobs run quiet: their cards show the
+    # `note:` lines of the log, and a quiet run printed none of the trainer's)
+    assert [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("epoch ")] == ["epoch 1/1"]
+    assert "%|" not in result.stderr  # (no bar)
+
+
+def test_a_quiet_run_still_prints_the_trainers_notes(tmp_path):
+    """PCA of 4 images asked for 8 components: the fit's note reached a quiet run's log only now."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for k in range(5):
+        Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(folder / f"{k}.png")
+    result = aelab("train", "pca", "--dataset", folder, "--latent-dim", 8, "--quiet", "--out", tmp_path / "few-pca")
+    assert result.returncode == 0, result.stderr
+    assert "note: 4 training images span at most 3 directions about their mean" in result.stderr
 
 
 def test_ctrl_c_stops_training_after_the_step_and_keeps_the_weights(tmp_path):
