@@ -706,18 +706,23 @@ def _check_picture_folder(out: Path) -> None:
 def _output_stems(names: list[str]) -> list[str]:
     """The start of each input's output names, one per input: its stem (a.png -> a); inputs of one stem (a.png,
     a.jpg) keep their suffix; of one file name from different folders (d1/a.png, d2/a.png), their folder's name too
-    (d1-a.png), then a number where even that repeats. The same file named twice is written once."""
+    (d1-a.png), then a number where even that repeats. The same file named twice is written once. Only files that
+    are there count: a missing d1/a.png (reported, not written) leaves d2/a.png its plain "a"."""
     paths = [Path(name).expanduser() for name in names]
+    there = [p for p in paths if p.is_file()]
 
     def unique(key):
-        keys = [key(p) for p in paths]
-        return [keys.count(k) == 1 or len({q.resolve() for q in paths if key(q) == k}) == 1 for k in keys]
+        keys = [key(p) for p in there]
+        return [key(p) not in keys or keys.count(key(p)) == 1 or
+                len({q.resolve() for q in there if key(q) == key(p)}) == 1 for p in paths]
 
     by_stem, by_name = unique(lambda p: p.stem), unique(lambda p: p.name)
     stems = [p.stem if s else p.name if n else f"{p.resolve().parent.name}-{p.name}"
              for p, s, n in zip(paths, by_stem, by_name)]
     seen: dict[str, Path] = {}
     for i, (stem, path) in enumerate(zip(stems, paths)):
+        if path not in there:
+            continue  # (not written: takes no name from the others)
         candidate, k = stem, 1
         while candidate in seen and seen[candidate] != path.resolve():
             k += 1

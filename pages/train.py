@@ -464,7 +464,7 @@ def look_at_zip(key: str) -> None:
     looked = f", all {look.note}" if look.looked_at == look.images else \
         f"; the {look.looked_at} looked at are {look.note}"
     st.session_state["own_images_look"] = (upload.file_id, (
-        f"{upload.name} holds {counted(look.images, 'image')}{looked}. The size and colour below start at "
+        f"{upload.name} holds {counted(look.images, 'image file')}{looked}. The size and colour below start at "
         f"theirs.{larger}"))
 
 

@@ -512,7 +512,9 @@ def test_ctrl_c_stops_training_after_the_step_and_keeps_the_weights(tmp_path):
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
-    assert out.startswith("stopped: ") and "Traceback" not in err
+    lines = out.splitlines()  # (--quiet: the epochs' lines, then the outcome)
+    assert lines[-1].startswith("stopped: ") and all(line.startswith("epoch ") for line in lines[:-1])
+    assert "Traceback" not in err
     from aelab.checkpoints import load_checkpoint
 
     _, meta = load_checkpoint(tmp_path / "m.safetensors")
@@ -592,9 +594,17 @@ def test_outputs_of_inputs_of_one_name_do_not_overwrite_each_other(tmp_path, tin
         "d1-a.png.input.png", "d1-a.png.recon.png", "d2-a.png.input.png", "d2-a.png.recon.png"]
     from aelab.cli import _output_stems
 
-    assert _output_stems(["a.png", "b.png"]) == ["a", "b"]
-    assert _output_stems(["a.png", "a.jpg"]) == ["a.png", "a.jpg"]
-    assert _output_stems(["/x/d/a.png", "/y/d/a.png"]) == ["d-a.png", "d-a.png-2"]
+    for folder in ("x/d", "y/d", "z"):
+        (tmp_path / folder).mkdir(parents=True)
+    for name in ("a.png", "b.png", "a.jpg", "x/d/a.png", "y/d/a.png", "z/a.png"):
+        (tmp_path / name).write_bytes(b"")
+    t = str(tmp_path)
+    assert _output_stems([f"{t}/a.png", f"{t}/b.png"]) == ["a", "b"]
+    assert _output_stems([f"{t}/a.png", f"{t}/a.jpg"]) == ["a.png", "a.jpg"]
+    assert _output_stems([f"{t}/x/d/a.png", f"{t}/y/d/a.png"]) == ["d-a.png", "d-a.png-2"]
+    # A missing file is reported and not written: the others' names do not make way for it (a helper's
+    # "shots-set_preview.png.input.png" beside a missing set_preview.png).
+    assert _output_stems([f"{t}/missing/a.png", f"{t}/z/a.png"]) == ["a", "a"]
 
 
 def test_outputs_never_overwrite_an_input_and_names_in_the_app_folder_follow_its_rules(tmp_path, tiny_checkpoints,

@@ -131,7 +131,7 @@ def test_added_on_the_train_page_then_picked_in_the_sidebar():
     # The size and colour start at the zip's images' own (20 px colour shapes): the fields said 28 px grayscale
     # whatever the zip held.
     assert at.number_input(key="own_images_size").value == 20 and at.radio(key="own_images_colour").value == "RGB"
-    assert "my shapes.zip holds 36 images; the 32 looked at are 20×20, in colour. The size and colour below " \
+    assert "my shapes.zip holds 36 image files; the 32 looked at are 20×20, in colour. The size and colour below " \
         "start at theirs." in texts(at.caption)
     at.number_input(key="own_images_size").set_value(24)
     at.radio(key="own_images_colour").set_value("grayscale")
@@ -928,7 +928,7 @@ def test_the_size_and_colour_to_add_a_set_at_are_kept_across_pages(monkeypatch):
     photos = {f"p{k}.jpg": _encoded(Image.new("RGB", (300, 200), (200, 40 + k, 90)), "JPEG") for k in range(3)}
     at.file_uploader(key="own_images_zip").set_value([("photos.zip", make_zip(photos), "application/zip")]).run()
     assert at.number_input(key="own_images_size").value == 64 and at.radio(key="own_images_colour").value == "RGB"
-    assert ("photos.zip holds 3 images, all 300×200, in colour. The size and colour below start at theirs. Those are "
+    assert ("photos.zip holds 3 image files, all 300×200, in colour. The size and colour below start at theirs. Those are "
             "larger than a model here trains quickly, so the size starts at 64 (up to 256 can be chosen).") \
         in texts(at.caption)
 
