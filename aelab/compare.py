@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .models import Autoencoder
 from .models.base import ModelConfig
 from .models.conv import ConvEncoder
-from .models.pca import PCA, PCAConfig, leading_only
+from .models.pca import PCA, PCAConfig, fewer_is_faster
 from .neighbours import ExactNeighbours
 from .project import PCAProjection
 
@@ -30,12 +30,12 @@ CACHED_PCA_MAX_PIXELS = 4096  # 64 MB of components; a larger PCA (a user's big 
 
 def pca_fit_size(dataset: Dataset, at_least: int = 1) -> int:
     """How many components dataset_pca fits to give at least `at_least`: every one that can carry something, except
-    where the fit is the randomized one (more than 4,096 pixel values and as many images, models.pca.leading_only):
-    there, the ones asked for rounded up to a multiple of 64, so that near sizes share one fit."""
+    past 4,096 pixel values, where a fit takes longer the more it finds (models.pca.fewer_is_faster): there, the ones
+    asked for rounded up to a multiple of 64, so that near sizes share one fit."""
     # Every component that can carry something: n images span at most n - 1 directions (a set of 200 photos of
     # 64x64 RGB: 199 of 12,288), and a code has at most LATENT_MAX (such a set asked for 12,288 and crashed two pages).
     full = min(math.prod(dataset.input_shape), max(1, len(dataset.x_train) - 1), LATENT_MAX)
-    if not leading_only(len(dataset.x_train), math.prod(dataset.input_shape)):
+    if not fewer_is_faster(math.prod(dataset.input_shape)):
         return full
     return min(full, 64 * math.ceil(max(at_least, 1) / 64))
 
@@ -53,7 +53,7 @@ def dataset_pca(dataset: Dataset, use_cache: bool = True, at_least: int = 1) -> 
         return {name: t.numpy() for name, t in PCA(config).fit(to_float(dataset.x_train)).state_dict().items()}
 
     key = (dataset.name, cache.content_key(dataset.x_train.numpy()))
-    if leading_only(len(dataset.x_train), config.input_size):
+    if fewer_is_faster(config.input_size):
         key += (k,)  # (a fit of the leading k only)
     stored, _ = cache.arrays("pca", key, fit, use_cache and k * config.input_size <= CACHED_PCA_MAX_PIXELS ** 2)
     if len(stored.get("components", ())) < k:  # (not written by this code: fitted again)

@@ -26,6 +26,13 @@ EXACT_MAX_VALUES = 4096
 POWER_ITERATIONS = 10
 
 
+def fewer_is_faster(n_values: int) -> bool:
+    """Whether a fit of images of n_values pixel values takes longer the more components it finds: past
+    EXACT_MAX_VALUES it is the randomized SVD, or the Gram matrix's eigenvectors taken back to pixel values (2,400
+    images of 64x64 RGB: 10.5 s for all 2,399 components, 4.3 s for 64), so ask for the ones needed, not every one."""
+    return n_values > EXACT_MAX_VALUES
+
+
 def leading_only(n_images: int, n_values: int) -> bool:
     """Whether a fit on n_images of n_values pixel values is the randomized one, which finds the leading components
     only and takes longer the more it is asked for (so ask for the ones needed, not every one)."""
