@@ -571,7 +571,16 @@ def sidebar(need_model: bool = True) -> Context:
         elif need_model and ds is not None:
             ways = ("train one on the Train page, upload one on Models, or run `python -m aelab zoo`"  # (the zoo:
                     if name in data.BUILTIN else "train one on the Train page or upload one on Models")  # built-ins)
-            problem = (st.warning, f"No {data.dataset_label(name)} models yet: {ways}.")
+            # A set of the same name elsewhere (a zip trained on from the command line, then uploaded here) with
+            # models: "No clothes models yet" beside the clothes models of the other read as if they had vanished.
+            twins = {other: [c.name for c in found if c.meta.get("dataset", {}).get("name") == other]
+                     for other in choices if other != name and data.dataset_label(other) == data.dataset_label(name)}
+            twins = {other: names for other, names in twins.items() if names}
+            elsewhere = "".join(
+                f" {', '.join(names[:3])}{' and others' if len(names) > 3 else ''} "
+                f"{'was' if len(names) == 1 else 'were'} trained on {labels[other]} ({other}): pick that one in "
+                f"Dataset to open {'it' if len(names) == 1 else 'them'}." for other, names in twins.items())
+            problem = (st.warning, f"No {labels[name]} models yet: {ways}.{elsewhere}")
         st.caption(f"Device: {device_label()}")
         remember_choice(name, st.session_state.get(f"model_choice_{name}"))
     if problem is not None:

@@ -1059,3 +1059,25 @@ def test_a_job_card_offers_to_start_again_only_for_the_steps_advice(tmp_path, mo
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_set_with_no_models_points_to_its_namesake_that_has_some(tmp_path):
+    """A zip trained on from the command line, then uploaded on the Train page: two sets "twin (your images)", and
+    the new one said "No twin (your images) models yet" as if the command line's model had vanished."""
+    from aelab.checkpoints import checkpoint_folder
+    from aelab.train import TrainConfig, train_and_save
+
+    outside = tmp_path / "elsewhere" / "twin.zip"
+    outside.parent.mkdir()
+    outside.write_bytes(shapes_zip(per_class=4))
+    trained = data.load_dataset(str(outside), image_size=8, channels=1)
+    train_and_save("mlp", {"latent_dim": 2, "hidden": [8]}, trained, TrainConfig(epochs=1, batch_size=8),
+                   checkpoint_folder() / "twin-cli")
+    added = data.add_image_set("twin.zip", outside.read_bytes(), image_size=8, channels=1)
+    latent = AppTest.from_file(str(PAGES / "latent_map.py"), default_timeout=120)
+    latent.session_state["dataset_choice"] = added.name
+    latent.run()
+    assert [w.value for w in latent.main.warning] == [
+        f"No twin (your images) in {Path(added.name).parent.name} models yet: train one on the Train page or upload "
+        f"one on Models. twin-cli was trained on twin (your images) in elsewhere ({outside}): pick that one in "
+        "Dataset to open it."]
