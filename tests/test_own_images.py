@@ -1,7 +1,6 @@
 """One's own images as a dataset: a zip added on the Train page (checked, kept, listed in the sidebar), trained on,
 and opened on every page; what cannot be used is refused in one line and nothing is kept."""
 
-import contextlib
 import io
 import json
 import os
@@ -732,9 +731,10 @@ def test_too_few_steps_are_said_at_the_default_epochs_and_at_fewer():
     assert few_steps_note(4_000, TrainConfig()) is None  # 30 steps an epoch: 300 at the default epochs
 
 
-def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets_enough():
+def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets_enough(tmp_path, monkeypatch):
     """Before anything runs: the form's values on a set of 29 training images make 10 steps in all (a colour set's
     conv AE then gives back grey), and a button puts in the batch size and epochs that make enough."""
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))  # (no other test's job cards and notes)
     ds = data.add_image_set("step shapes.zip", shapes_zip(), image_size=12, channels=1)
     try:
         at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)
@@ -798,7 +798,7 @@ def test_a_jobs_card_names_the_class_left_out_of_ones_own_set(monkeypatch):
         data.remove_image_set(ds.name)
 
 
-def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkeypatch):
+def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(tmp_path, monkeypatch):
     """36 images at the default batch of 128 are one step an epoch: the job starts (the user asked for it), and the
     page says what to change; the command line says the same."""
     from aelab import jobs
@@ -815,6 +815,7 @@ def test_training_a_small_set_at_the_default_batch_warns_of_too_few_steps(monkey
         "too few to train well. 300 epochs make 300 steps.")  # step an epoch, as at 128
     assert few_steps_note(5, TrainConfig(batch_size=128, epochs=20)).endswith(
         "too few to train well. A batch size of 4 and 150 epochs make 300 steps.")
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))  # (no other test's job cards and notes)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ds = data.add_image_set("few shapes.zip", shapes_zip(), image_size=12, channels=1)
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120)

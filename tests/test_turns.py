@@ -69,7 +69,7 @@ def test_runs_take_turns_in_order_of_arrival_and_a_killed_or_stopped_waiter_leav
     for process in (first, second, last):
         assert process.wait(30) == 0
     killed.wait(5)
-    (a_start, a_end), (b_start, b_end), (c_start, _) = times(tmp_path, "first"), times(tmp_path, "second"), \
+    (_, a_end), (b_start, b_end), (c_start, _) = times(tmp_path, "first"), times(tmp_path, "second"), \
         times(tmp_path, "last")
     assert a_end <= b_start and b_end <= c_start  # one at a time, in order
     assert not (tmp_path / "killed.txt").exists() and not (tmp_path / "stopped.txt").exists()
