@@ -637,8 +637,8 @@ def _load(name: str, device="cpu"):
 
 
 def _check_label(model, label: str | None, meta: dict) -> int | None:
-    """--label: a class of a conditional model, by number or by name (any case: "boot", "Ankle boot"), else refused
-    in one line."""
+    """--label: a class of a conditional model, by name (any case: "ankle boot"; one's own set's folder "1" is its
+    class named 1, whatever its number) or else by number; refused in one line with what can be given."""
     if label is None:
         return None
     if not model.conditional:
@@ -648,15 +648,15 @@ def _check_label(model, label: str | None, meta: dict) -> int | None:
     names = list((meta.get("dataset") or {}).get("class_names") or [])
     text = label.strip()
     by_name = [k for k, name in enumerate(names) if name.casefold() == text.casefold()]
-    if by_name and not text.lstrip("-").isdigit():  # (MNIST's names are its numbers: "3" is class 3 either way)
+    if by_name:  # (MNIST's names are its numbers: "3" is class 3 either way)
         return by_name[0]
     try:
         k = int(text)
     except ValueError:
         k = None
     if k is None or not 0 <= k < classes:
-        named = f" or a name: {', '.join(names[:12])}{', …' if len(names) > 12 else ''}" if names and not all(
-            n.isdigit() for n in names) else ""
+        named = (f" or a name: {', '.join(names[:12])}{', …' if len(names) > 12 else ''}"
+                 if names and names != [str(i) for i in range(len(names))] else "")
         raise ConfigError(f"--label {text} is not a class of this model: give a number 0..{classes - 1}{named}")
     return k
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints
+from . import checkpoints, turns
 from .data import BUILTIN, Dataset
 from .errors import AelabError, CheckpointError, ConfigError, DataError
 from .files import write_atomic
@@ -55,17 +55,32 @@ ACTIVE = ("queued", "starting", "running", "saving")
 TURNS_FOLDER = ".turns"  # (under .jobs, hidden from list_jobs: the slots and the line of aelab.turns)
 
 
+def cores() -> int:
+    """The CPU cores this process may use (its affinity, as a container pins it), not the machine's."""
+    with contextlib.suppress(AttributeError, OSError):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def max_jobs() -> int:
-    """How many jobs train at once; the others wait their turn. AELAB_MAX_JOBS, else half the CPU cores (at least
-    one): on CPU, jobs at once share the cores, so together they end no sooner than one after the other would while
-    the first result comes later, and each holds torch and its data in memory. A GPU server may set it higher."""
+    """How many jobs train at once; the others wait their turn. AELAB_MAX_JOBS, else a quarter of the CPU cores (at
+    least one: one on 2 to 7 cores, four on 16): on CPU, jobs at once share the cores, so together they end no sooner
+    than one after the other would while the first result comes later, and each holds torch and its data in memory.
+    Each job's torch gets its share of the cores (job_threads). A GPU server may set it higher."""
     given = os.environ.get("AELAB_MAX_JOBS", "").strip()
     if given:
         try:
             return max(1, int(given))
         except ValueError:
             pass
-    return max(1, (os.cpu_count() or 2) // 2)
+    return max(1, cores() // 4)
+
+
+def job_threads(slots: int | None = None) -> int:
+    """Torch threads for a job: the cores shared by the jobs that may train at once (a thread pool each as large as
+    all of them fought); all of them for one job at a time."""
+    return max(1, cores() // (slots or max_jobs()))
+
 
 # Popen objects of the jobs this server process started: poll() reaps them (no zombies) and gives the exit code.
 _PROCESSES: dict[str, subprocess.Popen] = {}
@@ -134,12 +149,15 @@ class _Progress:
     done: dict | None = None
     ahead: int = 0  # while queued: jobs that wait before it
     slots: int = 0
+    waited_s: float | None = None  # how long it waited for its turn, once it had it
 
     def update(self, event: dict) -> None:
         kind = event.get("event")
         self.last_event = kind
         if kind == "queued":
             self.ahead, self.slots = int(event["ahead"]), int(event["slots"])
+        elif kind == "turn":
+            self.waited_s = float(event["waited_s"])
         elif kind == "phase":
             self.phase, self.epochs = event["phase"], event.get("epochs", 0)
             self.epoch, self.step, self.steps = 0, 0, event.get("steps_per_epoch", 0)
@@ -179,6 +197,12 @@ class JobStatus:
     notes: list[str] = field(default_factory=list)  # the run's `note: ...` lines (too few steps, ...)
     ahead: int = 0  # queued: how many jobs wait before it
     slots: int = 0  # queued: how many train at once
+    waited_s: float | None = None  # how long it waited for its turn (None: it had it at once, or is waiting)
+
+    @property
+    def began(self) -> float:
+        """When its training began (after its wait for a turn), for the time it has taken."""
+        return self.job.started + (self.waited_s or 0.0)
 
     @property
     def active(self) -> bool:
@@ -533,16 +557,27 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         slots = max_jobs()
-        # The jobs training at once share the cores: a torch thread pool each as large as all of them fought.
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // slots)))
-        # Its turn first (aelab.turns, a few MB while it waits), then the training in the same process.
-        arrived = time.time_ns()  # (its place in the line: the order the jobs were started in)
-        waits = [sys.executable, "-m", "aelab.turns", "--folder", str(jobs_folder() / TURNS_FOLDER),
-                 "--slots", str(slots), "--events", str(folder / "events.jsonl"), "--stop-file",
-                 str(folder / "stop"), "--arrived", str(arrived), "--"]
-        with open(folder / "log.txt", "wb") as log:
-            process = subprocess.Popen(waits + command, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        env.setdefault("OMP_NUM_THREADS", str(job_threads(slots)))
+        # Its turn first (aelab.turns, about 13 MB while it waits), then the training in the same process. Its place
+        # in the line is taken here, under the jobs lock, and handed down: the jobs keep the order they were started
+        # in, however fast each process starts.
+        turns_folder = jobs_folder() / TURNS_FOLDER
+        turns.set_slots(turns_folder, slots)
+        arrived = time.time_ns()
+        line_fd, line_file = turns.join_line(turns_folder, arrived)
+        waits = [sys.executable, "-m", "aelab.turns", "--folder", str(turns_folder), "--slots", str(slots),
+                 "--events", str(folder / "events.jsonl"), "--stop-file", str(folder / "stop"),
+                 "--line-fd", str(line_fd), "--line-file", str(line_file), "--"]
+        try:
+            with open(folder / "log.txt", "wb") as log:
+                process = subprocess.Popen(waits + command, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                           pass_fds=(line_fd,))
+        except BaseException:
+            line_file.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(line_fd)  # (the job's copy keeps the place)
         _PROCESSES[job_id] = process
         job = Job(job_id, safe, variant, dict(model_options), dict(train_options), dataset_name, without_class,
                   only_class, process.pid, arrived / 1e9, command, str(target))
@@ -691,6 +726,9 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
     killed = code is not None and code < 0
     if progress.done is not None and progress.done.get("before_start") and not killed:
         return "stopped", f"{progress.done.get('message', 'stopped before it trained')}: nothing was saved"
+    if progress.last_event == "queued":  # (killed, or the machine restarted, before its turn came)
+        how = f"killed by signal {-code}" if killed else "killed, or the machine restarted"
+        return "interrupted", f"the job ended while it waited for its turn ({how}), before it trained: nothing was saved"
     # Before the log's error line: a run that diverged before it trained anything also says so there, as an error.
     if (progress.done is not None and not killed and not progress.history
             and progress.done.get("status") in ("diverged", "failed")):  # train_and_save saved nothing
@@ -717,7 +755,7 @@ def job_status(job_id: str | Job) -> JobStatus:
     status = JobStatus(job, "starting", progress.phase, progress.epoch, progress.epochs, progress.step,
                        progress.steps, progress.terms, progress.history, progress.images_per_s,
                        stop_requested=job.stop_path.exists(), notes=_log_notes(job), ahead=progress.ahead,
-                       slots=progress.slots)
+                       slots=progress.slots, waited_s=progress.waited_s)
     if progress.preview:
         try:
             status.originals, status.reconstructions = (

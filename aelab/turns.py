@@ -3,14 +3,20 @@
 A class of thirty starting a run each on one server ran thirty torch processes at once: each at a thirtieth of the
 speed, with thirty copies of torch in memory. The app starts every job as
 
-    python -m aelab.turns --folder F --slots N --events E --stop-file S -- python -m aelab train ...
+    python -m aelab.turns --folder F --slots N --events E --stop-file S [--line-fd K --line-file P] -- python -m aelab train ...
 
-which waits, without importing torch (a few MB), until it is the oldest waiting run of F and one of its N slots is
-free, then becomes the training run (exec: the same process, so the job's pid stays true) holding that slot until it
-exits. Nothing has to hand slots on: a slot is an flock on F/slot-K.lock, released by the kernel when its process ends
-however it ends, and a waiting run is an flock on its file in F/waiting/, so a waiting run that was killed drops out
-of the line by itself. While waiting it writes {"event": "queued", "ahead": n, "slots": N} to the events log when n
-changes; a stop file ends the wait with {"event": "done", "status": "stopped", "before_start": true}.
+which waits, without importing torch (about 13 MB), until it is the first live run in F's line and fewer than N of
+F's slots are taken, then becomes the training run (exec: the same process, so the job's pid stays true), holding a
+slot until it exits. Nothing has to hand slots on: a slot is an flock on F/slot-K.lock, released by the kernel when
+its process ends however it ends, and a place in the line is an flock on a file in F/waiting/ named by the time the
+run arrived, so a waiting run that was killed drops out of the line by itself. The app joins the line for the job
+before it starts the process (under its jobs lock) and hands the locked file down (--line-fd), so that jobs keep the
+order they were started in however fast each process starts. The number of slots is read again from F/slots (written
+by the app) at each look, so a change of AELAB_MAX_JOBS counts for the jobs already waiting.
+
+Events written to the job's log while it waits: {"event": "queued", "ahead": n, "slots": N} when n or N changes, and
+{"event": "turn", "waited_s": s} just before the training starts; a stop file ends the wait with {"event": "done",
+"status": "stopped", "before_start": true}.
 """
 
 from __future__ import annotations
@@ -25,50 +31,90 @@ import time
 from pathlib import Path
 
 POLL_S = 0.5
+JOINING_GRACE_S = 10.0  # a half-made place in the line older than this is a dead run's (it is locked within a moment)
 
 
-def _locked_by_someone(path: Path) -> bool:
-    """Is the file's flock held by a live process? (Taken and let go again at once when it is not.)"""
+def _held(path: Path) -> bool:
+    """Is the file's flock held by a live process? (Taken and let go again at once when it is not.) Opened for writing:
+    over NFS an exclusive flock needs that. An error other than "held" counts as held: a place is never taken for a
+    dead run's on a doubt."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return False
+    except OSError:
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:  # held (EWOULDBLOCK), or a lock that cannot be had here: held, on a doubt
         return True
     finally:
         os.close(fd)  # (closing lets go of a lock taken above)
     return False
 
 
-def _join_line(waiting: Path, arrived_ns: int) -> tuple[int, Path]:
-    """A file of ours in the line, named by when the run arrived, locked before it is put there (a rename keeps the
-    lock), so nobody sees it unlocked and takes it for a dead run's."""
+def join_line(folder: Path, arrived_ns: int | None = None) -> tuple[int, Path]:
+    """(descriptor, file): a place in folder's line, named by when the run arrived (now by default), locked before it
+    is put there (a rename keeps the lock) so that nobody sees it unlocked and takes it for a dead run's. The lock
+    lasts while the descriptor (or a copy handed to a child process) is open."""
+    waiting = Path(folder) / "waiting"
     waiting.mkdir(parents=True, exist_ok=True)
-    tmp = waiting / f".joining-{os.getpid()}"
+    tmp = waiting / f".joining-{os.getpid()}-{time.time_ns()}"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    mine = waiting / f"{arrived_ns:020d}-{os.getpid()}"
-    os.rename(tmp, mine)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        mine = waiting / f"{time.time_ns() if arrived_ns is None else arrived_ns:020d}-{os.getpid()}-{fd}"
+        os.rename(tmp, mine)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
     return fd, mine
+
+
+def set_slots(folder: Path, slots: int) -> None:
+    """How many of folder's runs train at once, from now on, for the runs waiting too."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".slots-{os.getpid()}"
+    tmp.write_text(str(max(1, int(slots))))
+    os.replace(tmp, folder / "slots")
+
+
+def _slots(folder: Path, default: int) -> int:
+    try:
+        return max(1, int((folder / "slots").read_text()))
+    except (OSError, ValueError):
+        return default
 
 
 def _ahead(waiting: Path, mine: Path) -> int:
     """How many live runs joined the line before this one; the files of dead ones are removed."""
     ahead = 0
     for path in sorted(waiting.iterdir()):
-        if path == mine or path.name.startswith("."):
+        if path == mine:
             continue
-        if not _locked_by_someone(path):
+        if path.name.startswith("."):  # a place being made: a dead run's once it has stayed unlocked a while
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > JOINING_GRACE_S and not _held(path):
+                    path.unlink()
+            continue
+        if not _held(path):
             path.unlink(missing_ok=True)  # its run is gone (killed while it waited)
         elif path.name < mine.name:
             ahead += 1
     return ahead
 
 
+def _busy(folder: Path) -> int:
+    """How many slots are taken, of any number (a limit lowered since: the slots past it count until they end)."""
+    return sum(_held(path) for path in folder.glob("slot-*.lock"))
+
+
 def _take_slot(folder: Path, slots: int) -> int | None:
-    """A descriptor holding a free slot's lock, or None when all are taken."""
+    """A descriptor holding a free slot's lock, when fewer than `slots` are taken; else None."""
+    if _busy(folder) >= slots:
+        return None
     for k in range(slots):
         fd = os.open(folder / f"slot-{k}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -86,23 +132,28 @@ def _event(events: Path | None, event: dict) -> None:
 
 
 def wait_for_turn(folder: Path, slots: int, events: Path | None = None, stop_file: Path | None = None,
-                  arrived_ns: int | None = None) -> int | None:
+                  line: tuple[int, Path] | None = None) -> int | None:
     """Wait until this run may train: returns the descriptor holding its slot (keep it open while training), or None
-    when the stop file appeared first. `arrived_ns`: its place in the line (time.time_ns() when it was asked for;
-    now by default), so that runs started one after the other keep that order however fast each process starts."""
+    when the stop file appeared first. `line`: its place, when joined already (join_line); else it joins now.
+    `slots`: how many train at once when folder/slots does not say."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    line_fd, mine = _join_line(folder / "waiting", time.time_ns() if arrived_ns is None else arrived_ns)
+    line_fd, mine = line if line is not None else join_line(folder)
     told = None
     try:
         while True:
             if stop_file is not None and stop_file.exists():
                 return None
+            now = _slots(folder, slots)
             ahead = _ahead(folder / "waiting", mine)
-            if ahead == 0 and (slot := _take_slot(folder, slots)) is not None:
+            if ahead == 0 and (slot := _take_slot(folder, now)) is not None:
+                if stop_file is not None and stop_file.exists():  # (asked for while the slot was taken)
+                    os.close(slot)
+                    return None
                 return slot
-            if ahead != told:
-                _event(events, {"event": "queued", "ahead": ahead, "slots": slots})
-                told = ahead
+            if (ahead, now) != told:
+                _event(events, {"event": "queued", "ahead": ahead, "slots": now})
+                told = (ahead, now)
             time.sleep(POLL_S)
     finally:
         mine.unlink(missing_ok=True)
@@ -114,20 +165,25 @@ def main(argv: list[str] | None = None) -> int:
                                      description="run a command when it is its turn: N at a time per folder, in "
                                                  "order of arrival")
     parser.add_argument("--folder", required=True, help="the folder the runs that take turns share")
-    parser.add_argument("--slots", type=int, required=True, help="how many run at once")
+    parser.add_argument("--slots", type=int, required=True,
+                        help="how many run at once, unless FOLDER/slots says (the app writes it)")
     parser.add_argument("--events", help="a JSON-lines log to write the wait to")
     parser.add_argument("--stop-file", help="stop waiting (and run nothing) once this file exists")
-    parser.add_argument("--arrived", type=int, help="its place in the line: when it was asked for, in nanoseconds "
-                                                    "since the epoch (default: now)")
+    parser.add_argument("--line-fd", type=int, help="an open, locked place in the line (join_line), handed down")
+    parser.add_argument("--line-file", help="that place's file")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command or args.slots < 1:
         parser.error("give at least one slot, and the command after --")
+    if (args.line_fd is None) != (args.line_file is None):
+        parser.error("give --line-fd and --line-file together")
     events = Path(args.events) if args.events else None
     stop_file = Path(args.stop_file) if args.stop_file else None
+    line = None if args.line_fd is None else (args.line_fd, Path(args.line_file))
+    start = time.monotonic()
     try:
-        slot = wait_for_turn(Path(args.folder), args.slots, events, stop_file, args.arrived)
+        slot = wait_for_turn(Path(args.folder), args.slots, events, stop_file, line)
     except KeyboardInterrupt:
         return 130
     except OSError as err:
@@ -138,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                         "message": "stopped while it waited for its turn, before it trained"})
         print("stopped while it waited for its turn: nothing was trained")
         return 0
+    _event(events, {"event": "turn", "waited_s": round(time.monotonic() - start, 3)})
     os.set_inheritable(slot, True)  # held by the training run until it exits, however it exits
     with contextlib.suppress(OSError):
         sys.stdout.flush()

@@ -158,7 +158,7 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         running = status.state == "running"  # saving: the speed and the stop request are over
         speed = f" · {status.images_per_s:,.0f} images/s" if running and status.images_per_s else ""
         stopping = " · stopping after this step…" if running and status.stop_requested else ""
-        elapsed = f" · {clock(time.time() - job.started)} elapsed"
+        elapsed = f" · {clock(time.time() - status.began)} elapsed"
         eta = "" if status.state == "saving" else f" · ETA {clock(status.eta_s)}"
         st.progress(status.fraction, text=f"{where}{speed}{elapsed}{eta}{stopping}")
         if running and status.terms:

@@ -757,5 +757,9 @@ def test_a_label_is_given_by_number_or_by_class_name(tiny_checkpoints):
     with pytest.raises(ConfigError, match=r"^--label boot is not a class of this model: give a number 0..9 or a "
                                           r"name: T-shirt/top, Trouser, .*, Ankle boot$"):
         _check_label(model, "boot", meta)
+    # One's own set's folders "1", "2", "3" are classes 0, 1, 2: a name is its class, not a number (a reviewer's find)
+    three = {"dataset": {"class_names": ["1", "2", "3"]}}
+    assert _check_label(model, "1", three) == 0 and _check_label(model, "3", three) == 2
+    assert _check_label(model, "0", three) == 0  # (no such name: the number)
     with pytest.raises(ConfigError, match=r"^--label 12 is not a class of this model: give a number 0..9$"):
         _check_label(model, "12", {"dataset": {"class_names": [str(k) for k in range(10)]}})

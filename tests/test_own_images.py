@@ -970,21 +970,28 @@ def test_pca_from_the_images_gram_matrix_equals_the_covariances():
 def test_pca_of_many_images_of_many_values_is_a_randomized_fit_of_the_leading_components(monkeypatch):
     """Past EXACT_MAX_VALUES images and pixel values (64x64 RGB sets of thousands: minutes for the covariance) the
     leading components come from a seeded randomized SVD: the exact fit's, and the same on a refit. Scaled down here:
-    the limit set to 32 for 400 images of 64 values with a decaying spectrum, as images have."""
+    the limit set to 32 for 600 images of 144 values with a decaying spectrum, as images have. Many components are
+    fitted exactly: the randomized sketch would be as wide as the images, and slower."""
     from aelab.models import build_model
     from aelab.models import pca as pca_module
 
     gen = torch.Generator().manual_seed(3)
-    basis = torch.linalg.qr(torch.randn(64, 64, generator=gen))[0]
-    x = (torch.randn(400, 64, generator=gen) * torch.logspace(0, -3, 64)) @ basis.T + 0.5
-    exact = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    basis = torch.linalg.qr(torch.randn(144, 144, generator=gen))[0]
+    x = (torch.randn(600, 144, generator=gen) * torch.logspace(0, -3, 144)) @ basis.T + 0.5
+    exact = build_model("pca", latent_dim=10, input_shape=(1, 12, 12)).fit(x)
     monkeypatch.setattr(pca_module, "EXACT_MAX_VALUES", 32)
-    assert pca_module.leading_only(400, 64) and not pca_module.leading_only(30, 64)
-    fast = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    assert pca_module.leading_only(600, 144, 10) and not pca_module.leading_only(30, 144, 10)
+    assert not pca_module.leading_only(600, 144, 40)  # a sketch of 70: over a quarter of 144
+    fast = build_model("pca", latent_dim=10, input_shape=(1, 12, 12)).fit(x)
     assert torch.allclose(fast.explained_variance, exact.explained_variance, rtol=1e-4)
     assert torch.allclose(fast.components, exact.components, atol=1e-3)  # (signs fixed alike)
-    again = build_model("pca", latent_dim=10, input_shape=(1, 8, 8)).fit(x)
+    again = build_model("pca", latent_dim=10, input_shape=(1, 12, 12)).fit(x)
     assert torch.equal(again.components, fast.components)
+    calls, original = [], torch.svd_lowrank
+    monkeypatch.setattr(torch, "svd_lowrank", lambda *a, **k: calls.append(k["q"]) or original(*a, **k))
+    build_model("pca", latent_dim=10, input_shape=(1, 12, 12)).fit(x)
+    build_model("pca", latent_dim=40, input_shape=(1, 12, 12)).fit(x)
+    assert calls == [25]  # (10 + 5 + 10 wide; none for the 40)
 
 
 def test_a_dataset_pca_of_many_pixel_values_has_the_components_asked_for_in_steps_of_64(monkeypatch):

@@ -39,7 +39,7 @@ def start_in_line(folder: Path, tmp: Path, name: str, seconds: float, slots: int
             f"p.write_text(p.read_text() + f'{{time.time()}}\\n')")
     process = subprocess.Popen([sys.executable, "-m", "aelab.turns", "--folder", str(folder), "--slots", str(slots),
                                 "--events", str(tmp / f"{name}.jsonl"), "--stop-file", str(tmp / f"{name}.stop"),
-                                "--arrived", str(time.time_ns()), "--", sys.executable, "-c", code], cwd=ROOT)
+                                "--", sys.executable, "-c", code], cwd=ROOT)
     time.sleep(0.3)  # (in the line, or holding a slot, before the next one is started)
     return process
 
@@ -84,7 +84,30 @@ def test_two_slots_run_two_at_once(tmp_path):
     (a0, a1), (b0, b1), (c0, _) = (times(tmp_path, n) for n in ("a", "b", "c"))
     assert b0 < a1  # a and b together
     assert c0 >= min(a1, b1)  # c when one of them ended
-    assert events(tmp_path / "a.jsonl") == [] and events(tmp_path / "c.jsonl")[0]["ahead"] == 0
+    assert [e["event"] for e in events(tmp_path / "a.jsonl")] == ["turn"]  # (no wait: straight to its turn)
+    assert events(tmp_path / "c.jsonl")[0] == {"event": "queued", "ahead": 0, "slots": 2}
+    assert events(tmp_path / "c.jsonl")[-1]["event"] == "turn" and events(tmp_path / "c.jsonl")[-1]["waited_s"] > 0
+
+
+def test_a_limit_changed_while_runs_wait_counts_for_them(tmp_path):
+    """The number of slots is read again at every look (the app writes it from AELAB_MAX_JOBS): raised, a waiting run
+    starts beside the running one; lowered, runs past the new limit count until they end."""
+    from aelab import turns
+
+    folder = tmp_path / "turns"
+    turns.set_slots(folder, 1)
+    first = start_in_line(folder, tmp_path, "first", 3.0)
+    second = start_in_line(folder, tmp_path, "second", 3.0)
+    wait_until(lambda: events(tmp_path / "second.jsonl"), what="the second run to wait")
+    assert events(tmp_path / "second.jsonl") == [{"event": "queued", "ahead": 0, "slots": 1}]
+    turns.set_slots(folder, 2)
+    wait_until(lambda: (tmp_path / "second.txt").exists(), 10, "the second run to start beside the first")
+    assert events(tmp_path / "second.jsonl")[-1]["event"] == "turn"
+    turns.set_slots(folder, 1)  # two train now: a third waits for both
+    third = start_in_line(folder, tmp_path, "third", 0.1)
+    for process in (first, second, third):
+        assert process.wait(30) == 0
+    assert times(tmp_path, "third")[0] >= max(times(tmp_path, "first")[1], times(tmp_path, "second")[1])
 
 
 def test_a_job_waits_for_its_turn_says_so_and_can_be_stopped_before_it_trains(tmp_path, monkeypatch):
@@ -93,16 +116,16 @@ def test_a_job_waits_for_its_turn_says_so_and_can_be_stopped_before_it_trains(tm
     monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))  # (a line of its own)
     monkeypatch.setenv("AELAB_MAX_JOBS", "1")
     tiny = {"latent_dim": 4, "hidden": [16]}
+    # Started one after the other at once: each job's place in the line is taken before its process starts, so they
+    # keep that order however fast each process gets going (the third's could look for a slot before the first's).
     running = jobs.start_job("mlp", tiny, {"epochs": 200, "batch_size": 256}, "turn-running")
-    waiting = third = None
+    waiting = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-waiting")
+    third = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-third")
     try:
         wait_until(lambda: jobs.job_status(running.id).state == "running", 120, "the first job to train")
-        # (Both in the line before either looks for a slot: they keep the order they were started in.)
-        waiting = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-waiting")
-        third = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-third")
         check_the_line(running, waiting, third)
     finally:  # (a failure leaves no job training for minutes)
-        for job in filter(None, (running, waiting, third)):
+        for job in (running, waiting, third):
             with contextlib.suppress(OSError):
                 os.killpg(job.pid, signal.SIGKILL)
 
@@ -111,9 +134,10 @@ def check_the_line(running, waiting, third):
     from streamlit.testing.v1 import AppTest
 
     assert " It waits for its turn: one job trains at a time here, and 2 started before it." == jobs.turn_note(third)
-    wait_until(lambda: jobs.job_status(third.id).ahead == 1, 30, "the third job's place")
+    wait_until(lambda: jobs.job_status(third.id).ahead == 1 and jobs.job_status(waiting.id).state == "queued", 30,
+               "the second and third jobs in the line")
     status = jobs.job_status(waiting.id)
-    assert status.state == "queued" and status.active
+    assert status.active and status.waited_s is None
     assert jobs.queue_words(status) == "next: it starts when a job training now ends (one trains at a time here)"
     assert jobs.queue_words(jobs.job_status(third.id)) == "1 job waits before it (one trains at a time here)"
 
@@ -135,5 +159,7 @@ def check_the_line(running, waiting, third):
     wait_until(lambda: jobs.job_status(third.id).state in ("running", "saving", "finished"), 120,
                "the third job's turn")
     wait_until(lambda: not jobs.job_status(third.id).active, 120, "the third job to finish")
-    assert jobs.job_status(third.id).state == "finished"
+    status = jobs.job_status(third.id)
+    assert status.state == "finished" and status.waited_s > 0 and status.began > third.started
+    assert jobs.job_status(running.id).waited_s is None or jobs.job_status(running.id).waited_s < 1
     assert jobs.job_status(running.id).state == "stopped"
