@@ -489,7 +489,8 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
     safe = checkpoints.safe_name(name)
     busy = [s for s in list_jobs() if s.active and s.job.name == safe]
     if busy:
-        raise CheckpointError(f"a job is already training a model named {safe!r}: wait for it, stop it, "
+        doing = "waiting to train" if busy[0].state == "queued" else "training"
+        raise CheckpointError(f"a job is already {doing} a model named {safe!r}: wait for it, stop it, "
                               "or pick another name")
     target = checkpoints.path_for(safe)
     checkpoints.refuse_case_twin(target)
@@ -568,6 +569,10 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
         waits = [sys.executable, "-m", "aelab.turns", "--folder", str(turns_folder), "--slots", str(slots),
                  "--events", str(folder / "events.jsonl"), "--stop-file", str(folder / "stop"),
                  "--line-fd", str(line_fd), "--line-file", str(line_file), "--"]
+        # Said at once when it will wait (its process says it again within a second; it read "starting" till then).
+        ahead, busy_slots, _ = turns.place(turns_folder, line_file)
+        if ahead or busy_slots >= slots:
+            (folder / "events.jsonl").write_text(json.dumps({"event": "queued", "ahead": ahead, "slots": slots}) + "\n")
         try:
             with open(folder / "log.txt", "wb") as log:
                 process = subprocess.Popen(waits + command, stdin=subprocess.DEVNULL, stdout=log,
@@ -728,7 +733,8 @@ def _ended(job: Job, progress: _Progress) -> tuple[str, str]:
         return "stopped", f"{progress.done.get('message', 'stopped before it trained')}: nothing was saved"
     if progress.last_event == "queued":  # (killed, or the machine restarted, before its turn came)
         how = f"killed by signal {-code}" if killed else "killed, or the machine restarted"
-        return "interrupted", f"the job ended while it waited for its turn ({how}), before it trained: nothing was saved"
+        return "interrupted", (f"the job ended while it waited for its turn ({how}), before it trained: nothing was "
+                               "saved")
     # Before the log's error line: a run that diverged before it trained anything also says so there, as an error.
     if (progress.done is not None and not killed and not progress.history
             and progress.done.get("status") in ("diverged", "failed")):  # train_and_save saved nothing
@@ -779,6 +785,9 @@ def job_status(job_id: str | Job) -> JobStatus:
         status.state, status.message = frozen["state"], frozen["message"]
     except (OSError, ValueError, KeyError):
         status.state, status.message = _ended(job, progress)
+        with contextlib.suppress(OSError):
+            if status.state == "stopped" and job.stop_path.read_text() == STOPPED_ELSEWHERE:
+                status.message += f"; it was {STOPPED_ELSEWHERE}"
         if status.state in ("failed", "interrupted"):
             _remove_stale_temp_files(job)
         _write_json(result_path, {"state": status.state, "message": status.message, "ended": time.time()})
@@ -859,10 +868,15 @@ def turn_note(job: Job) -> str:
             f"and {len(busy)} started before it.")
 
 
-def stop_job(job_id: str) -> None:
-    """Ask the job to stop after its current step; it saves the weights so far and ends as 'stopped'."""
+STOPPED_ELSEWHERE = "stopped from another tab or browser"
+
+
+def stop_job(job_id: str, elsewhere: bool = False) -> None:
+    """Ask the job to stop after its current step; it saves the weights so far and ends as 'stopped'. `elsewhere`:
+    asked from a tab or browser that did not start it, which its card then says (in a class, a student whose job
+    the teacher stopped read the same words as had she stopped it herself)."""
     job = load_job(job_id)
-    job.stop_path.touch()
+    job.stop_path.write_text(STOPPED_ELSEWHERE if elsewhere else "")
 
 
 def remove_job(job_id: str) -> None:

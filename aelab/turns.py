@@ -81,6 +81,12 @@ def set_slots(folder: Path, slots: int) -> None:
     os.replace(tmp, folder / "slots")
 
 
+def place(folder: Path, line_file: Path) -> tuple[int, int, int]:
+    """(ahead, busy, slots) of a place in folder's line: what its wait will look like, as its run will see it."""
+    folder = Path(folder)
+    return _ahead(folder / "waiting", Path(line_file)), _busy(folder), _slots(folder, 1)
+
+
 def _slots(folder: Path, default: int) -> int:
     try:
         return max(1, int((folder / "slots").read_text()))
@@ -162,6 +168,8 @@ def wait_for_turn(folder: Path, slots: int, events: Path | None = None, stop_fil
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aelab.turns",
+                                     usage="%(prog)s --folder F --slots N [--events E] [--stop-file S] "
+                                           "[--line-fd K --line-file P] -- COMMAND ...",
                                      description="run a command when it is its turn: N at a time per folder, in "
                                                  "order of arrival")
     parser.add_argument("--folder", required=True, help="the folder the runs that take turns share")
@@ -169,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many run at once, unless FOLDER/slots says (the app writes it)")
     parser.add_argument("--events", help="a JSON-lines log to write the wait to")
     parser.add_argument("--stop-file", help="stop waiting (and run nothing) once this file exists")
-    parser.add_argument("--line-fd", type=int, help="an open, locked place in the line (join_line), handed down")
+    parser.add_argument("--line-fd", type=int, help="a place in the line already taken by the program that starts "
+                                                    "this one: its open, locked file descriptor")
     parser.add_argument("--line-file", help="that place's file")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command or args.slots < 1:
@@ -198,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     os.set_inheritable(slot, True)  # held by the training run until it exits, however it exits
     with contextlib.suppress(OSError):
         sys.stdout.flush()
-    os.execvp(command[0], command)
+    try:
+        os.execvp(command[0], command)
+    except OSError as err:
+        print(f"error: cannot run {command[0]}: {err.strerror or err}", file=sys.stderr)
+        return 127
     return 1  # (not reached)
 
 

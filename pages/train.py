@@ -7,6 +7,7 @@ Link here with `?without_class=k` to preselect the leave-one-class-out experimen
 """
 
 import datetime
+import functools
 import time
 
 import streamlit as st
@@ -120,16 +121,20 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         (f", only class {class_words(job.dataset, job.only_class, known)}" if job.only_class is not None else "")
     # The button as wide as its word, beside the line (a sixth of the card cut "Remove" to "Re…" at 800 px).
     head = st.container(horizontal=True, vertical_alignment="center")
+    # (Its turn, when it had to wait for one: "started 10:53:27" beside "0:00:01 elapsed" read as a contradiction.)
+    turn = (f", its turn at {datetime.datetime.fromtimestamp(status.began):%H:%M:%S}"
+            if (status.waited_s or 0) >= 1 else "")
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
-                  f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}", width="stretch")
+                  f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}{turn}", width="stretch")
     mine = job.id in st.session_state.get("train_my_jobs", ())
     if status.active and not mine and not status.stop_requested and status.state != "saving":
         # Every tab of this server lists every job: in a class, a student's Stop ended the teacher's live run. A
         # job this tab did not start is stopped after a second click that says whose it may be.
         with head.popover("Stop", help="started in another tab or browser: stop it?", key=f"stop_ask_{job.id}"):
             st.caption("This job was started in another tab or browser, perhaps by someone else.")
-            st.button("Stop it", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
+            st.button("Stop it", key=f"stop_{job.id}", on_click=act,
+                      args=(functools.partial(jobs.stop_job, elsewhere=True), job.id),
                       help="stop after the current step, keeping the weights so far")
     elif status.active:
         # Saving: the training is over, and a stop would change nothing.

@@ -121,6 +121,8 @@ def test_a_job_waits_for_its_turn_says_so_and_can_be_stopped_before_it_trains(tm
     running = jobs.start_job("mlp", tiny, {"epochs": 200, "batch_size": 256}, "turn-running")
     waiting = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-waiting")
     third = jobs.start_job("mlp", tiny, {"epochs": 1, "batch_size": 256}, "turn-third")
+    # Queued from the start (it read "starting" until its process said so, a second or two later)
+    assert jobs.job_status(third.id).state == "queued"
     try:
         wait_until(lambda: jobs.job_status(running.id).state == "running", 120, "the first job to train")
         check_the_line(running, waiting, third)
@@ -148,11 +150,12 @@ def check_the_line(running, waiting, third):
     assert any("1 job waits before it (one trains at a time here) · waiting for" in p.proto.text
                for p in at.get("progress"))
 
-    jobs.stop_job(waiting.id)
+    jobs.stop_job(waiting.id, elsewhere=True)  # (the Stop of another browser's card)
     wait_until(lambda: not jobs.job_status(waiting.id).active, 30, "the queued job to stop")
     status = jobs.job_status(waiting.id)
     assert status.state == "stopped" and not status.history
-    assert status.message == "stopped while it waited for its turn, before it trained: nothing was saved"
+    assert status.message == ("stopped while it waited for its turn, before it trained: nothing was saved; it was "
+                              "stopped from another tab or browser")
     assert not status.checkpoint.exists()
     assert jobs.job_status(third.id).state == "queued"  # still waiting for the first
     jobs.stop_job(running.id)
@@ -160,6 +163,9 @@ def check_the_line(running, waiting, third):
                "the third job's turn")
     wait_until(lambda: not jobs.job_status(third.id).active, 120, "the third job to finish")
     status = jobs.job_status(third.id)
-    assert status.state == "finished" and status.waited_s > 0 and status.began > third.started
+    assert status.state == "finished" and status.waited_s > 1 and status.began > third.started
+    at.run()
+    [head] = [m.value for m in at.markdown if m.value.startswith("**turn-third**")]
+    assert ", its turn at " in head
     assert jobs.job_status(running.id).waited_s is None or jobs.job_status(running.id).waited_s < 1
     assert jobs.job_status(running.id).state == "stopped"
