@@ -837,14 +837,18 @@ def training_on(dataset: str) -> list[str]:
     return [s.job.name for s in list_jobs() if s.active and s.job.dataset == dataset]
 
 
-def list_jobs() -> list[JobStatus]:
-    """Every job with a readable job.json, newest first."""
+def list_jobs(unended: bool = False) -> list[JobStatus]:
+    """Every job with a readable job.json, newest first. `unended`: only those whose end is not on record yet (the
+    active ones, and any that ended since it was last looked at): what the Train page polls every 2 s, in every open
+    browser, however many ended jobs have piled up."""
     folder = jobs_folder()
     if not folder.is_dir():
         return []
     jobs = []
     for path in folder.iterdir():
         if path.is_dir() and not path.name.startswith("."):
+            if unended and (path / "result.json").exists():
+                continue
             with contextlib.suppress(ConfigError):
                 jobs.append(load_job(path.name))
     return [job_status(job) for job in sorted(jobs, key=lambda j: (j.started, j.id), reverse=True)]

@@ -113,8 +113,9 @@ def class_words(dataset: str, k: int, known: dict[str, list[str]]) -> str:
     return ui_explore.label_of_class(list(names), k)
 
 
-def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) -> None:
-    """`listed`: the model folders listed so far in this tick (jobs.its_model_now)."""
+def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict, full: bool = True) -> None:
+    """`listed`: the model folders listed so far in this tick (jobs.its_model_now). `full`: with the run's notes, loss
+    chart and preview (an earlier job's card: its outcome only)."""
     job = status.job
     classes = (f", without class {class_words(job.dataset, job.without_class, known)}"
                if job.without_class is not None else "") + \
@@ -190,6 +191,8 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
         st.caption(f"{job.name} has been replaced (restored, retrained, uploaded) or deleted since this run saved it.")
     elif now is not None and checkpoints.has_previous(now):
         st.caption(ui.previous_caption(now, now.stem))
+    if not full:
+        return
     for note in status.notes:  # what the run said of itself (too few steps, files left out): kept on the card
         # (The steps advice names a batch size and epochs to start again with; a note of left-out files does not.)
         again = status.active and TOO_FEW_STEPS in note
@@ -208,25 +211,43 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict) 
                           caption=f"Validation images (top) and their reconstructions (bottom){after}")
 
 
+FULL_ENDED_CARDS = 5  # ended jobs shown whole, newest first; the earlier ones by their outcome only
+
+
 @st.fragment(run_every=2)
-def jobs_panel(known: dict[str, list[str]]) -> None:
-    """Polls the job files every 2 s without rerunning the form above; `known`: class names of loaded datasets."""
-    statuses = jobs.list_jobs()
-    st.subheader("Jobs")
+def running_jobs(known: dict[str, list[str]]) -> None:
+    """The jobs that have not ended, polled every 2 s without rerunning the rest of the page; `known`: class names
+    of loaded datasets. Ended jobs are drawn by ended_jobs, once a page run: a class's sixty ended cards, redrawn
+    every 2 s in four browsers, kept both cores busy with nothing training."""
     if "train_job_error" in st.session_state:
         st.error(ui.sentence(st.session_state.pop("train_job_error")))
-    if not statuses:
-        st.caption("No training jobs yet.")
-    active = {s.job.id for s in statuses if s.active}
-    # A job that ended since the last poll: rerun the whole page so the sidebar's model list shows its checkpoint.
+    statuses = [s for s in jobs.list_jobs(unended=True) if s.active]
+    active = {s.job.id for s in statuses}
+    # A job that ended since the last poll: rerun the whole page, which draws it with the ended ones and whose
+    # sidebar lists its checkpoint.
     ended = st.session_state.get("train_active_jobs", set()) - active
     st.session_state["train_active_jobs"] = active
     listed: dict = {}  # a folder listed once a tick, however many jobs' models were renamed or deleted
     for status in statuses:
         with st.container(border=True):
             show_job(status, known, listed)
-    if ended & {s.job.id for s in statuses}:
+    if ended:
         st.rerun()
+
+
+def ended_jobs(known: dict[str, list[str]]) -> None:
+    statuses = [s for s in jobs.list_jobs() if not s.active]
+    if not statuses and not st.session_state.get("train_active_jobs"):
+        st.caption("No training jobs yet.")
+    listed: dict = {}
+    for status in statuses[:FULL_ENDED_CARDS]:
+        with st.container(border=True):
+            show_job(status, known, listed)
+    if len(statuses) > FULL_ENDED_CARDS:
+        with st.expander(f"{len(statuses) - FULL_ENDED_CARDS} earlier jobs"):
+            for status in statuses[FULL_ENDED_CARDS:]:
+                with st.container(border=True):
+                    show_job(status, known, listed, full=False)
 
 
 def advice_back_to_defaults(ds) -> None:
@@ -508,4 +529,7 @@ ctx = ui.sidebar(need_model=False)
 own_images()
 if ctx.dataset is not None:  # else the sidebar has said why; the jobs below can still be followed and stopped
     training_form(ctx.dataset)
-jobs_panel({ctx.dataset.name: ctx.dataset.class_names} if ctx.dataset is not None else {})
+known = {ctx.dataset.name: ctx.dataset.class_names} if ctx.dataset is not None else {}
+st.subheader("Jobs")
+running_jobs(known)
+ended_jobs(known)

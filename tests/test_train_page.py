@@ -378,3 +378,30 @@ def test_an_estimate_is_timed_again_when_the_jobs_running_here_change(monkeypatc
     ask()
     assert timed == [0, 2]  # the last one, with none running again, is the first one's
     assert ask()[0] == 1.0 and abs(ask()[1] - time.time()) < 600  # (the seconds, and when they were timed)
+
+
+def test_ended_jobs_are_drawn_once_a_page_run_and_the_earlier_ones_by_their_outcome(tmp_path, monkeypatch):
+    """A class's sixty ended cards, each with its chart, were redrawn every 2 s in every open browser (both cores
+    busy with nothing training): the 2-s poll reads the jobs whose end is not on record, and of the ended ones the
+    newest five are whole, the others one line each in an expander."""
+    import dataclasses
+    import json
+
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    for k in range(8):
+        folder = jobs.jobs_folder() / f"20261130-1000{k:02d}-ended{k}"
+        folder.mkdir(parents=True)
+        job = jobs.Job(folder.name, f"ended-{k}", "mlp", {}, {}, "mnist", None, None, 2 ** 22 + k, 1e9 + k, [],
+                       str(tmp_path / "checkpoints" / f"ended-{k}.safetensors"))
+        (folder / "job.json").write_text(json.dumps(dataclasses.asdict(job)))
+        (folder / "result.json").write_text(json.dumps({"state": "stopped", "message": f"stopped ({k})"}))
+    assert jobs.list_jobs(unended=True) == [] and len(jobs.list_jobs()) == 8
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "train.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    heads = [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**ended-")]
+    assert heads == [f"ended-{k}" for k in range(7, -1, -1)]  # newest first
+    [earlier] = [e for e in at.expander if e.label == "3 earlier jobs"]
+    assert [m.value.split("**")[1] for m in earlier.markdown if m.value.startswith("**ended-")] == [
+        "ended-2", "ended-1", "ended-0"]
+    assert "No training jobs yet." not in [c.value for c in at.caption]
