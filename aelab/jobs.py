@@ -531,12 +531,17 @@ def _write_json(path: Path, value: dict) -> None:
 
 
 def start_job(variant: str, model_options: dict, train_options: dict, name: str, dataset: str | Dataset = "mnist",
-              without_class: int | None = None, only_class: int | None = None, overwrite: bool = False) -> Job:
-    """Validate, then start `python -m aelab train` in the background; returns at once."""
+              without_class: int | None = None, only_class: int | None = None, overwrite: bool = False,
+              next_free_name: bool = False) -> Job:
+    """Validate, then start `python -m aelab train` in the background; returns at once. `next_free_name`: the name
+    was the page's suggestion, not the user's: if it was taken since, the next free one (free_name), picked under the
+    jobs lock (a class pressing Start together: one was refused a name it never chose, "mnist-mlp-2")."""
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
     if dataset_name not in BUILTIN and Path(dataset_name).expanduser().exists():
         dataset_name = str(Path(dataset_name).expanduser().resolve())  # the job must find it from any folder
     with _jobs_lock():
+        if next_free_name:
+            name = free_name(checkpoints.safe_name(name))
         safe, _ = validate_request(variant, model_options, train_options, name, dataset, without_class, only_class,
                                    overwrite)
         job_id = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"

@@ -378,8 +378,12 @@ def training_form(ds) -> None:
         except AelabError as err:
             refuse(err, fields)
         else:
-            start(fields, variant=variant, model_options=model_options, train_options=train_options, name=name,
-                  dataset=ds, without_class=without, only_class=only, overwrite=overwrite)
+            # The page's suggestion (left as it was, or emptied: the help says so): the next free name if another
+            # tab took it meanwhile.
+            suggested = name.strip() in ("", suggestion)
+            start(fields, variant=variant, model_options=model_options, train_options=train_options,
+                  name=suggestion if suggested else name, dataset=ds, without_class=without, only_class=only,
+                  overwrite=overwrite, next_free_name=suggested)
     show_outcome()
 
     if ds.num_classes:  # an unlabelled image folder has no class to leave out

@@ -169,3 +169,25 @@ def check_the_line(running, waiting, third):
     assert ", its turn at " in head
     assert jobs.job_status(running.id).waited_s is None or jobs.job_status(running.id).waited_s < 1
     assert jobs.job_status(running.id).state == "stopped"
+
+
+def test_a_suggested_name_taken_meanwhile_becomes_the_next_free_one(tmp_path, monkeypatch):
+    """A class pressing Start together with the page's suggested name: one was refused "a job is already training a
+    model named 'mnist-mlp-2'", a name it never chose. A name the user typed is still refused."""
+    from aelab.errors import CheckpointError
+
+    monkeypatch.setenv("AELAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("AELAB_MAX_JOBS", "1")
+    tiny, short = {"latent_dim": 4, "hidden": [16]}, {"epochs": 1, "batch_size": 256}
+    started = []
+    try:
+        started.append(jobs.start_job("mlp", tiny, {"epochs": 200, "batch_size": 256}, "mnist-mlp"))
+        started.append(jobs.start_job("mlp", tiny, short, "mnist-mlp", next_free_name=True))
+        started.append(jobs.start_job("mlp", tiny, short, "mnist-mlp", next_free_name=True))
+        assert [job.name for job in started] == ["mnist-mlp", "mnist-mlp-2", "mnist-mlp-3"]
+        with pytest.raises(CheckpointError, match="a job is already waiting to train a model named 'mnist-mlp-2'"):
+            jobs.start_job("mlp", tiny, short, "mnist-mlp-2")
+    finally:
+        for job in started:
+            with contextlib.suppress(OSError):
+                os.killpg(job.pid, signal.SIGKILL)
