@@ -900,11 +900,17 @@ def remove_job(job_id: str) -> None:
 
 
 def free_name(name: str) -> str:
-    """`name`, else "name-2", "name-3"...: the first that neither a checkpoint (in any case) nor a running job has.
-    (The form's suggestion and the one-click experiment's name: both said "-2" and " v2" before.)"""
+    """`name`, else "name-2", "name-3"...: the first that neither a checkpoint (in any case) nor a job on the Train
+    page has, running or ended (a job stopped before it trained saved nothing, and its name was handed out again: two
+    cards read "mnist-mlp-3"). (The form's suggestion and the one-click experiment's name: both said "-2" and " v2"
+    before.)"""
     taken = {path.name[: -len(checkpoints.SUFFIX)].lower()
              for path in checkpoints.checkpoint_folder().glob(f"*{checkpoints.SUFFIX}")}
-    taken |= {s.job.name.lower() for s in list_jobs() if s.active}
+    folder = jobs_folder()
+    for path in (folder.iterdir() if folder.is_dir() else ()):
+        if path.is_dir() and not path.name.startswith("."):
+            with contextlib.suppress(ConfigError):
+                taken.add(load_job(path.name).name.lower())
     version = 1
     candidate = name
     while candidate.lower() in taken:

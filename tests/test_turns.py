@@ -187,6 +187,11 @@ def test_a_suggested_name_taken_meanwhile_becomes_the_next_free_one(tmp_path, mo
         assert [job.name for job in started] == ["mnist-mlp", "mnist-mlp-2", "mnist-mlp-3"]
         with pytest.raises(CheckpointError, match="a job is already waiting to train a model named 'mnist-mlp-2'"):
             jobs.start_job("mlp", tiny, short, "mnist-mlp-2")
+        # Stopped before it trained, a job saved nothing: its card keeps the name from the next suggestion.
+        jobs.stop_job(started[2].id)
+        wait_until(lambda: not jobs.job_status(started[2].id).active, 30, "the third job to stop")
+        assert not Path(started[2].checkpoint).exists()
+        assert jobs.free_name("mnist-mlp") == "mnist-mlp-4"
     finally:
         for job in started:
             with contextlib.suppress(OSError):
