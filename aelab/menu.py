@@ -74,7 +74,9 @@ div.stImage:has(> [data-testid="stImageContainer"] + [data-testid="stImageContai
 [data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * { white-space: normal !important; }
 [data-testid="stColumn"]:has(.st-key-draw_pad) { min-width: 244px; }
 .st-key-draw_board { container-type: inline-size; }
+.st-key-draw_quick { display: none; }
 @container (max-width: 559px) {
+  .st-key-draw_board .st-key-draw_quick { display: block; }
   .st-key-draw_board [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad) {
     flex-wrap: wrap !important; }
   .st-key-draw_board [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-draw_pad)

@@ -56,6 +56,9 @@ def board():
                                     keep="draw_drawing")  # (drawn again after a visit to another page)
         # A new key is a new, empty canvas: the component has no "clear" that Python can trigger.
         st.button("Clear", on_click=clear_canvas)
+        # Where the results go under the canvas (a phone, an 800 px window): what it was read as, in view as the
+        # finger lifts, and that the rest is below (shown only then: aelab.menu's CSS).
+        quick = st.container(key="draw_quick")
     with out:
         if drawing is None:
             st.info(f"Draw {ui_explore.what_to_draw(ds)} on the canvas to see what the model makes of it.")
@@ -72,6 +75,7 @@ def board():
                        f"as {ds.label}'s images were, strokes and all, so it reads as a thick blob: draw larger.")
         st.html(ui_explore.drawing_panel(reading, knn, ds))
         guess = ds.class_names[reading.label]
+        quick.markdown(f"Read as **{guess}**: the model's input, its reconstruction and the nearest codes are below.")
         # (One's own classes are folder names, "squares": no article. "an Ankle boot", "an 8".)
         article = ("an " if guess[:1].lower() in "aeiou8" else "a ") if ds.framing is not None else ""
         st.html(ui_explore.map_html(base_map, reading.map_position, f"your drawing ({article}{guess}?)"))

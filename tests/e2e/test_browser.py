@@ -228,12 +228,16 @@ def test_draw_a_seven_and_latency_against_a_bare_canvas(tour, browser, app_serve
     try:
         page.wait_for_timeout(500)
         canvas_right, column_right, results_under = page.evaluate(layout)
+        # There, under the canvas, what it was read as and that the rest is below (in view as the finger lifts)
+        quick = page.locator(".st-key-draw_quick")
+        assert quick.is_visible() and quick.inner_text().startswith("Read as ")
     finally:
         page.set_viewport_size(size)
     assert canvas_right <= column_right + 1, f"canvas cut at 800 px: ends at {canvas_right}, column at {column_right}"
     assert results_under, "at 800 px the results stayed beside the canvas, in a column of about 200 px"
     page.wait_for_timeout(500)
     assert not page.evaluate(layout)[2], "at 1400 px the results went under the canvas"
+    assert not page.locator(".st-key-draw_quick").is_visible()  # (beside the canvas: said there)
 
     # The bare page: the same canvas and its image shown back, on its own server, in its own window.
     bare_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
