@@ -136,7 +136,8 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict, 
             st.caption("This job was started in another tab or browser, perhaps by someone else.")
             st.button("Stop it", key=f"stop_{job.id}", on_click=act,
                       args=(functools.partial(jobs.stop_job, elsewhere=True), job.id),
-                      help="stop after the current step, keeping the weights so far")
+                      help="stop it before it trains" if status.state == "queued" else
+                      "stop after the current step, keeping the weights so far")
     elif status.active:
         # Saving: the training is over, and a stop would change nothing.
         head.button("Stop", key=f"stop_{job.id}", on_click=act, args=(jobs.stop_job, job.id),
