@@ -205,9 +205,9 @@ def build_parser() -> Parser:
     ano.add_argument("--dataset", help="default: the dataset the model was trained on")
     ano.add_argument("--split", default="test", choices=("test", "all"),
                      help="all: the training images too, to find the odd ones out of one's own images (default: test)")
-    ano.add_argument("--class", dest="anomaly_class", type=int,
-                     help="labelled datasets: the class that counts as the anomaly, for AUROC, precision and recall "
-                          "(default: the class the model was trained without, else 0)")
+    ano.add_argument("--class", dest="anomaly_class",
+                     help="labelled datasets: the class that counts as the anomaly, by number or name, for AUROC, "
+                          "precision and recall (default: the class the model was trained without, else 0)")
     ano.add_argument("--top", type=int, default=20, help="how many images to list, 0 or more (default: 20)")
     ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
 
@@ -869,17 +869,28 @@ def cmd_anomalies(args) -> int:
             if args.csv is not None else None  # (--csv '' is refused there, not taken as no table)
         trained_on = meta.get("dataset") or {}
         only = trained_on.get("only_class")
-        k = args.anomaly_class if args.anomaly_class is not None else trained_on.get("without_class") or 0
+        k = trained_on.get("without_class") or 0
 
-        def check_class(classes: int, label: str) -> None:
-            if args.anomaly_class is not None and not 0 <= k < classes:
-                raise ConfigError(f"--class {k} is not a class of {label}"
-                                  + (f" (0..{classes - 1})" if classes else ": it has no labels"))
+        def check_class(names: list[str], label: str) -> int:
+            """--class as a class of these names: by name (any case), else by number."""
+            if args.anomaly_class is None:
+                return k
+            text = args.anomaly_class.strip()
+            by_name = [i for i, name in enumerate(names) if name.casefold() == text.casefold()]
+            if by_name:
+                return by_name[0]
+            number = int(text) if text.lstrip("-").isdigit() else None
+            if number is None or not 0 <= number < len(names):
+                named = names != [str(i) for i in range(len(names))]  # (MNIST's names are its numbers)
+                words = "".join([f" (0..{len(names) - 1}", f", or a name: {', '.join(names[:12])}" if named else "",
+                                 ", …" if named and len(names) > 12 else "", ")"]) if names else ": it has no labels"
+                raise ConfigError(f"--class {text} is not a class of {label}{words}")
+            return number
 
         if args.dataset in (None, trained_on.get("name")):  # refused before the data are loaded
-            check_class(len(trained_on.get("class_names") or []), dataset_label(trained_on.get("name") or "mnist"))
+            check_class(list(trained_on.get("class_names") or []), dataset_label(trained_on.get("name") or "mnist"))
         dataset = dataset_for(args, args.dataset, meta, model, labels_given=False)  # (scored as it reads them)
-        check_class(dataset.num_classes, dataset.label)
+        k = check_class(list(dataset.class_names), dataset.label)
         if seen_in_training(meta, dataset):
             print(SEEN_NOTE, file=sys.stderr)
         scores, labels = anomaly.stored_scores(path, model, dataset, args.split)

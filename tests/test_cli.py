@@ -763,3 +763,26 @@ def test_a_label_is_given_by_number_or_by_class_name(tiny_checkpoints):
     assert _check_label(model, "0", three) == 0  # (no such name: the number)
     with pytest.raises(ConfigError, match=r"^--label 12 is not a class of this model: give a number 0..9$"):
         _check_label(model, "12", {"dataset": {"class_names": [str(k) for k in range(10)]}})
+
+
+def test_anomalies_take_the_anomaly_class_by_name_too(tmp_path):
+    """`--class` took a number only (the folders of one's own set are named, not numbered)."""
+    from aelab.data import load_dataset
+    from aelab.train import TrainConfig, train_and_save
+
+    folder = tmp_path / "shapes"
+    for kind, value in (("bar", 60), ("circle", 140), ("square", 220)):
+        (folder / kind).mkdir(parents=True)
+        for k in range(6):
+            Image.fromarray(np.full((8, 8), value + 5 * k, np.uint8)).save(folder / kind / f"{k}.png")
+    ds = load_dataset(str(folder), image_size=8, channels=1)
+    assert ds.class_names == ["bar", "circle", "square"]
+    train_and_save("mlp", {"latent_dim": 2, "hidden": [8]}, ds, TrainConfig(epochs=1, batch_size=8), tmp_path / "m")
+    by_number, by_name, wrong = aelab_many([
+        ("anomalies", tmp_path / "m.safetensors", "--class", 1, "--top", 3),
+        ("anomalies", tmp_path / "m.safetensors", "--class", "Circle", "--top", 3),
+        ("anomalies", tmp_path / "m.safetensors", "--class", "star"),
+    ], cwd=tmp_path)
+    assert by_number.returncode == 0 and by_number.stdout == by_name.stdout
+    assert_one_line_error(wrong, "--class star is not a class of shapes (your folder) (0..2, or a name: bar, circle, "
+                                 "square)")
