@@ -646,19 +646,33 @@ def _check_label(model, label: str | None, meta: dict) -> int | None:
                           "no class")
     classes = model.config.num_classes
     names = list((meta.get("dataset") or {}).get("class_names") or [])
-    text = label.strip()
+    k = _class_index(label, names, classes)
+    if k is None:
+        named = f" or a name: {_class_names_said(names)}" if _class_names_said(names) else ""
+        raise ConfigError(f"--label {label.strip()} is not a class of this model: give a number 0..{classes - 1}"
+                          f"{named}")
+    return k
+
+
+def _class_index(text: str, names: list[str], classes: int) -> int | None:
+    """A class given on the command line (--label, --class): by name, in any case ("ankle boot"; one's own set's
+    folder "1" is its class named 1, whatever its number), else by number; None when it is neither."""
+    text = text.strip()
     by_name = [k for k, name in enumerate(names) if name.casefold() == text.casefold()]
     if by_name:  # (MNIST's names are its numbers: "3" is class 3 either way)
         return by_name[0]
     try:
         k = int(text)
     except ValueError:
-        k = None
-    if k is None or not 0 <= k < classes:
-        named = (f" or a name: {', '.join(names[:12])}{', …' if len(names) > 12 else ''}"
-                 if names and names != [str(i) for i in range(len(names))] else "")
-        raise ConfigError(f"--label {text} is not a class of this model: give a number 0..{classes - 1}{named}")
-    return k
+        return None
+    return k if 0 <= k < classes else None
+
+
+def _class_names_said(names: list[str]) -> str:
+    """The names a class can be given by, for a refusal: "" when they are only its numbers (MNIST's)."""
+    if names == [str(i) for i in range(len(names))]:
+        return ""
+    return ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
 
 
 def _class_text(meta: dict, k: int) -> str:
@@ -875,16 +889,12 @@ def cmd_anomalies(args) -> int:
             """--class as a class of these names: by name (any case), else by number."""
             if args.anomaly_class is None:
                 return k
-            text = args.anomaly_class.strip()
-            by_name = [i for i, name in enumerate(names) if name.casefold() == text.casefold()]
-            if by_name:
-                return by_name[0]
-            number = int(text) if text.lstrip("-").isdigit() else None
-            if number is None or not 0 <= number < len(names):
-                named = names != [str(i) for i in range(len(names))]  # (MNIST's names are its numbers)
-                words = "".join([f" (0..{len(names) - 1}", f", or a name: {', '.join(names[:12])}" if named else "",
-                                 ", …" if named and len(names) > 12 else "", ")"]) if names else ": it has no labels"
-                raise ConfigError(f"--class {text} is not a class of {label}{words}")
+            number = _class_index(args.anomaly_class, names, len(names))
+            if number is None:
+                said = _class_names_said(names)
+                words = f" (0..{len(names) - 1}{', or a name: ' + said if said else ''})" if names else \
+                    ": it has no labels"
+                raise ConfigError(f"--class {args.anomaly_class.strip()} is not a class of {label}{words}")
             return number
 
         if args.dataset in (None, trained_on.get("name")):  # refused before the data are loaded

@@ -487,7 +487,7 @@ def validate_request(variant: str, model_options: dict, train_options: dict, nam
         if k is not None and classes is not None and not 0 <= k < classes:
             raise ConfigError(no_such_class(k, getattr(dataset, 'name', dataset), classes))
     safe = checkpoints.safe_name(name)
-    busy = [s for s in list_jobs() if s.active and s.job.name == safe]
+    busy = [s for s in list_jobs(unended=True) if s.active and s.job.name == safe]
     if busy:
         doing = "waiting to train" if busy[0].state == "queued" else "training"
         raise CheckpointError(f"a job is already {doing} a model named {safe!r}: wait for it, stop it, "
@@ -575,7 +575,7 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
                  "--events", str(folder / "events.jsonl"), "--stop-file", str(folder / "stop"),
                  "--line-fd", str(line_fd), "--line-file", str(line_file), "--"]
         # Said at once when it will wait (its process says it again within a second; it read "starting" till then).
-        ahead, busy_slots, _ = turns.place(turns_folder, line_file)
+        ahead, busy_slots = turns.place(turns_folder, line_file)
         if ahead or busy_slots >= slots:
             (folder / "events.jsonl").write_text(json.dumps({"event": "queued", "ahead": ahead, "slots": slots}) + "\n")
         try:
@@ -839,13 +839,18 @@ def training_on(dataset: str) -> list[str]:
     """The models that jobs still running are training on this dataset (an image set must not be removed under them:
     the model they save could then never be opened). Names compare as they are: start_job resolves an image set's
     path, as data.user_datasets does."""
-    return [s.job.name for s in list_jobs() if s.active and s.job.dataset == dataset]
+    return [s.job.name for s in list_jobs(unended=True) if s.active and s.job.dataset == dataset]
 
 
 def list_jobs(unended: bool = False) -> list[JobStatus]:
     """Every job with a readable job.json, newest first. `unended`: only those whose end is not on record yet (the
     active ones, and any that ended since it was last looked at): what the Train page polls every 2 s, in every open
     browser, however many ended jobs have piled up."""
+    return [job_status(job) for job in sorted(_recorded_jobs(unended), key=lambda j: (j.started, j.id), reverse=True)]
+
+
+def _recorded_jobs(unended: bool = False) -> list[Job]:
+    """The jobs with a readable job.json (`unended`: not those whose end is on record, result.json)."""
     folder = jobs_folder()
     if not folder.is_dir():
         return []
@@ -856,7 +861,7 @@ def list_jobs(unended: bool = False) -> list[JobStatus]:
                 continue
             with contextlib.suppress(ConfigError):
                 jobs.append(load_job(path.name))
-    return [job_status(job) for job in sorted(jobs, key=lambda j: (j.started, j.id), reverse=True)]
+    return jobs
 
 
 def queue_words(status: JobStatus) -> str:
@@ -870,7 +875,7 @@ def queue_words(status: JobStatus) -> str:
 def turn_note(job: Job) -> str:
     """For the page that started `job`: a word that it waits, when as many others train already (max_jobs)."""
     slots = max_jobs()
-    busy = [s for s in list_jobs() if s.active and s.job.id != job.id and s.job.started <= job.started]
+    busy = [s for s in list_jobs(unended=True) if s.active and s.job.id != job.id and s.job.started <= job.started]
     if len(busy) < slots:
         return ""
     return (f" It waits for its turn: {'one job trains' if slots == 1 else f'{slots} jobs train'} at a time here, "
@@ -906,11 +911,7 @@ def free_name(name: str) -> str:
     before.)"""
     taken = {path.name[: -len(checkpoints.SUFFIX)].lower()
              for path in checkpoints.checkpoint_folder().glob(f"*{checkpoints.SUFFIX}")}
-    folder = jobs_folder()
-    for path in (folder.iterdir() if folder.is_dir() else ()):
-        if path.is_dir() and not path.name.startswith("."):
-            with contextlib.suppress(ConfigError):
-                taken.add(load_job(path.name).name.lower())
+    taken |= {job.name.lower() for job in _recorded_jobs()}
     version = 1
     candidate = name
     while candidate.lower() in taken:

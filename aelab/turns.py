@@ -81,10 +81,10 @@ def set_slots(folder: Path, slots: int) -> None:
     os.replace(tmp, folder / "slots")
 
 
-def place(folder: Path, line_file: Path) -> tuple[int, int, int]:
-    """(ahead, busy, slots) of a place in folder's line: what its wait will look like, as its run will see it."""
+def place(folder: Path, line_file: Path) -> tuple[int, int]:
+    """(runs ahead, slots taken) of a place in folder's line: what its wait will look like, as its run will see it."""
     folder = Path(folder)
-    return _ahead(folder / "waiting", Path(line_file)), _busy(folder), _slots(folder, 1)
+    return _ahead(folder / "waiting", Path(line_file)), _busy(folder)
 
 
 def _slots(folder: Path, default: int) -> int:

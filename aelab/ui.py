@@ -595,7 +595,7 @@ def training_estimate(dataset_name: str, variant: str, model_options: dict, trai
     whenever the number of training jobs running here changes (one timed while two jobs ran said 46 s for a 15 s
     job, for ten minutes after they had ended). Other load counts while it lasts: one timed while tests ran here
     said 15 min for a 3 min run, for the 10 minutes it was kept then."""
-    running = sum(status.active and status.state != "queued" for status in jobs.list_jobs())
+    running = sum(status.active and status.state != "queued" for status in jobs.list_jobs(unended=True))
     return _training_estimate(dataset_name, data.opened_shape(dataset_name), variant, model_options, train_options,
                               without_class, only_class, running)
 

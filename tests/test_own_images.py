@@ -554,7 +554,7 @@ def test_a_set_a_job_is_still_training_on_cannot_be_removed(monkeypatch):
     ds = data.add_image_set("busy set.zip", shapes_zip(per_class=4), 16, 1)
     running = SimpleNamespace(active=True, job=SimpleNamespace(name="busy-mlp", dataset=str(Path(ds.name).resolve())))
     ended = SimpleNamespace(active=False, job=SimpleNamespace(name="old-mlp", dataset=ds.name))
-    monkeypatch.setattr(jobs, "list_jobs", lambda: [running, ended])
+    monkeypatch.setattr(jobs, "list_jobs", lambda unended=False: [running, ended])
     try:
         assert jobs.training_on(ds.name) == ["busy-mlp"] and jobs.training_on("mnist") == []
         at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=120).run()

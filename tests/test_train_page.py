@@ -369,7 +369,8 @@ def test_an_estimate_is_timed_again_when_the_jobs_running_here_change(monkeypatc
 
     timed, running = [], []
     monkeypatch.setattr(train, "estimate_seconds", lambda *args, **kwargs: timed.append(len(running)) or 1.0)
-    monkeypatch.setattr(jobs, "list_jobs", lambda: [SimpleNamespace(active=True, state="running")] * len(running))
+    monkeypatch.setattr(jobs, "list_jobs",
+                        lambda unended=False: [SimpleNamespace(active=True, state="running")] * len(running))
     ask = lambda: ui.training_estimate("mnist", "mlp", {"latent_dim": 3}, {"epochs": 7, "seed": 12345})  # noqa: E731
     ask(), ask()
     running.extend([1, 1])
