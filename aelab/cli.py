@@ -142,8 +142,10 @@ def build_parser() -> Parser:
         sub.add_argument("--image-channels", type=int, default=None, choices=(1, 3),
                          help="1 = grayscale, 3 = RGB (folders; default as for --image-size, else 3 for images in "
                               "colour, 1 for gray ones)")
-        sub.add_argument("--without-class", type=int, help="drop this class from training (anomaly models)")
-        sub.add_argument("--only-class", type=int, help="train on this class only (one-class anomaly models)")
+        sub.add_argument("--without-class", metavar="CLASS",
+                         help="drop this class (a number or a name) from training (anomaly models)")
+        sub.add_argument("--only-class", metavar="CLASS",
+                         help="train on this class (a number or a name) only (one-class anomaly models)")
         sub.add_argument("--out", required=True,
                          help="checkpoint path (.safetensors is added; an existing aelab checkpoint there is replaced, "
                               "and kept until the run ends well: see `restore`; any other file is refused)")
@@ -346,7 +348,7 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
     the dataset's name and shape, the classes to leave out (of a built-in dataset: an image set's classes are known
     once it is read), the model's size where the images' shape is known. Returns _own_shape's note ("" if none)."""
     from .data import BUILTIN, MAX_SIZE, MIN_SIZE, stored_shape
-    from .train import check_training, no_such_class, pick_device, refuse_inapplicable
+    from .train import check_training, pick_device, refuse_inapplicable
 
     if not args.dataset.strip():
         raise ConfigError(f"--dataset needs a name ({', '.join(BUILTIN)}) or a folder/zip of images")
@@ -360,10 +362,9 @@ def _check_train_args(args, cls, model_options: dict, train_options: dict, train
     if args.without_class is not None and args.only_class is not None:
         raise ConfigError("choose at most one of --without-class and --only-class")
     if builtin:
-        classes = len(BUILTIN[args.dataset][0])
-        for k in (args.without_class, args.only_class):
-            if k is not None and not 0 <= k < classes:
-                raise ConfigError(no_such_class(k, args.dataset, classes))
+        names = list(BUILTIN[args.dataset][0])
+        classes = len(names)
+        _class_choices(args, names, args.dataset)
         check_training(cls, model_options, train_config, (1, 28, 28), classes)
         note = ""
     else:  # the shape the images will have (as given, else as the set was added); train_and_save checks the rest
@@ -425,6 +426,29 @@ def _check_name_in_app_folder(out: Path) -> None:
         raise CheckpointError(f"--out {out.name}: {err} (in {out.parent}, the app's model folder)") from None
 
 
+def _class_choices(args, names: list[str], dataset_name: str) -> None:
+    """--without-class and --only-class by name (any case: "sandal", an image set's folder name) or number, turned
+    into the class numbers training takes; a class the set does not have is refused with what can be given."""
+    from .data import dataset_label
+
+    for flag in ("without_class", "only_class"):
+        given = getattr(args, flag)
+        if given is not None and not isinstance(given, int):
+            setattr(args, flag, _class_or_refuse(f"--{flag.replace('_', '-')}", str(given), names,
+                                                 dataset_label(dataset_name)))
+
+
+def _class_or_refuse(flag: str, given: str, names: list[str], label: str) -> int:
+    """A class given on the command line as a class of these names (by name, any case, else by number), or one
+    line that says what can be given: "--class star is not a class of shapes (your folder) (0..2, or a name: ...)"."""
+    number = _class_index(given, names, len(names))
+    if number is None:
+        said = _class_names_said(names)
+        words = f" (0..{len(names) - 1}{', or a name: ' + said if said else ''})" if names else ": it has no labels"
+        raise ConfigError(f"{flag} {given.strip()} is not a class of {label}{words}")
+    return number
+
+
 def _refuse_foreign_out(out: Path) -> None:
     """Retraining replaces the aelab checkpoint at --out (saves are atomic, so it survives a failed run); any other
     file there (notes, another library's weights) is refused before anything is loaded or trained."""
@@ -452,6 +476,7 @@ def cmd_train(args) -> int:
         _check_stop_file(args.stop_file)
         dataset = dataset_for(args, args.dataset, {"dataset": {"input_shape": [args.image_channels, None,
                                                                            args.image_size]}})
+        _class_choices(args, dataset.class_names, dataset.name)  # (an image set's classes are known from here)
         for note in (shape_note,
                      steps_note(args.variant, dataset, train_config, args.without_class, args.only_class)):
             if note:
@@ -657,8 +682,9 @@ def _check_label(model, label: str | None, meta: dict) -> int | None:
 def _class_index(text: str, names: list[str], classes: int) -> int | None:
     """A class given on the command line (--label, --class): by name, in any case ("ankle boot"; one's own set's
     folder "1" is its class named 1, whatever its number), else by number; None when it is neither."""
-    text = text.strip()
-    by_name = [k for k, name in enumerate(names) if name.casefold() == text.casefold()]
+    given, text = text, text.strip()
+    by_name = [k for k, name in enumerate(names) if name == given] or \
+        [k for k, name in enumerate(names) if name.strip().casefold() == text.casefold()]
     if by_name:  # (MNIST's names are its numbers: "3" is class 3 either way)
         return by_name[0]
     try:
@@ -889,13 +915,7 @@ def cmd_anomalies(args) -> int:
             """--class as a class of these names: by name (any case), else by number."""
             if args.anomaly_class is None:
                 return k
-            number = _class_index(args.anomaly_class, names, len(names))
-            if number is None:
-                said = _class_names_said(names)
-                words = f" (0..{len(names) - 1}{', or a name: ' + said if said else ''})" if names else \
-                    ": it has no labels"
-                raise ConfigError(f"--class {args.anomaly_class.strip()} is not a class of {label}{words}")
-            return number
+            return _class_or_refuse("--class", args.anomaly_class, names, label)
 
         if args.dataset in (None, trained_on.get("name")):  # refused before the data are loaded
             check_class(list(trained_on.get("class_names") or []), dataset_label(trained_on.get("name") or "mnist"))

@@ -446,6 +446,13 @@ def _dataset_shape(dataset: str | Dataset) -> tuple[tuple[int, int, int] | None,
     return None, None
 
 
+def _class_names(dataset: str | Dataset) -> list[str]:
+    """The class names where known without loading anything (a built-in set's, a loaded set's); [] otherwise."""
+    if not isinstance(dataset, str):
+        return list(dataset.class_names)
+    return list(BUILTIN[dataset][0]) if dataset in BUILTIN else []
+
+
 def form_steps_advice(variant: str, dataset: Dataset, train_values: dict, without_class: int | None = None,
                       only_class: int | None = None) -> StepsAdvice | None:
     """The Train page's warning before a run of too few steps (train.steps_advice) for the form's values as they
@@ -555,9 +562,10 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
         shape, _ = _dataset_shape(dataset)
         if dataset_name not in BUILTIN and shape:  # the images at the size and colour the page loaded them
             command += ["--image-size", str(shape[-1]), "--image-channels", str(shape[0])]
+        names = _class_names(dataset)
         for flag, k in (("--without-class", without_class), ("--only-class", only_class)):
-            if k is not None:
-                command += [flag, str(k)]
+            if k is not None:  # by name where known (a set whose folders are "1", "2", "3": the number 1 is "2")
+                command.append(f"{flag}={names[k]}" if names else f"{flag}={k}")
         # The job must import this same aelab, whatever folder the server was started from.
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONUNBUFFERED": "1",

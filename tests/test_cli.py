@@ -224,7 +224,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "pca", "--out", "x", "--latent-dim", "1000"), ("at most one component per pixel",)),
         (("train", "conv", "--out", "x", "--epochs", "0", "--greedy-epochs", "1"), ("--epochs must be at least 1",)),
         (("train", "mlp", "--out", "x", "--only-class", "1", "--without-class", "2"), ("at most one of",)),
-        (("train", "mlp", "--out", "x", "--only-class", "10"), ("class 10 does not exist in mnist",)),
+        (("train", "mlp", "--out", "x", "--only-class", "10"), ("--only-class 10 is not a class of mnist (0..9)",)),
         (("train", "mlp", "--out", "x", "--image-size", "64"), ("for your own image sets",)),
         (("train", "mlp", "--out", "x", "--dataset", ""), ("--dataset needs a name",)),
         (("train", "mlp", "--out", ""), ("not a file name",)),
@@ -786,3 +786,41 @@ def test_anomalies_take_the_anomaly_class_by_name_too(tmp_path):
     assert by_number.returncode == 0 and by_number.stdout == by_name.stdout
     assert_one_line_error(wrong, "--class star is not a class of shapes (your folder) (0..2, or a name: bar, circle, "
                                  "square)")
+
+
+def test_train_leaves_out_or_keeps_a_class_by_name_too(tmp_path):
+    """--without-class and --only-class took numbers only: one's own set's classes are its folders' names."""
+    folder = tmp_path / "shapes"
+    for kind, value in (("bar", 60), ("circle", 140), ("square", 220)):
+        (folder / kind).mkdir(parents=True)
+        for k in range(6):
+            Image.fromarray(np.full((8, 8), value + 5 * k, np.uint8)).save(folder / kind / f"{k}.png")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for k in range(4):
+        Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(flat / f"{k}.png")
+    common = ("--latent-dim", 2, "--hidden", 8, "--epochs", 1, "--batch-size", 4, "--quiet")
+    by_name, without, wrong, unlabelled, fashion = aelab_many([
+        ("train", "mlp", "--dataset", folder, "--image-size", 8, "--only-class", "Circle", *common,
+         "--out", tmp_path / "circles"),
+        ("train", "mlp", "--dataset", folder, "--image-size", 8, "--without-class", "square", *common,
+         "--out", tmp_path / "no-squares"),
+        ("train", "mlp", "--dataset", folder, "--image-size", 8, "--only-class", "star", *common, "--out", tmp_path / "x"),
+        ("train", "mlp", "--dataset", flat, "--image-size", 8, "--only-class", 0, *common, "--out", tmp_path / "y"),
+        ("train", "mlp", "--dataset", "fashion-mnist", "--only-class", "sandals", "--out", tmp_path / "z"),
+    ], cwd=tmp_path)
+    from aelab.checkpoints import read_metadata
+
+    assert by_name.returncode == 0 and without.returncode == 0, by_name.stderr + without.stderr
+    assert read_metadata(tmp_path / "circles.safetensors")["dataset"]["only_class"] == 1
+    assert read_metadata(tmp_path / "no-squares.safetensors")["dataset"]["without_class"] == 2
+    # (an image set's classes are its folders, known once it is read: the "data:" line comes first)
+    for result, error in ((wrong, "--only-class star is not a class of shapes (your folder) (0..2, or a name: bar, "
+                                  "circle, square)"),
+                          (unlabelled, "--only-class 0 is not a class of flat (your folder): it has no labels")):
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"error: {error}", result.stderr
+    # A built-in set's names are known before its images are read (refused at once, offline too)
+    assert_one_line_error(fashion, "--only-class sandals is not a class of fashion-mnist (0..9, or a name: "
+                                   "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot)")
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()

@@ -774,6 +774,35 @@ def test_the_train_page_warns_of_too_few_steps_before_the_run_and_one_click_sets
         data.remove_image_set(ds.name)
 
 
+def test_a_job_trains_on_the_class_chosen_when_the_folders_are_numbers(monkeypatch):
+    """Folders "1", "2", "3" are classes 0, 1, 2: the job's command names the class (the command line reads a
+    class by name first), so "only class 1" is the folder "2", not the folder "1"."""
+    from aelab import jobs
+    from aelab.checkpoints import checkpoint_folder, read_metadata
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    entries = {f"{folder}/{folder}-{k}.png": shape_image(kind, k)
+               for folder, kind in (("1", "circle"), ("2", "square"), ("3", "bar")) for k in range(8)}
+    ds = data.add_image_set("numbered.zip", make_zip(entries), image_size=12, channels=1)
+    assert ds.class_names == ["1", "2", "3"]
+    job = jobs.start_job("mlp", {"latent_dim": 2, "hidden": [8]}, {"epochs": 1, "batch_size": 8}, "numbered-2",
+                         ds, only_class=1)
+    try:
+        assert "--only-class=2" in job.command
+        deadline = time.monotonic() + 120
+        while jobs.job_status(job.id).active and time.monotonic() < deadline:
+            time.sleep(0.3)
+        status = jobs.job_status(job.id)
+        assert status.state == "finished", status.job.log_path.read_text()
+        trained_on = read_metadata(checkpoint_folder() / "numbered-2.safetensors")["dataset"]
+        assert trained_on["only_class"] == 1 and trained_on["class_names"][1] == "2"
+    finally:
+        jobs.stop_job(job.id)
+        jobs.remove_job(job.id)
+        (checkpoint_folder() / "numbered-2.safetensors").unlink(missing_ok=True)
+        data.remove_image_set(ds.name)
+
+
 def test_a_jobs_card_names_the_class_left_out_of_ones_own_set(monkeypatch):
     """'without class 0: bar', as the button that started it and the Anomalies page say, not 'without class 0'."""
     from aelab import jobs
