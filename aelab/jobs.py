@@ -109,6 +109,7 @@ class Job:
     started: float
     command: list[str]
     checkpoint: str
+    owner: str = ""  # the browser that started it (ui.browser_id), "" where unknown
 
     @property
     def folder(self) -> Path:
@@ -539,10 +540,11 @@ def _write_json(path: Path, value: dict) -> None:
 
 def start_job(variant: str, model_options: dict, train_options: dict, name: str, dataset: str | Dataset = "mnist",
               without_class: int | None = None, only_class: int | None = None, overwrite: bool = False,
-              next_free_name: bool = False) -> Job:
+              next_free_name: bool = False, owner: str = "") -> Job:
     """Validate, then start `python -m aelab train` in the background; returns at once. `next_free_name`: the name
     was the page's suggestion, not the user's: if it was taken since, the next free one (free_name), picked under the
-    jobs lock (a class pressing Start together: one was refused a name it never chose, "mnist-mlp-2")."""
+    jobs lock (a class pressing Start together: one was refused a name it never chose, "mnist-mlp-2"). `owner`: the
+    browser that starts it (its cards in that browser stop it at one click)."""
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
     if dataset_name not in BUILTIN and Path(dataset_name).expanduser().exists():
         dataset_name = str(Path(dataset_name).expanduser().resolve())  # the job must find it from any folder
@@ -598,7 +600,7 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
             os.close(line_fd)  # (the job's copy keeps the place)
         _PROCESSES[job_id] = process
         job = Job(job_id, safe, variant, dict(model_options), dict(train_options), dataset_name, without_class,
-                  only_class, process.pid, arrived / 1e9, command, str(target))
+                  only_class, process.pid, arrived / 1e9, command, str(target), owner)
         _write_json(folder / "job.json", dataclasses.asdict(job))
     return job
 
@@ -611,7 +613,8 @@ def load_job(job_id: str) -> Job:
         raise ConfigError(f"no such job: {job_id!r}")
     try:
         values = json.loads((jobs_folder() / job_id / "job.json").read_text())
-        return Job(**values)
+        # (What a newer aelab adds is left out: a server started before an update lists the new jobs too.)
+        return Job(**{k: v for k, v in values.items() if k in Job.__dataclass_fields__})
     except (OSError, ValueError, TypeError):
         raise ConfigError(f"no such job: {job_id!r}") from None
 
@@ -890,12 +893,12 @@ def turn_note(job: Job) -> str:
             f"and {len(busy)} started before it.")
 
 
-STOPPED_ELSEWHERE = "stopped from another tab or browser"
+STOPPED_ELSEWHERE = "stopped from another browser"
 
 
 def stop_job(job_id: str, elsewhere: bool = False) -> None:
     """Ask the job to stop after its current step; it saves the weights so far and ends as 'stopped'. `elsewhere`:
-    asked from a tab or browser that did not start it, which its card then says (in a class, a student whose job
+    asked from a browser that did not start it, which its card then says (in a class, a student whose job
     the teacher stopped read the same words as had she stopped it herself)."""
     job = load_job(job_id)
     job.stop_path.write_text(STOPPED_ELSEWHERE if elsewhere else "")

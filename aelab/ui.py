@@ -480,6 +480,28 @@ def remember_choice(dataset: str, model: str | None) -> None:
             "'; path=/; max-age=2592000; SameSite=Lax';</script>", unsafe_allow_javascript=True)
 
 
+BROWSER_COOKIE = "aelab_browser"
+
+
+def browser_id() -> str:
+    """A random name for this browser (32 hex digits), kept in a cookie of it for a year: the training jobs it
+    started are its own in its other tabs and after a reload (kept in the tab's session only, a reload made one's own
+    job ask "started in another browser: stop it?"). Not a login: it only tells the browsers of a class apart."""
+    if "browser_id" not in st.session_state:
+        try:
+            found = str(st.context.cookies.get(BROWSER_COOKIE) or "")
+        except (AttributeError, RuntimeError):  # (outside a server's run)
+            found = ""
+        if not re.fullmatch(r"[0-9a-f]{32}", found):
+            import uuid
+
+            found = uuid.uuid4().hex
+            st.html(f"<script>document.cookie = '{BROWSER_COOKIE}={found}; path=/; max-age=31536000; "
+                    "SameSite=Lax';</script>", unsafe_allow_javascript=True)
+        st.session_state["browser_id"] = found
+    return st.session_state["browser_id"]
+
+
 def sidebar(need_model: bool = True) -> Context:
     """Dataset and model pickers, device and data source. What stops a page (a dataset that cannot be loaded, no model
     for it, a model that cannot be loaded) is said in one line in the main area, under the page's title."""

@@ -72,11 +72,11 @@ def show_form(fields: list[jobs.FormField], prefix: str, inactive: dict[str, str
 def start(fields: list[jobs.FormField], **request) -> None:
     """Start the job; what came of it is shown by show_outcome (an error until the next submission)."""
     try:
-        job = jobs.start_job(**request)
+        job = jobs.start_job(**request, owner=ui.browser_id())
     except AelabError as err:
         refuse(err, fields)
         return
-    st.session_state.setdefault("train_my_jobs", set()).add(job.id)  # (another tab's jobs ask before a stop)
+    st.session_state.setdefault("train_my_jobs", set()).add(job.id)  # (another browser's jobs ask before a stop)
     st.session_state["train_outcome"] = ("success", f"Started training {job.name}: follow it below. It keeps "
                                                     "running if you leave this page." + jobs.turn_note(job))
 
@@ -128,12 +128,13 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict, 
     head.markdown(f"**{job.name}** · {STATE_LOOKS[status.state]} · {job.variant} on "
                   f"{data.dataset_label(job.dataset)}{classes} · "
                   f"started {datetime.datetime.fromtimestamp(job.started):%H:%M:%S}{turn}", width="stretch")
-    mine = job.id in st.session_state.get("train_my_jobs", ())
+    # This browser's (in any of its tabs, after a reload), or this tab's where the browser keeps no cookies.
+    mine = job.id in st.session_state.get("train_my_jobs", ()) or (job.owner and job.owner == ui.browser_id())
     if status.active and not mine and not status.stop_requested and status.state != "saving":
-        # Every tab of this server lists every job: in a class, a student's Stop ended the teacher's live run. A
-        # job this tab did not start is stopped after a second click that says whose it may be.
-        with head.popover("Stop", help="started in another tab or browser: stop it?", key=f"stop_ask_{job.id}"):
-            st.caption("This job was started in another tab or browser, perhaps by someone else.")
+        # Every browser of this server lists every job: in a class, a student's Stop ended the teacher's live run. A
+        # job this browser did not start is stopped after a second click that says whose it may be.
+        with head.popover("Stop", help="started in another browser: stop it?", key=f"stop_ask_{job.id}"):
+            st.caption("This job was started in another browser, perhaps by someone else.")
             st.button("Stop it", key=f"stop_{job.id}", on_click=act,
                       args=(functools.partial(jobs.stop_job, elsewhere=True), job.id),
                       help="stop it before it trains" if status.state == "queued" else
@@ -145,9 +146,9 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict, 
                        help="stop it before it trains" if status.state == "queued" else
                        "stop after the current step, keeping the weights so far")
     elif not mine:  # another's card (a teacher's finished run, shown to the class) goes after a second click too
-        with head.popover("Remove", help="started in another tab or browser: remove its card?",
+        with head.popover("Remove", help="started in another browser: remove its card?",
                           key=f"remove_ask_{job.id}"):
-            st.caption("This job was started in another tab or browser, perhaps by someone else: its card is removed "
+            st.caption("This job was started in another browser, perhaps by someone else: its card is removed "
                        "in every browser. The model it saved stays.")
             st.button("Remove it", key=f"remove_{job.id}", on_click=act, args=(jobs.remove_job, job.id))
     else:
@@ -531,6 +532,8 @@ def add_image_set(note, upload, size: int, channels: int) -> None:
 
 st.title("Train")
 ctx = ui.sidebar(need_model=False)
+with st.sidebar:  # (its cookie written, where it is new, out of the main area's flow)
+    ui.browser_id()
 own_images()
 if ctx.dataset is not None:  # else the sidebar has said why; the jobs below can still be followed and stopped
     training_form(ctx.dataset)

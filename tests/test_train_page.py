@@ -232,7 +232,14 @@ def test_a_job_started_on_the_page_is_followed_until_its_model_is_in_the_sidebar
     # student's Stop ended the teacher's live run).
     other = run_page()
     assert [b.label for b in other.button if b.key == f"stop_{job.id}"] == ["Stop it"]
-    assert "started in another tab or browser, perhaps by someone else" in " ".join(c.value for c in other.caption)
+    assert "started in another browser, perhaps by someone else" in " ".join(c.value for c in other.caption)
+    # The same browser after a reload, or in another tab: a new session that reads the browser's cookie
+    # (ui.browser_id; the cookie itself is the browser test's): its own job, stopped at one click.
+    assert job.owner == at.session_state["browser_id"] != other.session_state["browser_id"]
+    reloaded = AppTest.from_file(PAGE, default_timeout=120)
+    reloaded.session_state["browser_id"] = at.session_state["browser_id"]
+    reloaded.run()
+    assert [b.label for b in reloaded.button if b.key == f"stop_{job.id}"] == ["Stop"]
 
     deadline = time.monotonic() + 150
     while jobs.job_status(job.id).active:

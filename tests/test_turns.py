@@ -155,7 +155,7 @@ def check_the_line(running, waiting, third):
     status = jobs.job_status(waiting.id)
     assert status.state == "stopped" and not status.history
     assert status.message == ("stopped while it waited for its turn, before it trained: nothing was saved; it was "
-                              "stopped from another tab or browser")
+                              "stopped from another browser")
     assert not status.checkpoint.exists()
     assert jobs.job_status(third.id).state == "queued"  # still waiting for the first
     jobs.stop_job(running.id)

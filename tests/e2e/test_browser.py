@@ -390,7 +390,7 @@ def trained_name():
     checkpoints.path_for(name).unlink(missing_ok=True)
 
 
-def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts, trained_name):
+def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, browser, app_server, artifacts, trained_name):
     page = tour
     name = trained_name
     nav(page, "Train")
@@ -458,6 +458,23 @@ def test_train_one_epoch_and_pick_it_in_the_sidebar(tour, app_server, artifacts,
     choose_model(page, name)
     nav(page, "Train")
     assert_no_exception(page, "Train (new model picked)")
+    # After a reload (a new session of the same browser) the job is still this browser's: its card goes at one click
+    # (a cookie, ui.browser_id; kept in the tab's session only, one's own job asked "started in another tab or
+    # browser"). Another browser is asked first. (The only job of this server.)
+    page.reload()
+    main.get_by_text(f"Saved as {name}").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.locator('[class*="st-key-remove_"]').count() == 1
+    assert page.locator('[class*="st-key-remove_ask_"]').count() == 0
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        elsewhere = other.new_page()
+        elsewhere.set_default_timeout(60_000)
+        goto(elsewhere, app_server.url + "/train")
+        elsewhere.get_by_text(f"Saved as {name}").first.wait_for(timeout=60_000)
+        assert elsewhere.locator('[class*="st-key-remove_ask_"]').count() == 1
+    finally:
+        other.close()
 
 
 def test_latent_map_cold_cached_and_point_selection(tour, app_server, artifacts):
