@@ -765,16 +765,22 @@ def test_a_label_is_given_by_number_or_by_class_name(tiny_checkpoints):
         _check_label(model, "12", {"dataset": {"class_names": [str(k) for k in range(10)]}})
 
 
-def test_anomalies_take_the_anomaly_class_by_name_too(tmp_path):
-    """`--class` took a number only (the folders of one's own set are named, not numbered)."""
-    from aelab.data import load_dataset
-    from aelab.train import TrainConfig, train_and_save
-
+def shapes_folder(tmp_path):
+    """A folder of 18 8x8 images in three classes, named (bar, circle, square), not numbered."""
     folder = tmp_path / "shapes"
     for kind, value in (("bar", 60), ("circle", 140), ("square", 220)):
         (folder / kind).mkdir(parents=True)
         for k in range(6):
             Image.fromarray(np.full((8, 8), value + 5 * k, np.uint8)).save(folder / kind / f"{k}.png")
+    return folder
+
+
+def test_anomalies_take_the_anomaly_class_by_name_too(tmp_path):
+    """`--class` took a number only (the folders of one's own set are named, not numbered)."""
+    from aelab.data import load_dataset
+    from aelab.train import TrainConfig, train_and_save
+
+    folder = shapes_folder(tmp_path)
     ds = load_dataset(str(folder), image_size=8, channels=1)
     assert ds.class_names == ["bar", "circle", "square"]
     train_and_save("mlp", {"latent_dim": 2, "hidden": [8]}, ds, TrainConfig(epochs=1, batch_size=8), tmp_path / "m")
@@ -790,11 +796,7 @@ def test_anomalies_take_the_anomaly_class_by_name_too(tmp_path):
 
 def test_train_leaves_out_or_keeps_a_class_by_name_too(tmp_path):
     """--without-class and --only-class took numbers only: one's own set's classes are its folders' names."""
-    folder = tmp_path / "shapes"
-    for kind, value in (("bar", 60), ("circle", 140), ("square", 220)):
-        (folder / kind).mkdir(parents=True)
-        for k in range(6):
-            Image.fromarray(np.full((8, 8), value + 5 * k, np.uint8)).save(folder / kind / f"{k}.png")
+    folder = shapes_folder(tmp_path)
     flat = tmp_path / "flat"
     flat.mkdir()
     for k in range(4):
