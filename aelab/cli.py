@@ -850,7 +850,7 @@ def cmd_embed(args) -> int:
         if files:  # one's own images: each code's file, to trace it back (not the built-in sets)
             arrays["files"] = np.array(files)
         if args.map != "none":
-            from .project import map_sample
+            from .project import codes_source, map_sample
 
             if codes.shape[1] == 2:  # project_codes keeps them as they are
                 print(f"note: the codes are 2-D, so they are their own map: coords holds them as they are, no "
@@ -858,7 +858,9 @@ def cmd_embed(args) -> int:
             else:
                 print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
             params = {"reproducible": True} if args.reproducible else {}
-            arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None, **params)
+            source = codes_source(_checkpoint_path(args.checkpoint), dataset, args.split)
+            arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None,
+                                                           source=source, **params)
             if codes.shape[1] != 2:
                 print(f"map: {'from the cache' if cached else f'{seconds:.1f} s'}", file=sys.stderr)
         _write_output(out, lambda f: np.savez(f, **arrays))

@@ -179,9 +179,10 @@ def make_projection(method: str, **params):
 
 
 def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = (), use_cache: bool = True,
-                  **params) -> tuple[np.ndarray, float, bool]:
+                  source: tuple | None = None, **params) -> tuple[np.ndarray, float, bool]:
     """2-D coordinates for `codes`: (coords, seconds, from_cache). Kept on disk (aelab.cache, under "projections")
-    under a key of key_parts, params and the codes' content.
+    under a key of key_parts, params and the codes' content, or `source` where given: what the codes are made from
+    (codes_source).
 
     Codes of 2 dimensions are their own map (no projection)."""
     codes = np.asarray(codes, dtype=np.float32)
@@ -189,7 +190,7 @@ def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = ()
     if codes.shape[1] == 2:
         return codes.copy(), 0.0, False
     stored, from_disk = cache.arrays(
-        "projections", (method, params, key_parts, cache.content_key(codes)),
+        "projections", (method, params, key_parts, cache.content_key(codes) if source is None else source),
         lambda: {"coords": make_projection(method, **params).fit_transform(codes)}, use_cache)
     return stored["coords"], time.perf_counter() - start, from_disk
 
@@ -221,10 +222,22 @@ def sample_codes(model, dataset, split: str, n: int | None = None) -> tuple[np.n
 
 
 def map_sample(codes: np.ndarray, method: str, dataset_name: str, split: str, n: int | None,
-               **params) -> tuple[np.ndarray, float, bool]:
+               source: tuple | None = None, **params) -> tuple[np.ndarray, float, bool]:
     """project_codes of sample_codes(..., split, n): the map the Latent map page shows and `embed --map` writes, one
-    entry on disk for both (n is None for a whole split)."""
-    return project_codes(codes, method, key_parts=(dataset_name, split, n), **params)
+    entry on disk for both (n is None for a whole split). `source`: codes_source of the checkpoint and images."""
+    return project_codes(codes, method, key_parts=(dataset_name, split, n), source=source, **params)
+
+
+def codes_source(checkpoint_path, dataset, split: str, indices: np.ndarray | None = None) -> tuple[str, str, str]:
+    """What a checkpoint's codes of these images are made from, to key their map by: the checkpoint's bytes and the
+    images' (the images of a split, or of the sample `indices` of it). Not the codes' bytes: a convolutional model's
+    codes differ in their last bits from one CPU to another, so the zoo's shipped maps of its conv models were never
+    found on another machine, and were computed again (4.4 s; a first UMAP also compiles for 20 s)."""
+    import torch
+
+    x, _ = dataset.split(split)
+    images = x if indices is None else x[torch.as_tensor(np.ascontiguousarray(indices), dtype=torch.long)]
+    return "checkpoint+images", cache.checkpoint_key(checkpoint_path), cache.content_key(images.numpy())
 
 
 def place_on_map(map_codes: np.ndarray, map_coords: np.ndarray, new_codes: np.ndarray, k: int = 10) -> np.ndarray:

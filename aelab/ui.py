@@ -136,7 +136,8 @@ def latent_map(path: str, mtime: float, dataset_name: str, split: str, n: int | 
     idx, z, y = codes(path, mtime, dataset_name, split, n)
     params = {"n_neighbors": n_neighbors, "min_dist": min_dist} if method == "umap" else {}
     start = time.perf_counter()
-    coords, _, from_disk = project.map_sample(z, method, dataset_name, split, n, **params)
+    source = project.codes_source(path, load_dataset(dataset_name), split, idx)
+    coords, _, from_disk = project.map_sample(z, method, dataset_name, split, n, source=source, **params)
     return {"indices": idx, "codes": z, "labels": y, "coords": coords, "from_disk": from_disk,
             "seconds": time.perf_counter() - start, "computed_at": time.time()}
 

@@ -243,8 +243,9 @@ def prepare(data_root=None, folder: Path | None = None, names: list[str] | None 
             if model.latent_dim != 2:  # a 2-D code is its own map
                 n = project.default_map_size(len(dataset.x_test))
                 n = None if n == len(dataset.x_test) else n
-                _, codes, _ = project.sample_codes(model, dataset, "test", n)
-                project.map_sample(codes, "umap", dataset.name, "test", n, **project.PAGE_UMAP)
+                idx, codes, _ = project.sample_codes(model, dataset, "test", n)
+                project.map_sample(codes, "umap", dataset.name, "test", n,
+                                   source=project.codes_source(path, dataset, "test", idx), **project.PAGE_UMAP)
             files = sorted(str(p.relative_to(staging)) for p in set(staging.rglob("*.npz")) - before)
         manifest["checkpoints"][entry.name] = {"sha256": cache.checkpoint_key(path), "dataset": dataset.name,
                                                "files": files}

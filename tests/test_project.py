@@ -44,6 +44,25 @@ def test_maps_are_cached_on_disk_and_2d_codes_are_their_own_map():
     assert np.array_equal(same, two) and seconds == 0 and not hit4
 
 
+def test_a_checkpoints_map_is_found_by_what_its_codes_are_made_from(mnist, tiny_checkpoints):
+    """The zoo's shipped maps of its conv models were never found on another machine: they were keyed by the codes'
+    bytes, and a conv model's codes differ in their last bits from one CPU to another. A map of a checkpoint's codes
+    is keyed by the checkpoint's and the images' contents."""
+    from aelab.checkpoints import load_checkpoint
+
+    path = tiny_checkpoints["tiny-conv"]
+    model, _ = load_checkpoint(path)
+    idx, codes, _ = project.sample_codes(model, mnist, "test", 500)
+    source = project.codes_source(path, mnist, "test", idx)
+    first, _, hit = project.map_sample(codes, "pca", mnist.name, "test", 500, source=source)
+    nudged = codes + np.float32(1e-6) * np.sign(codes)  # another CPU's last bits
+    again, _, hit2 = project.map_sample(nudged, "pca", mnist.name, "test", 500, source=source)
+    assert not hit and hit2 and np.array_equal(first, again)
+    assert project.codes_source(path, mnist, "test", idx) == source  # (the same files: the same key)
+    other = project.codes_source(path, mnist, "test", idx[::-1])  # other images (or another checkpoint): refitted
+    assert other != source and not project.map_sample(codes, "pca", mnist.name, "test", 500, source=other)[2]
+
+
 def test_umap_layout_policy():
     umap_map = project.UMAPProjection(seed=3)
     assert umap_map.layout_options(5000) == {"random_state": 3, "n_jobs": 1}  # seeded: the same map every time
