@@ -53,7 +53,7 @@ def _number(value: float) -> str:
 
 def codes_csv(codes, labels, class_names=(), indices=None, coords=None, files=None) -> str:
     """CSV text: index (in its split), label, class, file (one's own images: the file in its zip, `files`), map_x/map_y
-    when coords are given, then z0..z{d-1}."""
+    when coords are given, then z1..zd (numbered from 1, as the pages number the dimensions)."""
     codes, labels = _numpy(codes), _numpy(labels).astype(int)
     indices = np.arange(len(codes)) if indices is None else _numpy(indices)
     coords = None if coords is None else _numpy(coords)
@@ -62,7 +62,7 @@ def codes_csv(codes, labels, class_names=(), indices=None, coords=None, files=No
     writer = csv.writer(out, lineterminator="\n")
     header = ["index", "label", "class"] + (["file"] if files is not None else []) + \
         (["map_x", "map_y"] if coords is not None else [])
-    writer.writerow(header + [f"z{j}" for j in range(codes.shape[1])])
+    writer.writerow(header + [f"z{j + 1}" for j in range(codes.shape[1])])
     for row in range(len(codes)):
         cells = [int(indices[row]), int(labels[row]), _class_name(labels[row], class_names)]
         if files is not None:

@@ -195,6 +195,15 @@ def project_codes(codes: np.ndarray, method: str = "umap", key_parts: tuple = ()
     return stored["coords"], time.perf_counter() - start, from_disk
 
 
+def variance_shares(coords: np.ndarray, data: np.ndarray) -> tuple[float, float]:
+    """The share of `data`'s variance (summed over its dimensions) along each axis of a linear map of it, `coords` (a
+    PCA map: how much of the spread its two axes show)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    data = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+    total = float(data.var(0).sum())
+    return tuple(float(v) / total if total > 0 else 0.0 for v in coords.var(0)[:2])
+
+
 MAP_SIZES = (500, 1000, 2000, 5000, 10000, 20000)
 PAGE_UMAP = {"n_neighbors": 15, "min_dist": 0.1}  # the Latent map page's UMAP settings until a user changes them
 

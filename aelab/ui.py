@@ -186,11 +186,20 @@ def class_colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)] if k >= 0 else "#B3B3B3"
 
 
-def map_axes(method: str, latent_dim: int) -> tuple[str, str]:
-    """Axis titles of a 2-D map of codes: the code itself, its principal components, or UMAP's two dimensions."""
+def map_axes(method: str, latent_dim: int, shares: tuple[float, float] | None = None) -> tuple[str, str]:
+    """Axis titles of a 2-D map of codes: the code itself, its principal components (with the share of the
+    variance each shows, project.variance_shares, where given), or UMAP's two dimensions."""
     if latent_dim == 2:
         return "code dimension 1", "code dimension 2"
-    return ("UMAP 1", "UMAP 2") if method.lower() == "umap" else ("principal component 1", "principal component 2")
+    if method.lower() == "umap":
+        return "UMAP 1", "UMAP 2"
+    return pc_axes(shares)
+
+
+def pc_axes(shares: tuple[float, float] | None = None) -> tuple[str, str]:
+    """"principal component 1 · 23% of the variance", "principal component 2 · 14% of the variance"."""
+    return tuple(f"principal component {k + 1}" + (f" · {shares[k]:.0%} of the variance" if shares else "")
+                 for k in range(2))
 
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,

@@ -56,14 +56,17 @@ else:
     files = [test_files[int(i)] for i in idx] if test_files else None
     left, right = ui.wrapping_columns(2, "compare_maps")
     with left:
+        shares = project.variance_shares(pca_z[:, :2], to_float(ds.x_test[idx]))
         st.plotly_chart(ui.class_scatter(pca_z[:, :2], y, ds.class_names, idx, title="PCA",
-                                         axes=("principal component 1", "principal component 2"),
+                                         axes=ui.pc_axes(shares),
                                          legend_below=True, equal_scale=True, files=files), width="stretch",
                         key="compare_pca_map")
         st.caption("PCA: the first two principal components.")
     with right:
         st.plotly_chart(ui.class_scatter(model_coords, y, ds.class_names, idx, title=ctx.model_name,
-                                         axes=ui.map_axes("pca", model.latent_dim), legend_below=True,
+                                         axes=ui.map_axes("pca", model.latent_dim,
+                                                          project.variance_shares(model_coords, z)),
+                                         legend_below=True,
                                          equal_scale=True, files=files),
                         width="stretch", key="compare_model_map")
         st.caption(f"{model.variant}: {how}.")

@@ -94,7 +94,9 @@ if model.conditional:  # a map with every class mixed looks broken, and is not
 split_files = ds.files(split)
 files = [split_files[int(i)] for i in indices] if split_files else None
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
-event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices, axes=ui.map_axes(method, model.latent_dim),
+shares = project.variance_shares(coords, codes) if method.lower() == "pca" and model.latent_dim > 2 else None
+event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices,
+                                         axes=ui.map_axes(method, model.latent_dim, shares),
                                         equal_scale=method.lower() != "umap" or model.latent_dim == 2,
                                         files=files),
                         key=map_key, on_select="rerun",

@@ -30,7 +30,7 @@ def test_codes_csv_round_trips_codes_labels_and_coordinates():
     coords = np.stack([np.arange(10), -np.arange(10)], 1).astype(np.float32)
     text = export.codes_csv(codes, labels, NAMES, indices, coords)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["index", "label", "class", "map_x", "map_y", "z0", "z1", "z2", "z3"]
+    assert rows[0] == ["index", "label", "class", "map_x", "map_y", "z1", "z2", "z3", "z4"]
     assert len(rows) == 11
     assert rows[1][:3] == ["100", "0", "zero"] and rows[5][:3] == ["128", "1", "one"]
     values = np.array([[float(v) for v in r[3:]] for r in rows[1:]], dtype=np.float32)
@@ -45,7 +45,7 @@ def test_codes_csv_round_trips_codes_labels_and_coordinates():
 def test_codes_csv_without_coordinates_and_with_unlabelled_images():
     codes, _, _, _ = sample(3, 2)
     rows = list(csv.reader(io.StringIO(export.codes_csv(torch.from_numpy(codes), [-1, 0, 1], NAMES))))
-    assert rows[0] == ["index", "label", "class", "z0", "z1"]
+    assert rows[0] == ["index", "label", "class", "z1", "z2"]
     assert [r[:3] for r in rows[1:]] == [["0", "-1", ""], ["1", "0", "zero"], ["2", "1", "one"]]
 
 

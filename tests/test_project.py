@@ -196,3 +196,15 @@ print(len(nnd.nn_descent.overloads), type(umap.umap_.smooth_knn_dist._cache).__n
     print(f"fresh process: warm-up {warm} s, map of 10,000 codes (5 epochs) {fit} s, smooth_knn_dist cache: {cache}")
     assert compiled == "0"
     assert cache != "NullCache"
+
+
+def test_a_pca_maps_axes_say_the_share_of_the_variance_they_show():
+    signs = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]] * 50, dtype=float)  # uncorrelated, mean 0
+    data = signs * np.array([3.0, 2.0, 1.0])  # variances 9, 4, 1 of 14
+    shares = project.variance_shares(project.PCAProjection().fit_transform(data), data)
+    assert shares == pytest.approx((9 / 14, 4 / 14))
+    from aelab import ui
+
+    assert ui.map_axes("pca", 3, shares) == ("principal component 1 · 64% of the variance",
+                                             "principal component 2 · 29% of the variance")
+    assert ui.map_axes("umap", 3, shares) == ("UMAP 1", "UMAP 2") and ui.map_axes("pca", 2)[0] == "code dimension 1"
