@@ -181,24 +181,70 @@ def most_anomalous(scores, n: int = 16) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[: max(0, n)]
 
 
-def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None) -> list[dict]:
+# What the Anomalies page and `anomalies --show` list, and in which order (listed_order).
+SHOWS = {"highest": "the highest errors first",
+         "false-alarms": "normal images flagged at the threshold, the highest errors first",
+         "missed": "anomalies under the threshold, the lowest errors first"}
+
+
+def listed_order(scores, show: str = "highest", is_anomaly=None, threshold: float | None = None) -> np.ndarray:
+    """The images `show` (SHOWS) lists, in the order it lists them: every image, highest error first; the false
+    alarms (normal images at or over the threshold, highest first: the normal images the model reconstructs worst);
+    or the missed anomalies (anomalies under it, lowest first: those the model reconstructs best, as if it knew them).
+    """
+    scores = np.asarray(scores)
+    order = most_anomalous(scores, len(scores))
+    if show == "highest":
+        return order
+    if show not in SHOWS:
+        raise ConfigError(f"unknown list {show!r}: use {', '.join(SHOWS)}")
+    if is_anomaly is None or threshold is None:
+        raise ConfigError(f"{show} needs a class as the anomaly and a threshold")
+    flagged, anomalous_ = scores[order] >= threshold, np.asarray(is_anomaly, dtype=bool)[order]
+    return order[flagged & ~anomalous_] if show == "false-alarms" else order[~flagged & anomalous_][::-1]
+
+
+def ranked(scores, dataset: Dataset, split: str = "test", n: int | None = None,
+           order: np.ndarray | None = None) -> list[dict]:
     """The n images with the highest scores (all when n is None), highest first, as rows: rank, split and index in
     it, file (one's own images; "" for the built-in datasets), label (-1: none), class name ("" without a label) and
     error. `scores` are stored_scores(..., split)'s: the test split's, or the training then the test images' ("all").
+    `order`: the images to list instead, in that order (listed_order); their rank is still by error among all.
     """
     scores = np.asarray(scores)
     n_train = len(dataset.y_train) if split == "all" else 0
     labels = (torch.cat([dataset.y_train, dataset.y_test]) if split == "all" else dataset.y_test).tolist()
     files = dataset.files("all" if split == "all" else "test")
     names = dataset.class_names
+    by_error = most_anomalous(scores, len(scores))
+    rank_of = np.empty(len(scores), dtype=np.int64)
+    rank_of[by_error] = np.arange(1, len(scores) + 1)
+    listed = by_error if order is None else np.asarray(order, dtype=np.int64)
     rows = []
-    for rank, i in enumerate(most_anomalous(scores, len(scores) if n is None else n).tolist(), 1):
+    for i in listed[: len(listed) if n is None else max(0, n)].tolist():
+        rank = int(rank_of[i])
         part, index = ("train", i) if i < n_train else ("test", i - n_train)
         label = labels[i]
         rows.append({"rank": rank, "split": part, "index": index, "file": files[i] if files else "", "label": label,
                      "class": (names[label] if label < len(names) else str(label)) if label >= 0 else "",
                      "error": float(scores[i])})
     return rows
+
+
+def error_pictures(model: Autoencoder, images: torch.Tensor) -> torch.Tensor:
+    """What each image's score is made of, one picture per image (N, 3, 3H + 2, W) in [0, 1]: the image, over its
+    reconstruction, over the difference |image - reconstruction| per pixel (over the colours, their mean), drawn from
+    black (none) through red to yellow (a whole pixel off) on one scale for every image. Conditional models pick
+    their label as the scores do (ConditionalVAE.reconstruct without one)."""
+    from .data import to_float
+    from .metrics import reconstruct
+
+    x = to_float(images)
+    recon = reconstruct(model, images).clamp(0, 1)
+    diff = (x - recon).abs().mean(1, keepdim=True)
+    heat = torch.cat([(2 * diff).clamp(0, 1), (2 * diff - 1).clamp(0, 1), torch.zeros_like(diff)], 1)
+    gap = torch.ones(len(x), 3, 1, x.shape[-1])  # a line between the three (white on the page)
+    return torch.cat([x.expand(-1, 3, -1, -1), gap, recon.expand(-1, 3, -1, -1), gap, heat], 2)
 
 
 WEAK_AUROC = 0.8

@@ -211,6 +211,12 @@ def build_parser() -> Parser:
                      help="labelled datasets: the class that counts as the anomaly, by number or name, for AUROC, "
                           "precision and recall (default: the class the model was trained without, else 0)")
     ano.add_argument("--top", type=int, default=20, help="how many images to list, 0 or more (default: 20)")
+    ano.add_argument("--threshold", type=float,
+                     help="flag images whose error is at least this, for precision and recall (default: where as "
+                          "many are flagged as there are anomalies)")
+    ano.add_argument("--show", default="highest", choices=("highest", "false-alarms", "missed"),
+                     help="the images listed: the highest errors first; the normal images flagged at the threshold, "
+                          "highest first; or the anomalies under it, lowest first (default: highest)")
     ano.add_argument("--csv", help="also write every image's rank, split, index, file, class and error to this CSV")
 
     res = commands.add_parser("restore", help="put back the model a retraining replaced, after the run was "
@@ -904,6 +910,8 @@ def cmd_anomalies(args) -> int:
 
     if args.top < 0:
         raise ConfigError(f"--top {args.top}: give 0 or more images to list")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ConfigError(f"--threshold must be a finite number, not {args.threshold}")
     model, meta = _load(args.checkpoint)
     path = _checkpoint_path(args.checkpoint)
     with _no_new_empty_folders(Path(os.path.expanduser((args.csv or ".").strip())).parent):
@@ -936,9 +944,14 @@ def cmd_anomalies(args) -> int:
                   "so no AUROC is measured" + ("; they are ranked all the same" if args.top or out is not None else ""),
                   file=sys.stderr)
             is_anomaly = None
+        if args.show != "highest" and is_anomaly is None:
+            raise ConfigError(f"--show {args.show} needs a class as the anomaly, in a set of labelled images of more "
+                              "than one kind: give --show highest")
+        threshold = args.threshold
         if is_anomaly is not None:
             curve = anomaly.roc(scores, is_anomaly)
-            at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly))
+            at = anomaly.at_threshold(scores, is_anomaly, anomaly.starting_threshold(scores, is_anomaly)
+                                      if threshold is None else threshold)
             # Named as the scored data names them (--dataset may differ from the model's)
             what = (f"every class but {class_text(dataset.class_names, only, '()')}" if only is not None
                     else f"class {class_text(dataset.class_names, k, '()')}")
@@ -949,16 +962,29 @@ def cmd_anomalies(args) -> int:
                 note, fair = anomaly.training_note(meta, only if only is not None else k,
                                                    f"(train ... --without-class {k})", around="()")
             print(f"anomaly: {what}. {note}")
-            print(f"AUROC {curve.auroc:.3f}; at threshold {at.threshold:.2f}, which flags as many images as there are "
-                  f"anomalies ({at.flagged:,}): precision {at.precision:.1%}, recall {at.recall:.1%}")
+            which = "which flags as many images as there are anomalies" if threshold is None else "given"
+            print(f"AUROC {curve.auroc:.3f}; at threshold {at.threshold:.2f}, {which} ({at.flagged:,} flagged): "
+                  f"precision {at.precision:.1%}, recall {at.recall:.1%}; {at.false_positives:,} false alarms, "
+                  f"{at.false_negatives:,} missed anomalies")
             hint = anomaly.auroc_hint(curve.auroc, fair, only is not None, dataset.name,
                                       "the command line: --only-class")
             if hint:
                 print(hint.replace("*", ""))
+        if is_anomaly is None and threshold is not None:
+            flagged = int((scores >= threshold).sum())
+            print(f"at threshold {threshold:.2f}: {flagged:,} of {len(scores):,} images flagged")
         rows = anomaly.ranked(scores, dataset, args.split)
-        if args.top and rows:
+        if args.show != "highest":
+            listed = anomaly.ranked(scores, dataset, args.split, args.top,
+                                    anomaly.listed_order(scores, args.show, is_anomaly, at.threshold))
+            print(f"{args.show}: {anomaly.SHOWS[args.show]} (rank: by error among all)")
+            if not listed:
+                print("none at this threshold")
+        else:
+            listed = rows[: args.top]
+        if args.top and listed:
             columns = ["rank", "split", "index"] + [c for c in ("file", "class") if any(r[c] for r in rows)]
-            shown = [[str(r[c]) for c in columns] + [f"{r['error']:.2f}"] for r in rows[: args.top]]
+            shown = [[str(r[c]) for c in columns] + [f"{r['error']:.2f}"] for r in listed]
             widths = [max(len(h), *(len(row[i]) for row in shown)) for i, h in enumerate(columns + ["error"])]
             numbers = [c in ("rank", "index") for c in columns] + [True]  # right-aligned, the text columns left
             for row in [columns + ["error"], *shown]:

@@ -515,20 +515,47 @@ def drawing_panel(reading: classify.DrawingReading, knn: classify.CodeKNN, ds: D
             f'<div style="display:flex;gap:0.5rem;flex-wrap:wrap">{strip}</div>')
 
 
-def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
-                          anomalous: set[int] | None = None) -> np.ndarray:
+SHOW_WORDS = {"highest": "highest errors", "false-alarms": "false alarms", "missed": "missed anomalies"}
+
+
+def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test", anomalous: set[int] | None = None,
+                          model=None, is_anomaly: np.ndarray | None = None,
+                          report: anomaly.ThresholdReport | None = None) -> tuple[np.ndarray, str]:
     """The Anomalies page's ranking of `split`'s images ("test", or "all": training then test) by `scores`: as many
     as the user asks for, captioned with their class (★ on an `anomalous` class) and error (training images marked
-    †); for one's own images, a table of their files. Returns the indices shown."""
-    st.subheader("Most anomalous images" if split == "all" else "Most anomalous test images")
-    count = len(scores)
+    †); for one's own images, a table of their files. With `model`, each image can be shown over its reconstruction
+    and their difference (anomaly.error_pictures). With a class as the anomaly (`is_anomaly`, and the threshold's
+    `report`), the false alarms or the missed anomalies at the threshold can be listed instead (anomaly.SHOWS).
+    Returns the indices shown and which list they are."""
+    show = "highest"
+    if is_anomaly is not None and report is not None:
+        st.subheader("Test images by error")
+        counts = {"highest": "", "false-alarms": f" ({report.false_positives:,})",
+                  "missed": f" ({report.false_negatives:,})"}
+        show = st.radio("Show", list(anomaly.SHOWS), horizontal=True, key="anomaly_show",
+                        format_func=lambda k: SHOW_WORDS[k] + counts[k],
+                        help="false alarms: normal images the threshold flags, the worst reconstructed first; missed "
+                             "anomalies: anomalies under the threshold, the best reconstructed first")
+        order = anomaly.listed_order(scores, show, is_anomaly, report.threshold)
+        if not len(order):
+            st.caption("None at this threshold: " + ("no normal image is flagged." if show == "false-alarms" else
+                                                     "every anomaly is flagged."))
+            return np.empty(0, dtype=np.int64), show
+    else:
+        st.subheader("Most anomalous images" if split == "all" else "Most anomalous test images")
+        order = None
+    count = len(scores) if order is None else len(order)
     # Rows of 8, and all of a small set (12 images: a slider from 8 to 12 in steps of 8 could not come back to 12).
     choices = sorted({*range(8, min(64, count) + 1, 8), *([count] if count <= 64 else [])})
     if st.session_state.get("anomaly_top", choices[0]) not in choices:  # kept for a split or set of another size
         del st.session_state["anomaly_top"]  # (it starts again at its default)
     n = st.select_slider("How many", choices, key="anomaly_top", **ui.widget_default("anomaly_top", value=min(16, count))
                          ) if count > 8 else count
-    rows = anomaly.ranked(scores, ds, split, n)
+    pictures = model is not None and st.toggle(
+        "With reconstructions", key="anomaly_pictures", **ui.widget_default("anomaly_pictures", value=True),
+        help="each image over its reconstruction and their difference (black: none; red to yellow: larger), which "
+             "the error sums")
+    rows = anomaly.ranked(scores, ds, split, n, order)
     # Each row's image, and its place in `scores` (split "all": the training images, then the test images)
     images = torch.stack([(ds.x_train if r["split"] == "train" else ds.x_test)[r["index"]] for r in rows])
     top = np.array([r["index"] + (len(ds.y_train) if split == "all" and r["split"] == "test" else 0) for r in rows],
@@ -539,11 +566,15 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test",
     # (the images come in rank order, and the table numbers them).
     captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + "\n" if labelled else "")
                 + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
-    ui.show_images(images.float().div(255), captions, columns=8, width=84)
+    if pictures:
+        st.caption("Each image over its reconstruction, over their difference (black: none; red to yellow: larger); "
+                   "the error is the sum of the squared differences.")
+    ui.show_images(anomaly.error_pictures(model, images) if pictures else images.float().div(255), captions,
+                   columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are
         shown = [{"rank": r["rank"], "file": r["file"], **({"class": r["class"]} if labelled else {}),
                   "error": round(r["error"], 2), **({"trained on": r["split"] == "train"} if split == "all" else {})}
                  for r in rows]
         st.dataframe(shown, hide_index=True, height=ui.table_height(len(shown)), key="anomaly_files",
                      column_config={"error": st.column_config.NumberColumn(format="%.2f")})  # (not "182" by "190.01")
-    return top
+    return top, show

@@ -17,7 +17,7 @@ labelled = bool(ds.num_classes) and not bool((ds.y_test < 0).any())
 # The choices stay when the user goes to another page and back, per dataset (ui.keep_values); the anomaly class per
 # model, whose own left-out class it starts at.
 KEPT, KEYS = f"anomaly_values_{ds.name}", ["anomaly_split", "anomaly_top", f"anomaly_class_{ctx.model_path}",
-                                          "anomaly_mode"]
+                                          "anomaly_mode", "anomaly_show", "anomaly_pictures"]
 ui.give_back_values(KEYS, KEPT)
 # A labelled set can be looked at both ways: a class as the anomaly (how well the error tells it apart), or every
 # image ranked, whatever its class (a practitioner's odd files were found only by the CLI's --split all: the class
@@ -53,7 +53,7 @@ if mode == "rank":
     st.markdown("**Reconstruction error** (" + ("test images" if split == "test" else "all images") + ")")
     st.plotly_chart(ui_explore.histogram_figure(anomaly.class_histograms(scores, labels), ds, set(), threshold,
                                                 "test images" if split == "test" else "images"), key="anomaly_hist")
-    top = ui_explore.most_anomalous_images(scores, ds, split)
+    top, _ = ui_explore.most_anomalous_images(scores, ds, split, model=model)
     flagged_here = int(sum(scores[i] >= threshold for i in top))
     st.caption(f"Highest errors first{'; † marks images the model trained on' if split == 'all' else ''}. "
                f"{flagged_here} of these {len(top)} {'is' if flagged_here == 1 else 'are'} flagged at this "
@@ -130,8 +130,15 @@ with right:
     st.markdown(f"**ROC: {title} as the anomaly**")
     st.plotly_chart(ui_explore.roc_figure(curve, report), key="anomaly_roc")
 
-top = ui_explore.most_anomalous_images(scores, ds, "test", anomalous)
+top, show = ui_explore.most_anomalous_images(scores, ds, "test", anomalous, model, is_anomaly, report)
 found = int(is_anomaly[top].sum())
-st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "
-           + ("is an anomaly." if found == 1 else "are anomalies."))
+if show == "highest":
+    st.caption(f"Highest errors first; ★ marks images of {title}. {found} of these {len(top)} "
+               + ("is an anomaly." if found == 1 else "are anomalies."))
+elif len(top) and show == "false-alarms":
+    st.caption(f"Normal images at or over the threshold, highest errors first: those the model reconstructs worst. "
+               f"{report.false_positives:,} in all.")
+elif len(top):
+    st.caption(f"Images of {title} under the threshold, lowest errors first (★): those the model reconstructs best, "
+               f"as if it had learnt them. {report.false_negatives:,} in all.")
 ui.keep_values(KEYS, KEPT)

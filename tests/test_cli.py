@@ -432,7 +432,7 @@ def test_anomalies_ranks_the_test_images_and_scores_the_held_out_class(tmp_path,
     assert auroc == pytest.approx(roc_auc_score(is_three, ranked), abs=5e-4)
     threes = int(is_three.sum())
     flagged = is_three[np.argsort(-ranked, kind="stable")][:threes].mean()
-    assert f"({threes:,}): precision {flagged:.1%}, recall {flagged:.1%}" in lines[2], lines[2]
+    assert f"({threes:,} flagged): precision {flagged:.1%}, recall {flagged:.1%}" in lines[2], lines[2]
     # The scores are the Anomalies page's: the same per-image errors the metrics compute.
     from aelab import data, metrics
     from aelab.checkpoints import load_checkpoint
@@ -692,6 +692,65 @@ def test_a_second_ctrl_c_names_the_model_the_run_replaced(tmp_path, tiny_checkpo
     # The second run saved nothing: the file is the first run's epoch, which this run cannot speak for.
     assert "restore" not in errors[1]
     assert all(err.strip().endswith("error: interrupted") for err in errors)
+
+
+def test_anomalies_lists_the_false_alarms_or_the_missed_anomalies_at_a_threshold(tmp_path, tiny_checkpoints):
+    """Anomagram's question: which images does this threshold get wrong? (--show, --threshold; the Anomalies page's
+    'Show' lists the same, anomaly.listed_order)."""
+    from aelab import anomaly, data
+    from aelab.checkpoints import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    scores, labels = anomaly.score_test_set(model, data.load_dataset("mnist"))
+    threshold = float(np.quantile(scores, 0.8))
+    false_alarms, missed, unlabelled_refusal = aelab_many([
+        ("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--threshold", threshold, "--show", "false-alarms",
+         "--top", 4),
+        ("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--threshold", threshold, "--show", "missed",
+         "--top", 4),
+        ("anomalies", tiny_checkpoints["tiny-mlp"], "--threshold", "inf"),
+    ], cwd=tmp_path)
+    flagged, threes = scores >= threshold, labels == 3
+    for result, wanted, descending in ((false_alarms, flagged & ~threes, True), (missed, ~flagged & threes, False)):
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert f"{int((flagged & ~threes).sum()):,} false alarms, {int((~flagged & threes).sum()):,} missed" in lines[2]
+        head = next(k for k, line in enumerate(lines) if line.split()[:2] == ["rank", "split"])
+        table = [line.split() for line in lines[head + 1: head + 5]]
+        indices, errors = [int(row[2]) for row in table], [float(row[-1]) for row in table]
+        assert all(wanted[i] for i in indices)
+        order = np.argsort(-scores[wanted] if descending else scores[wanted], kind="stable")
+        assert errors == [round(float(e), 2) for e in scores[wanted][order][:4]]
+    assert_one_line_error(unlabelled_refusal, "--threshold must be a finite number, not inf")
+
+
+def test_listed_order_and_error_pictures(tiny_checkpoints, mnist):
+    import torch
+
+    from aelab import anomaly
+    from aelab.checkpoints import load_checkpoint
+
+    scores = np.array([3.0, 9.0, 1.0, 8.0, 5.0, 0.5])
+    odd = np.array([False, True, True, False, True, False])
+    assert anomaly.listed_order(scores).tolist() == [1, 3, 4, 0, 2, 5]
+    assert anomaly.listed_order(scores, "false-alarms", odd, 3.0).tolist() == [3, 0]  # normal, >= 3, highest first
+    assert anomaly.listed_order(scores, "missed", odd, 3.0).tolist() == [2]  # odd, under 3, lowest first
+    assert anomaly.listed_order(scores, "missed", odd, 10.0).tolist() == [2, 4, 1]
+    # Their rows keep the rank by error among all
+    ds = type("D", (), {"y_train": mnist.y_train[:0], "y_test": torch.tensor([0, 1, 2, 3, 4, 5]),
+                        "class_names": [str(k) for k in range(10)], "files": lambda self, split: []})()
+    assert [r["rank"] for r in anomaly.ranked(scores, ds, "test", None, [3, 0])] == [2, 4]
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    images = mnist.x_test[:5]
+    pictures = anomaly.error_pictures(model, images)
+    assert pictures.shape == (5, 3, 3 * 28 + 2, 28) and 0 <= float(pictures.min()) and float(pictures.max()) <= 1
+    from aelab.data import to_float
+    from aelab.metrics import reconstruct
+
+    x, recon = to_float(images), reconstruct(model, images).clamp(0, 1)
+    assert torch.allclose(pictures[:, 0, :28], x[:, 0]) and torch.allclose(pictures[:, 1, 29:57], recon[:, 0])
+    diff = (x - recon).abs()[:, 0]  # red: twice the difference, up to 1
+    assert torch.allclose(pictures[:, 0, 58:], (2 * diff).clamp(0, 1))
 
 
 def test_anomalies_on_another_dataset_than_the_models_says_every_image_is_new_to_it(tmp_path, tiny_checkpoints,

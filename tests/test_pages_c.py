@@ -575,6 +575,22 @@ def test_anomalies_for_a_model_trained_without_a_class(denoise_folder, monkeypat
                      "class stands out depends on the class: on MNIST, leaving one out gives 0.35 to 0.95 (0.81 on "
                      "average). A smaller code can help; a one-class model (trained on one class only, on the Train "
                      "page) gives 0.90 to 1.00 there, for the question \"is this image of that class?\"."] if auroc < 0.8 else [])
+    # Which images the threshold gets wrong (Anomagram's question): the false alarms, the missed 7s, each image over
+    # its reconstruction and their difference.
+    assert at.radio(key="anomaly_show").value == "highest" and image_count(at) == 16
+    options = at.radio(key="anomaly_show").options
+    fp, fn = (int(options[k].split("(")[1].rstrip(")").replace(",", "")) for k in (1, 2))
+    assert fp > 0 and fn > 0 and fp <= int(at.main.metric[3].value.replace(",", ""))  # (of those flagged)
+    at.radio(key="anomaly_show").set_value("false-alarms").run()
+    assert not at.exception and image_count(at) == min(16, fp)
+    captions = [c for e in at.get("image") for c in e.proto.imgs]
+    assert all("★" not in c.caption for c in captions)  # none of them a 7
+    at.radio(key="anomaly_show").set_value("missed").run()
+    assert not at.exception and image_count(at) == min(16, fn)
+    assert all(c.caption.startswith("★ 7") for e in at.get("image") for c in e.proto.imgs)
+    assert "under the threshold, lowest errors first" in texts(at.main.caption)
+    at.toggle(key="anomaly_pictures").set_value(False).run()
+    assert not at.exception and image_count(at) == min(16, fn)
 
 
 def test_the_draw_maps_star_sits_where_the_code_lands():
