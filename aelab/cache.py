@@ -158,11 +158,12 @@ def writing_to(folder: Path):
 
 
 def for_checkpoint(kind: str, path: str | os.PathLike, dataset, split: str,
-                   compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+                   compute: Callable[[], dict[str, np.ndarray]], settings: tuple = ()) -> dict[str, np.ndarray]:
     """arrays() of a checkpoint on a split of a dataset ("train", "test" or "both"; keyed by the SHA-256 of the
-    checkpoint file and of the split's images): what the app's pages, the trainer and the zoo's shipped results
-    share."""
+    checkpoint file and of the split's images, and any `settings` of the computation): what the app's pages, the
+    trainer and the zoo's shipped results share."""
     images = {"train": [dataset.x_train], "test": [dataset.x_test], "both": [dataset.x_train, dataset.x_test]}[split]
     content = [content_key(x.numpy()) for x in images]
-    stored, _ = arrays(kind, (checkpoint_key(path), dataset.name, split, *content), compute)
+    parts = (checkpoint_key(path), dataset.name, split, *content) + ((settings,) if settings else ())
+    stored, _ = arrays(kind, parts, compute)
     return stored

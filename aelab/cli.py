@@ -186,7 +186,8 @@ def build_parser() -> Parser:
                           "parallel one, so the same command gives the same map")
     emb.add_argument("--out", required=True, help="the .npz file to write (.npz is added)")
 
-    smp = commands.add_parser("sample", help="a grid of samples from a generative model")
+    smp = commands.add_parser("sample", help="a grid of samples from a generative model, or from any model's codes "
+                                             "(--mixture)")
     smp.add_argument("checkpoint", help=CHECKPOINT_HELP)
     smp.add_argument("-n", type=int, default=64, help="how many samples, 1 to 10000 (default: 64)")
     smp.add_argument("--temperature", type=float, default=1.0,
@@ -197,6 +198,10 @@ def build_parser() -> Parser:
     smp.add_argument("--label",
                      help="conditional models (cvae): every sample of this class, by number (0 to classes-1) or name "
                           "(default: a grid with one class per column)")
+    smp.add_argument("--mixture", type=int, metavar="K",
+                     help="draw the codes from a mixture of K Gaussians (1 to 100) fitted to the model's codes of its "
+                          "training images instead of a prior: any model that decodes samples so (an autoencoder, "
+                          "PCA; a VAE where its codes lie); not conditional models")
     smp.add_argument("--out", required=True, help="the PNG to write (.png is added)")
 
     ano = commands.add_parser("anomalies", help="rank images by reconstruction error, the most anomalous first",
@@ -877,18 +882,35 @@ def cmd_embed(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .explore import sample_grid, samples, tile
+    from .explore import mixture_samples, sample_grid, samples, stored_code_mixture, tile
     from .images import save_png
 
     model, meta = _load(args.checkpoint)
     if args.n < 1 or args.n > 10000:
         raise ConfigError(f"-n must be between 1 and 10000, not {args.n}")
+    if args.mixture is not None:
+        if model.conditional:
+            raise ConfigError("--mixture: a conditional VAE's codes go with a class: sample it from its prior "
+                              "(--label for one class)")
+        if not 1 <= args.mixture <= 100:
+            raise ConfigError(f"--mixture needs 1 to 100 components, not {args.mixture}")
+    elif not model.generative:
+        kind = "PCA" if model.variant == "pca" else "an autoencoder"
+        raise ConfigError(f"{_checkpoint_path(args.checkpoint).stem} is {kind}, with no prior to sample codes from: "
+                          "give --mixture 10 to draw them from a mixture fitted to its codes of its training images")
     # A model that cannot sample at all is told so by explore (below), not that it takes no class.
     label = _check_label(model, args.label, meta) if model.generative else None
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
         out = _output_file(args.out, "--out", ".png", refuse=(_checkpoint_path(args.checkpoint),),
                            what="sample writes a PNG")
-        if label is None:  # a conditional model's grid: one class per column
+        if args.mixture is not None:
+            dataset = dataset_for(args, None, meta, model)
+            mixture = stored_code_mixture(_checkpoint_path(args.checkpoint), model, dataset, args.mixture)
+            print(f"mixture of {len(mixture.weights)} Gaussians fitted to the codes of {mixture.codes:,} training "
+                  "images", file=sys.stderr)
+            grid = tile(mixture_samples(model, mixture, args.n, args.temperature, args.seed),
+                        int(max(1, round(args.n ** 0.5))))
+        elif label is None:  # a conditional model's grid: one class per column
             grid = sample_grid(model, args.n, temperature=args.temperature, seed=args.seed)
         else:
             images = samples(model, args.n, args.temperature, args.seed, labels=torch.full((args.n,), label))

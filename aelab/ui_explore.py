@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from . import anomaly, checkpoints, classify, metrics, ui
+from . import anomaly, checkpoints, classify, explore, metrics, ui
 from .data import Dataset, class_text, short_class_name, stratified_indices, to_float
 from .errors import AelabError
 
@@ -53,6 +53,13 @@ def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
     model, _ = ui.load_model(path, mtime)
     ds = ui.load_dataset(dataset_name)
     return metrics.encode(model, ds.x_test[stratified_indices(ds.y_test, 1000)]).numpy()
+
+
+@st.cache_resource(show_spinner="Fitting a mixture to the codes of the training images…", max_entries=16)
+def code_mixture(path: str, mtime: float, dataset_name: str, components: int) -> explore.CodeMixture:
+    """The Generate page's mixture of Gaussians over a model's training codes (explore.stored_code_mixture: on disk)."""
+    model, _ = ui.load_model(path, mtime)
+    return explore.stored_code_mixture(path, model, ui.load_dataset(dataset_name), components)
 
 
 @st.cache_data(show_spinner="Preparing the upload…", max_entries=64)

@@ -1,5 +1,7 @@
 """Generate: new images from a VAE's prior. The conditional VAE also gets a row per class and a grid where each
-column keeps one latent code (one style) while the class changes down it; a 2-D code, the decoded latent plane."""
+column keeps one latent code (one style) while the class changes down it; a 2-D code, the decoded latent plane. Any
+other model (an autoencoder, PCA), and a VAE if asked, samples codes from a mixture of Gaussians fitted to its codes of
+training images."""
 
 import streamlit as st
 import torch
@@ -13,19 +15,44 @@ ctx = ui.sidebar()
 model = ctx.model
 if model is None:
     ui.stop()  # the sidebar has said why
-if not model.generative:
-    kind = "PCA" if model.variant == "pca" else "an autoencoder, not a generative model"
-    st.info(f"{ctx.model_name} is {kind}: it has no prior to sample codes from. Pick a VAE or conditional "
-            "VAE in the sidebar, or train one on the Train page (variant vae or cvae).")
-    ui.stop()
-
-st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
-           "typical and cleaner, above 1 more varied and stranger.")
 # The choices stay when the user goes to another page and back, per dataset (ui.keep_values; Streamlit drops the
 # state of widgets not drawn: the seed went back to 0).
 KEPT, KEYS = f"generate_values_{ctx.dataset.name}", ["generate_temperature", "generate_seed", "generate_class",
-                                                     "generate_per_class", "generate_side"]
+                                                     "generate_per_class", "generate_side", "generate_source",
+                                                     "generate_components"]
 ui.give_back_values(KEYS, KEPT)
+# Where the codes come from: a VAE's prior; or, for any model that decodes (and a VAE if asked), a mixture of
+# Gaussians fitted to its codes of training images (Pythae's GaussianMixtureSampler: a plain autoencoder samples too).
+if not model.generative:
+    kind = "PCA" if model.variant == "pca" else "an autoencoder, not a generative model"
+    st.info(f"{ctx.model_name} is {kind}: it has no prior to sample codes from. Its samples here decode codes drawn "
+            "from a mixture of Gaussians fitted to its codes of training images, where its codes lie (for a model "
+            "with a prior of its own, pick a VAE or conditional VAE in the sidebar, or train one on the Train page).")
+    source = "mixture"
+elif not model.conditional:
+    source = st.radio("Codes from", ["prior", "mixture"], horizontal=True, key="generate_source",
+                      format_func={"prior": "the prior N(0, I)",
+                                   "mixture": "a mixture fitted to the training codes"}.get,
+                      help="a VAE's codes of its training images need not fill its prior: codes drawn where they lie "
+                           "decode to images more like the data")
+else:
+    source = "prior"
+if source == "mixture":
+    components = st.slider("Mixture components", 1, 30, key="generate_components",
+                           **ui.widget_default("generate_components", value=10),
+                           help="Gaussians fitted to the codes (each with a full covariance): more follow the codes "
+                                "more closely, as classes or styles")
+    try:
+        mixture = ui_explore.code_mixture(ctx.model_path, ctx.model_mtime, ctx.dataset.name, components)
+    except AelabError as err:
+        st.error(ui.sentence(str(err)))
+        ui.stop()
+    st.caption(f"Samples decode codes drawn from {components} Gaussian{'s' if components != 1 else ''} fitted to the "
+               f"codes of {mixture.codes:,} training images, their spread scaled by the temperature: below 1 they are "
+               "more typical and cleaner, above 1 more varied and stranger.")
+else:
+    st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
+               "typical and cleaner, above 1 more varied and stranger.")
 left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
 temperature = left.slider("Temperature", 0.0, 2.0, step=0.05, key="generate_temperature",
                           **ui.widget_default("generate_temperature", value=1.0))
@@ -33,8 +60,9 @@ st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's
 seed = ui.seed_input(middle, "Seed", key="generate_seed")
 right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
 if temperature == 0:
-    st.info("At temperature 0 every code is the prior's mean, z = 0, so every sample is the same image"
-            + (" (one per class)." if model.conditional else "."))
+    st.info("At temperature 0 every code is its component's mean, so there are as many images as components."
+            if source == "mixture" else "At temperature 0 every code is the prior's mean, z = 0, so every sample is "
+            "the same image" + (" (one per class)." if model.conditional else "."))
 
 try:
     if model.conditional:
@@ -72,10 +100,12 @@ try:
         side = st.slider("Grid size", 4, 16, help="the grid is size x size samples", key="generate_side",
                          **ui.widget_default("generate_side", value=10))
         ui.keep_values(KEYS, KEPT)
-        ui_explore.show_tile(explore.samples(model, side * side, temperature, seed), side, width=min(720, 64 * side))
+        images = explore.mixture_samples(model, mixture, side * side, temperature, seed) if source == "mixture" \
+            else explore.samples(model, side * side, temperature, seed)
+        ui_explore.show_tile(images, side, width=min(720, 64 * side))
 except AelabError as err:
     st.error(ui.sentence(str(err)))
 
-if model.latent_dim == 2:  # a 2-D prior can be shown whole: the plane its samples come from
+if model.latent_dim == 2 and model.generative:  # a 2-D prior can be shown whole: the plane its samples come from
     ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane",
                             label=st.session_state.get("generate_class") if model.conditional else None)

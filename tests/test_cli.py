@@ -106,6 +106,27 @@ def test_train_eval_embed_sample_round_trip(tmp_path):
     assert grid.size == (4 * 30 + 2, 4 * 30 + 2)
 
 
+def test_any_model_samples_from_a_mixture_fitted_to_its_codes(tmp_path, tiny_checkpoints):
+    mlp, pca = aelab_many([
+        ("sample", tiny_checkpoints["tiny-mlp"], "--mixture", 3, "-n", 9, "--seed", 4, "--out", tmp_path / "mlp.png"),
+        ("sample", tiny_checkpoints["tiny-pca"], "--mixture", 3, "-n", 9, "--out", tmp_path / "pca.png"),
+    ], cwd=tmp_path)
+    for result, name in ((mlp, "mlp"), (pca, "pca")):
+        assert result.returncode == 0, result.stderr
+        assert "mixture of 3 Gaussians fitted to the codes of 4,000 training images" in result.stderr
+        assert Image.open(tmp_path / f"{name}.png").size == (3 * 30 + 2, 3 * 30 + 2)
+    # The same grid as the Generate page's (explore.mixture_samples of the same mixture and seed)
+    from aelab import explore
+    from aelab.checkpoints import load_checkpoint
+    from aelab.data import load_dataset
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    mixture = explore.stored_code_mixture(tiny_checkpoints["tiny-mlp"], model, load_dataset("mnist"), 3)
+    grid = explore.tile(explore.mixture_samples(model, mixture, 9, 1.0, 4), 3)
+    written = np.asarray(Image.open(tmp_path / "mlp.png"), dtype=np.float32) / 255
+    assert np.abs(written - grid[0].numpy()).max() <= 1 / 255 + 1e-6
+
+
 def test_embed_all_with_maps(tmp_path, tiny_checkpoints, mnist):
     ckpt = tiny_checkpoints["tiny-pca"]  # 8-d codes: a real projection
     pca = aelab("embed", ckpt, "--split", "all", "--map", "pca", "--out", tmp_path / "pca.npz")
@@ -214,7 +235,12 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
         (("train", "mlp", "--out", "x", "--beta", "2"),
          ("mlp has no option --beta: it is an option of vae, cvae (see: python -m aelab train mlp --help)",)),
         (("eval", "x", "--bogus"), ("unrecognized arguments: --bogus (see: python -m aelab eval --help)",)),
-        (("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"), ("not generative",)),
+        (("sample", tiny_checkpoints["tiny-mlp"], "--out", tmp_path / "s.png"),
+         ("tiny-mlp is an autoencoder, with no prior to sample codes from: give --mixture 10",)),
+        (("sample", tiny_checkpoints["tiny-cvae"], "--mixture", "3", "--out", tmp_path / "s.png"),
+         ("a conditional VAE's codes go with a class",)),
+        (("sample", tiny_checkpoints["tiny-mlp"], "--mixture", "101", "--out", tmp_path / "s.png"),
+         ("--mixture needs 1 to 100 components, not 101",)),
         (("eval", tmp_path / "model.pt"), ("never unpickles",)),
         # Refused before any data is loaded: values no training can use, models too large, impossible requests.
         (("train", "mlp", "--out", "x", "--lr", "nan"), ("--lr must be a finite number",)),

@@ -43,12 +43,54 @@ def image_count(at: AppTest) -> int:
 # --- Generate --------------------------------------------------------------------------------------------------
 
 
-def test_generate_explains_why_a_plain_autoencoder_cannot_sample(tiny_checkpoints):
+def test_a_plain_autoencoder_samples_from_a_mixture_fitted_to_its_codes(tiny_checkpoints, mnist):
+    """Generate showed nothing for a plain autoencoder; Pythae samples any autoencoder from a Gaussian mixture fitted
+    to its codes (a helper's comparison). So does this page, and a VAE may too."""
     at = run_page("generate", "tiny-mlp")
     assert "an autoencoder, not a generative model: it has no prior" in texts(at.main.info)
-    assert image_count(at) == 0
+    assert "mixture of Gaussians fitted to its codes" in texts(at.main.info)
+    assert image_count(at) == 1 and "fitted to the codes of 4,000 training images" in texts(at.main.caption)
+    at.slider(key="generate_components").set_value(3).run()
+    assert not at.exception and "3 Gaussians fitted" in texts(at.main.caption)
+    at.slider(key="generate_temperature").set_value(0.0).run()
+    assert "as many images as components" in texts(at.main.info)
     at = run_page("generate", "tiny-pca")
-    assert "is PCA: it has no prior" in texts(at.main.info)  # not "a plain autoencoder"
+    assert "is PCA: it has no prior" in texts(at.main.info) and image_count(at) == 1  # not "a plain autoencoder"
+    at = run_page("generate", "tiny-vae")  # a VAE: its prior, or the mixture if asked
+    assert at.radio(key="generate_source").value == "prior"
+    at.radio(key="generate_source").set_value("mixture").run()
+    assert not at.exception and image_count(at) == 2 and "Gaussians fitted to the codes" in texts(at.main.caption)
+    assert not [r for r in run_page("generate", "tiny-cvae").radio if r.key == "generate_source"]  # (by class)
+
+
+def test_code_mixture_samples_where_the_codes_lie(tiny_checkpoints, mnist):
+    from aelab import explore
+    from aelab.checkpoints import load_checkpoint
+    from aelab.errors import ConfigError
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    mixture = explore.stored_code_mixture(tiny_checkpoints["tiny-mlp"], model, mnist, components=4)
+    assert mixture.means.shape == (4, 8) and mixture.covariances.shape == (4, 8, 8) and mixture.codes == 4000
+    assert abs(mixture.weights.sum() - 1) < 1e-9
+    again = explore.stored_code_mixture(tiny_checkpoints["tiny-mlp"], model, mnist, components=4)  # (read back)
+    assert np.array_equal(again.means, mixture.means)
+    first = explore.mixture_samples(model, mixture, 6, 1.0, seed=5)
+    assert first.shape == (6, 1, 28, 28) and torch.equal(first, explore.mixture_samples(model, mixture, 6, 1.0, 5))
+    # At temperature 0 each sample is its component's mean decoded
+    with torch.no_grad():
+        means = model.decode(torch.as_tensor(mixture.means, dtype=torch.float32)).clamp(0, 1)
+    cold = explore.mixture_samples(model, mixture, 12, 0.0, seed=1)
+    assert all(min(float((c - m).abs().max()) for m in means) < 1e-5 for c in cold)
+    # Codes drawn from the mixture lie where the codes do; the prior's N(0, I) need not
+    from aelab.metrics import encode
+
+    real = encode(model, mnist.x_test[:500]).numpy()
+    spread = np.linalg.norm(real - real.mean(0), axis=1).mean()
+    assert np.linalg.norm(mixture.means - real.mean(0), axis=1).max() < 3 * spread
+    with pytest.raises(ConfigError, match="conditional VAE"):
+        explore.fit_code_mixture(load_checkpoint(tiny_checkpoints["tiny-cvae"])[0], mnist)
+    with pytest.raises(ConfigError, match="1 to 100 components"):
+        explore.fit_code_mixture(model, mnist, components=0)
 
 
 def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
@@ -372,16 +414,12 @@ def test_latent_map_interpolate_and_generate_keep_their_settings_across_pages(ti
     assert not at.exception and not [w.value for w in at.warning if "Session State" in w.value]
     assert at.slider(key="generate_temperature").value == 0.5 and at.number_input(key="generate_seed").value == 7
     assert at.selectbox(key="generate_class").value == 3 and at.slider(key="generate_side").value == 6
-    # A model that is not a VAE stops the page before its controls: Streamlit keeps their state, but the browser
-    # drops them, and drawn again they showed their minimum (temperature 0, a 4x4 grid) while the page used the
-    # values kept. They are sent again with the controls; on the next run, not (they would undo a change on its way).
-    for other in ("tiny-mlp", "tiny-cvae"):
-        at.sidebar.selectbox(key="model_mnist").set_value(other).run()
-    temperature, side = at.slider(key="generate_temperature"), at.slider(key="generate_side")
-    assert temperature.proto.set_value and list(temperature.proto.value) == [0.5]
-    assert side.proto.set_value and list(side.proto.value) == [6] and at.number_input(key="generate_seed").value == 7
-    at.run()
-    assert not at.slider(key="generate_temperature").proto.set_value and at.slider(key="generate_side").value == 6
+    # A plain autoencoder samples too (from a mixture fitted to its codes), with the same controls and values.
+    at.sidebar.selectbox(key="model_mnist").set_value("tiny-mlp").run()
+    assert not at.exception and at.slider(key="generate_temperature").value == 0.5
+    assert at.slider(key="generate_side").value == 6 and at.number_input(key="generate_seed").value == 7
+    at.sidebar.selectbox(key="model_mnist").set_value("tiny-cvae").run()
+    assert at.slider(key="generate_temperature").value == 0.5 and at.selectbox(key="generate_class").value == 3
     # Kept per dataset: another set's pages start from their defaults.
     at.sidebar.selectbox(key="dataset_name").set_value("fashion-mnist").run()  # (not here offline: an error)
     assert not at.exception
