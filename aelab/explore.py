@@ -114,6 +114,36 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     return torch.stack(rows)
 
 
+@torch.no_grad()
+def image_code(model: Autoencoder, x: torch.Tensor, label: int | None = None) -> tuple[torch.Tensor, int | None]:
+    """An image's code (a VAE's: its mean) on the CPU, and the class a conditional model encodes and decodes it with
+    (its label, else the one that explains it best: condition_labels); None for other models."""
+    model.eval()
+    image = x[None].float().to(model.device)
+    condition = condition_labels(model, image, [label])
+    return model.encode(image, condition).float()[0].cpu(), None if condition is None else int(condition[0])
+
+
+def code_ranges(reference_codes, span: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of each code coordinate: its mean -/+ span standard deviations over reference_codes (0 -/+ span,
+    a VAE's prior, for fewer than two codes), as `traversals` sweeps them."""
+    codes = np.asarray(reference_codes, dtype=np.float64)
+    if len(codes) < 2:
+        return np.full(codes.shape[-1], -span), np.full(codes.shape[-1], span)
+    mean, std = codes.mean(0), codes.std(0, ddof=1)
+    std = np.where(std > 0, std, 1.0)
+    return mean - span * std, mean + span * std
+
+
+@torch.no_grad()
+def decode_code(model: Autoencoder, code, label: int | None = None) -> torch.Tensor:
+    """One code (d,) decoded: (C, H, W) in [0, 1] on the CPU; `label` for a conditional model."""
+    model.eval()
+    z = torch.as_tensor(np.asarray(code, dtype=np.float32))[None].to(model.device)
+    labels = torch.tensor([label], device=model.device) if model.conditional and label is not None else None
+    return model.decode(z, labels).float().clamp(0, 1).cpu()[0]
+
+
 def plane_extent(reference_codes) -> tuple[float, float, float, float]:
     """(xmin, xmax, ymin, ymax) of the 2-D codes of a model without a prior: their 2nd to 98th percentiles (a few
     outlying codes would otherwise leave most of the grid in empty space); an axis along which they do not spread

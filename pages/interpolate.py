@@ -1,6 +1,10 @@
 """Interpolate: walk between the codes of two images and decode each step; for 2-D codes, decode the whole latent
-plane; for any model, sweep one latent dimension at a time (traversals)."""
+plane; for any model, sweep one latent dimension at a time (traversals), or set the coordinates by hand with sliders
+and watch the decoded image change."""
 
+import hashlib
+
+import numpy as np
 import streamlit as st
 import torch
 
@@ -9,6 +13,34 @@ from aelab.errors import AelabError
 
 # Traversal rows beyond this are hard to read, and each row is `steps` decodes: let the user pick which ones.
 MAX_TRAVERSAL_DIMS = 16
+HAND_DIMS = 8  # sliders of "Set the code by hand": the first of the traversal's dimensions
+
+
+@st.fragment
+def by_hand(x: torch.Tensor, label: int | None, which: str, dims: list[int], span: float) -> None:
+    """Sliders for some coordinates of an image's code (the others kept), and the decoded image, redrawn as a slider
+    moves (a fragment: the page's other parts are not run again)."""
+    code, condition = explore.image_code(model, x, label)
+    low, high = explore.code_ranges(reference, span)
+    # Keyed by the image and the model: another image (or a new drawing) starts from its own code.
+    start = hashlib.sha256(x.numpy().tobytes() + ctx.model_name.encode()).hexdigest()[:12]
+    keys = {d: f"hand_{start}_{d}" for d in dims}
+    if st.button("Back to the image's code", key="hand_reset"):
+        for key in keys.values():
+            st.session_state.pop(key, None)
+    sliders, shown = st.columns([3, 2])
+    values = code.numpy().astype(np.float64).copy()
+    cells = sliders.columns(2)
+    for n, d in enumerate(dims):
+        lo, hi = float(min(low[d], values[d])), float(max(high[d], values[d]))  # (the image's own value in range)
+        values[d] = cells[n % 2].slider(f"z{d + 1}", lo, hi, float(values[d]), step=(hi - lo) / 100 or 0.01,
+                                        format="%.2f", key=keys[d])
+    changed = [d + 1 for d in dims if abs(values[d] - float(code[d])) > 1e-9]
+    with shown:
+        ui.show_images(torch.stack([x.float(), explore.decode_code(model, values, condition)]),
+                       [f"image {which}", "decoded" + (f" (z{', z'.join(map(str, changed[:3]))}"
+                                                       f"{'…' if len(changed) > 3 else ''} moved)" if changed else "")],
+                       columns=2, width=140)
 
 st.title("Interpolate")
 ctx = ui.sidebar()
@@ -85,3 +117,14 @@ else:
     ui_explore.show_tile(rows.flatten(0, 1), t_steps, width=min(720, 56 * t_steps),
                          caption=f"Rows, top to bottom: dimensions {', '.join(str(d + 1) for d in dims)}; from image "
                                  f"{'A' if x_a is not None else 'B'}")
+
+st.subheader("Set the code by hand")
+st.caption(f"Image {'A' if x_a is not None or x_t is None else 'B'}'s code, with a slider for each of the first "
+           f"{HAND_DIMS} dimensions picked above (the others kept): the image is decoded again as a slider moves. "
+           "Each slider spans the traversal's range, −span to +span standard deviations over the test codes.")
+if x_t is None:
+    st.info("Choose or draw image A to set its code by hand.")
+elif not dims:
+    st.info("Pick at least one dimension above.")
+else:
+    by_hand(x_t, label_a if x_a is not None else label_b, "A" if x_a is not None else "B", dims[:HAND_DIMS], span)

@@ -130,17 +130,59 @@ def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
 
 def test_interpolate_2d_vae_shows_path_prior_grid_and_traversals(tiny_checkpoints):
     at = run_page("interpolate", "tiny-vae")
-    assert [s.value for s in at.main.subheader] == ["Between two images", "The latent plane", "Traversals"]
+    assert [s.value for s in at.main.subheader] == ["Between two images", "The latent plane", "Traversals",
+                                                     "Set the code by hand"]
     assert "prior" in texts(at.main.caption)
-    # the two images picked, the strip of 10 steps, the manifold grid, the traversals
-    assert image_count(at) == 2 + 10 + 1 + 1
+    # the two images picked, the strip of 10 steps, the manifold grid, the traversals, image A and its code decoded
+    assert image_count(at) == 2 + 10 + 1 + 1 + 2
     assert "From A (test #" in texts(at.main.caption)
     picked = [c for e in at.get("image") for c in e.captions][:2]  # the class on a line of its own, short
     assert all(c.startswith("test #") and c.count("\n") == 1 for c in picked), picked
     at.radio(key="interp_a_source").set_value("Random").run()
-    assert not at.exception and image_count(at) == 14
+    assert not at.exception and image_count(at) == 16
     at.radio[2].set_value("spherical").run()  # the path: slerp instead of lerp
-    assert not at.exception and image_count(at) == 14
+    assert not at.exception and image_count(at) == 16
+
+
+def test_a_code_set_by_hand_is_decoded_as_the_sliders_move(tiny_checkpoints, mnist):
+    """The browser VAE demos' sliders: one per coordinate (the traversal's first dimensions), the image decoded again
+    as one moves; the image's own code at first, and again after "Back to the image's code"."""
+    from aelab import explore
+    from aelab.checkpoints import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
+    at = run_page("interpolate", "tiny-mlp")
+    # (in two columns: the first's sliders are listed first here)
+    hand = sorted((sl for sl in at.main.slider if (sl.key or "").startswith("hand_")),
+                  key=lambda sl: at.multiselect[0].value.index(int(sl.key.rsplit("_", 1)[1])))
+    dims = at.multiselect[0].value[:8]
+    assert [sl.label for sl in hand] == [f"z{d + 1}" for d in dims] and len(hand) == 8
+    first = [c for e in at.get("image") for c in e.captions][0]  # image A, "test #3\n0"
+    x = mnist.x_test[int(first.split("#")[1].split()[0])].float() / 255
+    code, _ = explore.image_code(model, x)
+    assert [round(sl.value, 4) for sl in hand] == [round(float(code[d]), 4) for d in dims]
+    decoded = [e for e in at.get("image") if any(c.startswith("decoded") for c in e.captions)]
+    assert decoded and decoded[0].captions == ["image A", "decoded"]
+    low, high = explore.code_ranges(_reference(model, mnist), 3.0)
+    d = dims[0]
+    at.slider(key=hand[0].key).set_value(float(high[d])).run()
+    assert not at.exception
+    [captions] = [e.captions for e in at.get("image") if any(c.startswith("decoded") for c in e.captions)]
+    assert captions == ["image A", f"decoded (z{d + 1} moved)"]
+    moved = code.numpy().copy()
+    moved[d] = float(at.slider(key=hand[0].key).value)
+    assert abs(moved[d] - high[d]) < 1e-6 * max(1, abs(high[d]))
+    assert not torch.allclose(explore.decode_code(model, moved), explore.decode_code(model, code))
+    at.button(key="hand_reset").click().run()
+    assert round(at.slider(key=hand[0].key).value, 4) == round(float(code[d]), 4)
+
+
+def _reference(model, mnist):
+    """The Interpolate page's reference codes (ui_explore.test_codes_sample)."""
+    from aelab.data import stratified_indices
+    from aelab.metrics import encode
+
+    return encode(model, mnist.x_test[stratified_indices(mnist.y_test, 1000)]).numpy()
 
 
 def test_traversals_of_a_conditional_model_keep_the_image_class(tiny_checkpoints, mnist):
