@@ -348,9 +348,17 @@ def feature_images(model: Autoencoder, limit: int = 64) -> tuple[torch.Tensor, s
     return _upscale(scaled.view_as(weights), 28), title
 
 
-def code_neighbours(codes: np.ndarray, queries: list[int], k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row of `codes`, the k nearest other rows (Euclidean in code space): (indices, distances)."""
+def code_neighbours(codes: np.ndarray, queries: list[int], k: int = 8, metric: str = "euclidean"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row of `codes`, the k nearest other rows in code space: (indices, distances). `metric`:
+    "euclidean", or "cosine" (the angle alone: distance 1 - cos, by the Euclidean distance of the codes scaled to
+    length 1, which orders them the same; a zero code, which has no direction, is 0.5 from every other)."""
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"unknown metric {metric!r}: use euclidean or cosine")
     codes = np.asarray(codes, dtype=np.float32)
+    if metric == "cosine":
+        lengths = np.linalg.norm(codes, axis=1, keepdims=True)
+        codes = np.where(lengths > 0, codes / np.where(lengths > 0, lengths, 1), 0).astype(np.float32)
     k = min(k, len(codes) - 1)
     if k < 1 or not queries:
         return np.empty((len(queries), 0), dtype=int), np.empty((len(queries), 0))
@@ -358,4 +366,4 @@ def code_neighbours(codes: np.ndarray, queries: list[int], k: int = 8) -> tuple[
     keep = idx != np.asarray(queries)[:, None]  # drop the query itself (or the extra neighbour where it tied)
     idx = np.stack([row[mask][:k] for row, mask in zip(idx, keep)])
     dist = np.stack([row[mask][:k] for row, mask in zip(dist, keep)])
-    return idx, dist
+    return idx, (dist.astype(np.float64) ** 2 / 2 if metric == "cosine" else dist)

@@ -223,6 +223,33 @@ def unlisted_note(ds: Dataset, present: list[int]) -> None:
                    f"{f' and {len(absent) - 3} more' if len(absent) > 3 else ''}.")
 
 
+def link_to_pick(ds: Dataset, i: int, side: str, label: str) -> None:
+    """A link to Interpolate with test image i picked as image A or B (`side`: "a" or "b"; image_from_link there)."""
+    ui.page_link("pages/interpolate.py", label, icon=":material/swap_horiz:", query_params={side: str(i)},
+                 help=f"open Interpolate with {ui.image_name(ds, 'test', i)} as image {side.upper()}")
+
+
+def image_from_link(ds: Dataset, key: str, store: str) -> None:
+    """Test image i asked for by link_to_pick's query parameter (?a=i or ?b=i), taken once: picked by class and
+    number in the class, as pick_image's controls pick it, and kept with the page's values (`store`)."""
+    side = key.rsplit("_", 1)[-1]
+    raw = st.query_params.get(side)
+    if raw is None:
+        return
+    del st.query_params[side]
+    y = ds.y_test
+    if not raw.isdigit() or int(raw) >= len(y):
+        return
+    i = int(raw)
+    labelled = bool(ds.num_classes) and bool((y >= 0).all())
+    values = {f"{key}_source": IMAGE_SOURCES[0],
+              f"{key}_index": int((y[:i] == y[i]).sum()) if labelled else i}
+    if labelled:
+        values[f"{key}_class"] = int(y[i])
+    st.session_state.update(values)
+    st.session_state.setdefault(store, {}).update(values)
+
+
 def pick_image(ds: Dataset, key: str, title: str,
                default_class: int = 0) -> tuple[torch.Tensor | None, int | None, str]:
     """An image chosen by class and index, at random, or drawn: (float (C, H, W) or None, label or None, caption).

@@ -54,6 +54,8 @@ KEPT = f"interpolate_values_{ds.name}"
 KEYS = [f"interp_{side}_{what}" for side in "ab" for what in ("source", "class", "index")] + [
     "interp_steps", "interp_path", f"traverse_dims_{ctx.model_name}", "traverse_span", "traverse_steps"]
 ui.give_back_values(KEYS, KEPT)
+for side in ("interp_a", "interp_b"):  # an image sent from the Latent map (ui_explore.link_to_pick)
+    ui_explore.image_from_link(ds, side, KEPT)
 
 st.subheader("Between two images")
 col_a, col_b = st.columns(2)

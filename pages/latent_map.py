@@ -29,7 +29,8 @@ def name_of(label: int) -> str:
 # The map's settings stay when the user goes to another page and back (a 60,000-image map was back to 5,000 test
 # images): Streamlit drops the state of widgets not drawn, so the page keeps copies, per dataset (ui.keep_values).
 KEPT = f"map_values_{ds.name}"
-KEYS = ["map_split", "map_size_test", "map_size_train", "map_method", "map_neighbors", "map_min_dist"]
+KEYS = ["map_split", "map_size_test", "map_size_train", "map_method", "map_neighbors", "map_min_dist",
+        "map_neighbours_k", "map_neighbours_metric"]
 ui.give_back_values(KEYS, KEPT)
 left, middle, right = st.columns([1, 2, 1])
 split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
@@ -125,16 +126,30 @@ else:
     st.markdown("**Reconstructions**")
     ui.show_images(metrics.reconstruct(model, x, y).clamp(0, 1), columns=8, width=72)
 
-    query = st.selectbox("Nearest neighbours in code space of", shown,
-                         format_func=lambda r: f"{ui.image_name(ds, split, int(indices[r]))} ({name_of(labels[r])})",
-                         key=f"{map_key}_query")
-    near, dist = compare.code_neighbours(codes, [query], k=10)
+    ask, many, metric = ui.wrapping_columns([3, 2, 2], "map_neighbours_ask", narrowest=130,
+                                            vertical_alignment="bottom")
+    query = ask.selectbox("Nearest neighbours in code space of", shown,
+                          format_func=lambda r: f"{ui.image_name(ds, split, int(indices[r]))} ({name_of(labels[r])})",
+                          key=f"{map_key}_query")
+    k = many.slider("How many", 5, 30, key="map_neighbours_k", **ui.widget_default("map_neighbours_k", value=10))
+    metric = metric.radio("Distance", ["euclidean", "cosine"], horizontal=True, key="map_neighbours_metric",
+                          format_func=str.title,
+                          help="Euclidean: how far apart the codes are; cosine: only the angle between them (1 − cos), "
+                               "whatever their lengths")
+    near, dist = compare.code_neighbours(codes, [query], k=k, metric=metric)
     near, dist = near[0], dist[0]
     same = sum(labels[r] == labels[query] for r in near)
     ui.show_images(to_float(x_all[indices[[query, *near]]]),
                    ["query"] + [f"{short_class_name(names, int(labels[r]))}\nd={d:.2f}" for r, d in zip(near, dist)],
-                   columns=11, width=64, wrap_key="map_neighbours")
-    st.caption(f"{same} of the {len(near)} nearest codes (Euclidean, among the {len(codes):,} mapped) share its class.")
+                   columns=k + 1, width=64, wrap_key="map_neighbours")
+    st.caption(f"{same} of the {len(near)} nearest codes ({metric.title()}, among the {len(codes):,} mapped) share "
+               "its class.")
+    if split == "test":  # (Interpolate picks test images)
+        a, b = st.columns(2)
+        with a:
+            ui_explore.link_to_pick(ds, int(indices[query]), "a", "Interpolate from it (as image A)")
+        with b:
+            ui_explore.link_to_pick(ds, int(indices[query]), "b", "Interpolate to it (as image B)")
 
 st.subheader("Export")
 stem = f"{Path(path).stem}-{split}-{len(codes)}"

@@ -517,6 +517,31 @@ def test_code_neighbours_excludes_the_query():
     assert np.allclose(dist, [[0.5, 1.0], [5.0, 9.0]])
 
 
+def test_code_neighbours_by_angle():
+    codes = np.array([[1, 0], [10, 1], [0, 2], [-1, 0], [0.9, 0.05], [0, 0]], dtype=np.float32)
+    idx, dist = compare.code_neighbours(codes, [0], k=3, metric="cosine")
+    assert idx.tolist() == [[4, 1, 5]]  # the same direction, whatever the length; a zero code has none
+    cosines = [codes[r] @ codes[0] / np.linalg.norm(codes[r]) for r in (4, 1)]
+    assert np.allclose(dist[0], [1 - cosines[0], 1 - cosines[1], 0.5], atol=1e-6)
+    assert compare.code_neighbours(codes, [0], k=3)[0].tolist() == [[4, 5, 3]]  # Euclidean: by distance
+    with pytest.raises(ConfigError, match="unknown metric"):
+        compare.code_neighbours(codes, [0], metric="manhattan")
+
+
+def test_an_image_sent_from_the_latent_map_is_picked_on_interpolate(tiny_checkpoints, mnist):
+    """?a=i (ui_explore.link_to_pick, under the map's neighbours): test image i as image A, by class and number."""
+    at = AppTest.from_file(str(ROOT / "pages" / "interpolate.py"), default_timeout=TIMEOUT)
+    at.session_state["model_choice"] = "tiny-mlp"
+    i = int((mnist.y_test == 7).nonzero()[3])  # the fourth 7
+    at.query_params["a"] = str(i)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="interp_a_class").value == 7 and at.number_input(key="interp_a_index").value == 3
+    assert f"From A (test #{i} (7))" in texts(at.caption) and "a" not in at.query_params
+    at.number_input(key="interp_a_index").set_value(4).run()  # taken once: the user's pick then stands
+    assert at.number_input(key="interp_a_index").value == 4
+
+
 def test_knn_comparison_matches_the_stored_metric(tiny_checkpoints, mnist, pca8):
     model, meta = checkpoints.load_checkpoint(tiny_checkpoints["tiny-mlp"])
     scores = compare.knn_comparison(model, pca8, mnist)  # the offline sample is smaller than 5,000 / 1,000: all of it

@@ -519,6 +519,15 @@ def test_latent_map_cold_cached_and_point_selection(tour, app_server, artifacts)
     assert images.count() >= 3, f"{header}: only {images.count()} images"  # image, reconstruction, neighbours
     record(artifacts, "latent_map_selection", header)
     shot(page, artifacts, "latent_map_selected")
+    # The query image to Interpolate, picked there as image A (the Projector's "isolate a point, then explore it")
+    main = page.locator('[data-testid="stMain"]')
+    query = main.get_by_role("combobox", name="Nearest neighbours in code space of").input_value()  # "test #12 (7)"
+    number = query.split(" (")[0]
+    main.get_by_role("link", name="Interpolate from it (as image A)").click()
+    page.get_by_text(f"From A ({number} (").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page, "Interpolate (image A sent from the Latent map)")
+    assert "a=" not in page.url, page.url  # taken once
 
 
 def select_points(page) -> None:
