@@ -861,14 +861,16 @@ def cmd_embed(args) -> int:
         if files:  # one's own images: each code's file, to trace it back (not the built-in sets)
             arrays["files"] = np.array(files)
         if args.map != "none":
-            from .project import codes_source, map_sample
+            from .project import PAGE_UMAP, codes_source, map_sample
 
             if codes.shape[1] == 2:  # project_codes keeps them as they are
                 print(f"note: the codes are 2-D, so they are their own map: coords holds them as they are, no "
                       f"{args.map.upper()} is fitted", file=sys.stderr)
             else:
                 print(f"{args.map.upper()} map of {len(codes):,} codes ...", file=sys.stderr, flush=True)
-            params = {"reproducible": True} if args.reproducible else {}
+            # The Latent map page's settings, so that the page and embed share a map where they map the same codes
+            params = {**(PAGE_UMAP if args.map == "umap" else {}), **({"reproducible": True} if args.reproducible
+                                                                      else {})}
             source = codes_source(_checkpoint_path(args.checkpoint), dataset, args.split)
             arrays["coords"], seconds, cached = map_sample(codes, args.map, dataset.name, args.split, None,
                                                            source=source, **params)
@@ -882,7 +884,7 @@ def cmd_embed(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .explore import mixture_samples, sample_grid, samples, stored_code_mixture, tile
+    from .explore import mixture_samples, sample_grid, samples, stored_code_mixture, tile, trained_images
     from .images import save_png
 
     model, meta = _load(args.checkpoint)
@@ -892,6 +894,7 @@ def cmd_sample(args) -> int:
         if model.conditional:
             raise ConfigError("--mixture: a conditional VAE's codes go with a class: sample it from its prior "
                               "(--label for one class)")
+        _check_label(model, args.label, meta)  # (a model that takes no class is refused one, as without --mixture)
         if not 1 <= args.mixture <= 100:
             raise ConfigError(f"--mixture needs 1 to 100 components, not {args.mixture}")
     elif not model.generative:
@@ -905,7 +908,8 @@ def cmd_sample(args) -> int:
                            what="sample writes a PNG")
         if args.mixture is not None:
             dataset = dataset_for(args, None, meta, model)
-            mixture = stored_code_mixture(_checkpoint_path(args.checkpoint), model, dataset, args.mixture)
+            mixture = stored_code_mixture(_checkpoint_path(args.checkpoint), model, trained_images(dataset, meta),
+                                          args.mixture)
             print(f"mixture of {len(mixture.weights)} Gaussians fitted to the codes of {mixture.codes:,} training "
                   "images", file=sys.stderr)
             grid = tile(mixture_samples(model, mixture, args.n, args.temperature, args.seed),
@@ -997,10 +1001,10 @@ def cmd_anomalies(args) -> int:
             print(f"at threshold {threshold:.2f}: {flagged:,} of {len(scores):,} images flagged")
         rows = anomaly.ranked(scores, dataset, args.split)
         if args.show != "highest":
-            listed = anomaly.ranked(scores, dataset, args.split, args.top,
-                                    anomaly.listed_order(scores, args.show, is_anomaly, at.threshold))
+            order = anomaly.listed_order(scores, args.show, is_anomaly, at.threshold)
+            listed = anomaly.ranked(scores, dataset, args.split, args.top, order)
             print(f"{args.show}: {anomaly.SHOWS[args.show]} (rank: by error among all)")
-            if not listed:
+            if not len(order):
                 print("none at this threshold")
         else:
             listed = rows[: args.top]

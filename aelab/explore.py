@@ -267,6 +267,19 @@ def fit_code_mixture(model: Autoencoder, dataset, components: int = 10, seed: in
     return CodeMixture(fitted.means_, fitted.covariances_, fitted.weights_, len(codes))
 
 
+def trained_images(dataset, meta: dict):
+    """The dataset as a checkpoint trained on it: without the class it left out, or of its one class only (the
+    mixture of its codes is of the images it learnt, not of a class it never saw)."""
+    trained = meta.get("dataset") or {}
+    if trained.get("name") != dataset.name:
+        return dataset
+    if trained.get("without_class") is not None:
+        return dataset.without_class(int(trained["without_class"]))
+    if trained.get("only_class") is not None:
+        return dataset.only_class(int(trained["only_class"]))
+    return dataset
+
+
 def stored_code_mixture(path, model: Autoencoder, dataset, components: int = 10, seed: int = 0) -> CodeMixture:
     """fit_code_mixture of the checkpoint at `path` (which holds `model`), kept on disk (aelab.cache) for that version
     of the file and those images: fitted once (4 s for mnist-conv-30 on 2 cores), then read back by every process."""

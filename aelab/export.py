@@ -51,22 +51,26 @@ def _number(value: float) -> str:
                                                                                   trim="-")
 
 
-def codes_csv(codes, labels, class_names=(), indices=None, coords=None, files=None) -> str:
-    """CSV text: index (in its split), label, class, file (one's own images: the file in its zip, `files`), map_x/map_y
-    when coords are given, then z1..zd (numbered from 1, as the pages number the dimensions)."""
+def codes_csv(codes, labels, class_names=(), indices=None, coords=None, files=None, errors=None) -> str:
+    """CSV text: index (in its split), label, class, file (one's own images: the file in its zip, `files`), error
+    (each image's reconstruction error, squared error per image, where given), map_x/map_y when coords are given, then
+    z1..zd (numbered from 1, as the pages number the dimensions)."""
     codes, labels = _numpy(codes), _numpy(labels).astype(int)
     indices = np.arange(len(codes)) if indices is None else _numpy(indices)
     coords = None if coords is None else _numpy(coords)
-    _check_lengths(codes, labels=labels, indices=indices, coords=coords, files=files)
+    errors = None if errors is None else _numpy(errors)
+    _check_lengths(codes, labels=labels, indices=indices, coords=coords, files=files, errors=errors)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["index", "label", "class"] + (["file"] if files is not None else []) + \
-        (["map_x", "map_y"] if coords is not None else [])
+        (["error"] if errors is not None else []) + (["map_x", "map_y"] if coords is not None else [])
     writer.writerow(header + [f"z{j + 1}" for j in range(codes.shape[1])])
     for row in range(len(codes)):
         cells = [int(indices[row]), int(labels[row]), _class_name(labels[row], class_names)]
         if files is not None:
             cells.append(files[row])
+        if errors is not None:
+            cells.append(_number(errors[row]))
         if coords is not None:
             cells += [_number(v) for v in coords[row, :2]]
         writer.writerow(cells + [_number(v) for v in codes[row]])
@@ -79,14 +83,17 @@ def vectors_tsv(codes) -> str:
     return "".join("\t".join(_number(v) for v in row) + "\n" for row in codes)
 
 
-def metadata_tsv(labels, class_names=(), indices=None, files=None) -> str:
+def metadata_tsv(labels, class_names=(), indices=None, files=None, errors=None) -> str:
+    """The Projector's metadata: label, class, index, file (one's own images), and each image's reconstruction error
+    where given (the Projector colours points by any column: by error, the worst reconstructed stand out)."""
     labels = _numpy(labels).astype(int)
     indices = np.arange(len(labels)) if indices is None else _numpy(indices)
     # (A tab or line break in a file's name would break its row: spaces.)
     names = [""] * len(labels) if files is None else ["\t" + " ".join(str(f).split()) for f in files]
-    lines = ["label\tclass\tindex" + ("\tfile" if files is not None else "")]
-    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}{name}"
-              for lab, i, name in zip(labels, indices, names)]
+    scored = [""] * len(labels) if errors is None else ["\t" + _number(e) for e in _numpy(errors)]
+    lines = ["label\tclass\tindex" + ("\tfile" if files is not None else "") + ("\terror" if errors is not None else "")]
+    lines += [f"{lab}\t{_class_name(lab, class_names)}\t{int(i)}{name}{error}"
+              for lab, i, name, error in zip(labels, indices, names, scored)]
     return "\n".join(lines) + "\n"
 
 
@@ -150,25 +157,26 @@ def projector_config(thumb_size: tuple[int, int], tensor_name: str = "codes") ->
     )
 
 
-def projector_files(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None
-                    ) -> dict[str, bytes]:
-    """The four Embedding Projector files as bytes, keyed by file name (`files`: each image's file, one's own)."""
+def projector_files(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None,
+                    errors=None) -> dict[str, bytes]:
+    """The four Embedding Projector files as bytes, keyed by file name (`files`: each image's file, one's own;
+    `errors`: each image's reconstruction error, a column of the metadata)."""
     codes = _numpy(codes)
-    _check_lengths(codes, labels=labels, images=images, indices=indices, files=files)
+    _check_lengths(codes, labels=labels, images=images, indices=indices, files=files, errors=errors)
     sprite, thumb = sprite_image(images)
     return {
         "vectors.tsv": vectors_tsv(codes).encode(),
-        "metadata.tsv": metadata_tsv(labels, class_names, indices, files).encode(),
+        "metadata.tsv": metadata_tsv(labels, class_names, indices, files, errors).encode(),
         "sprite.png": png_bytes(sprite),
         "projector_config.pbtxt": projector_config(thumb, tensor_name).encode(),
     }
 
 
-def projector_zip(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None
-                  ) -> bytes:
+def projector_zip(codes, labels, images, class_names=(), indices=None, tensor_name: str = "codes", files=None,
+                  errors=None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in projector_files(codes, labels, images, class_names, indices, tensor_name,
-                                             files).items():
+                                             files, errors).items():
             archive.writestr(name, content)
     return buffer.getvalue()

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, turns
-from .data import BUILTIN, Dataset
+from .data import BUILTIN, Dataset, load_dataset
 from .errors import AelabError, CheckpointError, ConfigError, DataError
 from .files import write_atomic
 from .models import get_variant
@@ -548,6 +548,10 @@ def start_job(variant: str, model_options: dict, train_options: dict, name: str,
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
     if dataset_name not in BUILTIN and Path(dataset_name).expanduser().exists():
         dataset_name = str(Path(dataset_name).expanduser().resolve())  # the job must find it from any folder
+        if isinstance(dataset, str) and (without_class is not None or only_class is not None):
+            # Its classes, to name the one on the job's command line (a number there is read as a folder's name
+            # first: "1" of folders "1", "2", "3" is class 0) and to check it: the set as the job will read it.
+            dataset = load_dataset(dataset_name)
     with _jobs_lock():
         if next_free_name:
             name = free_name(checkpoints.safe_name(name))

@@ -204,12 +204,14 @@ def pc_axes(shares: tuple[float, float] | None = None) -> tuple[str, str]:
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
                   title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False,
-                  equal_scale: bool = False, files: list[str] | None = None):
+                  equal_scale: bool = False, files: list[str] | None = None, errors: np.ndarray | None = None):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
     to the arrays it came from whatever trace (class) it is in. `legend_below`: a horizontal legend under the map,
     for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen). `equal_scale`: one
     unit is as long on both axes, for maps whose distances mean something (a 2-D code, principal components; not
-    UMAP's). `files`: each point's file (one's own image set, as `labels`), named when the pointer is on it."""
+    UMAP's). `files`: each point's file (one's own image set, as `labels`), named when the pointer is on it.
+    `errors`: coloured by each image's reconstruction error instead (one trace, a colour bar from the 2nd to the 98th
+    percentile, the highest drawn on top), the class said on hover."""
     import plotly.graph_objects as go
 
     # One trace a class, built directly: plotly.express made the same figure from a DataFrame in 0.1 s for 5,000
@@ -222,7 +224,24 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     # SVG up to 1,000 points, where a click picks one point surely; WebGL above (plotly.express's rule).
     trace = go.Scatter if len(labels) <= 1000 else go.Scattergl
     fig = go.Figure()
-    for k, name in [*enumerate(class_names), (-1, "unlabelled")]:
+    groups = [*enumerate(class_names), (-1, "unlabelled")] if errors is None else [(None, "error")]
+    if errors is not None:
+        errors = np.asarray(errors, dtype=np.float64)
+        low, high = np.percentile(errors, [2, 98]) if len(errors) else (0.0, 1.0)
+    for k, name in groups:
+        if k is None:  # by error: the worst reconstructed last, drawn over the others
+            rows = np.argsort(errors, kind="stable")
+            classes = [html.escape(str(class_names[v])) if 0 <= v < len(class_names) else "unlabelled"
+                       for v in labels[rows].tolist()]
+            named = {"text": [f"{html.escape(files[r])}<br>{c}" if files else c for r, c in zip(rows.tolist(), classes)]}
+            fig.add_trace(trace(
+                x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, showlegend=False,
+                marker={"color": errors[rows].tolist(), "colorscale": "Viridis", "cmin": float(low),
+                        "cmax": float(max(high, low + 1e-9)), "colorbar": {"title": {"text": "error"}}},
+                customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
+                hovertemplate="%{text}<br>error=%{marker.color:.1f}<br>index=%{customdata[1]}<extra></extra>",
+                **named))
+            continue
         rows = np.flatnonzero(labels == k) if k >= 0 else np.flatnonzero(~known)
         if len(rows) == 0:
             continue
@@ -234,7 +253,7 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
             hovertemplate=("%{text}<br>" if files else "") + f"class={name}<br>index=%{{customdata[1]}}<extra></extra>",
             **named))
     fig.update_layout(title=title or None)
-    fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8})
+    fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8 if errors is None else 0.9})
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"itemsizing": "constant", "title": ""},

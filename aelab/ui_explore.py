@@ -55,11 +55,23 @@ def test_codes_sample(path: str, mtime: float, dataset_name: str) -> np.ndarray:
     return metrics.encode(model, ds.x_test[stratified_indices(ds.y_test, 1000)]).numpy()
 
 
+@st.cache_data(show_spinner="Scoring the mapped images…", max_entries=16)
+def sample_errors(path: str, mtime: float, dataset_name: str, split: str, n: int | None) -> np.ndarray:
+    """Each image's reconstruction error (squared error per image, the Anomalies page's score) of the Latent map's
+    sample (ui.codes' images): the test images' from their stored scores, the training images' computed."""
+    indices = ui.codes(path, mtime, dataset_name, split, n)[0]
+    if split == "test":
+        return image_scores(path, mtime, dataset_name)[0][indices]
+    model, _ = ui.load_model(path, mtime)
+    return metrics.squared_errors(model, ui.load_dataset(dataset_name).x_train[torch.as_tensor(indices)]).numpy()
+
+
 @st.cache_resource(show_spinner="Fitting a mixture to the codes of the training images…", max_entries=16)
 def code_mixture(path: str, mtime: float, dataset_name: str, components: int) -> explore.CodeMixture:
     """The Generate page's mixture of Gaussians over a model's training codes (explore.stored_code_mixture: on disk)."""
-    model, _ = ui.load_model(path, mtime)
-    return explore.stored_code_mixture(path, model, ui.load_dataset(dataset_name), components)
+    model, meta = ui.load_model(path, mtime)
+    return explore.stored_code_mixture(path, model, explore.trained_images(ui.load_dataset(dataset_name), meta),
+                                       components)
 
 
 @st.cache_data(show_spinner="Preparing the upload…", max_entries=64)

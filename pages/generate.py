@@ -47,7 +47,8 @@ if source == "mixture":
     except AelabError as err:
         st.error(ui.sentence(str(err)))
         ui.stop()
-    st.caption(f"Samples decode codes drawn from {components} Gaussian{'s' if components != 1 else ''} fitted to the "
+    fitted = len(mixture.weights)  # (a set of fewer images than components has one per image)
+    st.caption(f"Samples decode codes drawn from {fitted} Gaussian{'s' if fitted != 1 else ''} fitted to the "
                f"codes of {mixture.codes:,} training images, their spread scaled by the temperature: below 1 they are "
                "more typical and cleaner, above 1 more varied and stranger.")
 else:

@@ -25,16 +25,17 @@ def by_hand(x: torch.Tensor, label: int | None, which: str, dims: list[int], spa
     # Keyed by the image and the model: another image (or a new drawing) starts from its own code.
     start = hashlib.sha256(x.numpy().tobytes() + ctx.model_name.encode()).hexdigest()[:12]
     keys = {d: f"hand_{start}_{d}" for d in dims}
-    if st.button("Back to the image's code", key="hand_reset"):
-        for key in keys.values():
-            st.session_state.pop(key, None)
-    sliders, shown = st.columns([3, 2])
     values = code.numpy().astype(np.float64).copy()
+    # Set, not forgotten, in a callback: a slider whose state was only deleted kept its thumb where the user left it
+    # in the browser (the image was decoded from the code again, the thumb said otherwise).
+    st.button("Back to the image's code", key="hand_reset", on_click=st.session_state.update,
+              args=({keys[d]: float(values[d]) for d in dims},))
+    sliders, shown = st.columns([3, 2])
     cells = sliders.columns(2)
     for n, d in enumerate(dims):
         lo, hi = float(min(low[d], values[d])), float(max(high[d], values[d]))  # (the image's own value in range)
-        values[d] = cells[n % 2].slider(f"z{d + 1}", lo, hi, float(values[d]), step=(hi - lo) / 100 or 0.01,
-                                        format="%.2f", key=keys[d])
+        values[d] = cells[n % 2].slider(f"z{d + 1}", lo, hi, **ui.widget_default(keys[d], value=float(values[d])),
+                                        step=(hi - lo) / 100 or 0.01, format="%.2f", key=keys[d])
     changed = [d + 1 for d in dims if abs(values[d] - float(code[d])) > 1e-9]
     with shown:
         ui.show_images(torch.stack([x.float(), explore.decode_code(model, values, condition)]),

@@ -30,7 +30,7 @@ def name_of(label: int) -> str:
 # images): Streamlit drops the state of widgets not drawn, so the page keeps copies, per dataset (ui.keep_values).
 KEPT = f"map_values_{ds.name}"
 KEYS = ["map_split", "map_size_test", "map_size_train", "map_method", "map_neighbors", "map_min_dist",
-        "map_neighbours_k", "map_neighbours_metric"]
+        "map_neighbours_k", "map_neighbours_metric", "map_colour"]
 ui.give_back_values(KEYS, KEPT)
 left, middle, right = st.columns([1, 2, 1])
 split = left.radio("Images", ["test", "train"], horizontal=True, key="map_split")
@@ -94,12 +94,18 @@ if model.conditional:  # a map with every class mixed looks broken, and is not
 # One's own images: each mapped point's file (its path in the folder or zip), named on hover and under its image
 split_files = ds.files(split)
 files = [split_files[int(i)] for i in indices] if split_files else None
+sample = None if size == total else size
+colour = st.radio("Colour", ["class", "error"], horizontal=True, key="map_colour",
+                  format_func={"class": "by class", "error": "by reconstruction error"}.get,
+                  help="reconstruction error: squared error per image, as on the Anomalies page; the worst "
+                       "reconstructed images stand out, and where on the map they lie")
+errors = ui_explore.sample_errors(path, mtime, ds.name, split, sample) if colour == "error" else None
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
 shares = project.variance_shares(coords, codes) if method.lower() == "pca" and model.latent_dim > 2 else None
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices,
                                          axes=ui.map_axes(method, model.latent_dim, shares),
                                         equal_scale=method.lower() != "umap" or model.latent_dim == 2,
-                                        files=files),
+                                        files=files, errors=errors),
                         key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
@@ -155,12 +161,15 @@ st.subheader("Export")
 stem = f"{Path(path).stem}-{split}-{len(codes)}"
 a, b = st.columns(2)
 a.download_button("Codes as CSV", on_click="ignore", mime="text/csv", file_name=f"{stem}-codes.csv",
-                  data=lambda: export.codes_csv(codes, labels, names, indices, coords, files))
+                  data=lambda: export.codes_csv(codes, labels, names, indices, coords, files,
+                                                ui_explore.sample_errors(path, mtime, ds.name, split, sample)))
 b.download_button("Embedding Projector files (zip)", on_click="ignore", mime="application/zip",
                   file_name=f"{stem}-projector.zip",
                   data=lambda: export.projector_zip(codes, labels, x_all[indices], names, indices, Path(path).stem,
-                                                    files))
+                                                    files, ui_explore.sample_errors(path, mtime, ds.name, split,
+                                                                                    sample)))
 st.caption("The CSV has one row per image: index in the split, label, class, "
-           + ("its file, " if files is not None else "") + "map coordinates, then the code. The zip "
+           + ("its file, " if files is not None else "") + "reconstruction error, map coordinates, then the code. "
+           "The zip "
            "holds vectors.tsv, metadata.tsv, sprite.png and projector_config.pbtxt: unzip it into a folder and run "
            "`tensorboard --logdir <folder>`, or load the two TSV files at projector.tensorflow.org.")

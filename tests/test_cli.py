@@ -241,6 +241,8 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoints):
          ("a conditional VAE's codes go with a class",)),
         (("sample", tiny_checkpoints["tiny-mlp"], "--mixture", "101", "--out", tmp_path / "s.png"),
          ("--mixture needs 1 to 100 components, not 101",)),
+        (("sample", tiny_checkpoints["tiny-mlp"], "--mixture", "3", "--label", "3", "--out", tmp_path / "s.png"),
+         ("--label picks the class of a conditional model (cvae): this mlp model takes no class",)),
         (("eval", tmp_path / "model.pt"), ("never unpickles",)),
         # Refused before any data is loaded: values no training can use, models too large, impossible requests.
         (("train", "mlp", "--out", "x", "--lr", "nan"), ("--lr must be a finite number",)),
@@ -729,13 +731,17 @@ def test_anomalies_lists_the_false_alarms_or_the_missed_anomalies_at_a_threshold
     model, _ = load_checkpoint(tiny_checkpoints["tiny-mlp"])
     scores, labels = anomaly.score_test_set(model, data.load_dataset("mnist"))
     threshold = float(np.quantile(scores, 0.8))
-    false_alarms, missed, unlabelled_refusal = aelab_many([
+    false_alarms, missed, unlabelled_refusal, none_listed = aelab_many([
         ("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--threshold", threshold, "--show", "false-alarms",
          "--top", 4),
         ("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--threshold", threshold, "--show", "missed",
          "--top", 4),
         ("anomalies", tiny_checkpoints["tiny-mlp"], "--threshold", "inf"),
+        ("anomalies", tiny_checkpoints["tiny-mlp"], "--class", 3, "--threshold", threshold, "--show", "missed",
+         "--top", 0),
     ], cwd=tmp_path)
+    # --top 0 lists none, and does not say there are none (a reviewer's find: "none at this threshold" of 338)
+    assert none_listed.returncode == 0 and "none at this threshold" not in none_listed.stdout
     flagged, threes = scores >= threshold, labels == 3
     for result, wanted, descending in ((false_alarms, flagged & ~threes, True), (missed, ~flagged & threes, False)):
         assert result.returncode == 0, result.stderr

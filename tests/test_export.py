@@ -69,6 +69,21 @@ def test_vectors_and_metadata_tsv():
     assert len(meta) == 8 and meta[1] == "0\ta b\t100" and meta[2] == "1\tc d\t107"
 
 
+def test_each_images_reconstruction_error_is_a_column_of_the_csv_and_the_projectors_metadata():
+    """The Projector colours points by any metadata column: by error, the worst reconstructed stand out."""
+    codes, labels, images, indices = sample(4, 3)
+    errors = np.array([12.5, 3.0, 40.25, 7.125], dtype=np.float32)
+    rows = list(csv.reader(io.StringIO(export.codes_csv(codes, labels, NAMES, indices, errors=errors))))
+    assert rows[0][:5] == ["index", "label", "class", "error", "z1"]
+    assert [float(r[3]) for r in rows[1:]] == errors.tolist()
+    meta = export.metadata_tsv(labels, NAMES, indices, errors=errors).splitlines()
+    assert meta[0] == "label\tclass\tindex\terror" and [float(m.split("\t")[3]) for m in meta[1:]] == errors.tolist()
+    files = export.projector_files(codes, labels, images, NAMES, indices, errors=errors)
+    assert files["metadata.tsv"].decode().splitlines()[0].endswith("\terror")
+    with pytest.raises(ConfigError, match="4 codes but 3 errors"):
+        export.codes_csv(codes, labels, NAMES, errors=errors[:3])
+
+
 @pytest.mark.parametrize("n, per_side", [(1, 1), (10, 4), (16, 4), (17, 5), (1000, 32)])
 def test_sprite_is_a_square_grid_of_thumbnails(n, per_side):
     _, _, images, _ = sample(n)

@@ -789,6 +789,15 @@ def test_a_job_trains_on_the_class_chosen_when_the_folders_are_numbers(monkeypat
                          ds, only_class=1)
     try:
         assert "--only-class=2" in job.command
+        # The set given by its path, not loaded: its classes are read to name the class (a Python caller's way)
+        by_path = jobs.start_job("mlp", {"latent_dim": 2, "hidden": [8]}, {"epochs": 1, "batch_size": 8},
+                                 "numbered-2-by-path", ds.name, only_class=1)
+        jobs.stop_job(by_path.id)
+        assert "--only-class=2" in by_path.command
+        deadline = time.monotonic() + 120
+        while jobs.job_status(by_path.id).active and time.monotonic() < deadline:
+            time.sleep(0.3)
+        jobs.remove_job(by_path.id)
         deadline = time.monotonic() + 120
         while jobs.job_status(job.id).active and time.monotonic() < deadline:
             time.sleep(0.3)

@@ -355,6 +355,26 @@ def test_latent_map_with_pca(tiny_checkpoints):
     assert "from the cache" in texts(at.caption)
 
 
+def test_latent_map_coloured_by_reconstruction_error(tiny_checkpoints, mnist):
+    """The Projector colours by any metadata column; an autoencoder's telling one is each image's error."""
+    from aelab import anomaly
+    from aelab.checkpoints import load_checkpoint
+
+    at = page("latent_map.py", tiny_checkpoints["tiny-conv"], map_method="PCA")
+    [chart] = at.get("plotly_chart")
+    assert len(json.loads(chart.proto.spec)["data"]) == 10  # a trace a class
+    at.radio(key="map_colour").set_value("error").run()
+    assert not at.exception
+    [trace] = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    rows = [row for row, _ in trace["customdata"]]
+    model, _ = load_checkpoint(tiny_checkpoints["tiny-conv"])
+    scores, _ = anomaly.score_test_set(model, mnist)
+    assert np.allclose(trace["marker"]["color"], scores[rows], rtol=1e-5)  # (the sample is the whole test split)
+    assert trace["marker"]["color"] == sorted(trace["marker"]["color"])  # the worst drawn last, on top
+    assert trace["marker"]["colorbar"]["title"]["text"] == "error" and "class" not in trace["hovertemplate"]
+    assert at.radio(key="map_colour").value == "error"
+
+
 def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
     at = page("latent_map.py", tiny_checkpoints["tiny-vae"])
     assert not at.exception

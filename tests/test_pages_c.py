@@ -91,6 +91,17 @@ def test_code_mixture_samples_where_the_codes_lie(tiny_checkpoints, mnist):
         explore.fit_code_mixture(load_checkpoint(tiny_checkpoints["tiny-cvae"])[0], mnist)
     with pytest.raises(ConfigError, match="1 to 100 components"):
         explore.fit_code_mixture(model, mnist, components=0)
+    # A set of fewer images than components: one a code (the Generate page counts what was fitted)
+    import dataclasses
+
+    three = dataclasses.replace(mnist, x_train=mnist.x_train[:3], y_train=mnist.y_train[:3])
+    assert len(explore.fit_code_mixture(model, three, components=10).weights) == 3
+    # A model trained without a class: the codes of the images it learnt, not of the class it never saw
+    left_out = explore.trained_images(mnist, {"dataset": {"name": mnist.name, "without_class": 2}})
+    assert 2 not in left_out.y_train.tolist() and len(left_out.y_train) == int((mnist.y_train != 2).sum())
+    alone = explore.trained_images(mnist, {"dataset": {"name": mnist.name, "only_class": 5, "without_class": None}})
+    assert set(alone.y_train.tolist()) == {5}
+    assert explore.trained_images(mnist, {"dataset": {"name": "elsewhere", "without_class": 2}}) is mnist
 
 
 def test_generate_samples_a_vae_and_a_class_grid_for_the_cvae(tiny_checkpoints):
