@@ -17,14 +17,17 @@ PAGES = [
     ("pages/compare.py", "PCA vs autoencoder", ":material/compare:",
      "maps, reconstructions, error against latent size and kNN accuracy next to PCA"),
     ("pages/latent_map.py", "Latent map", ":material/scatter_plot:",
-     "UMAP or PCA map of the codes; select points to see their images and neighbours; export"),
-    ("pages/interpolate.py", "Interpolate", ":material/swap_horiz:", "walk between two images in code space"),
+     "UMAP or PCA map of the codes, by class or by error; select points to see their images and neighbours; export"),
+    ("pages/interpolate.py", "Interpolate", ":material/swap_horiz:",
+     "walk between two images in code space; sweep a coordinate, or set the code by hand"),
     ("pages/draw.py", "Draw", ":material/draw:",
      "draw a digit (or a shirt, a letter...) and see how the model encodes and rebuilds it"),
     ("pages/denoise.py", "Denoise", ":material/auto_fix_high:", "add noise to images, or upload your own, and clean them"),
-    ("pages/generate.py", "Generate", ":material/casino:", "sample new images from a VAE, by class for a conditional VAE"),
+    ("pages/generate.py", "Generate", ":material/casino:",
+     "sample new images from a VAE (by class for a conditional one), or from any model's codes"),
     ("pages/anomalies.py", "Anomalies", ":material/troubleshoot:",
-     "reconstruction error as an anomaly score: a class the model never saw, or the odd ones out of your images"),
+     "reconstruction error as an anomaly score: a class the model never saw, or the odd ones out of your images; "
+     "what a threshold gets wrong"),
 ]
 
 

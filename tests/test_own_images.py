@@ -233,7 +233,8 @@ def test_every_page_opens_a_model_of_ones_own_images(shapes_model, page):
     assert "Data: rgb shapes.zip (36 images at 16×16 RGB)" in [c.value for c in at.sidebar.caption]
     assert not [e.value for e in at.main.error]
     if page == "latent_map":  # its exports name each code's file
-        assert any("label, class, its file, map coordinates" in c.value for c in at.main.caption)
+        assert any("label, class, its file, reconstruction error, map coordinates" in c.value
+                   for c in at.main.caption)
     if page in ("interpolate", "denoise"):  # the images picked are named by their files, not "test #3"
         from aelab.ui import file_caption
 
