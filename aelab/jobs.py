@@ -132,6 +132,9 @@ class Job:
         return int(self.train_options.get("epochs", TrainConfig.epochs))
 
 
+MAX_STEP_LOSSES = 2000  # points of a job's step-by-step loss curve (a long run's are thinned)
+
+
 @dataclass
 class _Progress:
     """What the events so far say."""
@@ -151,6 +154,7 @@ class _Progress:
     ahead: int = 0  # while queued: jobs that wait before it
     slots: int = 0
     waited_s: float | None = None  # how long it waited for its turn, once it had it
+    step_losses: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, a logged step's total loss)
 
     def update(self, event: dict) -> None:
         kind = event.get("event")
@@ -166,6 +170,12 @@ class _Progress:
             self.epoch, self.epochs = event["epoch"], event["epochs"]
             self.step, self.steps = event["step"], event["steps"]
             self.terms, self.images_per_s = event["terms"], event["images_per_s"]
+            # Where it is on the loss chart's axis (epochs counted across phases, as loss_curves counts them): the
+            # first epoch's curve, before any epoch has ended.
+            if "total" in self.terms:
+                self.step_losses.append((len(self.history) + self.step / max(self.steps, 1), float(self.terms["total"])))
+                if len(self.step_losses) > MAX_STEP_LOSSES:  # a long run: every other one kept
+                    self.step_losses = self.step_losses[::2]
         elif kind == "epoch":
             # "fraction": a stopped epoch's share of its steps (the preview then says "after 93% of epoch 23").
             self.history.append({k: event[k] for k in ("phase", "epoch", "train", "val", "images_per_s", "seconds",
@@ -199,6 +209,7 @@ class JobStatus:
     ahead: int = 0  # queued: how many jobs wait before it
     slots: int = 0  # queued: how many train at once
     waited_s: float | None = None  # how long it waited for its turn (None: it had it at once, or is waiting)
+    step_losses: list[tuple[float, float]] = field(default_factory=list)  # (epochs done, a logged step's loss)
 
     @property
     def began(self) -> float:
@@ -781,7 +792,7 @@ def job_status(job_id: str | Job) -> JobStatus:
     status = JobStatus(job, "starting", progress.phase, progress.epoch, progress.epochs, progress.step,
                        progress.steps, progress.terms, progress.history, progress.images_per_s,
                        stop_requested=job.stop_path.exists(), notes=_log_notes(job), ahead=progress.ahead,
-                       slots=progress.slots, waited_s=progress.waited_s)
+                       slots=progress.slots, waited_s=progress.waited_s, step_losses=list(progress.step_losses))
     if progress.preview:
         try:
             status.originals, status.reconstructions = (

@@ -320,15 +320,18 @@ def error_curve_figure(curve: np.ndarray, points: list[dict], current: str = "")
 RECON_LOSS_NAMES = {"bce": "binary cross-entropy (BCE)", "mse": "squared error"}
 
 
-def history_figure(history: list[dict], height: int = 380, recon_loss: str | None = None):
+def history_figure(history: list[dict], height: int = 380, recon_loss: str | None = None,
+                   step_losses: list[tuple[float, float]] | None = None):
     """Loss terms per epoch (jobs.loss_curves) of a checkpoint's or a running job's history: a colour per term,
     training solid, validation dashed, regularisers on a right-hand axis; greedy pre-training epochs come first, and a
     dotted line marks where fine-tuning starts. `recon_loss` ("bce", "mse": the model config's) names the
-    reconstruction term on the axis. None when there are no trained epochs."""
+    reconstruction term on the axis. `step_losses` (a running job's, jobs.JobStatus): the total loss of each logged
+    step, a thin line under the epochs' points, from the first steps on (an epoch's point came after 10-12 s). None
+    when there is nothing to draw."""
     import plotly.graph_objects as go
 
     epochs = [h for h in history if h.get("train")]
-    if not epochs:
+    if not epochs and not step_losses:
         return None
     from plotly.colors import qualitative
 
@@ -344,9 +347,16 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     second = any(t not in main for n, t in terms.items() if n.startswith(("train ", "val "))) and \
         any(t in main for t in terms.values())
     fig = go.Figure()
+    listed = set()
+    if step_losses:
+        xs, ys = zip(*step_losses)
+        label = "total, each logged step"
+        fig.add_trace(go.Scatter(x=list(xs), y=list(ys), mode="lines", name=label, legendgroup=label, showlegend=True,
+                                 line={"width": 1, "color": colours.get("total", palette[0])}, opacity=0.45,
+                                 hovertemplate="epoch %{x:.2f}: %{y:.3f} (a batch's loss)<extra></extra>"))
+        listed.add(label)
     # One legend entry a term (its training and validation lines differ by the dash, which the axis title explains;
     # a click on it hides both): six entries, "train reconstruction" and the like, did not fit a job card's column.
-    listed = set()
     markers = len(epochs) <= 30
     for name, (x, y) in curves.items():
         split = name.split(" ", 1)[0] if name.startswith(("train ", "val ")) else None
@@ -369,6 +379,8 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
         fig.add_vline(x=first_train + 0.5, line_dash="dot", annotation_text="fine-tuning")
     # Whole epochs on the axis: one or two epochs were ticked 0, 0.5, 1, 1.5, 2.
     fig.update_xaxes(tickformat="d", dtick=1 if len(epochs) <= 12 else None)
+    if step_losses:  # from 0, to the epoch under way (the steps of the first one lay between ticks 0 and nothing)
+        fig.update_xaxes(range=[0, max(1, math.ceil(max(x for x, _ in step_losses)), len(epochs)) + 0.15])
     # Two legend entries a row, and the chart taller by the rows: in a job card's column at 1024 px a VAE's six
     # entries went one a row and left the plot 80 px of its 300.
     rows = math.ceil(len(listed) / 2)

@@ -199,7 +199,7 @@ def show_job(status: jobs.JobStatus, known: dict[str, list[str]], listed: dict, 
         # (The steps advice names a batch size and epochs to start again with; a note of left-out files does not.)
         again = status.active and TOO_FEW_STEPS in note
         st.warning(note + (" Stop the job to start again with those." if again else ""))
-    figure = ui.history_figure(status.history, height=300)
+    figure = ui.history_figure(status.history, height=300, step_losses=status.step_losses)
     if figure is not None or status.originals is not None:
         curves, preview = st.columns([3, 2])
         if figure is not None:

@@ -476,3 +476,29 @@ def test_a_job_written_by_a_newer_aelab_is_still_listed(tmp_path):
         assert job.id in [s.job.id for s in jobs.list_jobs()]
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_running_jobs_chart_has_its_loss_step_by_step(monkeypatch):
+    """An epoch's point came after 10-12 s, Anomagram draws the loss as it trains (a helper's comparison): each logged
+    step's loss, on the epochs' axis (counted across phases), from the first steps on; a long run's are thinned."""
+    from aelab import ui
+
+    progress = jobs._Progress()
+    progress.update({"event": "phase", "phase": "pre-train layer 1/2", "epochs": 1, "steps_per_epoch": 4})
+    progress.update({"event": "step", "epoch": 1, "epochs": 1, "step": 2, "steps": 4, "terms": {"total": 9.0},
+                     "images_per_s": 1.0})
+    figure = ui.history_figure([], step_losses=progress.step_losses)  # before any epoch ended
+    assert [(t.name, list(t.x), list(t.y)) for t in figure.data] == [("total, each logged step", [0.5], [9.0])]
+    progress.update({"event": "epoch", "phase": "pre-train layer 1/2", "epoch": 1, "epochs": 1,
+                     "train": {"total": 8.0}, "images_per_s": 1.0, "seconds": 1.0})
+    progress.update({"event": "phase", "phase": "train", "epochs": 3, "steps_per_epoch": 10})
+    progress.update({"event": "step", "epoch": 1, "epochs": 3, "step": 5, "steps": 10, "terms": {"total": 7.0},
+                     "images_per_s": 1.0})
+    assert progress.step_losses == [(0.5, 9.0), (1.5, 7.0)]  # the second phase's first epoch: after the first's
+    monkeypatch.setattr(jobs, "MAX_STEP_LOSSES", 4)
+    for step in range(1, 6):
+        progress.update({"event": "step", "epoch": 2, "epochs": 3, "step": step, "steps": 10,
+                         "terms": {"total": float(step)}, "images_per_s": 1.0})
+    assert len(progress.step_losses) <= 4 and progress.step_losses[0] == (0.5, 9.0)
+    names = [t.name for t in ui.history_figure(progress.history, step_losses=progress.step_losses).data]
+    assert names[0] == "total, each logged step" and len(names) == 2
