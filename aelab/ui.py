@@ -187,18 +187,19 @@ def class_colour(k: int) -> str:
 
 
 def map_axes(method: str, latent_dim: int, shares: tuple[float, float] | None = None) -> tuple[str, str]:
-    """Axis titles of a 2-D map of codes: the code itself, its principal components (with the share of the
+    """Axis titles of a 2-D map of codes: the code itself, its principal components (with the share of the codes'
     variance each shows, project.variance_shares, where given), or UMAP's two dimensions."""
     if latent_dim == 2:
         return "code dimension 1", "code dimension 2"
     if method.lower() == "umap":
         return "UMAP 1", "UMAP 2"
-    return pc_axes(shares)
+    return pc_axes(shares, "codes")
 
 
-def pc_axes(shares: tuple[float, float] | None = None) -> tuple[str, str]:
-    """"principal component 1 · 23% of the variance", "principal component 2 · 14% of the variance"."""
-    return tuple(f"principal component {k + 1}" + (f" · {shares[k]:.0%} of the variance" if shares else "")
+def pc_axes(shares: tuple[float, float] | None = None, of: str = "pixels") -> tuple[str, str]:
+    """"principal component 1 · 23% of the pixels' variance" (or the codes': two maps side by side said "10%" and
+    "19% of the variance", and read as the autoencoder explaining more)."""
+    return tuple(f"principal component {k + 1}" + (f" · {shares[k]:.0%} of the {of}' variance" if shares else "")
                  for k in range(2))
 
 

@@ -576,12 +576,14 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test", 
     show = "highest"
     if is_anomaly is not None and report is not None:
         st.subheader("Test images by error")
-        counts = {"highest": "", "false-alarms": f" ({report.false_positives:,})",
-                  "missed": f" ({report.false_negatives:,})"}
-        show = st.radio("Show", list(anomaly.SHOWS), horizontal=True, key="anomaly_show",
-                        format_func=lambda k: SHOW_WORDS[k] + counts[k],
+        # The words alone: with the counts in them ("false alarms (338)"), a choice changed at every threshold and
+        # went back to the first after the second move of the slider (a helper, in Chromium).
+        show = st.radio("Show", list(anomaly.SHOWS), horizontal=True, key="anomaly_show", format_func=SHOW_WORDS.get,
                         help="false alarms: normal images the threshold flags, the worst reconstructed first; missed "
                              "anomalies: anomalies under the threshold, the best reconstructed first")
+        st.caption(f"At this threshold: {report.false_positives:,} false alarm"
+                   f"{'s' if report.false_positives != 1 else ''} (normal images flagged), "
+                   f"{report.false_negatives:,} missed anomal{'ies' if report.false_negatives != 1 else 'y'}.")
         order = anomaly.listed_order(scores, show, is_anomaly, report.threshold)
         if not len(order):
             st.caption("None at this threshold: " + ("no normal image is flagged." if show == "false-alarms" else
@@ -611,10 +613,11 @@ def most_anomalous_images(scores: np.ndarray, ds: Dataset, split: str = "test", 
     # 63.1" wrapped at any place at 1024 px, rows of one and two lines), or in a set without labels the error alone
     # (the images come in rank order, and the table numbers them).
     captions = [(("★ " if r["label"] in anomalous else "") + class_name(ds, r["label"]) + "\n" if labelled else "")
-                + f"{r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
+                + f"error {r['error']:.1f}" + (" †" if r["split"] == "train" else "") for r in rows]
     if pictures:
-        st.caption("Each image over its reconstruction, over their difference (black: none; red to yellow: larger); "
-                   "the error is the sum of the squared differences.")
+        st.caption("Each column: the image (top), the model's rebuilt image (middle), and their difference (bottom: "
+                   "black where they agree, red to yellow where they differ). The error under it adds up the squared "
+                   "differences.")
     ui.show_images(anomaly.error_pictures(model, images) if pictures else images.float().div(255), captions,
                    columns=8, width=84)
     if rows and rows[0]["file"]:  # one's own images: which files they are

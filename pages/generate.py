@@ -24,17 +24,23 @@ ui.give_back_values(KEYS, KEPT)
 # Where the codes come from: a VAE's prior; or, for any model that decodes (and a VAE if asked), a mixture of
 # Gaussians fitted to its codes of training images (Pythae's GaussianMixtureSampler: a plain autoencoder samples too).
 if not model.generative:
-    kind = "PCA" if model.variant == "pca" else "an autoencoder, not a generative model"
-    st.info(f"{ctx.model_name} is {kind}: it has no prior to sample codes from. Its samples here decode codes drawn "
-            "from a mixture of Gaussians fitted to its codes of training images, where its codes lie (for a model "
-            "with a prior of its own, pick a VAE or conditional VAE in the sidebar, or train one on the Train page).")
+    kind = "PCA" if model.variant == "pca" else "a plain autoencoder"
+    # Plain words first (a teacher's walk-through: "no prior to sample codes from" lost her class); the method in help.
+    st.info(f"{ctx.model_name} is {kind}: it cannot invent codes by itself. So new codes are made here that look "
+            "like the codes it gives real training images, and it turns them into images.",
+            icon=":material/lightbulb:")
+    st.caption("How: a mixture of Gaussians (bell curves) is fitted to its codes of training images, and new codes "
+               "are drawn from it. A VAE has a prior of its own to draw from: pick one in the sidebar, or train one "
+               "on the Train page.")
     source = "mixture"
 elif not model.conditional:
     source = st.radio("Codes from", ["prior", "mixture"], horizontal=True, key="generate_source",
-                      format_func={"prior": "the prior N(0, I)",
-                                   "mixture": "a mixture fitted to the training codes"}.get,
-                      help="a VAE's codes of its training images need not fill its prior: codes drawn where they lie "
-                           "decode to images more like the data")
+                      format_func={"prior": "its prior (random codes)",
+                                   "mixture": "codes like those of training images"}.get,
+                      help="its prior: codes drawn at random from N(0, I), what a VAE is trained to decode; codes like "
+                           "those of training images: drawn from a mixture of Gaussians fitted to its codes of "
+                           "training images, which need not fill the prior, so they decode to images more like the "
+                           "data")
 else:
     source = "prior"
 if source == "mixture":

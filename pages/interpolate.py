@@ -122,12 +122,16 @@ else:
                                  f"{'A' if x_a is not None else 'B'}")
 
 st.subheader("Set the code by hand")
-st.caption(f"Image {'A' if x_a is not None or x_t is None else 'B'}'s code, with a slider for each of the first "
-           f"{HAND_DIMS} dimensions picked above (the others kept): the image is decoded again as a slider moves. "
-           "Each slider spans the traversal's range, −span to +span standard deviations over the test codes.")
+hand_dims = sorted(dims[:HAND_DIMS])  # (z1, z3, z6: in order, not by spread as the rows above)
+which_dims = (f"each of its {model.latent_dim} dimensions" if len(hand_dims) == model.latent_dim else
+              f"each of the dimensions picked above ({len(hand_dims)}: the first {HAND_DIMS} of them at most; the "
+              "others are kept)")
+st.caption(f"Image {'A' if x_a is not None or x_t is None else 'B'}'s code, with a slider for {which_dims}: the "
+           "image is decoded again as a slider moves. Each slider spans the traversal's range, −span to +span "
+           "standard deviations over the test codes.")
 if x_t is None:
     st.info("Choose or draw image A to set its code by hand.")
 elif not dims:
     st.info("Pick at least one dimension above.")
 else:
-    by_hand(x_t, label_a if x_a is not None else label_b, "A" if x_a is not None else "B", dims[:HAND_DIMS], span)
+    by_hand(x_t, label_a if x_a is not None else label_b, "A" if x_a is not None else "B", hand_dims, span)

@@ -5,6 +5,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from aelab import cache, compare, explore, export, metrics, project, ui, ui_explore
@@ -108,6 +109,10 @@ event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices,
                                         files=files, errors=errors),
                         key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
+if errors is not None:
+    low, high = np.percentile(errors, [2, 98])
+    st.caption(f"Colours run from the 2nd to the 98th percentile of the errors ({low:.1f} to {high:.1f}; the highest "
+               f"is {errors.max():.1f}): an error above {high:.1f} takes the top colour.")
 rows = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
 rows = [r for r in rows if r < len(codes)]
 
@@ -126,7 +131,7 @@ else:
     x, y = x_all[indices[shown]], y_all[indices[shown]]
     # As the other pages name an image ("test #3"), its class under it (two lines: a row of 8 stays even at 1024 px)
     captions = [f"{ui.image_name(ds, split, int(indices[r]), short=True)}\n{short_class_name(names, v)}"
-                for v, r in zip(y.tolist(), shown)]
+                + (f"\nerror {errors[r]:.1f}" if errors is not None else "") for v, r in zip(y.tolist(), shown)]
     st.markdown("**Images**")
     ui.show_images(to_float(x), captions, columns=8, width=72)  # 8 a row: captions stay legible at 1024 px
     st.markdown("**Reconstructions**")

@@ -4,6 +4,7 @@ do what the page asks."""
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,15 +48,15 @@ def test_a_plain_autoencoder_samples_from_a_mixture_fitted_to_its_codes(tiny_che
     """Generate showed nothing for a plain autoencoder; Pythae samples any autoencoder from a Gaussian mixture fitted
     to its codes (a helper's comparison). So does this page, and a VAE may too."""
     at = run_page("generate", "tiny-mlp")
-    assert "an autoencoder, not a generative model: it has no prior" in texts(at.main.info)
-    assert "mixture of Gaussians fitted to its codes" in texts(at.main.info)
+    assert "is a plain autoencoder: it cannot invent codes by itself" in texts(at.main.info)
+    assert "a mixture of Gaussians (bell curves) is fitted to its codes of training images" in texts(at.main.caption)
     assert image_count(at) == 1 and "fitted to the codes of 4,000 training images" in texts(at.main.caption)
     at.slider(key="generate_components").set_value(3).run()
     assert not at.exception and "3 Gaussians fitted" in texts(at.main.caption)
     at.slider(key="generate_temperature").set_value(0.0).run()
     assert "as many images as components" in texts(at.main.info)
     at = run_page("generate", "tiny-pca")
-    assert "is PCA: it has no prior" in texts(at.main.info) and image_count(at) == 1  # not "a plain autoencoder"
+    assert "is PCA: it cannot invent" in texts(at.main.info) and image_count(at) == 1  # not "a plain autoencoder"
     at = run_page("generate", "tiny-vae")  # a VAE: its prior, or the mixture if asked
     assert at.radio(key="generate_source").value == "prior"
     at.radio(key="generate_source").set_value("mixture").run()
@@ -165,8 +166,8 @@ def test_a_code_set_by_hand_is_decoded_as_the_sliders_move(tiny_checkpoints, mni
     at = run_page("interpolate", "tiny-mlp")
     # (in two columns: the first's sliders are listed first here)
     hand = sorted((sl for sl in at.main.slider if (sl.key or "").startswith("hand_")),
-                  key=lambda sl: at.multiselect[0].value.index(int(sl.key.rsplit("_", 1)[1])))
-    dims = at.multiselect[0].value[:8]
+                  key=lambda sl: int(sl.key.rsplit("_", 1)[1]))
+    dims = sorted(at.multiselect[0].value[:8])  # (in order: z1, z3, z6)
     assert [sl.label for sl in hand] == [f"z{d + 1}" for d in dims] and len(hand) == 8
     first = [c for e in at.get("image") for c in e.captions][0]  # image A, "test #3\n0"
     x = mnist.x_test[int(first.split("#")[1].split()[0])].float() / 255
@@ -669,13 +670,21 @@ def test_anomalies_for_a_model_trained_without_a_class(denoise_folder, monkeypat
     # Which images the threshold gets wrong (Anomagram's question): the false alarms, the missed 7s, each image over
     # its reconstruction and their difference.
     assert at.radio(key="anomaly_show").value == "highest" and image_count(at) == 16
-    options = at.radio(key="anomaly_show").options
-    fp, fn = (int(options[k].split("(")[1].rstrip(")").replace(",", "")) for k in (1, 2))
+    # The choices' words stay the same at every threshold (with their counts in them, the choice went back to the
+    # first after the second move of the slider); the counts are said under them.
+    assert at.radio(key="anomaly_show").options == ["highest errors", "false alarms", "missed anomalies"]
+    found = re.search(r"At this threshold: ([\d,]+) false alarms? .*?, ([\d,]+) missed", texts(at.main.caption))
+    fp, fn = (int(found.group(k).replace(",", "")) for k in (1, 2))
     assert fp > 0 and fn > 0 and fp <= int(at.main.metric[3].value.replace(",", ""))  # (of those flagged)
     at.radio(key="anomaly_show").set_value("false-alarms").run()
     assert not at.exception and image_count(at) == min(16, fp)
     captions = [c for e in at.get("image") for c in e.proto.imgs]
     assert all("★" not in c.caption for c in captions)  # none of them a 7
+    threshold = next(sl for sl in at.main.slider if sl.label.startswith("Threshold"))
+    low = threshold.value
+    for moved in (low * 1.1, low * 1.2):  # the list stays the false alarms as the threshold moves
+        next(sl for sl in at.main.slider if sl.label.startswith("Threshold")).set_value(moved).run()
+        assert not at.exception and at.radio(key="anomaly_show").value == "false-alarms"
     at.radio(key="anomaly_show").set_value("missed").run()
     assert not at.exception and image_count(at) == min(16, fn)
     assert all(c.caption.startswith("★ 7") for e in at.get("image") for c in e.proto.imgs)

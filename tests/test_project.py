@@ -205,6 +205,7 @@ def test_a_pca_maps_axes_say_the_share_of_the_variance_they_show():
     assert shares == pytest.approx((9 / 14, 4 / 14))
     from aelab import ui
 
-    assert ui.map_axes("pca", 3, shares) == ("principal component 1 · 64% of the variance",
-                                             "principal component 2 · 29% of the variance")
+    assert ui.map_axes("pca", 3, shares) == ("principal component 1 · 64% of the codes' variance",
+                                             "principal component 2 · 29% of the codes' variance")
+    assert ui.pc_axes(shares)[0] == "principal component 1 · 64% of the pixels' variance"  # (PCA of the images)
     assert ui.map_axes("umap", 3, shares) == ("UMAP 1", "UMAP 2") and ui.map_axes("pca", 2)[0] == "code dimension 1"
