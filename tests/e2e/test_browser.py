@@ -687,6 +687,36 @@ def test_the_nearest_images_of_a_drawing_stay_on_one_row_with_long_class_names(b
     assert len(tops) == 5 and len(set(tops)) == 1, tops
 
 
+def test_anomalies_keeps_the_list_chosen_as_the_threshold_moves(browser, app_server):
+    """'Show: false alarms' went back to 'highest errors' at the second move of the threshold: its choices' words held
+    the counts, which change with it (a teacher's walk-through; AppTest keeps the choice, the browser did not)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        goto(page, app_server.url + "/anomalies")
+        choose_model(page, MODEL)
+        wait_idle(page)
+        main = page.locator('[data-testid="stMain"]')
+        main.locator("label").filter(has_text="false alarms").first.click()
+        wait_idle(page)
+        threshold = page.locator('input[type=range][aria-label^="Threshold"]')
+        said = []
+        for _ in range(3):
+            threshold.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(600)
+            wait_idle(page)
+            said.append(page.get_by_text("At this threshold:").first.inner_text())
+            checked = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stMain] input[type=radio]')]
+                .filter(e => e.checked).map(e => e.closest('label').innerText)""")
+            assert "false alarms" in checked, (checked, said)
+        assert len(set(said)) > 1, said  # (the threshold did move: the counts changed)
+        assert_no_exception(page, "Anomalies (threshold moved)")
+    finally:
+        context.close()
+
+
 def test_a_reload_keeps_the_sidebars_dataset_and_model(browser, app_server, artifacts):
     """A reload, or the tab reconnecting to a restarted server, began again on mnist's first model: the choice is
     kept in a cookie of the browser (not in the address: a page switch must add one history entry, not four)."""
