@@ -326,7 +326,7 @@ def latent_plane(model, ds: Dataset, reference: np.ndarray | None, key: str, lab
     class the page has picked already, else one picked here)."""
     from .explore import manifold_grid, plane_extent
 
-    st.subheader("The latent plane")
+    st.subheader("The latent plane", anchor="the-latent-plane")
     kept, keys = f"{key}_values_{ds.name}", [f"{key}_size", f"{key}_class"]  # kept across pages (ui.keep_values)
     ui.give_back_values(keys, kept)
     left, right = st.columns(2)

@@ -23,15 +23,18 @@ KEPT, KEYS = f"generate_values_{ctx.dataset.name}", ["generate_temperature", "ge
 ui.give_back_values(KEYS, KEPT)
 # Where the codes come from: a VAE's prior; or, for any model that decodes (and a VAE if asked), a mixture of
 # Gaussians fitted to its codes of training images (Pythae's GaussianMixtureSampler: a plain autoencoder samples too).
+# What the samples are made of is said under them: at 1280x720 the grid began at the screen's bottom edge (a
+# teacher's walk-through), so the controls share rows and the words come after.
+notes = []
 if not model.generative:
     kind = "PCA" if model.variant == "pca" else "a plain autoencoder"
-    # Plain words first (a teacher's walk-through: "no prior to sample codes from" lost her class); the method in help.
+    # Plain words first (a teacher's walk-through: "no prior to sample codes from" lost her class); the method below.
     st.info(f"{ctx.model_name} is {kind}: it cannot invent codes by itself. So new codes are made here that look "
             "like the codes it gives real training images, and it turns them into images.",
             icon=":material/lightbulb:")
-    st.caption("How: a mixture of Gaussians (bell curves) is fitted to its codes of training images, and new codes "
-               "are drawn from it. A VAE has a prior of its own to draw from: pick one in the sidebar, or train one "
-               "on the Train page.")
+    notes.append("How: a mixture of Gaussians (bell curves) is fitted to its codes of training images, and new codes "
+                 "are drawn from it. A VAE has a prior of its own to draw from: pick one in the sidebar, or train one "
+                 "on the Train page.")
     source = "mixture"
 elif not model.conditional:
     source = st.radio("Codes from", ["prior", "mixture"], horizontal=True, key="generate_source",
@@ -44,28 +47,31 @@ elif not model.conditional:
 else:
     source = "prior"
 if source == "mixture":
-    components = st.slider("Mixture components", 1, 30, key="generate_components",
-                           **ui.widget_default("generate_components", value=10),
-                           help="Gaussians fitted to the codes (each with a full covariance): more follow the codes "
-                                "more closely, as classes or styles")
+    left, mix, middle, right = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    components = mix.slider("Mixture components", 1, 30, key="generate_components",
+                            **ui.widget_default("generate_components", value=10),
+                            help="Gaussians fitted to the codes (each with a full covariance): more follow the codes "
+                                 "more closely, as classes or styles")
+else:
+    left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
+temperature = left.slider("Temperature", 0.0, 2.0, step=0.05, key="generate_temperature",
+                          **ui.widget_default("generate_temperature", value=1.0))
+st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's default: "New samples" changes it
+seed = ui.seed_input(middle, "Seed", key="generate_seed")
+right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
+if source == "mixture":
     try:
         mixture = ui_explore.code_mixture(ctx.model_path, ctx.model_mtime, ctx.dataset.name, components)
     except AelabError as err:
         st.error(ui.sentence(str(err)))
         ui.stop()
     fitted = len(mixture.weights)  # (a set of fewer images than components has one per image)
-    st.caption(f"Samples decode codes drawn from {fitted} Gaussian{'s' if fitted != 1 else ''} fitted to the "
-               f"codes of {mixture.codes:,} training images, their spread scaled by the temperature: below 1 they are "
-               "more typical and cleaner, above 1 more varied and stranger.")
+    notes.insert(0, f"Samples decode codes drawn from {fitted} Gaussian{'s' if fitted != 1 else ''} fitted to the "
+                    f"codes of {mixture.codes:,} training images, their spread scaled by the temperature: below 1 "
+                    "they are more typical and cleaner, above 1 more varied and stranger.")
 else:
-    st.caption("Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are more "
-               "typical and cleaner, above 1 more varied and stranger.")
-left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
-temperature = left.slider("Temperature", 0.0, 2.0, step=0.05, key="generate_temperature",
-                          **ui.widget_default("generate_temperature", value=1.0))
-st.session_state.setdefault("generate_seed", 0)  # set here, not as the widget's default: "New samples" changes it
-seed = ui.seed_input(middle, "Seed", key="generate_seed")
-right.button("New samples", on_click=lambda: st.session_state.update(generate_seed=(seed + 1) % (ui.MAX_SEED + 1)))
+    notes.insert(0, "Samples decode codes z drawn from the prior N(0, I), scaled by the temperature: below 1 they are "
+                    "more typical and cleaner, above 1 more varied and stranger.")
 if temperature == 0:
     st.info("At temperature 0 every code is its component's mean, so there are as many images as components."
             if source == "mixture" else "At temperature 0 every code is the prior's mean, z = 0, so every sample is "
@@ -112,6 +118,8 @@ try:
         ui_explore.show_tile(images, side, width=min(720, 64 * side))
 except AelabError as err:
     st.error(ui.sentence(str(err)))
+for note in notes:
+    st.caption(note)
 
 if model.latent_dim == 2 and model.generative:  # a 2-D prior can be shown whole: the plane its samples come from
     ui_explore.latent_plane(model, ctx.dataset, None, key="generate_plane",

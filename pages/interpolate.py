@@ -58,7 +58,11 @@ ui.give_back_values(KEYS, KEPT)
 for side in ("interp_a", "interp_b"):  # an image sent from the Latent map (ui_explore.link_to_pick)
     ui_explore.image_from_link(ds, side, KEPT)
 
-st.subheader("Between two images")
+# The page is long (the sliders came two screens down at 720 px, a teacher's walk-through): where each part is.
+parts = ["Between two images"] + (["The latent plane"] if model.latent_dim == 2 else []) + \
+    ["Traversals", "Set the code by hand"]
+st.caption("On this page: " + " · ".join(f"[{part}](#{part.lower().replace(' ', '-')})" for part in parts))
+st.subheader("Between two images", anchor="between-two-images")
 col_a, col_b = st.columns(2)
 with col_a:
     x_a, label_a, caption_a = ui_explore.pick_image(ds, "interp_a", "Image A")
@@ -88,7 +92,7 @@ reference = ui_explore.test_codes_sample(ctx.model_path, ctx.model_mtime, ds.nam
 if model.latent_dim == 2:
     ui_explore.latent_plane(model, ds, reference, key="interpolate_plane")
 
-st.subheader("Traversals")
+st.subheader("Traversals", anchor="traversals")
 st.caption("Each row keeps the image's code but sets one coordinate to values from −span to +span standard "
            "deviations around that coordinate's mean over test codes (the usual traversal of β-VAE papers), so the "
            "image itself need not appear in the row: the columns show what that one coordinate controls.")
@@ -121,7 +125,7 @@ else:
                          caption=f"Rows, top to bottom: dimensions {', '.join(str(d + 1) for d in dims)}; from image "
                                  f"{'A' if x_a is not None else 'B'}")
 
-st.subheader("Set the code by hand")
+st.subheader("Set the code by hand", anchor="set-the-code-by-hand")
 hand_dims = sorted(dims[:HAND_DIMS])  # (z1, z3, z6: in order, not by spread as the rows above)
 which_dims = (f"each of its {model.latent_dim} dimensions" if len(hand_dims) == model.latent_dim else
               f"each of the dimensions picked above ({len(hand_dims)}: the first {HAND_DIMS} of them at most; the "
