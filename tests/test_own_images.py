@@ -654,7 +654,8 @@ def test_anomalies_in_a_set_without_labels_ranks_its_images_and_names_their_file
         assert at.main.metric[0].value == "1"  # 5% of the 9 test images, at least one
         assert [e.key for e in at.main.get("plotly_chart")] == ["anomaly_hist"]
         captions = [c for e in at.get("image") for c in e.captions]
-        assert len(captions) == len(ds.x_test) and all(c.replace(".", "", 1).isdigit() for c in captions)  # errors
+        assert len(captions) == len(ds.x_test)  # their errors, "error 50.3"
+        assert all(c.startswith("error ") and c[6:].replace(".", "", 1).isdigit() for c in captions), captions
         table = at.main.dataframe[0].value
         assert sorted(table["file"]) == sorted(ds.test_files) and list(table["rank"]) == list(range(1, 10))
         assert list(table["error"]) == sorted(table["error"], reverse=True)
