@@ -316,6 +316,39 @@ def sample_grid(model: Autoencoder, n: int, temperature: float = 1.0, seed: int 
     return tile(samples(model, n, temperature, seed), columns)
 
 
+MAX_FOUND = 50  # points a search of the map marks at most
+
+
+def find_on_map(query: str, indices, split: str, total: int, files: list[str] | None = None
+                ) -> tuple[list[int], str]:
+    """The Latent map's search, as the Projector's: (rows of the mapped sample that match, what to say). `query` is an
+    image's number in its split ("123", "#123", "test #123") or, for one's own images, part of a file's name (any
+    case); `indices` are the mapped images' numbers in the split (a sample of `total`), `files` their files."""
+    text = query.strip()
+    if not text:
+        return [], ""
+    number = text.lower().removeprefix(split).strip().removeprefix("#").strip()
+    indices = np.asarray(indices)
+    if number.isdigit():
+        i = int(number)
+        if i >= total:
+            return [], f"There is no {split} #{i}: the {split} images are numbered 0 to {total - 1:,}."
+        rows = np.flatnonzero(indices == i).tolist()
+        if not rows:
+            return [], (f"{split} #{i} is not in this sample of {len(indices):,} of the {total:,} {split} images: "
+                        "map a larger sample to find it.")
+        return rows, f"{split} #{i}, marked ★ on the map."
+    if not files:
+        return [], f"Give an image's number ({split} images: 0 to {total - 1:,})."
+    rows = [r for r, name in enumerate(files) if text.casefold() in name.casefold()]
+    if not rows:
+        return [], f"No mapped image's file has {text!r} in its name."
+    said = f"{len(rows):,} mapped image{'s' if len(rows) != 1 else ''} with {text!r} in the file's name"
+    if len(rows) > MAX_FOUND:
+        return rows[:MAX_FOUND], f"{said}: the first {MAX_FOUND} marked ★."
+    return rows, f"{said}, marked ★."
+
+
 def shown_of_selection(rows: list[int], labels, n: int) -> list[int]:
     """Which n of the selected `rows` (of a latent map) to show: every class of the selection gets a share in
     proportion to its count and at least one image (so that both the cluster that was circled and the few images

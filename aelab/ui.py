@@ -205,14 +205,16 @@ def pc_axes(shares: tuple[float, float] | None = None, of: str = "pixels") -> tu
 
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
                   title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False,
-                  equal_scale: bool = False, files: list[str] | None = None, errors: np.ndarray | None = None):
+                  equal_scale: bool = False, files: list[str] | None = None, errors: np.ndarray | None = None,
+                  found: list[int] | None = None):
     """Plotly scatter coloured by class; each point carries its row number as customdata, so a selection maps back
     to the arrays it came from whatever trace (class) it is in. `legend_below`: a horizontal legend under the map,
     for maps side by side (beside each of them it leaves a map 100 px wide on a 1024 px screen). `equal_scale`: one
     unit is as long on both axes, for maps whose distances mean something (a 2-D code, principal components; not
     UMAP's). `files`: each point's file (one's own image set, as `labels`), named when the pointer is on it.
     `errors`: coloured by each image's reconstruction error instead (one trace, a colour bar from the 2nd to the 98th
-    percentile, the highest drawn on top), the class said on hover."""
+    percentile, the highest drawn on top), the class said on hover. `found`: rows marked with a large star on top
+    (the map's search; a click on a star selects its image as a click on its point does)."""
     import plotly.graph_objects as go
 
     # One trace a class, built directly: plotly.express made the same figure from a DataFrame in 0.1 s for 5,000
@@ -255,6 +257,13 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
             **named))
     fig.update_layout(title=title or None)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8 if errors is None else 0.9})
+    if found:
+        rows = np.asarray(found, dtype=np.int64)
+        fig.add_trace(trace(x=coords[rows, 0], y=coords[rows, 1], mode="markers", name="found",
+                            marker={"symbol": "star", "size": 16, "color": "#FFD700", "opacity": 1,
+                                    "line": {"color": "black", "width": 1.5}},
+                            customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
+                            hovertemplate="found: index=%{customdata[1]}<extra></extra>"))
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"itemsizing": "constant", "title": ""},

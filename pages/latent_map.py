@@ -102,11 +102,19 @@ colour = st.radio("Colour", ["class", "error"], horizontal=True, key="map_colour
                        "reconstructed images stand out, and where on the map they lie")
 errors = ui_explore.sample_errors(path, mtime, ds.name, split, sample) if colour == "error" else None
 map_key = "latent_map_" + cache.key(path, mtime, split, size, method, n_neighbors, min_dist)
+# The Projector's search: an image by its number (or, one's own, part of its file's name), marked on the map
+query = st.text_input("Find an image", key="map_find", placeholder=f"its number, as {split} #123"
+                      + (", or part of its file's name" if files else ""),
+                      help="marks it on the map with a star; a click on the star selects it. To see one class alone, "
+                           "double-click it in the legend")
+found, found_words = explore.find_on_map(query, indices, split, total, files)
+if found_words:
+    (st.caption if found else st.warning)(found_words)
 shares = project.variance_shares(coords, codes) if method.lower() == "pca" and model.latent_dim > 2 else None
 event = st.plotly_chart(ui.class_scatter(coords, labels, names, indices,
                                          axes=ui.map_axes(method, model.latent_dim, shares),
                                         equal_scale=method.lower() != "umap" or model.latent_dim == 2,
-                                        files=files, errors=errors),
+                                        files=files, errors=errors, found=found),
                         key=map_key, on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 if errors is not None:

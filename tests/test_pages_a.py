@@ -375,6 +375,50 @@ def test_latent_map_coloured_by_reconstruction_error(tiny_checkpoints, mnist):
     assert at.radio(key="map_colour").value == "error"
 
 
+def test_an_image_is_found_on_the_map_by_its_number_or_its_file():
+    """The Projector's search box: an image marked on the map (explore.find_on_map)."""
+    from aelab import explore
+
+    indices = np.array([7, 3, 120, 42])
+    assert explore.find_on_map("", indices, "test", 1000) == ([], "")
+    for query in ("42", "#42", "test #42", " Test #42 "):
+        assert explore.find_on_map(query, indices, "test", 1000) == ([3], "test #42, marked ★ on the map.")
+    rows, said = explore.find_on_map("5", indices, "test", 1000)
+    assert rows == [] and said.startswith("test #5 is not in this sample of 4 of the 1,000 test images")
+    assert explore.find_on_map("1000", indices, "test", 1000)[1] == (
+        "There is no test #1000: the test images are numbered 0 to 999.")
+    assert explore.find_on_map("seven", indices, "test", 1000)[1].startswith("Give an image's number")
+    files = ["cats/a.png", "dogs/B.png", "cats/c.png", "birds/cat.png"]
+    assert explore.find_on_map("CAT", indices, "test", 1000, files) == (
+        [0, 2, 3], "3 mapped images with 'CAT' in the file's name, marked ★.")
+    many = [f"x{k}.png" for k in range(80)]
+    rows, said = explore.find_on_map("x", np.arange(80), "train", 80, many)
+    assert len(rows) == explore.MAX_FOUND and said.endswith(f"the first {explore.MAX_FOUND} marked ★.")
+
+
+def test_the_latent_map_marks_an_image_found(tiny_checkpoints):
+    at = page("latent_map.py", tiny_checkpoints["tiny-conv"], map_method="PCA")
+    at.text_input(key="map_find").set_value("test #5").run()
+    assert not at.exception and "test #5, marked ★ on the map." in texts(at.caption)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    [star] = [t for t in spec["data"] if t.get("name") == "found"]
+    assert [index for _, index in star["customdata"]] == [5] and star["marker"]["symbol"] == "star"
+    def values(array):  # (plotly sends a numpy array as base64 "bdata" with its dtype)
+        if isinstance(array, dict):
+            import base64
+
+            return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
+        return list(array)
+
+    row = star["customdata"][0][0]
+    point = next(t for t in spec["data"] if t.get("name") != "found" and [row, 5] in t["customdata"])
+    at_point = point["customdata"].index([row, 5])
+    assert (values(star["x"])[0], values(star["y"])[0]) == (values(point["x"])[at_point],
+                                                             values(point["y"])[at_point])  # where the image lies
+    at.text_input(key="map_find").set_value("test #5000").run()
+    assert [w.value for w in at.main.warning] == ["There is no test #5000: the test images are numbered 0 to 999."]
+
+
 def test_latent_map_of_a_2d_code_is_the_code(tiny_checkpoints):
     at = page("latent_map.py", tiny_checkpoints["tiny-vae"])
     assert not at.exception
