@@ -275,6 +275,33 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     return fig
 
 
+def neighbours_figure(coords: np.ndarray, query: int, near, axes: tuple[str, str] | None = None,
+                      equal_scale: bool = False, height: int = 320):
+    """Where a query's nearest codes lie on the map (the Projector rings them on its map): every point in light grey,
+    the neighbours ringed, the query a star. A figure of its own: drawn into the selectable map, the rings changed
+    that chart, and Streamlit then forgot the selection they came from (tried in Chromium)."""
+    import plotly.graph_objects as go
+
+    coords, near = np.asarray(coords), np.asarray(near, dtype=np.int64)
+    trace = go.Scatter if len(coords) <= 1000 else go.Scattergl
+    fig = go.Figure([
+        trace(x=coords[:, 0], y=coords[:, 1], mode="markers", name="mapped",
+              marker={"size": 3, "color": "#C8C8C8"}, hoverinfo="skip"),
+        # (one kind of trace: SVG markers over a WebGL one were drawn under it, as specks)
+        trace(x=coords[near, 0], y=coords[near, 1], mode="markers", name=f"its {len(near)} nearest codes",
+              marker={"symbol": "circle-open", "size": 10, "color": "black", "line": {"width": 2}},
+              hoverinfo="skip"),
+        trace(x=[coords[query, 0]], y=[coords[query, 1]], mode="markers", name="the image",
+                   marker={"symbol": "star", "size": 16, "color": "#FFD700", "line": {"color": "black", "width": 1.5}},
+                   hoverinfo="skip")])
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode=False,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+                      xaxis_title=axes[0] if axes else None, yaxis_title=axes[1] if axes else None)
+    if equal_scale:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
 def dodged_sizes(points: list[dict], top: float) -> dict[str, float]:
     """Where each checkpoint's point goes along the latent-size axis: at its size, but points that would cover one
     another (the same size, errors within 6% of the axis's `top`: half a ringed point and half a point on a 400 px

@@ -162,7 +162,11 @@ else:
                    ["query"] + [f"{short_class_name(names, int(labels[r]))}\nd={d:.2f}" for r, d in zip(near, dist)],
                    columns=k + 1, width=64, wrap_key="map_neighbours")
     st.caption(f"{same} of the {len(near)} nearest codes ({metric.title()}, among the {len(codes):,} mapped) share "
-               "its class.")
+               "its class. Where they lie on the map:")
+    # (near in code space need not be near on a 2-D map: UMAP keeps neighbourhoods, PCA's two axes may not)
+    st.plotly_chart(ui.neighbours_figure(coords, query, near, axes=ui.map_axes(method, model.latent_dim, shares),
+                                         equal_scale=method.lower() != "umap" or model.latent_dim == 2),
+                    key=f"{map_key}_neighbours_map", config={"displayModeBar": False})
     if split == "test":  # (Interpolate picks test images)
         a, b = st.columns(2)
         with a:

@@ -396,6 +396,16 @@ def test_an_image_is_found_on_the_map_by_its_number_or_its_file():
     assert len(rows) == explore.MAX_FOUND and said.endswith(f"the first {explore.MAX_FOUND} marked ★.")
 
 
+def test_where_a_selected_images_neighbours_lie_on_the_map():
+    coords = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]], dtype=np.float32)
+    fig = ui.neighbours_figure(coords, 2, [1, 3], axes=("UMAP 1", "UMAP 2"))
+    assert [t.name for t in fig.data] == ["mapped", "its 2 nearest codes", "the image"]
+    assert list(fig.data[1].x) == [1, 3] and list(fig.data[2].y) == [2]
+    assert len({type(t).__name__ for t in fig.data}) == 1  # (SVG markers over WebGL ones were drawn under them)
+    big = ui.neighbours_figure(np.zeros((2000, 2)), 0, [1])
+    assert {type(t).__name__ for t in big.data} == {"Scattergl"}
+
+
 def test_the_latent_map_marks_an_image_found(tiny_checkpoints):
     at = page("latent_map.py", tiny_checkpoints["tiny-conv"], map_method="PCA")
     at.text_input(key="map_find").set_value("test #5").run()

@@ -519,6 +519,11 @@ def test_latent_map_cold_cached_and_point_selection(tour, app_server, artifacts)
     assert images.count() >= 3, f"{header}: only {images.count()} images"  # image, reconstruction, neighbours
     record(artifacts, "latent_map_selection", header)
     shot(page, artifacts, "latent_map_selected")
+    # Where its nearest codes lie: a map of their own under the strip (rings drawn into the selectable map changed
+    # that chart, and Streamlit forgot the selection)
+    page.get_by_text("Where they lie on the map").first.wait_for()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
+    assert page.get_by_text("selected").count() >= 1  # (the selection stands)
     # The query image to Interpolate, picked there as image A (the Projector's "isolate a point, then explore it")
     main = page.locator('[data-testid="stMain"]')
     query = main.get_by_role("combobox", name="Nearest neighbours in code space of").input_value()  # "test #12 (7)"
