@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the captured training step (TrainConfig.cuda_graph), for the next session that is lent a GPU:
+# The GPU check of the captured training step (TrainConfig.cuda_graph; run on an H200 on 2026-11-30, BENCHMARKS.md):
 # the CUDA tests of the step (graph vs eager training, losses), then the training-speed benchmark with the eager and
 # the graph trainer in the same run. Needs the full MNIST idx files in $AELAB_DATA (carry a copy of ../shared/data
 # as .data). Runs with what the GPU machine's image already holds (torch, torchvision, pytest, safetensors, numpy,
