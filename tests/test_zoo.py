@@ -189,11 +189,13 @@ def test_shipped_checkpoint_loads_with_its_metadata(path):
     assert "sse_per_image" in meta["metrics"] and "knn5_accuracy" in meta["metrics"]
     assert meta["zoo"]["name"] == name and not meta["zoo"]["epochs_overridden"]
     assert "offline sample" not in meta["dataset"]["source"]
-    # `python -m aelab zoo --only NAME` reproduces it: the recorded recipe is the entry's (the device aside; fields
-    # added to TrainConfig after a checkpoint was made count at their defaults)
+    # `python -m aelab zoo --only NAME` reproduces it: the recorded recipe is the entry's (the device and whether a
+    # CUDA step is captured in a graph aside: how it runs, not what it trains; fields added to TrainConfig after a
+    # checkpoint was made count at their defaults)
     from aelab.train import TrainConfig
 
-    recorded = {**TrainConfig().to_dict(), **meta["train_config"], "device": "auto"}
+    recorded = {**TrainConfig().to_dict(), **meta["train_config"], "device": "auto",
+                "cuda_graph": TrainConfig().cuda_graph}
     assert recorded == entry.train_config().to_dict()
     expected_model = json.loads(json.dumps(dataclasses.asdict(
         entry.model_config(meta["dataset"]["input_shape"], model.config.num_classes))))  # tuples as JSON lists
