@@ -894,15 +894,13 @@ def cmd_sample(args) -> int:
         if model.conditional:
             raise ConfigError("--mixture: a conditional VAE's codes go with a class: sample it from its prior "
                               "(--label for one class)")
-        _check_label(model, args.label, meta)  # (a model that takes no class is refused one, as without --mixture)
         if not 1 <= args.mixture <= 100:
             raise ConfigError(f"--mixture needs 1 to 100 components, not {args.mixture}")
     elif not model.generative:
         kind = "PCA" if model.variant == "pca" else "an autoencoder"
         raise ConfigError(f"{_checkpoint_path(args.checkpoint).stem} is {kind}, with no prior to sample codes from: "
                           "give --mixture 10 to draw them from a mixture fitted to its codes of its training images")
-    # A model that cannot sample at all is told so by explore (below), not that it takes no class.
-    label = _check_label(model, args.label, meta) if model.generative else None
+    label = _check_label(model, args.label, meta)  # (a model that takes no class is refused one, --mixture or not)
     with _no_new_empty_folders(Path(os.path.expanduser(args.out.strip())).parent):
         out = _output_file(args.out, "--out", ".png", refuse=(_checkpoint_path(args.checkpoint),),
                            what="sample writes a PNG")

@@ -95,11 +95,10 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     (len(dims), steps, C, H, W).
     `label`: the image's class, which a conditional model encodes and decodes with (a drawing has none: then its
     best-fitting label), as `interpolate` does."""
-    model.eval()
     device = model.device
-    image = x[None].float().to(device)
-    condition = condition_labels(model, image, [label])
-    code = model.encode(image, condition).float()[0]
+    code, label = image_code(model, x, label)
+    code = code.to(device)
+    condition = None if label is None else torch.full((steps,), label, device=device)
     dims = list(range(model.latent_dim)) if dims is None else dims
     spread = reference_codes is not None and len(reference_codes) >= 2
     std = reference_codes.float().std(0).to(device) if spread else torch.ones_like(code)
@@ -109,8 +108,7 @@ def traversals(model: Autoencoder, x: torch.Tensor, dims: list[int] | None = Non
     for d in dims:
         codes = code.repeat(steps, 1)
         codes[:, d] = mean[d] + offsets * std[d]
-        rows.append(model.decode(codes, None if condition is None else condition.repeat(steps)).float()
-                    .clamp(0, 1).cpu())
+        rows.append(model.decode(codes, condition).float().clamp(0, 1).cpu())
     return torch.stack(rows)
 
 

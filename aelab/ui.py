@@ -203,6 +203,10 @@ def pc_axes(shares: tuple[float, float] | None = None, of: str = "pixels") -> tu
                  for k in range(2))
 
 
+# An image picked out on a map (the map's search, a selected image's neighbours)
+STAR_MARKER = {"symbol": "star", "size": 16, "color": "#FFD700", "line": {"color": "black", "width": 1.5}}
+
+
 def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray | None = None,
                   title: str = "", height: int = 480, axes: tuple[str, str] | None = None, legend_below: bool = False,
                   equal_scale: bool = False, files: list[str] | None = None, errors: np.ndarray | None = None,
@@ -227,41 +231,39 @@ def class_scatter(coords: np.ndarray, labels: np.ndarray, class_names: list[str]
     # SVG up to 1,000 points, where a click picks one point surely; WebGL above (plotly.express's rule).
     trace = go.Scatter if len(labels) <= 1000 else go.Scattergl
     fig = go.Figure()
-    groups = [*enumerate(class_names), (-1, "unlabelled")] if errors is None else [(None, "error")]
-    if errors is not None:
+    if errors is not None:  # one trace, by error: the worst reconstructed last, drawn over the others
         errors = np.asarray(errors, dtype=np.float64)
         low, high = np.percentile(errors, [2, 98]) if len(errors) else (0.0, 1.0)
-    for k, name in groups:
-        if k is None:  # by error: the worst reconstructed last, drawn over the others
-            rows = np.argsort(errors, kind="stable")
-            classes = [html.escape(str(class_names[v])) if 0 <= v < len(class_names) else "unlabelled"
-                       for v in labels[rows].tolist()]
-            named = {"text": [f"{html.escape(files[r])}<br>{c}" if files else c for r, c in zip(rows.tolist(), classes)]}
-            fig.add_trace(trace(
-                x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, showlegend=False,
-                marker={"color": errors[rows].tolist(), "colorscale": "Viridis", "cmin": float(low),
-                        "cmax": float(max(high, low + 1e-9)), "colorbar": {"title": {"text": "error"}}},
-                customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
-                hovertemplate="%{text}<br>error=%{marker.color:.1f}<br>index=%{customdata[1]}<extra></extra>",
-                **named))
-            continue
-        rows = np.flatnonzero(labels == k) if k >= 0 else np.flatnonzero(~known)
-        if len(rows) == 0:
-            continue
-        # (escaped: plotly reads hover text as HTML, and a file may be named "a<b>.png")
-        named = {"text": [html.escape(files[r]) for r in rows.tolist()]} if files else {}
+        rows = np.argsort(errors, kind="stable")
+        classes = [html.escape(str(class_names[v])) if 0 <= v < len(class_names) else "unlabelled"
+                   for v in labels[rows].tolist()]
+        named = {"text": [f"{html.escape(files[r])}<br>{c}" if files else c for r, c in zip(rows.tolist(), classes)]}
         fig.add_trace(trace(
-            x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
-            marker={"color": class_colour(k)}, customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
-            hovertemplate=("%{text}<br>" if files else "") + f"class={name}<br>index=%{{customdata[1]}}<extra></extra>",
+            x=coords[rows, 0], y=coords[rows, 1], mode="markers", name="error", showlegend=False,
+            marker={"color": errors[rows].tolist(), "colorscale": "Viridis", "cmin": float(low),
+                    "cmax": float(max(high, low + 1e-9)), "colorbar": {"title": {"text": "error"}}},
+            customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
+            hovertemplate="%{text}<br>error=%{marker.color:.1f}<br>index=%{customdata[1]}<extra></extra>",
             **named))
+    else:  # a trace a class
+        for k, name in [*enumerate(class_names), (-1, "unlabelled")]:
+            rows = np.flatnonzero(labels == k) if k >= 0 else np.flatnonzero(~known)
+            if len(rows) == 0:
+                continue
+            # (escaped: plotly reads hover text as HTML, and a file may be named "a<b>.png")
+            named = {"text": [html.escape(files[r]) for r in rows.tolist()]} if files else {}
+            fig.add_trace(trace(
+                x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
+                marker={"color": class_colour(k)}, customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
+                hovertemplate=("%{text}<br>" if files else "")
+                + f"class={name}<br>index=%{{customdata[1]}}<extra></extra>",
+                **named))
     fig.update_layout(title=title or None)
     fig.update_traces(marker={"size": 5 if len(labels) <= 3000 else 3.5, "opacity": 0.8 if errors is None else 0.9})
     if found:
         rows = np.asarray(found, dtype=np.int64)
         fig.add_trace(trace(x=coords[rows, 0], y=coords[rows, 1], mode="markers", name="found",
-                            marker={"symbol": "star", "size": 16, "color": "#FFD700", "opacity": 1,
-                                    "line": {"color": "black", "width": 1.5}},
+                            marker={**STAR_MARKER, "opacity": 1},
                             customdata=np.stack([rows, shown[rows]], axis=1).tolist(),
                             hovertemplate="found: index=%{customdata[1]}<extra></extra>"))
     # The top margin keeps plotly's toolbar (box and lasso select) off the legend.
@@ -291,9 +293,8 @@ def neighbours_figure(coords: np.ndarray, query: int, near, axes: tuple[str, str
         trace(x=coords[near, 0], y=coords[near, 1], mode="markers", name=f"its {len(near)} nearest codes",
               marker={"symbol": "circle-open", "size": 10, "color": "black", "line": {"width": 2}},
               hoverinfo="skip"),
-        trace(x=[coords[query, 0]], y=[coords[query, 1]], mode="markers", name="the image",
-                   marker={"symbol": "star", "size": 16, "color": "#FFD700", "line": {"color": "black", "width": 1.5}},
-                   hoverinfo="skip")])
+        trace(x=[coords[query, 0]], y=[coords[query, 1]], mode="markers", name="the image", marker=STAR_MARKER,
+              hoverinfo="skip")])
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode=False,
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
                       xaxis_title=axes[0] if axes else None, yaxis_title=axes[1] if axes else None)
