@@ -389,7 +389,10 @@ def history_figure(history: list[dict], height: int = 380, recon_loss: str | Non
     if step_losses:
         xs, ys = zip(*step_losses)
         label = "total, each logged step"
-        fig.add_trace(go.Scatter(x=list(xs), y=list(ys), mode="lines", name=label, legendgroup=label, showlegend=True,
+        # (a dot where only one step was logged: a 15-step epoch logs its last step alone, and a line of one point
+        # drew nothing beside its legend entry, in the browser test's screenshot)
+        fig.add_trace(go.Scatter(x=list(xs), y=list(ys), mode="lines" if len(xs) > 1 else "markers", name=label,
+                                 legendgroup=label, showlegend=True,
                                  line={"width": 1, "color": colours.get("total", palette[0])}, opacity=0.45,
                                  hovertemplate="epoch %{x:.2f}: %{y:.3f} (a batch's loss)<extra></extra>"))
         listed.add(label)

@@ -489,6 +489,7 @@ def test_a_running_jobs_chart_has_its_loss_step_by_step(monkeypatch):
                      "images_per_s": 1.0})
     figure = ui.history_figure([], step_losses=progress.step_losses)  # before any epoch ended
     assert [(t.name, list(t.x), list(t.y)) for t in figure.data] == [("total, each logged step", [0.5], [9.0])]
+    assert figure.data[0].mode == "markers"  # (one point: a line of it draws nothing)
     progress.update({"event": "epoch", "phase": "pre-train layer 1/2", "epoch": 1, "epochs": 1,
                      "train": {"total": 8.0}, "images_per_s": 1.0, "seconds": 1.0})
     progress.update({"event": "phase", "phase": "train", "epochs": 3, "steps_per_epoch": 10})
@@ -502,3 +503,4 @@ def test_a_running_jobs_chart_has_its_loss_step_by_step(monkeypatch):
     assert len(progress.step_losses) <= 4 and progress.step_losses[0] == (0.5, 9.0)
     names = [t.name for t in ui.history_figure(progress.history, step_losses=progress.step_losses).data]
     assert names[0] == "total, each logged step" and len(names) == 2
+    assert ui.history_figure(progress.history, step_losses=progress.step_losses).data[0].mode == "lines"
